@@ -1,0 +1,93 @@
+"""Core acceptance benchmark: SASRec (CE loss) vs popularity on Beauty and MovieLens-1M, full ranking.
+
+Reads data from ../shared/data (skips a dataset whose folder is absent) and writes
+benchmarks/results/core_<dataset>.json with test metrics, seconds per epoch, peak memory and wall time
+to the best validation NDCG@10. Usage: python benchmarks/core.py [beauty] [ml-1m] [--epochs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import seqlens
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load(name: str) -> seqlens.InteractionLog | None:
+    if name == "beauty":
+        folder = DATA / "beauty"
+        if not folder.exists():
+            return None
+        return seqlens.read_sequences(folder / "Beauty_item.txt", timestamps=folder / "Beauty_time.txt")
+    if name == "ml-1m":
+        path = DATA / "ml-1m" / "ratings_users_1-2999.dat.gz"
+        return seqlens.read_movielens(path, titles=DATA / "ml-1m" / "movies.dat") if path.exists() else None
+    raise SystemExit(f"unknown dataset {name!r}; choose beauty or ml-1m")
+
+
+PARAMS = {"beauty": dict(max_len=50, dim=64, layers=2, loss="ce"), "ml-1m": dict(max_len=200, dim=64, layers=2, loss="ce")}
+
+
+def run(name: str, epochs: int | None) -> dict | None:
+    log = load(name)
+    if log is None:
+        print(f"skip {name}: {DATA} has no copy of it")
+        return None
+    split = seqlens.leave_one_out(log)
+    params = dict(PARAMS[name])
+    if epochs:
+        params["epochs"] = epochs
+    model = seqlens.SASRec(**params)
+    start = time.perf_counter()
+    model.fit(split.train, valid=split.valid)
+    wall = time.perf_counter() - start
+    test = seqlens.evaluate(model, split.test, split.test_history)
+    pop = seqlens.evaluate(seqlens.Popular().fit(split.train), split.test, split.test_history)
+    history = model.history_
+    best = max(history, key=lambda r: r["ndcg@10"])
+    to_best = sum(r["train_seconds"] + r.get("valid_seconds", 0.0) for r in history if r["epoch"] <= best["epoch"])
+    epoch_seconds = [r["train_seconds"] for r in history]
+    result = {
+        "dataset": name,
+        "data": repr(log),
+        "params": model.get_params(),
+        "protocol": test.protocol,
+        "sasrec_test": test.summary,
+        "popular_test": pop.summary,
+        "epochs_run": len(history),
+        "best_epoch": best["epoch"],
+        "best_valid_ndcg@10": best["ndcg@10"],
+        "seconds_per_epoch_median": sorted(epoch_seconds)[len(epoch_seconds) // 2],
+        "seconds_first_epoch": epoch_seconds[0],
+        "wall_seconds_to_best": to_best,
+        "wall_seconds_total_fit": wall,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"core_{name}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: result[k] for k in ("dataset", "sasrec_test", "popular_test", "best_epoch", "seconds_per_epoch_median", "wall_seconds_to_best", "peak_rss_mib")}, indent=1))
+    return result
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("datasets", nargs="*", default=["beauty", "ml-1m"])
+    parser.add_argument("--epochs", type=int, default=None, help="cap on epochs (default: the model default)")
+    args = parser.parse_args(argv)
+    for name in args.datasets:
+        run(name, args.epochs)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

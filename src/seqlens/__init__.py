@@ -1,0 +1,24 @@
+"""seqlens: attention-based sequential recommendation that explains itself."""
+
+from seqlens._version import __version__
+from seqlens.data import (
+    InteractionLog,
+    Split,
+    leave_one_out,
+    read_interactions,
+    read_log,
+    read_movielens,
+    read_sequences,
+    synthetic_log,
+    temporal_split,
+)
+from seqlens.errors import ArtifactError, DataError, SeqlensError
+from seqlens.eval import EvalResult, evaluate
+from seqlens.recommenders import Popular, Recommender, SASRec
+from seqlens.recommenders import load_model as load
+
+__all__ = [
+    "ArtifactError", "DataError", "EvalResult", "InteractionLog", "Popular", "Recommender", "SASRec",
+    "SeqlensError", "Split", "__version__", "evaluate", "leave_one_out", "load", "read_interactions", "read_log",
+    "read_movielens", "read_sequences", "synthetic_log", "temporal_split",
+]  # fmt: skip

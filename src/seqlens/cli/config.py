@@ -1,0 +1,89 @@
+"""Run configuration (TOML) for `seqlens train`, validated with pydantic so a typo names its key.
+
+Example `run.toml`:
+
+    [data]
+    path = "../shared/data/beauty/Beauty_item.txt"
+    timestamps = "../shared/data/beauty/Beauty_time.txt"
+
+    [model]
+    max_len = 50
+    loss = "ce"
+
+    [run]
+    out = "runs/beauty"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from seqlens.errors import DataError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    path: str = "synthetic"
+    format: Literal["auto", "csv", "tsv", "parquet", "movielens", "sequences", "synthetic"] = "auto"
+    user: str = "user_id"
+    item: str = "item_id"
+    time: str | None = "timestamp"
+    timestamps: str | None = None
+    titles: str | None = None
+    kcore: int | None = None
+
+
+class ModelConfig(_Strict):
+    max_len: int = 50
+    dim: int = 64
+    layers: int = 2
+    heads: int = 1
+    dropout: float = 0.5
+    score: Literal["scaled_dot", "dot", "additive"] = "scaled_dot"
+    loss: Literal["ce", "sampled", "bce", "gbce"] = "ce"
+    n_negatives: int = 256
+    epochs: int = 200
+    patience: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+
+
+class RunConfig(_Strict):
+    out: str = "runs/model"
+    split: Literal["leave_one_out", "temporal"] = "leave_one_out"
+
+
+class Config(_Strict):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    run: RunConfig = RunConfig()
+
+
+def load_config(path: str | Path | None, overrides: dict[str, dict]) -> Config:
+    """Read `path` (if given), apply non-None `overrides` per section, and validate."""
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such config file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise DataError(f"{path}: invalid TOML ({e})") from None
+    for section, values in overrides.items():
+        raw.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(map(str, err["loc"]))
+        raise DataError(f"{path or 'options'}: {where}: {err['msg']} (got {err.get('input')!r})") from None

@@ -1,0 +1,233 @@
+"""The `seqlens` command: demo, train, evaluate, recommend."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import seqlens
+from seqlens import atomic
+from seqlens.cli.config import Config, load_config
+from seqlens.data import InteractionLog, Split, leave_one_out, read_log, temporal_split
+from seqlens.errors import SeqlensError
+from seqlens.eval import EvalResult, evaluate
+from seqlens.recommenders import Popular, Recommender, SASRec, load_model
+from seqlens.train import TrainingInterrupted
+
+app = typer.Typer(
+    help="Attention-based sequential recommendation that explains itself.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+SHOWN = ("recall@1", "recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _load_data(cfg: Config) -> InteractionLog:
+    d = cfg.data
+    log = read_log(d.path, d.format, d.user, d.item, d.time, d.timestamps, d.titles)
+    return log.kcore(d.kcore, d.kcore) if d.kcore else log
+
+
+def _split(log: InteractionLog, how: str) -> Split:
+    return leave_one_out(log) if how == "leave_one_out" else temporal_split(log)
+
+
+def _metrics_table(results: dict[str, EvalResult], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("model")
+    for m in SHOWN:
+        table.add_column(m, justify="right")
+    for name, r in results.items():
+        table.add_row(name, *(f"{r.summary[m]:.4f}" for m in SHOWN))
+    return table
+
+
+def _markdown_metrics(results: dict[str, EvalResult]) -> str:
+    lines = ["| model | " + " | ".join(SHOWN) + " |", "|---|" + "---:|" * len(SHOWN)]
+    lines += [f"| {n} | " + " | ".join(f"{r.summary[m]:.4f}" for m in SHOWN) + " |" for n, r in results.items()]
+    return "\n".join(lines)
+
+
+def _print_recommendations(model: Recommender, users: list[str], k: int) -> str:
+    """Print top-k per user with titles; returns the same as Markdown for reports."""
+    recs = model.recommend(users=users, k=k)
+    titles = model.item_titles_
+    md = []
+    for user, group in recs.groupby("user_id", sort=False):
+        recent = ", ".join(titles.get(i, i) for i in model.history_of(user)[-3:])
+        console.print(f"\n[bold]user {user}[/bold]  (last items: {recent})")
+        md.append(f"\n**user {user}** (last items: {recent})\n")
+        for row in group.itertuples():
+            console.print(f"  {row.rank}. {titles.get(row.item_id, row.item_id)}  [dim]({row.score:.3f})[/dim]")
+            md.append(f"{row.rank}. {titles.get(row.item_id, row.item_id)} ({row.score:.3f})")
+    return "\n".join(md)
+
+
+def _protocol_line(r: EvalResult) -> str:
+    p = r.protocol
+    return (
+        f"leave-one-out test targets of {p['n_users']} users, {p['ranking']} over {p['n_items']} items, "
+        f"seen items {'excluded' if p['exclude_seen'] else 'kept'}, ties {p['ties']}"
+    )
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Directory for the model and report."),
+    epochs: int = typer.Option(40, help="Training epochs (early stopping may end sooner)."),
+    seed: int = typer.Option(0, help="Seed for data generation and training."),
+) -> None:
+    """Train SASRec on the built-in synthetic data, compare with popularity, recommend, save a report."""
+    start = time.perf_counter()
+    log = seqlens.synthetic_log(seed=seed)
+    console.print(f"[bold]data[/bold]  {log}")
+    split = leave_one_out(log)
+    model = SASRec(max_len=50, dim=64, epochs=epochs, patience=5, dropout=0.2, seed=seed)
+    model.fit(split.train, valid=split.valid)
+    results = {
+        "SASRec": evaluate(model, split.test, split.test_history),
+        "Popular": evaluate(Popular().fit(split.train), split.test, split.test_history),
+    }
+    console.print(_metrics_table(results, "test metrics (full ranking, seen items excluded)"))
+    users = list(model.user_ids_[:3])
+    recs_md = _print_recommendations(model, users, k=5)
+    model.metrics_ = {name: r.summary for name, r in results.items()}
+    model.save(out / "model")
+    report = (
+        f"# seqlens demo\n\nData: {log}\n\nProtocol: {_protocol_line(results['SASRec'])}.\n\n"
+        f"{_markdown_metrics(results)}\n\nBest validation epoch: "
+        f"{max(model.history_, key=lambda r: r['ndcg@10'])['epoch']} of {len(model.history_)}.\n\n"
+        f"## Top-5 recommendations\n{recs_md}\n"
+    )
+    atomic.write_text(out / "report.md", report)
+    console.print(f"\nmodel saved to [bold]{out / 'model'}[/bold], report to [bold]{out / 'report.md'}[/bold] "
+                  f"({time.perf_counter() - start:.0f} s)")  # fmt: skip
+
+
+@app.command()
+def train(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML run configuration."),
+    data: Optional[str] = typer.Option(None, help="Interaction file, or 'synthetic'."),
+    format: Optional[str] = typer.Option(None, help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
+    timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    out: Optional[str] = typer.Option(None, help="Output model directory."),
+    max_len: Optional[int] = typer.Option(None), dim: Optional[int] = typer.Option(None),
+    layers: Optional[int] = typer.Option(None), heads: Optional[int] = typer.Option(None),
+    dropout: Optional[float] = typer.Option(None), loss: Optional[str] = typer.Option(None),
+    epochs: Optional[int] = typer.Option(None), patience: Optional[int] = typer.Option(None),
+    batch_size: Optional[int] = typer.Option(None), lr: Optional[float] = typer.Option(None),
+    seed: Optional[int] = typer.Option(None),
+    resume: Optional[Path] = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
+) -> None:
+    """Train SASRec (leave-one-out split, early stopping on validation), evaluate on test, save the model."""
+    model_flags = dict(max_len=max_len, dim=dim, layers=layers, heads=heads, dropout=dropout, loss=loss,
+                       epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)  # fmt: skip
+    try:
+        cfg = load_config(config, {"data": {"path": data, "format": format, "timestamps": timestamps},
+                                   "model": model_flags, "run": {"out": out}})  # fmt: skip
+        log = _load_data(cfg)
+        console.print(f"[bold]data[/bold]  {log}")
+        split = _split(log, cfg.run.split)
+        model = SASRec(**cfg.model.model_dump())
+        out_dir = Path(cfg.run.out)
+        model.fit(split.train, valid=split.valid, checkpoint_dir=out_dir.with_name(out_dir.name + ".ckpt"), resume=resume)
+    except TrainingInterrupted as e:
+        _fail(f"interrupted; checkpoint saved, resume with --resume {e.checkpoint}")
+    except SeqlensError as e:
+        _fail(str(e))
+    results = {
+        "SASRec": evaluate(model, split.test, split.test_history),
+        "Popular": evaluate(Popular().fit(split.train), split.test, split.test_history),
+    }
+    console.print(_metrics_table(results, f"test metrics ({_protocol_line(results['SASRec'])})"))
+    model.metrics_ = {"test": results["SASRec"].summary, "protocol": results["SASRec"].protocol,
+                      "popular_test": results["Popular"].summary}  # fmt: skip
+    model.save(out_dir)
+    console.print(f"model saved to [bold]{out_dir}[/bold]")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model_dir: Path = typer.Argument(..., help="Model directory written by train or save()."),
+    data: str = typer.Argument(..., help="Interaction file (the model's data; split leave-one-out)."),
+    format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
+    timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    keep_seen: bool = typer.Option(False, help="Keep history items in the ranking (default: excluded)."),
+    per_user: Optional[Path] = typer.Option(None, help="Write per-user metrics (CSV or Parquet) here."),
+) -> None:
+    """Evaluate a saved model on the last interaction of each user in DATA, next to popularity."""
+    try:
+        model = load_model(model_dir)
+        log = read_log(data, format, timestamps=timestamps)
+        split = leave_one_out(log)
+    except SeqlensError as e:
+        _fail(str(e))
+    results = {
+        type(model).__name__: evaluate(model, split.test, split.test_history, exclude_seen=not keep_seen),
+        "Popular": evaluate(Popular().fit(split.train), split.test, split.test_history, exclude_seen=not keep_seen),
+    }
+    console.print(_metrics_table(results, f"test metrics ({_protocol_line(results['Popular'])})"))
+    if per_user is not None:
+        frame = results[type(model).__name__].per_user
+        data_bytes = frame.to_parquet() if per_user.suffix == ".parquet" else frame.to_csv(index=False).encode()
+        atomic.write_bytes(per_user, data_bytes)
+        console.print(f"per-user metrics written to {per_user}")
+
+
+@app.command()
+def recommend(
+    model_dir: Path = typer.Argument(..., help="Model directory written by train or save()."),
+    user: Optional[str] = typer.Option(None, help="A user seen in training."),
+    items: Optional[str] = typer.Option(None, help="Comma-separated item ids, oldest first (an ad-hoc history)."),
+    k: int = typer.Option(10, help="How many items."),
+    keep_seen: bool = typer.Option(False, help="Allow items already in the history."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Top-k next items for a known user or for an ad-hoc list of items."""
+    if (user is None) == (items is None):
+        _fail("give exactly one of --user U or --items a,b,c")
+    try:
+        model = load_model(model_dir)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if user is not None:
+                recs = model.recommend(users=[user], k=k, exclude_seen=not keep_seen)
+            else:
+                history = [i.strip() for i in items.split(",") if i.strip()]
+                recs = model.recommend(histories={"query": history}, k=k, exclude_seen=not keep_seen)
+    except SeqlensError as e:
+        _fail(str(e))
+    for w in caught:
+        console.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
+    recs["title"] = [model.item_titles_.get(i, "") for i in recs["item_id"]]
+    if as_json:
+        print(json.dumps(recs.to_dict(orient="records")))
+        return
+    table = Table(title=f"top {k} for {'user ' + user if user else 'the given items'}")
+    for col in ("rank", "item_id", "title", "score"):
+        table.add_column(col, justify="right" if col in ("rank", "score") else "left")
+    for row in recs.itertuples():
+        table.add_row(str(row.rank), row.item_id, row.title, f"{row.score:.4f}")
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""InteractionLog: who interacted with what, when, in order; the one input type of every model.
+
+Columns follow RecTools' conventions: `user_id`, `item_id`, `timestamp` (optional, integer seconds).
+External ids are kept as strings so that `1193` read from a file and `"1193"` typed by a user agree.
+Rows are kept sorted by user, then time; rows with equal timestamps keep the order they were given in
+(Amazon data has day-resolution timestamps, so within-day order is the file's order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from seqlens.errors import DataError
+
+USER, ITEM, TIME = "user_id", "item_id", "timestamp"
+
+
+@dataclass(frozen=True, eq=False)
+class InteractionLog:
+    """An ordered interaction log plus optional item metadata (a `title` column and attributes).
+
+    Build one with `seqlens.read_interactions` or `InteractionLog.from_frame`; it is immutable, and every
+    operation (filtering, splitting, concatenating) returns a new log.
+    """
+
+    df: pd.DataFrame
+    items: pd.DataFrame | None = None
+    source: str = "<dataframe>"
+
+    @classmethod
+    def from_frame(
+        cls, df: pd.DataFrame, items: pd.DataFrame | None = None, source: str = "<dataframe>"
+    ) -> InteractionLog:
+        """Normalise ids to strings, check the columns, and sort by user then time (stable)."""
+        missing = [c for c in (USER, ITEM) if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"{source}: missing column {missing[0]!r} (columns present: {', '.join(map(str, df.columns))})"
+            )
+        if len(df) == 0:
+            raise DataError(f"{source}: no interactions (the file or frame is empty)")
+        cols = [USER, ITEM] + ([TIME] if TIME in df.columns else [])
+        out = pd.DataFrame({c: df[c].to_numpy() for c in cols})
+        for c in (USER, ITEM):
+            if out[c].isna().any():
+                row = int(np.flatnonzero(out[c].isna().to_numpy())[0])
+                raise DataError(f"{source}: row {row + 1}, column {c!r}: empty value")
+            out[c] = out[c].astype(str)
+        if TIME in out.columns:
+            if not np.issubdtype(out[TIME].dtype, np.integer):
+                raise DataError(f"{source}: column {TIME!r} must hold integer seconds, got {out[TIME].dtype}")
+            out[TIME] = out[TIME].astype(np.int64)
+        order = ["_user", TIME, "_row"] if TIME in out.columns else ["_user", "_row"]
+        out["_user"] = pd.factorize(out[USER], sort=True)[0]
+        out["_row"] = np.arange(len(out))
+        out = out.sort_values(order, kind="stable").drop(columns=["_user", "_row"]).reset_index(drop=True)
+        if items is not None:
+            items = items.assign(**{ITEM: items[ITEM].astype(str)}).drop_duplicates(ITEM).reset_index(drop=True)
+        return cls(out, items, source)
+
+    # --- shape -------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.df)
+
+    def __repr__(self) -> str:
+        return (
+            f"InteractionLog({len(self)} interactions, {self.n_users} users, {self.n_items} items, "
+            f"timestamps={'yes' if self.has_time else 'no'}, source={self.source!r})"
+        )
+
+    @property
+    def has_time(self) -> bool:
+        return TIME in self.df.columns
+
+    @property
+    def n_users(self) -> int:
+        return int(self.df[USER].nunique())
+
+    @property
+    def n_items(self) -> int:
+        return int(self.df[ITEM].nunique())
+
+    @property
+    def users(self) -> np.ndarray:
+        """Distinct user ids in log order."""
+        return self.df[USER].unique()
+
+    def titles(self) -> dict[str, str]:
+        """Item id -> title, for the items that have one."""
+        if self.items is None or "title" not in self.items.columns:
+            return {}
+        return dict(zip(self.items[ITEM], self.items["title"].astype(str)))
+
+    # --- views -------------------------------------------------------------------------------------
+    def sequences(self) -> dict[str, list[str]]:
+        """User id -> that user's item ids, oldest first."""
+        return {u: list(g) for u, g in self.df.groupby(USER, sort=False)[ITEM]}
+
+    def grouped(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user ids, start offsets, lengths) of each user's contiguous block of rows: vectorised access."""
+        return group_bounds(self.df[USER].to_numpy())
+
+    def _with(self, df: pd.DataFrame) -> InteractionLog:
+        return InteractionLog(df.reset_index(drop=True), self.items, self.source)
+
+    def filter_users(self, users: Iterable[str]) -> InteractionLog:
+        keep = set(map(str, users))
+        return self._with(self.df[self.df[USER].isin(keep)])
+
+    def concat(self, other: InteractionLog) -> InteractionLog:
+        """This log followed by `other` (e.g. train + validation targets), re-sorted by user and time."""
+        if self.has_time != other.has_time:
+            raise DataError("cannot concatenate a log with timestamps and one without")
+        items = self.items if self.items is not None else other.items
+        return InteractionLog.from_frame(pd.concat([self.df, other.df], ignore_index=True), items, self.source)
+
+    def kcore(self, user_k: int = 5, item_k: int = 5) -> InteractionLog:
+        """Iteratively drop users with fewer than `user_k` and items with fewer than `item_k` interactions."""
+        df = self.df
+        while True:
+            item_counts = df[ITEM].map(df[ITEM].value_counts())
+            user_counts = df[USER].map(df[USER].value_counts())
+            keep = (item_counts >= item_k) & (user_counts >= user_k)
+            if keep.all():
+                return self._with(df)
+            df = df[keep]
+            if len(df) == 0:
+                raise DataError(f"{self.source}: {user_k}/{item_k}-core filtering removed every interaction")
+
+    def fingerprint(self) -> str:
+        """A content hash (sha256, first 16 hex digits) recorded with a model, to know what it saw."""
+        h = hashlib.sha256()
+        for col in self.df.columns:
+            h.update(col.encode())
+            values = self.df[col].to_numpy()
+            h.update(values.tobytes() if values.dtype.kind in "iuf" else "\x1f".join(values).encode())
+        return h.hexdigest()[:16]
+
+
+def group_bounds(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct keys, start offsets, lengths) of the runs of equal values in `keys` (grouped rows)."""
+    if len(keys) == 0:
+        return keys, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = np.concatenate([[0], np.flatnonzero(keys[1:] != keys[:-1]) + 1])
+    lengths = np.diff(np.concatenate([starts, [len(keys)]]))
+    return keys[starts], starts, lengths

@@ -1,0 +1,261 @@
+"""Readers for the interaction formats practitioners have: tables, MovieLens, one-sequence-per-line.
+
+Every reader returns an `InteractionLog` and reports bad input as a `DataError` naming the file, line,
+column and value, so a user can fix the file without guessing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqlens.data.log import ITEM, TIME, USER, InteractionLog
+from seqlens.data.synthetic import synthetic_log
+from seqlens.errors import DataError
+
+PathLike = str | os.PathLike
+
+
+def read_interactions(
+    source: PathLike | pd.DataFrame,
+    user: str = USER,
+    item: str = ITEM,
+    time: str | None = TIME,
+    sep: str | None = None,
+    items: pd.DataFrame | None = None,
+) -> InteractionLog:
+    """Read a CSV, TSV or Parquet file (or take a DataFrame) of interactions.
+
+    `user`, `item` and `time` name the columns to use; pass `time=None` when there is no timestamp (file
+    order is then the interaction order). Timestamps may be integer/float seconds or date strings.
+    `items` is optional item metadata with an `item_id` column (e.g. `title`).
+    """
+    if isinstance(source, pd.DataFrame):
+        name, df, line_offset = "<dataframe>", source, 0
+    else:
+        path = Path(source)
+        name = str(path)
+        df, line_offset = _read_table(path, sep, dtype={user: str, item: str})
+    for col in (user, item) + ((time,) if time else ()):
+        if col not in df.columns:
+            raise DataError(f"{name}: missing column {col!r} (columns present: {', '.join(map(str, df.columns))})")
+    if len(df) == 0:
+        raise DataError(f"{name}: no interactions (the file is empty)")
+    out = pd.DataFrame({USER: df[user].to_numpy(), ITEM: df[item].to_numpy()})
+    for col, label in ((USER, user), (ITEM, item)):
+        empty = out[col].isna().to_numpy()
+        if empty.any():
+            raise DataError(f"{_where(name, int(np.argmax(empty)), line_offset)}, column {label!r}: empty value")
+    if time:
+        out[TIME] = _parse_timestamps(df[time], name, time, line_offset)
+    return InteractionLog.from_frame(out, items, name)
+
+
+def _read_table(path: Path, sep: str | None, dtype: dict) -> tuple[pd.DataFrame, int]:
+    """Read a table; returns it and the offset from row index to 1-based file line (header = line 1)."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    suffixes = [s.lower() for s in path.suffixes if s.lower() not in (".gz", ".bz2", ".zst", ".xz")]
+    kind = suffixes[-1] if suffixes else ""
+    try:
+        if kind == ".parquet":
+            return pd.read_parquet(path), 1
+        if sep is None:
+            sep = "," if kind == ".csv" else "\t"
+        return pd.read_csv(path, sep=sep, dtype=dtype, keep_default_na=False, na_values=[""]), 2
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path}: {str(e).strip().splitlines()[-1]}") from None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot be read as a {kind or 'delimited'} table ({e})") from None
+
+
+def _where(name: str, row: int, line_offset: int) -> str:
+    return f"{name}:{row + line_offset}" if line_offset else f"{name}: row {row + 1}"
+
+
+def _parse_timestamps(col: pd.Series, name: str, label: str, line_offset: int) -> np.ndarray:
+    """Integer seconds from numbers or date strings; the first bad value is reported by line."""
+    if col.isna().any():
+        row = int(np.argmax(col.isna().to_numpy()))
+        raise DataError(f"{_where(name, row, line_offset)}, column {label!r}: empty timestamp")
+    if pd.api.types.is_numeric_dtype(col):
+        return np.floor(col.to_numpy(dtype=np.float64)).astype(np.int64)
+    numeric = pd.to_numeric(col, errors="coerce")
+    if not numeric.isna().any():
+        return np.floor(numeric.to_numpy(dtype=np.float64)).astype(np.int64)
+    dates = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
+    if dates.isna().any():
+        row = int(np.argmax(dates.isna().to_numpy() & numeric.isna().to_numpy()))
+        raise DataError(
+            f"{_where(name, row, line_offset)}, column {label!r}: value {col.iloc[row]!r} is neither a number "
+            "nor a date"
+        )
+    return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy().astype(np.int64)
+
+
+FORMATS = ("auto", "csv", "tsv", "parquet", "movielens", "sequences", "synthetic")
+
+
+def read_log(
+    path: PathLike,
+    format: str = "auto",
+    user: str = USER,
+    item: str = ITEM,
+    time: str | None = TIME,
+    timestamps: PathLike | None = None,
+    titles: PathLike | None = None,
+) -> InteractionLog:
+    """Read any supported format; `format="auto"` decides by file name.
+
+    `*.dat[.gz]` and `u.data` are MovieLens, `*.txt` one sequence per line (with optional aligned
+    `timestamps`), `*.csv`/`*.tsv`/`*.parquet` tables with the given column names. The path `synthetic`
+    (or format "synthetic") is the built-in generator.
+    """
+    name = Path(path).name.lower()
+    if format == "auto":
+        if str(path) == "synthetic":
+            format = "synthetic"
+        elif name.startswith("u.data") or name.endswith((".dat", ".dat.gz")):
+            format = "movielens"
+        elif name.endswith((".txt", ".txt.gz")):
+            format = "sequences"
+        else:
+            format = "table"
+    if format == "synthetic":
+        return synthetic_log()
+    if format == "movielens":
+        return read_movielens(path, titles)
+    if format == "sequences":
+        return read_sequences(path, timestamps)
+    if format in ("table", "csv", "tsv", "parquet"):
+        sep = {"csv": ",", "tsv": "\t"}.get(format)
+        items = read_movielens_titles(titles) if titles else None
+        return read_interactions(path, user=user, item=item, time=time, sep=sep, items=items)
+    raise DataError(f"format {format!r} is not one of {', '.join(FORMATS)}")
+
+
+def _open_text(path: Path, encoding: str = "utf-8"):
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding=encoding, newline="")
+    return open(path, encoding=encoding, newline="")
+
+
+def read_movielens(path: PathLike, titles: PathLike | None = None) -> InteractionLog:
+    """Read MovieLens ratings (`ratings.dat[.gz]` with `::`, or ML-100K `u.data` with tabs).
+
+    Every rating counts as an interaction, ordered by timestamp (the usual sequential protocol). Titles
+    and genres come from `movies.dat` / `u.item` next to the ratings file, or from `titles`.
+    """
+    path = Path(path)
+    sep = "\t" if path.name.startswith("u.data") else "::"
+    rows = []
+    with _open_text(path, "latin-1") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            fields = line.split(sep)
+            if len(fields) != 4:
+                raise DataError(
+                    f"{path}:{lineno}: expected 4 fields (user{sep}item{sep}rating{sep}timestamp), "
+                    f"got {len(fields)}: {line[:80]!r}"
+                )
+            for col, value in ((2, fields[2]), (3, fields[3])):
+                if not value.strip().lstrip("-").isdigit():
+                    label = ("rating", "timestamp")[col - 2]
+                    raise DataError(f"{path}:{lineno}, column {col + 1} ({label}): value {value!r} is not an integer")
+            rows.append(fields)
+    if not rows:
+        raise DataError(f"{path}: no interactions (the file is empty)")
+    arr = np.array(rows, dtype=object)
+    df = pd.DataFrame(
+        {USER: arr[:, 0], ITEM: arr[:, 1], "rating": arr[:, 2].astype(np.int64), TIME: arr[:, 3].astype(np.int64)}
+    )
+    if titles is None:
+        for candidate in ("movies.dat", "u.item"):
+            if (path.parent / candidate).exists():
+                titles = path.parent / candidate
+                break
+    items = read_movielens_titles(titles) if titles is not None else None
+    return InteractionLog.from_frame(df, items, str(path))
+
+
+def read_movielens_titles(path: PathLike) -> pd.DataFrame:
+    """`movies.dat` (`id::title::genres`) or `u.item` (`id|title|date|...|genre flags`), latin-1."""
+    path = Path(path)
+    genre_names = [
+        "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
+        "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    ]  # fmt: skip
+    records = []
+    with _open_text(path, "latin-1") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\r\n")
+            if not line:
+                continue
+            if path.name.startswith("u.item"):
+                fields = line.split("|")
+                if len(fields) < 5:
+                    raise DataError(f"{path}:{lineno}: expected id|title|date|..., got {line[:80]!r}")
+                flags = fields[5:]
+                genres = "|".join(g for g, flag in zip(genre_names, flags) if flag == "1")
+            else:
+                fields = line.split("::")
+                if len(fields) != 3:
+                    raise DataError(f"{path}:{lineno}: expected id::title::genres, got {line[:80]!r}")
+                genres = fields[2]
+            records.append((fields[0], fields[1], genres))
+    return pd.DataFrame(records, columns=[ITEM, "title", "genres"])
+
+
+def read_sequences(path: PathLike, timestamps: PathLike | None = None) -> InteractionLog:
+    """Read one sequence per line (`user item item ...`, oldest first), as in the Amazon/S3-Rec files.
+
+    `timestamps` is an optional aligned file (`user t1 t2 ...`, same users and lengths line by line).
+    """
+    path = Path(path)
+    users, items, lengths = _read_rows(path)
+    df = pd.DataFrame({USER: np.repeat(users, lengths), ITEM: np.concatenate(items)})
+    if timestamps is not None:
+        tpath = Path(timestamps)
+        t_users, t_values, t_lengths = _read_rows(tpath)
+        if len(t_users) != len(users):
+            raise DataError(f"{tpath}: {len(t_users)} lines, but {path} has {len(users)}")
+        for lineno, (u, tu, n, tn) in enumerate(zip(users, t_users, lengths, t_lengths), 1):
+            if u != tu or n != tn:
+                raise DataError(
+                    f"{tpath}:{lineno}: user {tu!r} with {tn} timestamps does not match user {u!r} with {n} items "
+                    f"on line {lineno} of {path}"
+                )
+        flat = np.concatenate(t_values)
+        bad = ~np.char.isdigit(flat.astype(str))
+        if bad.any():
+            pos = int(np.argmax(bad))
+            lineno = int(np.searchsorted(np.cumsum(t_lengths), pos, side="right")) + 1
+            raise DataError(f"{tpath}:{lineno}: timestamp {flat[pos]!r} is not an integer")
+        df[TIME] = flat.astype(np.int64)
+    return InteractionLog.from_frame(df, None, str(path))
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[np.ndarray], np.ndarray]:
+    users, values = [], []
+    with _open_text(path) as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) < 2:
+                raise DataError(f"{path}:{lineno}: user {fields[0]!r} has no items (expected 'user item item ...')")
+            users.append(fields[0])
+            values.append(np.array(fields[1:], dtype=object))
+    if not users:
+        raise DataError(f"{path}: no sequences (the file is empty)")
+    return users, values, np.array([len(v) for v in values])

@@ -1,0 +1,94 @@
+"""SASRec (Kang & McAuley, ICDM 2018) as one readable module: embeddings, causal blocks, shared scoring.
+
+Item index 0 is padding. Scores for the next item are the last hidden state dotted with the item
+embedding table (shared with the input), so column 0 of `scores` is padding and always -inf.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from seqlens.nn.attention import CausalSelfAttention
+from seqlens.nn.dropout import Dropout
+
+
+@dataclass
+class SASRecConfig:
+    n_items: int
+    max_len: int = 50
+    dim: int = 64
+    layers: int = 2
+    heads: int = 1
+    dropout: float = 0.5
+    ffn_dim: int | None = None  # point-wise feed-forward width; None = dim (the paper's choice)
+    score: str = "scaled_dot"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block; outputs at padding positions are forced to zero."""
+
+    def __init__(self, cfg: SASRecConfig):
+        super().__init__()
+        width = cfg.ffn_dim or cfg.dim
+        self.ln1 = nn.LayerNorm(cfg.dim)
+        self.attn = CausalSelfAttention(cfg.dim, cfg.heads, cfg.dropout, cfg.score)
+        self.ln2 = nn.LayerNorm(cfg.dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(cfg.dim, width), nn.GELU(), Dropout(cfg.dropout), nn.Linear(width, cfg.dim)
+        )
+        self.dropout = Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, keep: Tensor, return_attention: bool = False) -> tuple[Tensor, Tensor | None]:
+        a, weights = self.attn(self.ln1(x), keep, return_attention)
+        x = x + self.dropout(a)
+        x = x + self.dropout(self.ffn(self.ln2(x)))
+        return x * keep[..., None], weights
+
+
+class SASRecNet(nn.Module):
+    def __init__(self, cfg: SASRecConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.item_emb = nn.Embedding(cfg.n_items + 1, cfg.dim, padding_idx=0)
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
+        self.emb_dropout = Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.ln_f = nn.LayerNorm(cfg.dim)
+        for name, p in self.named_parameters():
+            if p.dim() > 1:
+                nn.init.xavier_normal_(p)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    def forward(self, seq: Tensor, return_attention: bool = False) -> tuple[Tensor, list[Tensor] | None]:
+        """seq [B, T] left-padded item indices -> hidden [B, T, D] (and per-layer [B, H, T, T] weights)."""
+        t = seq.shape[1]
+        keep = seq != 0
+        positions = torch.arange(self.cfg.max_len - t, self.cfg.max_len, device=seq.device)
+        x = self.item_emb(seq) * math.sqrt(self.cfg.dim) + self.pos_emb(positions)[None]
+        x = self.emb_dropout(x) * keep[..., None]
+        attentions = []
+        for block in self.blocks:
+            x, weights = block(x, keep, return_attention)
+            attentions.append(weights)
+        return self.ln_f(x) * keep[..., None], attentions if return_attention else None
+
+    def scores(self, hidden: Tensor) -> Tensor:
+        """hidden [..., D] -> scores over all items [..., n_items + 1], padding column at -inf."""
+        s = hidden @ self.item_emb.weight.T
+        s[..., 0] = float("-inf")
+        return s
+
+    def last_hidden(self, seq: Tensor) -> Tensor:
+        """The hidden state at the last (most recent) position, which predicts the next item."""
+        hidden, _ = self(seq)
+        return hidden[:, -1]

@@ -1,0 +1,8 @@
+"""Recommenders with one interface: `fit(log, valid=None)`, `recommend(...)`, `save(dir)`; `load(dir)`."""
+
+from seqlens.recommenders.artifacts import load_model, save_model
+from seqlens.recommenders.base import NotFittedError, Recommender, as_log
+from seqlens.recommenders.popular import Popular
+from seqlens.recommenders.sasrec import SASRec
+
+__all__ = ["NotFittedError", "Popular", "Recommender", "SASRec", "as_log", "load_model", "save_model"]

@@ -1,0 +1,118 @@
+"""Model directories: `model.safetensors` + JSON, written atomically and read without executing code.
+
+Layout: `config.json` (model class, hyper-parameters, library version, artifact format, dataset
+fingerprint, config hash), `model.safetensors` (learned tensors and stored histories), `items.json`
+(external item ids and titles), `users.json`, `history.json` (training history) and, when known,
+`metrics.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from seqlens import atomic
+from seqlens._version import ARTIFACT_FORMAT, __version__
+from seqlens.data.sequences import Sequences
+from seqlens.errors import ArtifactError
+from seqlens.recommenders.base import Recommender
+
+FILES = ("config.json", "model.safetensors", "items.json", "users.json")
+#: parameters that change how a run is displayed, not what it computes: left out of the config hash
+DISPLAY_ONLY = {"progress"}
+
+
+def config_hash(model: Recommender) -> str:
+    params = {k: v for k, v in model.get_params().items() if k not in DISPLAY_ONLY}
+    blob = json.dumps({"model": type(model).__name__, "params": params}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_model(model: Recommender, path: str | Path, metrics: dict | None = None) -> Path:
+    """Save a fitted model to directory `path`, replacing it only once everything is written."""
+    model._check_fitted()
+    metrics = metrics if metrics is not None else getattr(model, "metrics_", None)
+    config = {
+        "format": ARTIFACT_FORMAT,
+        "seqlens_version": __version__,
+        "model": type(model).__name__,
+        "params": model.get_params(),
+        "config_hash": config_hash(model),
+        "dataset": getattr(model, "dataset_", {}),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    tensors = {f"state.{k}": v.detach().contiguous() for k, v in model._state().items()}
+    h = model.histories_
+    tensors.update(
+        {
+            "histories.flat": torch.from_numpy(np.ascontiguousarray(h.flat)),
+            "histories.starts": torch.from_numpy(np.ascontiguousarray(h.starts)),
+            "histories.lengths": torch.from_numpy(np.ascontiguousarray(h.lengths)),
+        }
+    )
+    items = {"item_ids": list(map(str, model.item_ids_)), "titles": model.item_titles_}
+    with atomic.directory(path) as tmp:
+        atomic.write_text(tmp / "config.json", json.dumps(config, indent=2))
+        atomic.write_bytes(tmp / "model.safetensors", st_save(tensors))
+        atomic.write_text(tmp / "items.json", json.dumps(items))
+        atomic.write_text(tmp / "users.json", json.dumps(list(map(str, model.user_ids_))))
+        atomic.write_text(tmp / "history.json", json.dumps(getattr(model, "history_", []), indent=1))
+        if metrics is not None:
+            atomic.write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
+    return Path(path)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
+
+
+def load_model(path: str | Path) -> Recommender:
+    """Rebuild a model saved by `save_model`. Never unpickles; refuses other artifact formats."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: not a model directory")
+    for name in FILES:
+        if not (path / name).exists():
+            raise ArtifactError(f"{path / name}: missing; not a complete seqlens model directory")
+    config = _read_json(path / "config.json")
+    if config.get("format") != ARTIFACT_FORMAT:
+        raise ArtifactError(
+            f"{path / 'config.json'}: artifact format {config.get('format')!r} (seqlens "
+            f"{config.get('seqlens_version')}) is not supported by seqlens {__version__}, which reads format "
+            f"{ARTIFACT_FORMAT}; retrain or use a matching seqlens version"
+        )
+    cls = Recommender.registry.get(config.get("model"))
+    if cls is None:
+        raise ArtifactError(f"{path / 'config.json'}: unknown model class {config.get('model')!r}")
+    try:
+        model = cls(**config["params"])
+    except TypeError as e:
+        raise ArtifactError(f"{path / 'config.json'}: parameters do not fit {cls.__name__} ({e})") from None
+    try:
+        tensors = st_load((path / "model.safetensors").read_bytes())
+    except SafetensorError as e:
+        raise ArtifactError(f"{path / 'model.safetensors'}: corrupt ({e})") from None
+    items = _read_json(path / "items.json")
+    model._set_items(np.array(items["item_ids"], dtype=object), items.get("titles", {}))
+    model._set_histories(
+        np.array(_read_json(path / "users.json"), dtype=object),
+        Sequences(*(tensors[f"histories.{k}"].numpy() for k in ("flat", "starts", "lengths"))),
+    )
+    model.dataset_ = config.get("dataset", {})
+    model.history_ = _read_json(path / "history.json") if (path / "history.json").exists() else []
+    if (path / "metrics.json").exists():
+        model.metrics_ = _read_json(path / "metrics.json")
+    model.config_ = config
+    model._load_state({k[len("state.") :]: v for k, v in tensors.items() if k.startswith("state.")})
+    return model

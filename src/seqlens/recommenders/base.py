@@ -1,0 +1,212 @@
+"""What every recommender shares: external<->internal ids, remembered histories, `recommend`, parameters.
+
+Follows scikit-learn: constructor arguments are stored unchanged as attributes (`get_params`), and what
+`fit` learns ends in an underscore. External ids (strings) go in and come out; internal indices
+(1..n_items, 0 = padding/unknown) never leak.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from seqlens.data.log import ITEM, USER, InteractionLog
+from seqlens.data.sequences import Sequences
+from seqlens.errors import DataError
+from seqlens.eval.metrics import exclude
+
+
+class NotFittedError(RuntimeError):
+    pass
+
+
+class Recommender:
+    """Base class; subclasses implement `fit`, `score_histories` and their learned state (`_state`)."""
+
+    #: every subclass by name, so `seqlens.load` can rebuild one from its saved config
+    registry: dict[str, type[Recommender]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Recommender.registry[cls.__name__] = cls
+
+    # --- parameters ------------------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self) -> dict:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # --- ids ----------------------------------------------------------------------------------------
+    def _index_items(self, log: InteractionLog) -> None:
+        ids = np.sort(log.df[ITEM].unique())
+        titles = log.titles()
+        self._set_items(ids, {i: titles[i] for i in ids if i in titles})
+
+    def _set_items(self, item_ids: np.ndarray, titles: dict[str, str]) -> None:
+        self.item_ids_ = np.asarray(item_ids, dtype=object)
+        self.n_items_ = len(self.item_ids_)
+        self._item_index = pd.Index(self.item_ids_)
+        self.item_titles_ = titles
+
+    def encode_items(self, item_ids: Iterable) -> np.ndarray:
+        """External item ids -> internal indices 1..n_items, 0 where unknown."""
+        self._check_fitted()
+        ids = np.asarray([str(i) for i in item_ids] if not isinstance(item_ids, np.ndarray) else item_ids.astype(str))
+        return self._item_index.get_indexer(ids).astype(np.int64) + 1
+
+    def decode_items(self, index: np.ndarray) -> np.ndarray:
+        return self.item_ids_[np.asarray(index) - 1]
+
+    def history_of(self, user: str) -> list[str]:
+        """The stored history of a user seen in `fit` (external item ids, oldest first)."""
+        self._check_fitted()
+        row = self._user_index.get_indexer([str(user)])[0]
+        if row < 0:
+            raise DataError(f"user {user!r} was not seen in fit")
+        return list(self.decode_items(self.histories_[row]))
+
+    def _remember_histories(self, log: InteractionLog) -> None:
+        """Store each user's history (for `recommend(users=...)`) in internal indices."""
+        users, starts, lengths = log.grouped()
+        self._set_histories(users, Sequences(self.encode_items(log.df[ITEM].to_numpy()), starts, lengths))
+
+    def _set_histories(self, user_ids: np.ndarray, histories: Sequences) -> None:
+        self.user_ids_ = np.asarray(user_ids, dtype=object)
+        self._user_index = pd.Index(self.user_ids_)
+        self.histories_ = histories
+
+    def _setup(self, log: InteractionLog | pd.DataFrame) -> InteractionLog:
+        """Common first step of `fit`: index items, remember histories, record what data was seen."""
+        log = as_log(log)
+        self._index_items(log)
+        self._remember_histories(log)
+        self.dataset_ = {
+            "source": log.source,
+            "fingerprint": log.fingerprint(),
+            "n_users": log.n_users,
+            "n_items": log.n_items,
+            "n_interactions": len(log),
+        }
+        return log
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "item_ids_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(log) first")
+
+    # --- to be implemented -----------------------------------------------------------------------
+    def fit(self, log: InteractionLog, valid: InteractionLog | None = None) -> Recommender:
+        raise NotImplementedError
+
+    def score_histories(self, histories: Sequences, rows: np.ndarray) -> Tensor:
+        """Scores [len(rows), n_items + 1] of the next item after each history; column 0 is -inf."""
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Tensor]:
+        """Learned tensors to save (ids and histories are saved by the base)."""
+        raise NotImplementedError
+
+    def _load_state(self, tensors: dict[str, Tensor]) -> None:
+        raise NotImplementedError
+
+    def save(self, path: str) -> None:
+        """Write the model directory atomically (safetensors + JSON); `seqlens.load(path)` reads it back."""
+        from seqlens.recommenders.artifacts import save_model
+
+        save_model(self, path)
+
+    # --- recommend ---------------------------------------------------------------------------------
+    def recommend(
+        self,
+        users: Sequence | None = None,
+        histories: Mapping[str, Sequence] | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        batch_size: int = 512,
+    ) -> pd.DataFrame:
+        """Top-`k` next items for known `users` (their `fit` histories) or for ad-hoc `histories`.
+
+        `histories` maps a user id (any label) to external item ids, oldest first; unknown items are
+        ignored with a warning. Returns a DataFrame `user_id, item_id, score, rank` (rank 1 = best).
+        """
+        self._check_fitted()
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+            raise DataError(f"k must be a positive integer, got {k!r}")
+        if (users is None) == (histories is None):
+            raise DataError("pass exactly one of users=[...] or histories={user: [items...]}")
+        labels, seqs = self._known_users(users) if users is not None else self._adhoc_histories(histories)
+        k = min(int(k), self.n_items_)
+        frames = []
+        with torch.inference_mode():
+            for lo in range(0, len(seqs), batch_size):
+                rows = np.arange(lo, min(lo + batch_size, len(seqs)))
+                scores = self.score_histories(seqs, rows)
+                if exclude_seen:
+                    scores = exclude(scores, torch.from_numpy(seqs.padded(rows, max_len=1 << 30)))
+                top_scores, top_idx = scores.topk(k, dim=1)
+                frames.append(self._table(labels[rows], top_scores.numpy(), top_idx.numpy()))
+        return pd.concat(frames, ignore_index=True)
+
+    def _table(self, labels: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> pd.DataFrame:
+        k = scores.shape[1]
+        keep = np.isfinite(scores).ravel()  # fewer than k candidates left after exclusion
+        return pd.DataFrame(
+            {
+                USER: np.repeat(labels, k)[keep],
+                ITEM: self.decode_items(np.maximum(idx.ravel(), 1))[keep],
+                "score": scores.ravel()[keep].astype(np.float64),
+                "rank": np.tile(np.arange(1, k + 1), len(labels))[keep],
+            }
+        )
+
+    def _known_users(self, users: Sequence) -> tuple[np.ndarray, Sequences]:
+        labels = np.array([str(u) for u in users], dtype=object)
+        rows = self._user_index.get_indexer(labels)
+        if (rows < 0).any():
+            unknown = labels[rows < 0][0]
+            raise DataError(
+                f"user {unknown!r} was not seen in fit ({(rows < 0).sum()} unknown); "
+                "pass their items as histories={user: [items...]}"
+            )
+        h = self.histories_
+        return labels, Sequences(h.flat, h.starts[rows], h.lengths[rows])
+
+    def _adhoc_histories(self, histories: Mapping[str, Sequence]) -> tuple[np.ndarray, Sequences]:
+        if not isinstance(histories, Mapping) or not histories:
+            raise DataError("histories must be a non-empty mapping {user: [item ids, oldest first]}")
+        labels, seqs = [], []
+        for user, items in histories.items():
+            if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+                raise DataError(f"history of user {user!r} must be a list of item ids, got {items!r}")
+            items = [str(i) for i in items]
+            if not items:
+                raise DataError(f"history of user {user!r} is empty; give at least one item id")
+            idx = self.encode_items(items)
+            if (idx == 0).all():
+                raise DataError(f"history of user {user!r}: none of its items is known to the model ({items[:5]!r})")
+            if (idx == 0).any():
+                unknown = [i for i, j in zip(items, idx) if j == 0]
+                warnings.warn(f"history of user {user!r}: ignored {len(unknown)} unknown item ids {unknown[:5]!r}")
+            labels.append(str(user))
+            seqs.append(idx[idx > 0])
+        return np.array(labels, dtype=object), Sequences.from_lists(seqs)
+
+
+def as_log(data: InteractionLog | pd.DataFrame) -> InteractionLog:
+    """Accept a log or a DataFrame with `user_id`, `item_id` (and optionally `timestamp`) columns."""
+    if isinstance(data, InteractionLog):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return InteractionLog.from_frame(data)
+    raise DataError(f"expected an InteractionLog or a pandas DataFrame, got {type(data).__name__}")

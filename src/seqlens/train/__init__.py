@@ -1,0 +1,12 @@
+"""Training: the shared loop (early stopping, progress, seeding) and resumable checkpoints."""
+
+from seqlens.train.trainer import (
+    TrainConfig,
+    Trainer,
+    TrainingInterrupted,
+    bucketed_batches,
+    random_batches,
+    seed_everything,
+)
+
+__all__ = ["TrainConfig", "Trainer", "TrainingInterrupted", "bucketed_batches", "random_batches", "seed_everything"]

@@ -1,0 +1,233 @@
+"""The training loop every neural model shares: Adam, early stopping, progress, seeding, Ctrl-C safety.
+
+The loop knows nothing about recommendation: a model hands it a loss for a batch of example indices and a
+validation function returning metrics. Early stopping keeps the weights of the best validation epoch.
+On Ctrl-C the state at the end of the last completed epoch is saved as a resumable checkpoint, so a
+resumed run continues exactly as an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from seqlens.train.memory import keep_freed_memory
+from seqlens.train.checkpoint import (
+    load_checkpoint,
+    numpy_rng_from_state,
+    numpy_rng_state,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    save_checkpoint,
+)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200
+    patience: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    monitor: str = "ndcg@10"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised after Ctrl-C once the resumable checkpoint is on disk; `.checkpoint` says where."""
+
+    def __init__(self, checkpoint: Path):
+        super().__init__(f"training interrupted; resume with resume={str(checkpoint)!r}")
+        self.checkpoint = checkpoint
+
+
+def random_batches(n_examples: int, batch_size: int) -> Callable[[np.random.Generator], list[np.ndarray]]:
+    """Shuffle all examples each epoch and cut them into batches."""
+
+    def batches(rng: np.random.Generator) -> list[np.ndarray]:
+        order = rng.permutation(n_examples)
+        return [order[lo : lo + batch_size] for lo in range(0, n_examples, batch_size)]
+
+    return batches
+
+
+def bucketed_batches(
+    lengths: np.ndarray, batch_size: int, pool: int = 50
+) -> Callable[[np.random.Generator], list[np.ndarray]]:
+    """Random batches of similar-length examples: shuffle, sort each pool of `pool` batches by length,
+    cut, and shuffle the batch order. Padded width then follows each batch's own lengths, which on
+    short-history data removes most of the padding compute while keeping the batches random."""
+
+    def batches(rng: np.random.Generator) -> list[np.ndarray]:
+        order = rng.permutation(len(lengths))
+        size = batch_size * pool
+        order = np.concatenate(
+            [chunk[np.argsort(lengths[chunk], kind="stable")] for chunk in np.split(order, range(size, len(order), size))]
+        )
+        out = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
+        return [out[i] for i in rng.permutation(len(out))]
+
+    return batches
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+@dataclass
+class _Snapshot:
+    """Everything needed to continue after a completed epoch."""
+
+    epoch: int
+    module: dict
+    optimizer: dict
+    torch_rng: torch.Tensor
+    numpy_rng: dict
+    best_state: dict | None
+    best_score: float
+    best_epoch: int
+    bad_epochs: int
+    history: list
+
+
+class Trainer:
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        loss_fn: Callable[[np.ndarray], torch.Tensor],
+        batches: Callable[[np.random.Generator], list[np.ndarray]],
+        config: TrainConfig,
+        validate: Callable[[], dict[str, float]] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        progress: bool = True,
+    ):
+        self.module, self.loss_fn, self.batches = module, loss_fn, batches
+        self.cfg, self.validate, self.progress = config, validate, progress
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+
+    def fit(self, resume: str | Path | None = None) -> list[dict]:
+        """Train; returns the per-epoch history (loss, seconds, validation metrics, 'best' flag)."""
+        cfg = self.cfg
+        keep_freed_memory()
+        rng = seed_everything(cfg.seed)
+        opt = torch.optim.Adam(self.module.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
+        snap = _Snapshot(0, {}, {}, torch.get_rng_state(), numpy_rng_state(rng), None, -np.inf, -1, 0, [])
+        if resume is not None:
+            snap = self._restore(resume, opt)
+            rng = numpy_rng_from_state(snap.numpy_rng)
+        else:
+            snap = self._snapshot(0, opt, rng, snap)
+        with self._progress() as bar:
+            epochs_task = bar.add_task("epochs", total=cfg.epochs, completed=snap.epoch, info="")
+            batch_task = bar.add_task("batches", total=None, info="")
+            try:
+                for epoch in range(snap.epoch, cfg.epochs):
+                    record = self._epoch(epoch, opt, rng, bar, batch_task)
+                    snap = self._after_epoch(record, opt, rng, snap)
+                    bar.update(epochs_task, advance=1, info=self._describe(record, snap))
+                    if self.progress and not bar.console.is_terminal:  # logs get one line per epoch
+                        bar.console.print(f"epoch {record['epoch']}: {self._describe(record, snap)}", highlight=False)
+                    if self.validate and snap.bad_epochs >= cfg.patience:
+                        break
+            except KeyboardInterrupt:
+                if self.checkpoint_dir is None:
+                    raise
+                raise TrainingInterrupted(self._save(snap)) from None
+        if snap.best_state is not None:
+            self.module.load_state_dict(snap.best_state)
+        return snap.history
+
+    # --- one epoch ---------------------------------------------------------------------------------
+    def _epoch(self, epoch: int, opt, rng: np.random.Generator, bar: Progress, task) -> dict:
+        self.module.train()
+        start, total, count = time.perf_counter(), 0.0, 0
+        batches = self.batches(rng)
+        bar.reset(task, total=len(batches))
+        for batch in batches:
+            loss = self.loss_fn(batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, count = total + float(loss.detach()), count + 1
+            bar.update(task, advance=1)
+        record = {"epoch": epoch + 1, "loss": total / max(count, 1), "train_seconds": time.perf_counter() - start}
+        if self.validate:
+            self.module.eval()
+            t0 = time.perf_counter()
+            record.update(self.validate())
+            record["valid_seconds"] = time.perf_counter() - t0
+        return record
+
+    def _after_epoch(self, record: dict, opt, rng, snap: _Snapshot) -> _Snapshot:
+        if self.validate:
+            score = record[self.cfg.monitor]
+            if score > snap.best_score:
+                snap.best_score, snap.best_epoch, snap.bad_epochs = score, record["epoch"], 0
+                snap.best_state = copy.deepcopy(self.module.state_dict())
+            else:
+                snap.bad_epochs += 1
+        record["best"] = record["epoch"] == snap.best_epoch
+        snap.history.append(record)
+        return self._snapshot(record["epoch"], opt, rng, snap)
+
+    def _snapshot(self, epoch: int, opt, rng, snap: _Snapshot) -> _Snapshot:
+        snap.epoch = epoch
+        snap.module = copy.deepcopy(self.module.state_dict())
+        snap.optimizer = copy.deepcopy(opt.state_dict())
+        snap.torch_rng = torch.get_rng_state()
+        snap.numpy_rng = copy.deepcopy(numpy_rng_state(rng))
+        return snap
+
+    # --- checkpoints -------------------------------------------------------------------------------
+    def _save(self, snap: _Snapshot) -> Path:
+        opt_tensors, opt_meta = optimizer_to_tensors(snap.optimizer)
+        tensors = {f"module.{k}": v for k, v in snap.module.items()}
+        tensors.update(opt_tensors)
+        tensors["torch_rng"] = snap.torch_rng
+        if snap.best_state is not None:
+            tensors.update({f"best.{k}": v for k, v in snap.best_state.items()})
+        state = {
+            "epoch": snap.epoch,
+            "optimizer": opt_meta,
+            "numpy_rng": snap.numpy_rng,
+            "best_score": None if snap.best_epoch < 0 else snap.best_score,
+            "best_epoch": snap.best_epoch,
+            "bad_epochs": snap.bad_epochs,
+            "history": snap.history,
+            "config": asdict(self.cfg),
+        }
+        return save_checkpoint(self.checkpoint_dir, tensors, state)
+
+    def _restore(self, path: str | Path, opt) -> _Snapshot:
+        tensors, state = load_checkpoint(path)
+        module = {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
+        best = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")} or None
+        self.module.load_state_dict(module)
+        optimizer_from_tensors(opt, tensors, state["optimizer"])
+        torch.set_rng_state(tensors["torch_rng"])
+        best_score = -np.inf if state["best_score"] is None else state["best_score"]
+        return _Snapshot(
+            state["epoch"], module, opt.state_dict(), tensors["torch_rng"], state["numpy_rng"], best, best_score,
+            state["best_epoch"], state["bad_epochs"], state["history"],
+        )  # fmt: skip
+
+    # --- display -----------------------------------------------------------------------------------
+    def _progress(self) -> Progress:
+        return Progress(
+            TextColumn("[bold]{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"), disable=not self.progress, transient=False,
+        )  # fmt: skip
+
+    def _describe(self, record: dict, snap: _Snapshot) -> str:
+        text = f"loss {record['loss']:.4f}  {record['train_seconds']:.1f}s"
+        if self.cfg.monitor in record:
+            text += f"  valid {self.cfg.monitor} {record[self.cfg.monitor]:.4f} (best {snap.best_score:.4f} @ {snap.best_epoch})"
+        return text

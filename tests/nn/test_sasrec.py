@@ -1,0 +1,112 @@
+"""SASRecNet: attention weights per layer, padding, causality, scores, and path equivalence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from seqlens.nn.attention import SCORES
+from seqlens.nn.sasrec import SASRecConfig, SASRecNet
+
+N_ITEMS, MAX_LEN = 20, 8
+
+
+def make(score="scaled_dot", layers=2, heads=2, dropout=0.3, seed=0) -> SASRecNet:
+    torch.manual_seed(seed)
+    cfg = SASRecConfig(n_items=N_ITEMS, max_len=MAX_LEN, dim=16, layers=layers, heads=heads, dropout=dropout, score=score)
+    return SASRecNet(cfg).eval()
+
+
+def batch(lengths, t, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    seq = torch.randint(1, N_ITEMS + 1, (len(lengths), t), generator=g)
+    keep = torch.stack([torch.arange(t) >= t - n for n in lengths])
+    return seq * keep
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_attention_per_layer(score):
+    net = make(score, layers=3)
+    seq = batch([0, 3, 6], 6)
+    hidden, attentions = net(seq, return_attention=True)
+    assert hidden.shape == (3, 6, 16)
+    assert len(attentions) == 3
+    keep = seq != 0
+    for w in attentions:
+        assert w.shape == (3, 2, 6, 6)
+        sums = w.sum(-1)
+        valid = keep[:, None, :].expand_as(sums)
+        torch.testing.assert_close(sums[valid], torch.ones(int(valid.sum())))
+        assert (sums[~valid] == 0).all()
+    assert net(seq)[1] is None
+
+
+@given(lengths=st.lists(st.integers(0, MAX_LEN), min_size=1, max_size=4), score=st.sampled_from(SCORES))
+def test_no_nan_and_zero_hidden_at_padding(lengths, score):
+    net = make(score)
+    t = max(1, max(lengths))
+    seq = batch(lengths, t)
+    hidden, attentions = net(seq, return_attention=True)
+    assert torch.isfinite(hidden).all()
+    assert all(torch.isfinite(w).all() for w in attentions)
+    assert (hidden[seq == 0] == 0).all()
+    scores = net.scores(net.last_hidden(seq))
+    assert torch.isfinite(scores[:, 1:]).all()
+
+
+def test_scores_padding_column_is_minus_inf():
+    net = make()
+    scores = net.scores(net.last_hidden(batch([2, 5], 5)))
+    assert scores.shape == (2, N_ITEMS + 1)
+    assert (scores[:, 0] == float("-inf")).all()
+    assert torch.isfinite(scores[:, 1:]).all()
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_causality_in_eval_mode(score):
+    net = make(score)
+    seq = batch([5, 7], 7)
+    hidden, _ = net(seq)
+    for j in range(2, 7):
+        changed = seq.clone()
+        changed[:, j] = changed[:, j] % N_ITEMS + 1  # another real item
+        hidden2, _ = net(changed)
+        torch.testing.assert_close(hidden2[:, :j], hidden[:, :j], rtol=0, atol=1e-6)
+        assert not torch.allclose(hidden2[:, j], hidden[:, j])
+
+
+def test_fused_path_equals_explicit_path():
+    net = make("scaled_dot")
+    seq = batch([0, 2, 6], 6)
+    fused, _ = net(seq)
+    explicit, _ = net(seq, return_attention=True)
+    torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=1e-5)
+
+
+def test_padding_width_does_not_change_the_prediction():
+    net = make()
+    seq = batch([3], 3)
+    wide = torch.cat([torch.zeros(1, 4, dtype=seq.dtype), seq], dim=1)  # the same history, more left padding
+    torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_train_mode_dropout_and_backward(score):
+    net = make(score).train()
+    seq = batch([3, 6], 6)
+    torch.manual_seed(0)
+    a, _ = net(seq)
+    torch.manual_seed(1)
+    b, _ = net(seq)
+    assert not torch.allclose(a, b)  # dropout is active in training
+    a[seq != 0].sum().backward()
+    assert torch.isfinite(net.item_emb.weight.grad).all()
+    assert (net.item_emb.weight.grad[0] == 0).all()  # the padding embedding is never trained
+
+
+def test_eval_mode_is_deterministic():
+    net = make()
+    seq = batch([3, 6], 6)
+    torch.testing.assert_close(net(seq)[0], net(seq)[0], rtol=0, atol=0)
