@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -58,8 +57,3 @@ def synth_log() -> InteractionLog:
 @pytest.fixture(scope="session")
 def synth_split(synth_log):
     return seqlens.leave_one_out(synth_log)
-
-
-@pytest.fixture
-def rng() -> np.random.Generator:
-    return np.random.default_rng(0)

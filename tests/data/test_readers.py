@@ -83,12 +83,6 @@ def test_date_string_and_float_timestamps(tmp_path):
     assert rows_of(read_interactions(path)) == [("u", "b", 1), ("u", "a", 2)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: readers._parse_timestamps turns a datetime64 column (e.g. Parquet timestamps) into "
-    "microseconds/nanoseconds via pd.to_numeric instead of seconds",
-)
 def test_parquet_datetime_column_becomes_seconds(tmp_path):
     df = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": pd.to_datetime(["2020-01-02", "2020-01-01"])})
     path = tmp_path / "log.parquet"
@@ -124,12 +118,6 @@ def test_non_numeric_timestamp_reports_the_file_line(tmp_path):
     assert "'soon'" in msg and "'timestamp'" in msg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: readers._read_table assumes data row i is on line i + 2, but pandas skips blank lines, "
-    "so errors after a blank line name the wrong line",
-)
 def test_line_numbers_stay_right_after_a_blank_line(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("user_id,item_id,timestamp\nu,a,1\n\nu,b,oops\n")
@@ -199,16 +187,48 @@ def test_read_movielens_gzip(tmp_path):
     check_movielens(read_movielens(tmp_path / "ratings.dat.gz"))
 
 
+def test_read_ml100k_u_data_with_u_item(tmp_path):
+    (tmp_path / "u.data").write_text("1\t10\t5\t978300760\n1\t20\t3\t978300700\n2\t10\t4\t978300800\n")
+    (tmp_path / "u.item").write_text(
+        "10|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1\n20|Jumanji (1995)|01-Jan-1995||http://y|0|0|1|0|0|0\n"
+    )
+    log = read_log(tmp_path / "u.data")
+    check_movielens(log)
+    assert dict(zip(log.items["item_id"], log.items["genres"])) == {"10": "Animation|Children's|Comedy", "20": "Adventure"}
+
+
 def test_read_movielens_without_movies_file_has_no_titles(tmp_path):
     (tmp_path / "ratings.dat").write_text(RATINGS)
     assert read_movielens(tmp_path / "ratings.dat").titles() == {}
 
 
-def test_movielens_wrong_field_count_names_file_line(tmp_path):
+def test_movielens_short_line_names_file_line(tmp_path):
     path = tmp_path / "ratings.dat"
-    path.write_text("1::10::5::978300760\n\n1::20::3\n")  # blank line 2 still counts as a line
-    with pytest.raises(DataError, match=re.escape(f"{path}:3:") + ".*4 fields"):
+    path.write_text("1::10::5::978300760\n1::20::3\n2::10::4::978300800\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}:2")):
         read_movielens(path)
+
+
+@pytest.mark.parametrize("bad", ["1::20::3", "1::20::3::978300700::9"], ids=["short", "long"])
+def test_movielens_wrong_field_count_says_so_with_file_line(tmp_path, bad):
+    path = tmp_path / "ratings.dat"
+    path.write_text(f"1::10::5::978300760\n{bad}\n2::10::4::978300800\n")
+    with pytest.raises(DataError) as e:
+        read_movielens(path)
+    assert f"{path}:2" in str(e.value) and "4 fields" in str(e.value)
+
+
+def test_movielens_line_numbers_count_blank_lines(tmp_path):
+    path = tmp_path / "ratings.dat"
+    path.write_text("1::10::5::978300760\n\n1::20::3::soon\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}:3,")):
+        read_movielens(path)
+
+
+def test_movielens_blank_and_crlf_lines_are_fine(tmp_path):
+    path = tmp_path / "ratings.dat"
+    path.write_text("1::10::5::978300760\r\n\r\n1::20::3::978300700\r\n")
+    assert rows_of(read_movielens(path)) == [("1", "20", 978300700), ("1", "10", 978300760)]
 
 
 def test_movielens_non_integer_timestamp_names_file_line_and_value(tmp_path):
@@ -275,12 +295,6 @@ def test_non_integer_timestamp_in_sequence_file_names_the_line(tmp_path):
         read_sequences(seqs, times)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: read_sequences counts non-empty lines, not file lines, so a blank line shifts the "
-    "line number in its errors",
-)
 def test_sequence_errors_count_blank_lines(tmp_path):
     seqs, times = tmp_path / "seqs.txt", tmp_path / "times.txt"
     seqs.write_text("a 1 2\n\nb 3 4 5\n")

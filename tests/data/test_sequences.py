@@ -50,11 +50,6 @@ def test_padded_on_non_contiguous_views():
     assert view.padded(np.arange(3), max_len=5).tolist() == [[14, 15], [10, 11], [0, 0]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="BUG: Sequences.padded indexes flat[0] even when flat is empty (every sequence empty)",
-)
 def test_padded_all_empty_sequences():
     empty = Sequences.from_lists([[], []])
     assert empty.padded(np.arange(2), max_len=5).tolist() == [[PAD], [PAD]]

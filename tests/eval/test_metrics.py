@@ -160,11 +160,6 @@ def test_evaluate_refuses_two_targets_for_one_user(eval_data):
         evaluate(FixedScorer(), log_of([("u1", "a"), ("u1", "b")]), history)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="BUG: protocol.histories_for indexes starts[-1] on an empty array when no history item is known",
-)
 def test_evaluate_with_a_history_of_only_unknown_items():
     result = evaluate(FixedScorer(), log_of([("u1", "b")]), log_of([("u1", "zz")]), ks=(5,))
     assert result.per_user["rank"].tolist() == [2]

@@ -97,12 +97,6 @@ def test_sdpa_path_matches_explicit_path_at_real_positions():
     torch.testing.assert_close(fused[keep], explicit[keep], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: at padding queries the fused SDPA path returns proj(v_i) (the query attends to itself) "
-    "while the explicit path zeroes the weights and returns proj(0); the module's outputs differ by path",
-)
 def test_sdpa_path_matches_explicit_path_everywhere():
     att = make("scaled_dot")
     x = torch.randn(2, 4, DIM)

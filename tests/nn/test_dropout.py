@@ -67,10 +67,5 @@ def test_gradient_is_the_scaled_mask():
     torch.testing.assert_close(x.grad, (y != 0).float() / 0.75)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ZeroDivisionError,
-    reason="BUG: Dropout(p=1.0) divides by 1 - p = 0 in training; torch.nn.Dropout returns zeros",
-)
 def test_p_one_drops_everything():
     assert torch.equal(Dropout(1.0).train()(torch.ones(16)), torch.zeros(16))

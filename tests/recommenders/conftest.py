@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from seqlens import Popular, SASRec
 
@@ -13,7 +12,6 @@ FAST = dict(dim=16, max_len=20, progress=False)
 @pytest.fixture(scope="session")
 def sasrec(synth_split) -> SASRec:
     """The small SASRec of the brief: 3 epochs, early stopping on the validation split."""
-    torch.manual_seed(0)  # SASRec draws its initial weights from the global RNG (see the xfail in test_sasrec)
     return SASRec(epochs=3, **FAST).fit(synth_split.train, synth_split.valid)
 
 

@@ -193,7 +193,7 @@ def recommend(
     model_dir: Path = typer.Argument(..., help="Model directory written by train or save()."),
     user: Optional[str] = typer.Option(None, help="A user seen in training."),
     items: Optional[str] = typer.Option(None, help="Comma-separated item ids, oldest first (an ad-hoc history)."),
-    k: int = typer.Option(10, help="How many items."),
+    k: int = typer.Option(10, "-k", "--k", help="How many items."),
     keep_seen: bool = typer.Option(False, help="Allow items already in the history."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:

@@ -46,12 +46,13 @@ def read_interactions(
     if len(df) == 0:
         raise DataError(f"{name}: no interactions (the file is empty)")
     out = pd.DataFrame({USER: df[user].to_numpy(), ITEM: df[item].to_numpy()})
+    rows = df.index.to_numpy()  # original row numbers (blank lines dropped), for error messages
     for col, label in ((USER, user), (ITEM, item)):
         empty = out[col].isna().to_numpy()
         if empty.any():
-            raise DataError(f"{_where(name, int(np.argmax(empty)), line_offset)}, column {label!r}: empty value")
+            raise DataError(f"{_where(name, rows[np.argmax(empty)], line_offset)}, column {label!r}: empty value")
     if time:
-        out[TIME] = _parse_timestamps(df[time], name, time, line_offset)
+        out[TIME] = _parse_timestamps(df[time], name, time, rows, line_offset)
     return InteractionLog.from_frame(out, items, name)
 
 
@@ -66,7 +67,9 @@ def _read_table(path: Path, sep: str | None, dtype: dict) -> tuple[pd.DataFrame,
             return pd.read_parquet(path), 1
         if sep is None:
             sep = "," if kind == ".csv" else "\t"
-        return pd.read_csv(path, sep=sep, dtype=dtype, keep_default_na=False, na_values=[""]), 2
+        # blank lines are kept while parsing, then dropped, so row labels stay file line numbers - 2
+        df = pd.read_csv(path, sep=sep, dtype=dtype, keep_default_na=False, na_values=[""], skip_blank_lines=False)
+        return df.dropna(how="all"), 2
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except pd.errors.ParserError as e:
@@ -76,14 +79,17 @@ def _read_table(path: Path, sep: str | None, dtype: dict) -> tuple[pd.DataFrame,
 
 
 def _where(name: str, row: int, line_offset: int) -> str:
-    return f"{name}:{row + line_offset}" if line_offset else f"{name}: row {row + 1}"
+    return f"{name}:{int(row) + line_offset}" if line_offset else f"{name}: row {int(row) + 1}"
 
 
-def _parse_timestamps(col: pd.Series, name: str, label: str, line_offset: int) -> np.ndarray:
-    """Integer seconds from numbers or date strings; the first bad value is reported by line."""
+def _parse_timestamps(col: pd.Series, name: str, label: str, rows: np.ndarray, line_offset: int) -> np.ndarray:
+    """Integer seconds from numbers, datetimes or date strings; the first bad value is reported by line."""
     if col.isna().any():
         row = int(np.argmax(col.isna().to_numpy()))
-        raise DataError(f"{_where(name, row, line_offset)}, column {label!r}: empty timestamp")
+        raise DataError(f"{_where(name, rows[row], line_offset)}, column {label!r}: empty timestamp")
+    if pd.api.types.is_datetime64_any_dtype(col):
+        dates = col.dt.tz_localize("UTC") if col.dt.tz is None else col.dt.tz_convert("UTC")
+        return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy().astype(np.int64)
     if pd.api.types.is_numeric_dtype(col):
         return np.floor(col.to_numpy(dtype=np.float64)).astype(np.int64)
     numeric = pd.to_numeric(col, errors="coerce")
@@ -93,7 +99,7 @@ def _parse_timestamps(col: pd.Series, name: str, label: str, line_offset: int) -
     if dates.isna().any():
         row = int(np.argmax(dates.isna().to_numpy() & numeric.isna().to_numpy()))
         raise DataError(
-            f"{_where(name, row, line_offset)}, column {label!r}: value {col.iloc[row]!r} is neither a number "
+            f"{_where(name, rows[row], line_offset)}, column {label!r}: value {col.iloc[row]!r} is neither a number "
             "nor a date"
         )
     return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy().astype(np.int64)
@@ -155,8 +161,36 @@ def read_movielens(path: PathLike, titles: PathLike | None = None) -> Interactio
     and genres come from `movies.dat` / `u.item` next to the ratings file, or from `titles`.
     """
     path = Path(path)
-    sep = "\t" if path.name.startswith("u.data") else "::"
-    rows = []
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    tabs = path.name.startswith("u.data")
+    sep = "\t" if tabs else "::"
+    # `::` is read as `:` with empty fields between (columns 0, 2, 4, 6): the fast C parser, no regex
+    columns = [0, 1, 2, 3] if tabs else [0, 2, 4, 6]
+    read = dict(sep="\t" if tabs else ":", header=None, encoding="latin-1", keep_default_na=False)
+    try:
+        raw = pd.read_csv(path, dtype={columns[0]: str, columns[1]: str, columns[2]: np.int64, columns[3]: np.int64}, **read)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: no interactions (the file is empty)") from None
+    except (pd.errors.ParserError, ValueError):
+        _raise_first_bad_movielens_line(path, sep)
+        raise
+    if raw.shape[1] != columns[-1] + 1:
+        _raise_first_bad_movielens_line(path, sep)
+    df = pd.DataFrame(
+        {USER: raw[columns[0]], ITEM: raw[columns[1]], "rating": raw[columns[2]], TIME: raw[columns[3]]}
+    )
+    if titles is None:
+        for candidate in ("movies.dat", "u.item"):
+            if (path.parent / candidate).exists():
+                titles = path.parent / candidate
+                break
+    items = read_movielens_titles(titles) if titles is not None else None
+    return InteractionLog.from_frame(df, items, str(path))
+
+
+def _raise_first_bad_movielens_line(path: Path, sep: str) -> None:
+    """Scan the file line by line (only after the fast parser failed) and raise at the first bad line."""
     with _open_text(path, "latin-1") as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
@@ -168,24 +202,9 @@ def read_movielens(path: PathLike, titles: PathLike | None = None) -> Interactio
                     f"{path}:{lineno}: expected 4 fields (user{sep}item{sep}rating{sep}timestamp), "
                     f"got {len(fields)}: {line[:80]!r}"
                 )
-            for col, value in ((2, fields[2]), (3, fields[3])):
-                if not value.strip().lstrip("-").isdigit():
-                    label = ("rating", "timestamp")[col - 2]
-                    raise DataError(f"{path}:{lineno}, column {col + 1} ({label}): value {value!r} is not an integer")
-            rows.append(fields)
-    if not rows:
-        raise DataError(f"{path}: no interactions (the file is empty)")
-    arr = np.array(rows, dtype=object)
-    df = pd.DataFrame(
-        {USER: arr[:, 0], ITEM: arr[:, 1], "rating": arr[:, 2].astype(np.int64), TIME: arr[:, 3].astype(np.int64)}
-    )
-    if titles is None:
-        for candidate in ("movies.dat", "u.item"):
-            if (path.parent / candidate).exists():
-                titles = path.parent / candidate
-                break
-    items = read_movielens_titles(titles) if titles is not None else None
-    return InteractionLog.from_frame(df, items, str(path))
+            for col, label in ((2, "rating"), (3, "timestamp")):
+                if not fields[col].strip().lstrip("-").isdigit():
+                    raise DataError(f"{path}:{lineno}, column {col + 1} ({label}): value {fields[col]!r} is not an integer")
 
 
 def read_movielens_titles(path: PathLike) -> pd.DataFrame:
@@ -222,31 +241,32 @@ def read_sequences(path: PathLike, timestamps: PathLike | None = None) -> Intera
     `timestamps` is an optional aligned file (`user t1 t2 ...`, same users and lengths line by line).
     """
     path = Path(path)
-    users, items, lengths = _read_rows(path)
+    users, items, lengths, _ = _read_rows(path)
     df = pd.DataFrame({USER: np.repeat(users, lengths), ITEM: np.concatenate(items)})
     if timestamps is not None:
         tpath = Path(timestamps)
-        t_users, t_values, t_lengths = _read_rows(tpath)
+        t_users, t_values, t_lengths, t_lines = _read_rows(tpath)
         if len(t_users) != len(users):
             raise DataError(f"{tpath}: {len(t_users)} lines, but {path} has {len(users)}")
-        for lineno, (u, tu, n, tn) in enumerate(zip(users, t_users, lengths, t_lengths), 1):
+        for lineno, u, tu, n, tn in zip(t_lines, users, t_users, lengths, t_lengths):
             if u != tu or n != tn:
                 raise DataError(
                     f"{tpath}:{lineno}: user {tu!r} with {tn} timestamps does not match user {u!r} with {n} items "
-                    f"on line {lineno} of {path}"
+                    f"in {path}"
                 )
         flat = np.concatenate(t_values)
         bad = ~np.char.isdigit(flat.astype(str))
         if bad.any():
             pos = int(np.argmax(bad))
-            lineno = int(np.searchsorted(np.cumsum(t_lengths), pos, side="right")) + 1
+            lineno = t_lines[int(np.searchsorted(np.cumsum(t_lengths), pos, side="right"))]
             raise DataError(f"{tpath}:{lineno}: timestamp {flat[pos]!r} is not an integer")
         df[TIME] = flat.astype(np.int64)
     return InteractionLog.from_frame(df, None, str(path))
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[np.ndarray], np.ndarray]:
-    users, values = [], []
+def _read_rows(path: Path) -> tuple[list[str], list[np.ndarray], np.ndarray, list[int]]:
+    """(first field, remaining fields, their counts, file line numbers) of every non-blank line."""
+    users, values, lines = [], [], []
     with _open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             fields = line.split()
@@ -256,6 +276,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[np.ndarray], np.ndarray]:
                 raise DataError(f"{path}:{lineno}: user {fields[0]!r} has no items (expected 'user item item ...')")
             users.append(fields[0])
             values.append(np.array(fields[1:], dtype=object))
+            lines.append(lineno)
     if not users:
         raise DataError(f"{path}: no sequences (the file is empty)")
-    return users, values, np.array([len(v) for v in values])
+    return users, values, np.array([len(v) for v in values]), lines

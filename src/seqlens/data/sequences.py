@@ -50,6 +50,8 @@ class Sequences:
         ends = self.starts[rows] + self.lengths[rows] - drop_last
         avail = np.clip(self.lengths[rows] - drop_last, 0, None)
         width = int(min(max_len, avail.max(initial=0))) or 1
+        if len(self.flat) == 0:
+            return np.full((len(rows), width), PAD, dtype=np.int64)
         idx = ends[:, None] - width + np.arange(width)[None, :]
         valid = idx >= (ends - avail)[:, None]
         return np.where(valid, self.flat[np.clip(idx, 0, max(len(self.flat) - 1, 0))], PAD)

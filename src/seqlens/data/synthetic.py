@@ -27,6 +27,8 @@ def synthetic_log(
     seed: int = 0,
 ) -> InteractionLog:
     """Generate a reproducible log (same seed, same log) with item titles like 'Item 17 (genre C)'."""
+    if n_items < 2 * n_triggers + n_genres:
+        raise ValueError(f"n_items={n_items} is too small for {n_triggers} trigger pairs and {n_genres} genres")
     rng = np.random.default_rng(seed)
     genre = rng.integers(0, n_genres, n_items)
     popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8

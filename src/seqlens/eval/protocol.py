@@ -49,8 +49,11 @@ def histories_for(model: Scorer, users: np.ndarray, history: InteractionLog) -> 
     h_users, starts, lengths = group_bounds(history.df[USER].to_numpy()[known])
     row = pd.Index(h_users).get_indexer(users)
     found = row >= 0
+    safe = np.where(found, row, 0)
+    if len(h_users) == 0:  # no history item is known to the model: every history is empty
+        return Sequences(encoded[known], np.zeros(len(users), np.int64), np.zeros(len(users), np.int64))
     return Sequences(
-        encoded[known], np.where(found, starts[row], 0), np.where(found, lengths[row], 0).astype(np.int64)
+        encoded[known], np.where(found, starts[safe], 0), np.where(found, lengths[safe], 0).astype(np.int64)
     )
 
 

@@ -50,6 +50,7 @@ class CausalSelfAttention(nn.Module):
         allowed = attention_mask(keep)
         if self.score == "scaled_dot" and not return_attention and not (self.training and self.dropout > 0):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+            out = out * keep[:, None, :, None]  # padding queries: zeros, as in the explicit path
             weights = None
         else:
             if self.score == "additive":

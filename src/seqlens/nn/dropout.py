@@ -14,6 +14,8 @@ class Dropout(nn.Dropout):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
+        if self.p >= 1.0:
+            return torch.zeros_like(x)
         n = x.numel()
         bits = torch.empty((n + 7) // 8, dtype=torch.int64, device=x.device).random_(-(2**63), None)
         keep = bits.view(torch.uint8)[:n].view(x.shape) >= round(self.p * 256)

@@ -71,8 +71,17 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         total = hidden.new_zeros(())
         for lo in range(0, hidden.shape[0], chunk):
             h, t = hidden[lo : lo + chunk], targets[lo : lo + chunk, None]
-            probs = torch.softmax(h @ weight.T, dim=1)
-            total -= probs.gather(1, t).clamp_min(torch.finfo(probs.dtype).tiny).log().sum()
+            logits = h @ weight.T
+            target_logits = logits.gather(1, t)
+            probs = torch.softmax(logits, dim=1)
+            # loss = logsumexp - target logit, with logsumexp recovered from the target's probability
+            # where that is safe and computed directly for the rare rows where it underflows
+            p_t = probs.gather(1, t)
+            lse = torch.where(p_t > 1e-30, target_logits - p_t.clamp_min(1e-30).log(), target_logits)
+            low = (p_t <= 1e-30).flatten()
+            if low.any():
+                lse[low] = torch.logsumexp(logits[low], dim=1, keepdim=True)
+            total += (lse - target_logits).sum()
             probs.scatter_add_(1, t, probs.new_full(t.shape, -1.0))  # d loss / d logits = softmax - onehot
             torch.mm(probs, weight, out=grad_h[lo : lo + chunk])
             grad_w.addmm_(probs.T, h)

@@ -70,11 +70,16 @@ def save_model(model: Recommender, path: str | Path, metrics: dict | None = None
     return Path(path)
 
 
-def _read_json(path: Path):
+def _read_json(path: Path, kind: type = object):
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ArtifactError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise ArtifactError(f"{path}: byte {e.start} is not UTF-8; the file is corrupt") from None
+    if not isinstance(value, kind):
+        raise ArtifactError(f"{path}: expected a JSON {kind.__name__}, found {type(value).__name__}")
+    return value
 
 
 def load_model(path: str | Path) -> Recommender:
@@ -85,7 +90,7 @@ def load_model(path: str | Path) -> Recommender:
     for name in FILES:
         if not (path / name).exists():
             raise ArtifactError(f"{path / name}: missing; not a complete seqlens model directory")
-    config = _read_json(path / "config.json")
+    config = _read_json(path / "config.json", dict)
     if config.get("format") != ARTIFACT_FORMAT:
         raise ArtifactError(
             f"{path / 'config.json'}: artifact format {config.get('format')!r} (seqlens "
@@ -103,10 +108,10 @@ def load_model(path: str | Path) -> Recommender:
         tensors = st_load((path / "model.safetensors").read_bytes())
     except SafetensorError as e:
         raise ArtifactError(f"{path / 'model.safetensors'}: corrupt ({e})") from None
-    items = _read_json(path / "items.json")
+    items = _read_json(path / "items.json", dict)
     model._set_items(np.array(items["item_ids"], dtype=object), items.get("titles", {}))
     model._set_histories(
-        np.array(_read_json(path / "users.json"), dtype=object),
+        np.array(_read_json(path / "users.json", list), dtype=object),
         Sequences(*(tensors[f"histories.{k}"].numpy() for k in ("flat", "starts", "lengths"))),
     )
     model.dataset_ = config.get("dataset", {})

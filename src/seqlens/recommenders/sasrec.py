@@ -18,7 +18,7 @@ from seqlens.nn.attention import SCORES
 from seqlens.nn.losses import LOSSES, next_item_loss
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
 from seqlens.recommenders.base import Recommender, as_log
-from seqlens.train.trainer import TrainConfig, Trainer, bucketed_batches
+from seqlens.train.trainer import TrainConfig, Trainer, bucketed_batches, seed_everything
 
 
 class SASRec(Recommender):
@@ -36,6 +36,7 @@ class SASRec(Recommender):
         layers: int = 2,
         heads: int = 1,
         dropout: float = 0.5,
+        ffn_dim: int | None = None,
         score: str = "scaled_dot",
         loss: str = "ce",
         n_negatives: int = 256,
@@ -48,6 +49,7 @@ class SASRec(Recommender):
         progress: bool = True,
     ):
         self.max_len, self.dim, self.layers, self.heads, self.dropout = max_len, dim, layers, heads, dropout
+        self.ffn_dim = ffn_dim
         self.score, self.loss, self.n_negatives = score, loss, n_negatives
         self.epochs, self.patience, self.batch_size, self.lr = epochs, patience, batch_size, lr
         self.weight_decay, self.seed, self.progress = weight_decay, seed, progress
@@ -70,7 +72,7 @@ class SASRec(Recommender):
     def _net_config(self) -> SASRecConfig:
         return SASRecConfig(
             n_items=self.n_items_, max_len=self.max_len, dim=self.dim, layers=self.layers, heads=self.heads,
-            dropout=self.dropout, score=self.score,
+            dropout=self.dropout, ffn_dim=self.ffn_dim, score=self.score,
         )  # fmt: skip
 
     # --- fit ---------------------------------------------------------------------------------------
@@ -95,6 +97,7 @@ class SASRec(Recommender):
         rows = np.flatnonzero(train.lengths >= 2)
         if len(rows) == 0:
             raise DataError(f"{log.source}: every user has a single interaction; SASRec needs sequences of 2 or more")
+        seed_everything(self.seed)  # the initial weights come from the seed too
         self.net_ = SASRecNet(self._net_config())
         sampling = None
         if self.loss == "sampled":

@@ -1,0 +1,96 @@
+"""CLI smoke tests: every command runs end to end on synthetic data and reports bad input in one line."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from seqlens.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "model"
+    result = runner.invoke(
+        app, ["train", "--data", "synthetic", "--epochs", "1", "--dim", "16", "--max-len", "20", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_help_everywhere():
+    for cmd in ([], ["demo"], ["train"], ["evaluate"], ["recommend"]):
+        result = runner.invoke(app, cmd + ["--help"])
+        assert result.exit_code == 0
+        assert "Usage" in result.output
+
+
+def test_train_writes_model_and_metrics(trained):
+    assert (trained / "model.safetensors").exists()
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["ndcg@10"] <= 1.0
+    assert metrics["protocol"]["ties"] == "pessimistic"
+
+
+def test_recommend_known_user_json(trained):
+    result = runner.invoke(app, ["recommend", str(trained), "--user", "u1", "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    recs = json.loads(result.output)
+    assert [r["rank"] for r in recs] == [1, 2, 3]
+    assert all(r["title"].startswith("Item ") for r in recs)
+
+
+def test_recommend_adhoc_items_warns_about_unknown(trained):
+    result = runner.invoke(app, ["recommend", str(trained), "--items", "i1,i2,nope", "-k", "2"])
+    assert result.exit_code == 0, result.output
+    assert "unknown item ids" in result.output and "nope" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--user", "no-such-user"], "was not seen in fit"),
+        (["--items", "x,y"], "none of its items is known"),
+        (["--items", "i1", "-k", "0"], "k must be a positive integer"),
+        ([], "exactly one of --user"),
+    ],
+)
+def test_recommend_bad_input_is_one_line_error(trained, args, message):
+    result = runner.invoke(app, ["recommend", str(trained), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_evaluate_writes_per_user(trained, tmp_path):
+    per_user = tmp_path / "per_user.csv"
+    result = runner.invoke(app, ["evaluate", str(trained), "synthetic", "--per-user", str(per_user)])
+    assert result.exit_code == 0, result.output
+    assert "Popular" in result.output
+    header = per_user.read_text().splitlines()[0]
+    assert header.startswith("user_id,item_id,rank")
+
+
+def test_evaluate_incompatible_model_dir(tmp_path):
+    (tmp_path / "m").mkdir()
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "m"), "synthetic"])
+    assert result.exit_code == 2
+    assert "config.json" in result.output
+
+
+def test_train_bad_config_names_the_key(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[model]\nlos = "ce"\n')
+    result = runner.invoke(app, ["train", "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert "model.los" in result.output
+
+
+def test_demo_runs(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "demo" / "report.md").read_text()
+    assert "| SASRec |" in report and "| Popular |" in report
+    assert (tmp_path / "demo" / "model" / "config.json").exists()

@@ -1,0 +1,205 @@
+"""The training loop: early stopping with best-weight restore, Ctrl-C checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from seqlens.errors import ArtifactError
+from seqlens.nn.dropout import Dropout
+from seqlens.train import TrainConfig, Trainer, TrainingInterrupted, bucketed_batches, random_batches
+from seqlens.train.checkpoint import STATE, TENSORS, load_checkpoint
+
+N_EXAMPLES, BATCH = 40, 8  # five batches per epoch
+
+_g = torch.Generator().manual_seed(0)
+X = torch.randn(N_EXAMPLES, 3, generator=_g)
+Y = X @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.1 * torch.randn(N_EXAMPLES, 1, generator=_g)
+X_VALID = torch.randn(10, 3, generator=_g)
+Y_VALID = X_VALID @ torch.tensor([[1.0], [-2.0], [0.5]])
+
+
+def tiny_module(seed=123) -> nn.Module:
+    """A linear model behind our Dropout, so a resume must restore torch's RNG as well as numpy's."""
+    torch.manual_seed(seed)
+    return nn.Sequential(Dropout(0.3), nn.Linear(3, 1))
+
+
+def state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def same_state(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def mse_loss(module):
+    def loss_fn(batch):
+        return (module(X[batch]) - Y[batch]).pow(2).mean()
+
+    return loss_fn
+
+
+def config(**kw):
+    base = dict(epochs=6, patience=100, batch_size=BATCH, lr=0.05, seed=7)
+    return TrainConfig(**{**base, **kw})
+
+
+def without_timings(history):
+    return [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in history]
+
+
+# --- early stopping -------------------------------------------------------------------------------
+def test_early_stopping_after_patience_restores_best_weights():
+    module = tiny_module()
+    scores = iter([0.1, 0.3, 0.2, 0.25, 0.1, 0.9, 0.9, 0.9])
+    seen = []
+
+    def validate():
+        assert not module.training  # validation runs in eval mode
+        seen.append(state(module))
+        return {"ndcg@10": next(scores)}
+
+    trainer = Trainer(module, mse_loss(module), random_batches(N_EXAMPLES, BATCH), config(epochs=10, patience=3), validate, progress=False)
+    history = trainer.fit()
+    # best at epoch 2, then three epochs without improvement: stop after epoch 5
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
+    assert len(seen) == 5
+    assert [r["ndcg@10"] for r in history] == [0.1, 0.3, 0.2, 0.25, 0.1]
+    assert [r["best"] for r in history] == [True, True, False, False, False]
+    assert same_state(state(module), seen[1])
+    assert not same_state(state(module), seen[-1])
+
+
+def test_equal_score_is_not_an_improvement():
+    module = tiny_module()
+    scores = iter([0.5, 0.5, 0.5, 0.9])
+    trainer = Trainer(
+        module, mse_loss(module), random_batches(N_EXAMPLES, BATCH), config(patience=2),
+        lambda: {"ndcg@10": next(scores)}, progress=False,
+    )  # fmt: skip
+    assert len(trainer.fit()) == 3
+
+
+def test_without_validation_all_epochs_run_and_last_weights_stay():
+    module = tiny_module()
+    trainer = Trainer(module, mse_loss(module), random_batches(N_EXAMPLES, BATCH), config(epochs=4, patience=1), progress=False)
+    history = trainer.fit()
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert history[-1]["loss"] < history[0]["loss"]  # it does learn
+    assert not any(r["best"] for r in history)
+
+
+# --- Ctrl-C and resume ----------------------------------------------------------------------------
+def validate_for(module):
+    def validate():
+        with torch.no_grad():
+            return {"ndcg@10": -float((module(X_VALID) - Y_VALID).pow(2).mean())}
+
+    return validate
+
+
+def run(module, loss_fn, checkpoint_dir=None, resume=None, **cfg):
+    trainer = Trainer(
+        module, loss_fn, random_batches(N_EXAMPLES, BATCH), config(**cfg), validate_for(module), checkpoint_dir, progress=False
+    )
+    return trainer.fit(resume)
+
+
+def interrupting(module, at_call):
+    """A loss that raises KeyboardInterrupt on its `at_call`-th call (0-based), as Ctrl-C would."""
+    inner, calls = mse_loss(module), [0]
+
+    def loss_fn(batch):
+        calls[0] += 1
+        if calls[0] - 1 == at_call:
+            raise KeyboardInterrupt
+        return inner(batch)
+
+    return loss_fn
+
+
+def test_interrupt_writes_checkpoint_and_resume_is_exact(tmp_path):
+    reference = tiny_module()
+    ref_history = run(reference, mse_loss(reference))
+
+    ckpt = tmp_path / "ckpt"
+    interrupted = tiny_module()
+    with pytest.raises(TrainingInterrupted) as e:
+        run(interrupted, interrupting(interrupted, at_call=12), checkpoint_dir=ckpt)  # mid-epoch 3
+    assert e.value.checkpoint == ckpt
+    assert isinstance(e.value, KeyboardInterrupt)
+    assert str(ckpt) in str(e.value)
+    assert sorted(p.name for p in ckpt.iterdir()) == sorted([TENSORS, STATE])
+    saved = json.loads((ckpt / STATE).read_text())
+    assert saved["epoch"] == 2 and len(saved["history"]) == 2  # the last completed epoch
+
+    resumed = tiny_module(seed=999)  # different initial weights: everything must come from the checkpoint
+    history = run(resumed, mse_loss(resumed), checkpoint_dir=ckpt, resume=ckpt)
+    assert without_timings(history) == without_timings(ref_history)
+    assert same_state(state(resumed), state(reference))
+
+
+def test_resume_from_an_interrupt_in_the_first_epoch(tmp_path):
+    reference = tiny_module()
+    ref_history = run(reference, mse_loss(reference), epochs=3)
+    ckpt = tmp_path / "ckpt"
+    first = tiny_module()
+    with pytest.raises(TrainingInterrupted):
+        run(first, interrupting(first, at_call=2), checkpoint_dir=ckpt, epochs=3)
+    assert json.loads((ckpt / STATE).read_text())["epoch"] == 0
+    resumed = tiny_module(seed=5)
+    history = run(resumed, mse_loss(resumed), resume=ckpt, epochs=3)
+    assert without_timings(history) == without_timings(ref_history)
+    assert same_state(state(resumed), state(reference))
+
+
+def test_interrupt_without_checkpoint_dir_is_a_plain_keyboard_interrupt():
+    module = tiny_module()
+    with pytest.raises(KeyboardInterrupt) as e:
+        run(module, interrupting(module, at_call=7))
+    assert not isinstance(e.value, TrainingInterrupted)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(ArtifactError, match="missing"):
+        load_checkpoint(tmp_path)
+
+
+def test_checkpoint_holds_no_pickles(tmp_path):
+    module = tiny_module()
+    with pytest.raises(TrainingInterrupted):
+        run(module, interrupting(module, at_call=6), checkpoint_dir=tmp_path / "c")
+    tensors, saved = load_checkpoint(tmp_path / "c")
+    assert "torch_rng" in tensors and any(k.startswith("opt.") for k in tensors)
+    assert any(k.startswith("best.") for k in tensors)
+    assert saved["config"]["seed"] == 7
+
+
+# --- batches --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "make",
+    [lambda: random_batches(53, 8), lambda: bucketed_batches(np.arange(53) % 7, 8, pool=2)],
+    ids=["random", "bucketed"],
+)
+def test_batches_cover_every_example_once(make):
+    batches = make()
+    epoch1 = batches(np.random.default_rng(0))
+    assert sorted(np.concatenate(epoch1).tolist()) == list(range(53))
+    assert all(1 <= len(b) <= 8 for b in epoch1)
+    again = batches(np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip(epoch1, again))
+    other = batches(np.random.default_rng(1))
+    assert not all(len(a) == len(b) and np.array_equal(a, b) for a, b in zip(epoch1, other))
+
+
+def test_bucketed_batches_group_similar_lengths():
+    lengths = np.random.default_rng(0).integers(1, 100, 400)
+    batches = bucketed_batches(lengths, 10, pool=40)(np.random.default_rng(0))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    random_spread = np.mean([np.ptp(lengths[b]) for b in random_batches(400, 10)(np.random.default_rng(0))])
+    assert spread < random_spread / 4
