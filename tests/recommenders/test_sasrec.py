@@ -172,3 +172,25 @@ def test_sasrec_beats_popular(synth_split, popular):
     pop = evaluate(popular, test, history).summary["ndcg@10"]
     seq = evaluate(model, test, history).summary["ndcg@10"]
     assert seq > pop + 0.02, (seq, pop)
+
+
+def test_micro_batches_give_the_same_loss_as_one_batch(synth_split, monkeypatch):
+    """Splitting a batch by length into micro-batches changes the padding, not the loss."""
+    import seqlens.recommenders.sasrec as module
+
+    losses = []
+    original = module.next_item_loss
+    for parts in (1, 4):
+        monkeypatch.setattr(module, "MICRO_BATCHES", parts)
+        model = SASRec(epochs=1, batch_size=10_000, dropout=0.0, **FAST)
+        captured = {}
+
+        def spy(hidden, targets, *args, **kwargs):
+            loss = original(hidden, targets, *args, **kwargs)
+            captured["loss"] = float(loss.detach())
+            return loss
+
+        monkeypatch.setattr(module, "next_item_loss", spy)
+        model.fit(synth_split.train)
+        losses.append(captured["loss"])
+    assert abs(losses[0] - losses[1]) < 1e-5 * abs(losses[0])

@@ -11,7 +11,7 @@ from torch import nn
 
 from seqlens.errors import ArtifactError
 from seqlens.nn.dropout import Dropout
-from seqlens.train import TrainConfig, Trainer, TrainingInterrupted, bucketed_batches, random_batches
+from seqlens.train import TrainConfig, Trainer, TrainingInterrupted, random_batches
 from seqlens.train.checkpoint import STATE, TENSORS, load_checkpoint
 
 N_EXAMPLES, BATCH = 40, 8  # five batches per epoch
@@ -181,13 +181,8 @@ def test_checkpoint_holds_no_pickles(tmp_path):
 
 
 # --- batches --------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "make",
-    [lambda: random_batches(53, 8), lambda: bucketed_batches(np.arange(53) % 7, 8, pool=2)],
-    ids=["random", "bucketed"],
-)
-def test_batches_cover_every_example_once(make):
-    batches = make()
+def test_batches_cover_every_example_once():
+    batches = random_batches(53, 8)
     epoch1 = batches(np.random.default_rng(0))
     assert sorted(np.concatenate(epoch1).tolist()) == list(range(53))
     assert all(1 <= len(b) <= 8 for b in epoch1)
@@ -195,11 +190,3 @@ def test_batches_cover_every_example_once(make):
     assert all(np.array_equal(a, b) for a, b in zip(epoch1, again))
     other = batches(np.random.default_rng(1))
     assert not all(len(a) == len(b) and np.array_equal(a, b) for a, b in zip(epoch1, other))
-
-
-def test_bucketed_batches_group_similar_lengths():
-    lengths = np.random.default_rng(0).integers(1, 100, 400)
-    batches = bucketed_batches(lengths, 10, pool=40)(np.random.default_rng(0))
-    spread = np.mean([np.ptp(lengths[b]) for b in batches])
-    random_spread = np.mean([np.ptp(lengths[b]) for b in random_batches(400, 10)(np.random.default_rng(0))])
-    assert spread < random_spread / 4

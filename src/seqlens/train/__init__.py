@@ -4,9 +4,8 @@ from seqlens.train.trainer import (
     TrainConfig,
     Trainer,
     TrainingInterrupted,
-    bucketed_batches,
     random_batches,
     seed_everything,
 )
 
-__all__ = ["TrainConfig", "Trainer", "TrainingInterrupted", "bucketed_batches", "random_batches", "seed_everything"]
+__all__ = ["TrainConfig", "Trainer", "TrainingInterrupted", "random_batches", "seed_everything"]

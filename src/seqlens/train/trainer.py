@@ -58,25 +58,6 @@ def random_batches(n_examples: int, batch_size: int) -> Callable[[np.random.Gene
     return batches
 
 
-def bucketed_batches(
-    lengths: np.ndarray, batch_size: int, pool: int = 50
-) -> Callable[[np.random.Generator], list[np.ndarray]]:
-    """Random batches of similar-length examples: shuffle, sort each pool of `pool` batches by length,
-    cut, and shuffle the batch order. Padded width then follows each batch's own lengths, which on
-    short-history data removes most of the padding compute while keeping the batches random."""
-
-    def batches(rng: np.random.Generator) -> list[np.ndarray]:
-        order = rng.permutation(len(lengths))
-        size = batch_size * pool
-        order = np.concatenate(
-            [chunk[np.argsort(lengths[chunk], kind="stable")] for chunk in np.split(order, range(size, len(order), size))]
-        )
-        out = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
-        return [out[i] for i in rng.permutation(len(out))]
-
-    return batches
-
-
 def seed_everything(seed: int) -> np.random.Generator:
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
