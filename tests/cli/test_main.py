@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
 
 
 def test_help_everywhere():
-    for cmd in ([], ["demo"], ["train"], ["evaluate"], ["recommend"]):
+    for cmd in ([], ["demo"], ["train"], ["evaluate"], ["recommend"], ["compare"]):
         result = runner.invoke(app, cmd + ["--help"])
         assert result.exit_code == 0
         assert "Usage" in result.output
@@ -94,3 +94,26 @@ def test_demo_runs(tmp_path):
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "| SASRec |" in report and "| Popular |" in report
     assert (tmp_path / "demo" / "model" / "config.json").exists()
+
+
+def test_compare_model_with_baselines_writes_report(trained, tmp_path):
+    out = tmp_path / "cmp"
+    result = runner.invoke(
+        app,
+        ["compare", f"sasrec={trained}", "popular", "markov", "--data", "synthetic", "--reference", "popular",
+         "--metrics", "ndcg@10,recall@10", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "compare.json").read_text())
+    rows = {(r["model"], r["metric"]): r for r in report["rows"]}
+    assert set(rows) == {(m, k) for m in ("sasrec", "popular", "markov") for k in ("ndcg@10", "recall@10")}
+    assert rows["popular", "ndcg@10"]["verdict"] == "reference"
+    assert rows["markov", "ndcg@10"]["ci_low"] <= rows["markov", "ndcg@10"]["diff"] <= rows["markov", "ndcg@10"]["ci_high"]
+    assert "| markov |" in (out / "compare.md").read_text()
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_unknown_metric_is_one_line_error(trained, tmp_path):
+    result = runner.invoke(app, ["compare", "popular", "--data", "synthetic", "--metrics", "ndcg@99", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "unknown metric 'ndcg@99'" in result.output

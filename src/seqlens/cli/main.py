@@ -225,6 +225,61 @@ def recommend(
     console.print(table)
 
 
+BASELINES = {"popular": seqlens.Popular, "markov": seqlens.MarkovChain, "itemknn": seqlens.ItemKNN}
+
+
+def _runs_to_evaluate(specs: list[str], split: Split) -> dict[str, list[Recommender]]:
+    """`[label=]dir[,dir...]` (several dirs = seeds of one model, pooled) or a baseline name, fitted here."""
+    runs: dict[str, list[Recommender]] = {}
+    for spec in specs:
+        label, _, paths = spec.rpartition("=")
+        if paths.lower() in BASELINES:
+            runs[label or paths.lower()] = [BASELINES[paths.lower()]().fit(split.train)]
+            continue
+        dirs = [p for p in paths.split(",") if p]
+        runs[label or Path(dirs[0]).name] = [load_model(d) for d in dirs]
+    return runs
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: list[str] = typer.Argument(
+        ..., help="Model directories, 'label=dir1,dir2' to pool seeds, or a baseline: popular, markov, itemknn."
+    ),
+    data: str = typer.Option(..., help="Interaction file the models were trained on (split leave-one-out)."),
+    format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
+    timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    reference: Optional[str] = typer.Option(None, help="Label of the reference model (default: the first run)."),
+    metrics: str = typer.Option("ndcg@10,recall@10,recall@1,mrr@10", help="Comma-separated metrics."),
+    keep_seen: bool = typer.Option(False, help="Keep history items in the ranking (default: excluded)."),
+    out: Path = typer.Option(Path("runs/compare"), help="Directory for compare.md, compare.json, compare.png."),
+) -> None:
+    """Evaluate models on the same users and compare each with a reference: paired CIs, p-values, verdicts."""
+    from seqlens.eval.compare import compare
+    from seqlens.eval.report import write_comparison
+
+    try:
+        split = leave_one_out(read_log(data, format, timestamps=timestamps))
+        models = _runs_to_evaluate(runs, split)
+        results = {
+            label: [evaluate(m, split.test, split.test_history, exclude_seen=not keep_seen) for m in seeds]
+            for label, seeds in models.items()
+        }
+        table = compare(results, reference or next(iter(results)), [m.strip() for m in metrics.split(",")])
+    except SeqlensError as e:
+        _fail(str(e))
+    protocol = _protocol_line(next(iter(results.values()))[0])
+    shown = Table(title=f"compared with {table.loc[table['verdict'] == 'reference', 'model'].iloc[0]} ({protocol})")
+    for col in ("metric", "model", "mean", "diff", "95% CI", "p", "verdict"):
+        shown.add_column(col)
+    for r in table.itertuples():
+        ci = "" if r.verdict == "reference" else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
+        shown.add_row(r.metric, r.model, f"{r.mean:.4f}", f"{r.diff:+.4f}", ci, f"{r.p_value:.4f}", r.verdict)
+    console.print(shown)
+    write_comparison(table, out, f"Comparison on {data}", protocol)
+    console.print(f"report written to [bold]{out / 'compare.md'}[/bold] (+ compare.json, compare.png)")
+
+
 def main() -> None:
     app()
 

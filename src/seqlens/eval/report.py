@@ -1,0 +1,72 @@
+"""Write a comparison (from `compare`) as Markdown, JSON and a PNG of the differences with their CIs."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from seqlens import atomic
+
+
+def comparison_markdown(table: pd.DataFrame, title: str, protocol: str) -> str:
+    reference = table.loc[table["verdict"] == "reference", "model"].iloc[0]
+    level = "95%"
+    lines = [
+        f"# {title}",
+        "",
+        f"Protocol: {protocol}. Differences are to **{reference}**, paired per user, with a {level} paired "
+        "bootstrap interval and a two-sided sign-flip test p-value.",
+        "",
+    ]
+    for metric, group in table.groupby("metric", sort=False):
+        lines += [
+            f"## {metric}",
+            "",
+            "| model | mean | seeds (std) | diff | 95% CI | p | users | verdict |",
+            "|---|---:|---:|---:|---|---:|---:|---|",
+        ]
+        for r in group.itertuples():
+            seeds = f"{r.seeds} ({r.seed_std:.4f})" if r.seeds > 1 else "1"
+            ci = "" if r.verdict == "reference" else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
+            diff = "" if r.verdict == "reference" else f"{r.diff:+.4f}"
+            p = "" if r.verdict == "reference" else f"{r.p_value:.4f}"
+            lines.append(f"| {r.model} | {r.mean:.4f} | {seeds} | {diff} | {ci} | {p} | {r.n_users} | {r.verdict} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def comparison_png(table: pd.DataFrame, metric: str) -> bytes:
+    """Horizontal error bars: each model's difference to the reference on `metric`, with its CI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = table[(table["metric"] == metric) & (table["verdict"] != "reference")]
+    reference = table.loc[table["verdict"] == "reference", "model"].iloc[0]
+    fig, ax = plt.subplots(figsize=(6, 0.5 * len(rows) + 1.5))
+    y = range(len(rows))
+    ax.errorbar(
+        rows["diff"], y, xerr=[rows["diff"] - rows["ci_low"], rows["ci_high"] - rows["diff"]], fmt="o", capsize=4
+    )
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_yticks(list(y), rows["model"])
+    ax.set_xlabel(f"{metric} difference to {reference} (95% CI)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_comparison(table: pd.DataFrame, out: str | Path, title: str, protocol: str) -> Path:
+    """Write compare.md, compare.json and compare.png (first metric) into directory `out`, atomically."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out / "compare.md", comparison_markdown(table, title, protocol))
+    atomic.write_text(out / "compare.json", json.dumps({"protocol": protocol, "rows": table.to_dict("records")}, indent=1))
+    atomic.write_bytes(out / "compare.png", comparison_png(table, table["metric"].iloc[0]))
+    return out
