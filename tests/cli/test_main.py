@@ -109,7 +109,10 @@ def test_compare_model_with_baselines_writes_report(trained, tmp_path):
     assert set(rows) == {(m, k) for m in ("sasrec", "popular", "markov") for k in ("ndcg@10", "recall@10")}
     assert rows["popular", "ndcg@10"]["verdict"] == "reference"
     assert rows["markov", "ndcg@10"]["ci_low"] <= rows["markov", "ndcg@10"]["diff"] <= rows["markov", "ndcg@10"]["ci_high"]
-    assert "| markov |" in (out / "compare.md").read_text()
+    markdown = (out / "compare.md").read_text()
+    assert "| markov |" in markdown and "## Beyond accuracy (top-10)" in markdown and "## NDCG@10 by history length" in markdown
+    beyond = {r["index"]: r for r in report["Beyond accuracy (top-10)"]}
+    assert 0 < beyond["popular"]["coverage@10"] < beyond["markov"]["coverage@10"] <= 1
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -8,6 +8,8 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -241,6 +243,27 @@ def _runs_to_evaluate(specs: list[str], split: Split) -> dict[str, list[Recommen
     return runs
 
 
+def _beyond_tables(models: dict, results: dict, split: Split, keep_seen: bool) -> dict:
+    """Beyond-accuracy measures of each model's top-10 and NDCG@10 by history length (first seed)."""
+    from seqlens.eval.beyond import LENGTH_BUCKETS, beyond_accuracy, breakdown
+    from seqlens.eval.protocol import histories_for, top_k_items
+
+    beyond, by_length = {}, {}
+    for label, seeds in models.items():
+        model = seeds[0]
+        users = split.test.df["user_id"].to_numpy()
+        top = top_k_items(model, histories_for(model, users, split.test_history), 10, exclude_seen=not keep_seen)
+        popularity = np.bincount(model.encode_items(split.train.df["item_id"].to_numpy()), minlength=model.n_items_ + 1)
+        beyond[label] = beyond_accuracy(top, popularity)
+        by_length[label] = breakdown(results[label][0].per_user, "history_len", LENGTH_BUCKETS, ["ndcg@10"])["ndcg@10"]
+    first = next(iter(results.values()))[0].per_user
+    lengths = breakdown(first, "history_len", LENGTH_BUCKETS, ["ndcg@10"])["users"]
+    return {
+        "Beyond accuracy (top-10)": pd.DataFrame(beyond).T,
+        "NDCG@10 by history length": pd.DataFrame({"users": lengths, **by_length}),
+    }
+
+
 @app.command("compare")
 def compare_cmd(
     runs: list[str] = typer.Argument(
@@ -276,7 +299,7 @@ def compare_cmd(
         ci = "" if r.verdict == "reference" else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
         shown.add_row(r.metric, r.model, f"{r.mean:.4f}", f"{r.diff:+.4f}", ci, f"{r.p_value:.4f}", r.verdict)
     console.print(shown)
-    write_comparison(table, out, f"Comparison on {data}", protocol)
+    write_comparison(table, out, f"Comparison on {data}", protocol, _beyond_tables(models, results, split, keep_seen))
     console.print(f"report written to [bold]{out / 'compare.md'}[/bold] (+ compare.json, compare.png)")
 
 

@@ -66,14 +66,29 @@ def rank_targets(
 ) -> np.ndarray:
     """Pessimistic full-ranking rank of each internal target given its history (vectorised per batch)."""
     ranks = np.empty(len(targets), dtype=np.int64)
+    for rows, scores in scored_batches(model, histories, exclude_seen, batch_size):
+        ranks[rows] = target_ranks(scores, torch.from_numpy(targets[rows])).numpy()
+    return ranks
+
+
+def top_k_items(model: Scorer, histories: Sequences, k: int, exclude_seen: bool = True, batch_size: int = 1024) -> np.ndarray:
+    """[n, k] internal indices of each history's top-k items (0 where fewer than k candidates remain)."""
+    top = np.zeros((len(histories), k), dtype=np.int64)
+    for rows, scores in scored_batches(model, histories, exclude_seen, batch_size):
+        values, idx = scores.topk(min(k, scores.shape[1]), dim=1)
+        top[rows, : idx.shape[1]] = torch.where(values > float("-inf"), idx, 0).numpy()
+    return top
+
+
+def scored_batches(model: Scorer, histories: Sequences, exclude_seen: bool, batch_size: int):
+    """Yield (rows, scores [len(rows), n_items + 1]) over all histories, history items at -inf if asked."""
     with torch.inference_mode():
-        for lo in range(0, len(targets), batch_size):
-            rows = np.arange(lo, min(lo + batch_size, len(targets)))
+        for lo in range(0, len(histories), batch_size):
+            rows = np.arange(lo, min(lo + batch_size, len(histories)))
             scores = model.score_histories(histories, rows)
             if exclude_seen:
                 scores = exclude(scores, torch.from_numpy(histories.padded(rows, max_len=1 << 30)))
-            ranks[rows] = target_ranks(scores, torch.from_numpy(targets[rows])).numpy()
-    return ranks
+            yield rows, scores
 
 
 def evaluate(
@@ -97,7 +112,9 @@ def evaluate(
     target_idx = model.encode_items(tdf[ITEM].to_numpy())
     ranks = rank_targets(model, hist, target_idx, exclude_seen, batch_size)
     values = metrics_from_ranks(ranks, ks)
-    per_user = pd.DataFrame({USER: users, ITEM: tdf[ITEM].to_numpy(), "rank": ranks, **values})
+    per_user = pd.DataFrame(
+        {USER: users, ITEM: tdf[ITEM].to_numpy(), "rank": ranks, "history_len": hist.lengths, **values}
+    )
     per_user["rank"] = per_user["rank"].where(ranks != MISS, other=-1)  # -1: unknown or excluded target
     protocol = {
         "ranking": "full (all items)",

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from seqlens import atomic
@@ -62,11 +63,37 @@ def comparison_png(table: pd.DataFrame, metric: str) -> bytes:
     return buf.getvalue()
 
 
-def write_comparison(table: pd.DataFrame, out: str | Path, title: str, protocol: str) -> Path:
-    """Write compare.md, compare.json and compare.png (first metric) into directory `out`, atomically."""
+def frame_markdown(frame: pd.DataFrame, title: str) -> str:
+    """A small DataFrame (index = row labels) as a Markdown section; floats to 4 decimals."""
+    cols = list(frame.columns)
+    lines = [f"## {title}", "", "| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "-" if np.isnan(v) else f"{v:.4f}"
+        return str(v)
+
+    for label, *values in frame.astype(object).itertuples():
+        lines.append(f"| {label} | " + " | ".join(map(cell, values)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(
+    table: pd.DataFrame, out: str | Path, title: str, protocol: str, extra: dict[str, pd.DataFrame] | None = None
+) -> Path:
+    """Write compare.md, compare.json and compare.png (first metric) into directory `out`, atomically.
+
+    `extra` adds titled tables (beyond-accuracy measures, breakdowns) to the Markdown and the JSON.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out / "compare.md", comparison_markdown(table, title, protocol))
-    atomic.write_text(out / "compare.json", json.dumps({"protocol": protocol, "rows": table.to_dict("records")}, indent=1))
+    extra = extra or {}
+    markdown = "\n".join([comparison_markdown(table, title, protocol), *(frame_markdown(f, t) for t, f in extra.items())])
+    atomic.write_text(out / "compare.md", markdown)
+    payload = {
+        "protocol": protocol,
+        "rows": table.to_dict("records"),
+        **{t: f.reset_index().to_dict("records") for t, f in extra.items()},
+    }
+    atomic.write_text(out / "compare.json", json.dumps(payload, indent=1, default=str))
     atomic.write_bytes(out / "compare.png", comparison_png(table, table["metric"].iloc[0]))
     return out
