@@ -31,7 +31,7 @@ def one_variant(variant: str, epochs: int) -> dict:
     import seqlens
     import seqlens.nn.attention
     import seqlens.nn.sasrec
-    import seqlens.recommenders.sasrec as sasrec_module
+    import seqlens.recommenders.neural as sasrec_module
     import seqlens.train.trainer as trainer_module
 
     if variant == "straightforward":

@@ -14,11 +14,11 @@ from seqlens.data import (
 )
 from seqlens.errors import ArtifactError, DataError, SeqlensError
 from seqlens.eval import EvalResult, evaluate
-from seqlens.recommenders import ItemKNN, MarkovChain, Popular, Recommender, SASRec
+from seqlens.recommenders import GRU4Rec, ItemKNN, MarkovChain, Popular, Recommender, SASRec
 from seqlens.recommenders import load_model as load
 
 __all__ = [
-    "ArtifactError", "DataError", "EvalResult", "InteractionLog", "ItemKNN", "MarkovChain", "Popular", "Recommender", "SASRec",
+    "ArtifactError", "DataError", "EvalResult", "GRU4Rec", "InteractionLog", "ItemKNN", "MarkovChain", "Popular", "Recommender", "SASRec",
     "SeqlensError", "Split", "__version__", "evaluate", "leave_one_out", "load", "read_interactions", "read_log",
     "read_movielens", "read_sequences", "synthetic_log", "temporal_split",
 ]  # fmt: skip

@@ -120,3 +120,14 @@ def test_compare_unknown_metric_is_one_line_error(trained, tmp_path):
     result = runner.invoke(app, ["compare", "popular", "--data", "synthetic", "--metrics", "ndcg@99", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "unknown metric 'ndcg@99'" in result.output
+
+
+def test_train_gru4rec_and_reject_foreign_parameters(tmp_path):
+    out = tmp_path / "gru"
+    args = ["train", "--model", "gru4rec", "--data", "synthetic", "--epochs", "1", "--dim", "16", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["model"] == "GRU4Rec"
+    result = runner.invoke(app, args + ["--heads", "2"])
+    assert result.exit_code == 2
+    assert "gru4rec has no parameter(s) heads" in result.output

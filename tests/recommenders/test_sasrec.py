@@ -176,7 +176,7 @@ def test_sasrec_beats_popular(synth_split, popular):
 
 def test_micro_batches_give_the_same_loss_as_one_batch(synth_split, monkeypatch):
     """Splitting a batch by length into micro-batches changes the padding, not the loss."""
-    import seqlens.recommenders.sasrec as module
+    import seqlens.recommenders.neural as module
 
     losses = []
     original = module.next_item_loss

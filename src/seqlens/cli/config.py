@@ -41,6 +41,8 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
+    """Hyper-parameters; only those set in the file or by flags reach the model (the rest keep its defaults)."""
+
     max_len: int = 50
     dim: int = 64
     layers: int = 2
@@ -58,6 +60,7 @@ class ModelConfig(_Strict):
 
 
 class RunConfig(_Strict):
+    model: Literal["sasrec", "gru4rec"] = "sasrec"
     out: str = "runs/model"
     split: Literal["leave_one_out", "temporal"] = "leave_one_out"
 

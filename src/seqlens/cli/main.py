@@ -134,29 +134,36 @@ def train(
     batch_size: Optional[int] = typer.Option(None), lr: Optional[float] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
     resume: Optional[Path] = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
+    model_name: Optional[str] = typer.Option(None, "--model", help="sasrec (default) or gru4rec."),
 ) -> None:
-    """Train SASRec (leave-one-out split, early stopping on validation), evaluate on test, save the model."""
+    """Train SASRec or GRU4Rec (leave-one-out split, early stopping on validation), evaluate on test, save."""
     model_flags = dict(max_len=max_len, dim=dim, layers=layers, heads=heads, dropout=dropout, loss=loss,
                        epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)  # fmt: skip
     try:
         cfg = load_config(config, {"data": {"path": data, "format": format, "timestamps": timestamps},
-                                   "model": model_flags, "run": {"out": out}})  # fmt: skip
+                                   "model": model_flags, "run": {"out": out, "model": model_name}})  # fmt: skip
         log = _load_data(cfg)
         console.print(f"[bold]data[/bold]  {log}")
         split = _split(log, cfg.run.split)
-        model = SASRec(**cfg.model.model_dump())
+        cls = {"sasrec": SASRec, "gru4rec": seqlens.GRU4Rec}[cfg.run.model]
+        params = cfg.model.model_dump(exclude_unset=True)
+        unused = sorted(set(params) - set(cls._param_names()))
+        if unused:
+            raise SeqlensError(f"{config or 'options'}: {cfg.run.model} has no parameter(s) {', '.join(unused)}")
+        model = cls(**params)
         out_dir = Path(cfg.run.out)
         model.fit(split.train, valid=split.valid, checkpoint_dir=out_dir.with_name(out_dir.name + ".ckpt"), resume=resume)
     except TrainingInterrupted as e:
         _fail(f"interrupted; checkpoint saved, resume with --resume {e.checkpoint}")
     except SeqlensError as e:
         _fail(str(e))
+    name = type(model).__name__
     results = {
-        "SASRec": evaluate(model, split.test, split.test_history),
+        name: evaluate(model, split.test, split.test_history),
         "Popular": evaluate(Popular().fit(split.train), split.test, split.test_history),
     }
-    console.print(_metrics_table(results, f"test metrics ({_protocol_line(results['SASRec'])})"))
-    model.metrics_ = {"test": results["SASRec"].summary, "protocol": results["SASRec"].protocol,
+    console.print(_metrics_table(results, f"test metrics ({_protocol_line(results[name])})"))
+    model.metrics_ = {"test": results[name].summary, "protocol": results[name].protocol,
                       "popular_test": results["Popular"].summary}  # fmt: skip
     model.save(out_dir)
     console.print(f"model saved to [bold]{out_dir}[/bold]")

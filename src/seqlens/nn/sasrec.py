@@ -1,7 +1,7 @@
 """SASRec (Kang & McAuley, ICDM 2018) as one readable module: embeddings, causal blocks, shared scoring.
 
 Item index 0 is padding. Scores for the next item are the last hidden state dotted with the item
-embedding table (shared with the input), so column 0 of `scores` is padding and always -inf.
+embedding table (shared with the input; see `NextItemNet`), so column 0 of `scores` is always -inf.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from seqlens.nn.attention import CausalSelfAttention
 from seqlens.nn.dropout import Dropout
+from seqlens.nn.next_item import NextItemNet
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Block(nn.Module):
         return x * keep[..., None], weights
 
 
-class SASRecNet(nn.Module):
+class SASRecNet(NextItemNet):
     def __init__(self, cfg: SASRecConfig):
         super().__init__()
         self.cfg = cfg
@@ -81,14 +82,3 @@ class SASRecNet(nn.Module):
             x, weights = block(x, keep, return_attention)
             attentions.append(weights)
         return self.ln_f(x) * keep[..., None], attentions if return_attention else None
-
-    def scores(self, hidden: Tensor) -> Tensor:
-        """hidden [..., D] -> scores over all items [..., n_items + 1], padding column at -inf."""
-        s = hidden @ self.item_emb.weight.T
-        s[..., 0] = float("-inf")
-        return s
-
-    def last_hidden(self, seq: Tensor) -> Tensor:
-        """The hidden state at the last (most recent) position, which predicts the next item."""
-        hidden, _ = self(seq)
-        return hidden[:, -1]

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
-import torch
-from torch import Tensor
-
-from seqlens.data.log import ITEM, USER, InteractionLog
-from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
-from seqlens.eval.metrics import metrics_from_ranks
-from seqlens.eval.protocol import histories_for, rank_targets
 from seqlens.nn.attention import SCORES
-from seqlens.nn.losses import LOSSES, next_item_loss
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
-from seqlens.recommenders.base import Recommender, as_log
-from seqlens.train.trainer import TrainConfig, Trainer, random_batches, seed_everything
-
-#: micro-batches per batch, split by history length (see `fit`)
-MICRO_BATCHES = 4
+from seqlens.recommenders.neural import NextItemModel
 
 
-class SASRec(Recommender):
+class SASRec(NextItemModel):
     """Self-attentive sequential recommender (Kang & McAuley 2018) with a choice of losses.
 
-    The defaults are the ones that reach the published full-ranking accuracy on Amazon Beauty with
-    full-softmax cross-entropy (see docs/benchmarks.md). `loss`: "ce" (default), "sampled" (with
-    `n_negatives`, log-Q corrected), "bce" (one negative, the original paper) or "gbce".
+    The defaults are the ones measured on Amazon Beauty with full-softmax cross-entropy (see
+    docs/benchmarks.md). `loss`: "ce" (default), "sampled" (with `n_negatives`, log-Q corrected),
+    "bce" (one negative, the original paper) or "gbce".
     """
 
     def __init__(
@@ -59,104 +43,18 @@ class SASRec(Recommender):
         self._validate_params()
 
     def _validate_params(self) -> None:
-        if self.loss not in LOSSES:
-            raise DataError(f"loss={self.loss!r}; choose one of {', '.join(LOSSES)}")
+        super()._validate_params()
         if self.score not in SCORES:
             raise DataError(f"score={self.score!r}; choose one of {', '.join(SCORES)}")
-        for name in ("max_len", "dim", "layers", "heads", "epochs", "batch_size", "n_negatives"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DataError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
+            raise DataError(f"heads must be a positive integer, got {self.heads!r}")
         if self.dim % self.heads:
             raise DataError(f"dim={self.dim} must be divisible by heads={self.heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise DataError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
-    def _net_config(self) -> SASRecConfig:
-        return SASRecConfig(
-            n_items=self.n_items_, max_len=self.max_len, dim=self.dim, layers=self.layers, heads=self.heads,
-            dropout=self.dropout, ffn_dim=self.ffn_dim, score=self.score,
-        )  # fmt: skip
-
-    # --- fit ---------------------------------------------------------------------------------------
-    def fit(
-        self,
-        log: InteractionLog | pd.DataFrame,
-        valid: InteractionLog | pd.DataFrame | None = None,
-        checkpoint_dir: str | Path | None = None,
-        resume: str | Path | None = None,
-    ) -> SASRec:
-        """Train on each user's sequence (predicting every next item) with early stopping on `valid`.
-
-        `valid` holds each user's held-out next interaction (see `seqlens.leave_one_out`); training stops
-        after `patience` epochs without a better validation NDCG@10 and keeps the best epoch. Without
-        `valid`, all `epochs` run. On Ctrl-C, a resumable checkpoint goes to `checkpoint_dir` and
-        `fit(..., resume=checkpoint_dir)` continues. After fit, `recommend(users=...)` uses each user's
-        training history followed by their validation interaction.
-        """
-        self._validate_params()
-        log = self._setup(log)
-        train = self.histories_
-        rows = np.flatnonzero(train.lengths >= 2)
-        if len(rows) == 0:
-            raise DataError(f"{log.source}: every user has a single interaction; SASRec needs sequences of 2 or more")
-        seed_everything(self.seed)  # the initial weights come from the seed too
-        self.net_ = SASRecNet(self._net_config())
-        sampling = None
-        if self.loss == "sampled":
-            counts = np.bincount(train.flat, minlength=self.n_items_ + 1).astype(np.float64)
-            sampling = torch.from_numpy(counts / counts.sum()).float()
-
-        def loss_fn(batch: np.ndarray) -> Tensor:
-            # A random batch is run as a few micro-batches of similar-length users, each padded only to
-            # its own longest history: the same gradient as the whole batch, with a fraction of the
-            # padding compute on short-history data (Beauty: mean length 9 of 50).
-            batch = rows[batch]
-            batch = batch[np.argsort(train.lengths[batch], kind="stable")]
-            hidden, targets = [], []
-            for part in np.array_split(batch, MICRO_BATCHES):
-                if len(part) == 0:
-                    continue
-                x, y = (torch.from_numpy(a) for a in train.training_pair(part, self.max_len))
-                h, _ = self.net_(x)
-                hidden.append(h[y > 0])
-                targets.append(y[y > 0])
-            return next_item_loss(
-                torch.cat(hidden), torch.cat(targets), self.net_.item_emb.weight, self.loss, self.n_negatives, sampling
+    def _build_net(self) -> SASRecNet:
+        return SASRecNet(
+            SASRecConfig(
+                n_items=self.n_items_, max_len=self.max_len, dim=self.dim, layers=self.layers, heads=self.heads,
+                dropout=self.dropout, ffn_dim=self.ffn_dim, score=self.score,
             )
-
-        validate = None
-        if valid is not None:
-            valid = as_log(valid)
-            v_users = valid.df[USER].to_numpy()
-            v_hist = histories_for(self, v_users, log)
-            v_targets = self.encode_items(valid.df[ITEM].to_numpy())
-
-            def validate() -> dict[str, float]:
-                ranks = rank_targets(self, v_hist, v_targets)
-                return {k: float(v.mean()) for k, v in metrics_from_ranks(ranks, (10,)).items()}
-
-        trainer = Trainer(
-            self.net_, loss_fn, random_batches(len(rows), self.batch_size),
-            TrainConfig(self.epochs, self.patience, self.batch_size, self.lr, self.weight_decay, self.seed),
-            validate, checkpoint_dir, self.progress,
         )  # fmt: skip
-        self.history_ = trainer.fit(resume)
-        self.net_.eval()
-        if valid is not None:
-            self._remember_histories(log.concat(valid))
-        return self
-
-    # --- scoring -----------------------------------------------------------------------------------
-    def score_histories(self, histories: Sequences, rows: np.ndarray) -> Tensor:
-        seq = torch.from_numpy(histories.padded(rows, self.max_len))
-        with torch.inference_mode():
-            return self.net_.scores(self.net_.last_hidden(seq))
-
-    def _state(self) -> dict[str, Tensor]:
-        return dict(self.net_.state_dict())
-
-    def _load_state(self, tensors: dict[str, Tensor]) -> None:
-        self.net_ = SASRecNet(self._net_config())
-        self.net_.load_state_dict(tensors)
-        self.net_.eval()

@@ -1,0 +1,26 @@
+"""The contract every next-item network keeps: hidden states from left-padded sequences, shared scoring."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class NextItemNet(nn.Module):
+    """Subclasses define `item_emb` (index 0 = padding) and `forward(seq) -> (hidden [B, T, D], extras)`.
+
+    Scores for the next item are the hidden state dotted with the input item embeddings (shared), so
+    column 0 of `scores` is padding and always -inf.
+    """
+
+    item_emb: nn.Embedding
+
+    def scores(self, hidden: Tensor) -> Tensor:
+        """hidden [..., D] -> scores over all items [..., n_items + 1], padding column at -inf."""
+        s = hidden @ self.item_emb.weight.T
+        s[..., 0] = float("-inf")
+        return s
+
+    def last_hidden(self, seq: Tensor) -> Tensor:
+        """The hidden state at the last (most recent) position, which predicts the next item."""
+        hidden, _ = self(seq)
+        return hidden[:, -1]
