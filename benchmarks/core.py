@@ -57,7 +57,10 @@ def run(name: str, epochs: int | None) -> dict | None:
     model.fit(split.train, valid=split.valid)
     wall = time.perf_counter() - start
     test = seqlens.evaluate(model, split.test, split.test_history)
-    pop = seqlens.evaluate(seqlens.Popular().fit(split.train), split.test, split.test_history)
+    baselines = {
+        type(b).__name__: seqlens.evaluate(b.fit(split.train), split.test, split.test_history).summary
+        for b in (seqlens.Popular(), seqlens.MarkovChain(), seqlens.ItemKNN())
+    }
     history = model.history_
     best = max(history, key=lambda r: r["ndcg@10"])
     to_best = sum(r["train_seconds"] + r.get("valid_seconds", 0.0) for r in history if r["epoch"] <= best["epoch"])
@@ -68,7 +71,8 @@ def run(name: str, epochs: int | None) -> dict | None:
         "params": model.get_params(),
         "protocol": test.protocol,
         "sasrec_test": test.summary,
-        "popular_test": pop.summary,
+        "popular_test": baselines["Popular"],
+        "baselines_test": baselines,
         "epochs_run": len(history),
         "best_epoch": best["epoch"],
         "best_valid_ndcg@10": best["ndcg@10"],
@@ -77,6 +81,7 @@ def run(name: str, epochs: int | None) -> dict | None:
         "wall_seconds_to_best": to_best,
         "wall_seconds_total_fit": wall,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "history": history,
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
     }
     RESULTS.mkdir(exist_ok=True)

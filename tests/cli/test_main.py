@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
 
 
 def test_help_everywhere():
-    for cmd in ([], ["demo"], ["train"], ["evaluate"], ["recommend"], ["compare"]):
+    for cmd in ([], ["demo"], ["train"], ["evaluate"], ["recommend"], ["compare"], ["calibrate"]):
         result = runner.invoke(app, cmd + ["--help"])
         assert result.exit_code == 0
         assert "Usage" in result.output
@@ -131,3 +131,12 @@ def test_train_gru4rec_and_reject_foreign_parameters(tmp_path):
     result = runner.invoke(app, args + ["--heads", "2"])
     assert result.exit_code == 2
     assert "gru4rec has no parameter(s) heads" in result.output
+
+
+def test_calibrate_writes_ece_and_diagram(trained, tmp_path):
+    result = runner.invoke(app, ["calibrate", str(trained), "synthetic", "--out", str(tmp_path / "cal")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    assert 0 <= report["ece"] <= 1 and 0 <= report["ece_scaled"] <= 1 and report["temperature"] > 0
+    assert sum(b["users"] for b in report["bins"]) == report["users"]
+    assert (tmp_path / "cal" / "reliability.png").read_bytes()[:4] == b"\x89PNG"

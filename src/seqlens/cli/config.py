@@ -43,20 +43,21 @@ class DataConfig(_Strict):
 class ModelConfig(_Strict):
     """Hyper-parameters; only those set in the file or by flags reach the model (the rest keep its defaults)."""
 
-    max_len: int = 50
-    dim: int = 64
-    layers: int = 2
-    heads: int = 1
-    dropout: float = 0.5
-    score: Literal["scaled_dot", "dot", "additive"] = "scaled_dot"
-    loss: Literal["ce", "sampled", "bce", "gbce"] = "ce"
-    n_negatives: int = 256
-    epochs: int = 200
-    patience: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    seed: int = 0
+    max_len: int | None = None
+    dim: int | None = None
+    layers: int | None = None
+    heads: int | None = None
+    dropout: float | None = None
+    ffn_dim: int | None = None
+    score: Literal["scaled_dot", "dot", "additive"] | None = None
+    loss: Literal["ce", "sampled", "bce", "gbce"] | None = None
+    n_negatives: int | None = None
+    epochs: int | None = None
+    patience: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    seed: int | None = None
 
 
 class RunConfig(_Strict):

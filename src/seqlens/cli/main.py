@@ -146,7 +146,7 @@ def train(
         console.print(f"[bold]data[/bold]  {log}")
         split = _split(log, cfg.run.split)
         cls = {"sasrec": SASRec, "gru4rec": seqlens.GRU4Rec}[cfg.run.model]
-        params = cfg.model.model_dump(exclude_unset=True)
+        params = cfg.model.model_dump(exclude_none=True)
         unused = sorted(set(params) - set(cls._param_names()))
         if unused:
             raise SeqlensError(f"{config or 'options'}: {cfg.run.model} has no parameter(s) {', '.join(unused)}")
@@ -308,6 +308,52 @@ def compare_cmd(
     console.print(shown)
     write_comparison(table, out, f"Comparison on {data}", protocol, _beyond_tables(models, results, split, keep_seen))
     console.print(f"report written to [bold]{out / 'compare.md'}[/bold] (+ compare.json, compare.png)")
+
+
+@app.command()
+def calibrate(
+    model_dir: Path = typer.Argument(..., help="Model directory of a SASRec or GRU4Rec model (scores are logits)."),
+    data: str = typer.Argument(..., help="Interaction file the model was trained on (split leave-one-out)."),
+    format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
+    timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    out: Optional[Path] = typer.Option(None, help="Directory for calibration.json and reliability.png."),
+) -> None:
+    """Expected calibration error of the top-1 probability, before and after temperature scaling.
+
+    The temperature is fitted on the validation targets (lowest NLL) and applied to the test targets.
+    """
+    from seqlens.eval.calibration import reliability, top_one_probabilities
+    from seqlens.eval.protocol import histories_for
+    from seqlens.eval.report import reliability_png
+
+    try:
+        model = load_model(model_dir)
+        split = leave_one_out(read_log(data, format, timestamps=timestamps))
+    except SeqlensError as e:
+        _fail(str(e))
+
+    def probabilities(targets: InteractionLog, history: InteractionLog):
+        users = targets.df["user_id"].to_numpy()
+        idx = model.encode_items(targets.df["item_id"].to_numpy())
+        return top_one_probabilities(model, histories_for(model, users, history), idx)
+
+    temperature = probabilities(split.valid, split.train).best_temperature()
+    test = probabilities(split.test, split.test_history)
+    (ece_raw, raw), (ece_scaled, scaled) = reliability(*test.at(1.0)), reliability(*test.at(temperature))
+    table = Table(title="top-1 calibration on the test targets (temperature fitted on validation)")
+    for col in ("temperature", "ECE", "mean top-1 probability", "top-1 accuracy"):
+        table.add_column(col, justify="right")
+    for t, ece in ((1.0, ece_raw), (temperature, ece_scaled)):
+        conf, correct = test.at(t)
+        table.add_row(f"{t:.3f}", f"{ece:.4f}", f"{conf.mean():.4f}", f"{correct.mean():.4f}")
+    console.print(table)
+    if out is not None:
+        result = {"temperature": temperature, "ece": ece_raw, "ece_scaled": ece_scaled,
+                  "bins": raw, "bins_scaled": scaled, "users": len(test.correct)}  # fmt: skip
+        atomic.write_text(out / "calibration.json", json.dumps(result, indent=1))
+        png = reliability_png({"raw": raw, f"T = {temperature:.2f}": scaled}, type(model).__name__)
+        atomic.write_bytes(out / "reliability.png", png)
+        console.print(f"written to [bold]{out}[/bold] (calibration.json, reliability.png)")
 
 
 def main() -> None:

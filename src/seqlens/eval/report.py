@@ -97,3 +97,23 @@ def write_comparison(
     atomic.write_text(out / "compare.json", json.dumps(payload, indent=1, default=str))
     atomic.write_bytes(out / "compare.png", comparison_png(table, table["metric"].iloc[0]))
     return out
+
+
+def reliability_png(curves: dict[str, list[dict]], title: str) -> bytes:
+    """Reliability diagram: accuracy against confidence per bin, one line per curve, diagonal = calibrated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
+    for label, table in curves.items():
+        ax.plot([r["confidence"] for r in table], [r["accuracy"] for r in table], marker="o", label=label)
+    ax.set(xlabel="top-1 probability (bin mean)", ylabel="top-1 accuracy", xlim=(0, 1), ylim=(0, 1), title=title)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return buf.getvalue()

@@ -13,13 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import Tensor
 
 from seqlens.data.log import ITEM, USER, InteractionLog
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
-from seqlens.eval.metrics import exclude
+from seqlens.eval.protocol import scored_batches
 
 
 class NotFittedError(RuntimeError):
@@ -148,14 +147,9 @@ class Recommender:
         labels, seqs = self._known_users(users) if users is not None else self._adhoc_histories(histories)
         k = min(int(k), self.n_items_)
         frames = []
-        with torch.inference_mode():
-            for lo in range(0, len(seqs), batch_size):
-                rows = np.arange(lo, min(lo + batch_size, len(seqs)))
-                scores = self.score_histories(seqs, rows)
-                if exclude_seen:
-                    scores = exclude(scores, torch.from_numpy(seqs.padded(rows, max_len=1 << 30)))
-                top_scores, top_idx = scores.topk(k, dim=1)
-                frames.append(self._table(labels[rows], top_scores.numpy(), top_idx.numpy()))
+        for rows, scores in scored_batches(self, seqs, exclude_seen, batch_size):
+            top_scores, top_idx = scores.topk(k, dim=1)
+            frames.append(self._table(labels[rows], top_scores.numpy(), top_idx.numpy()))
         return pd.concat(frames, ignore_index=True)
 
     def _table(self, labels: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> pd.DataFrame:
