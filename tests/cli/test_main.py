@@ -140,3 +140,11 @@ def test_calibrate_writes_ece_and_diagram(trained, tmp_path):
     assert 0 <= report["ece"] <= 1 and 0 <= report["ece_scaled"] <= 1 and report["temperature"] > 0
     assert sum(b["users"] for b in report["bins"]) == report["users"]
     assert (tmp_path / "cal" / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_sampled_is_labelled(trained):
+    result = runner.invoke(app, ["evaluate", str(trained), "synthetic", "--sampled", "uniform"])
+    assert result.exit_code == 0, result.output
+    assert "SAMPLED (100 uniform negatives" in " ".join(result.output.split())
+    result = runner.invoke(app, ["evaluate", str(trained), "synthetic", "--sampled", "all"])
+    assert result.exit_code == 2 and "sampled='all'" in result.output

@@ -164,3 +164,27 @@ def test_evaluate_with_a_history_of_only_unknown_items():
     result = evaluate(FixedScorer(), log_of([("u1", "b")]), log_of([("u1", "zz")]), ks=(5,))
     assert result.per_user["rank"].tolist() == [2]
     assert result.protocol["empty_histories"] == 1
+
+
+def test_sampled_mode_is_never_the_default_and_is_labelled(eval_data):
+    targets, history = eval_data
+    assert evaluate(FixedScorer(), targets, history).protocol["ranking"] == "full (all items)"
+    sampled = evaluate(FixedScorer(), targets, history, ks=(1, 5), sampled="uniform", n_negatives=2)
+    assert sampled.protocol["ranking"].startswith("SAMPLED (2 uniform negatives")
+
+
+def test_sampled_negatives_avoid_history_and_target(eval_data):
+    """u1 (history a, target c) has exactly 3 candidates b, d, e: asking for 3 takes all of them, so c
+    ranks below b only (rank 2), as in full ranking with seen items excluded."""
+    targets, history = eval_data
+    for seed in range(5):
+        result = evaluate(FixedScorer(), targets, history, ks=(5,), sampled="popularity", n_negatives=2, seed=seed)
+        rank = result.per_user.set_index("user_id")["rank"]
+        assert rank["u5"] == 1 and rank["u4"] == -1 and rank["u3"] == -1  # unknown / excluded targets still miss
+    only_u1 = log_of([("u1", "c")])
+    full = evaluate(FixedScorer(), only_u1, history, ks=(5,), sampled="uniform", n_negatives=3)
+    assert full.per_user["rank"].tolist() == [2]
+    with pytest.raises(DataError, match="fewer than 4 candidate negatives"):
+        evaluate(FixedScorer(), only_u1, history, sampled="uniform", n_negatives=4)
+    with pytest.raises(DataError, match="sampled='random'"):
+        evaluate(FixedScorer(), only_u1, history, sampled="random")

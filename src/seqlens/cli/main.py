@@ -177,6 +177,9 @@ def evaluate_cmd(
     timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
     keep_seen: bool = typer.Option(False, help="Keep history items in the ranking (default: excluded)."),
     per_user: Optional[Path] = typer.Option(None, help="Write per-user metrics (CSV or Parquet) here."),
+    sampled: Optional[str] = typer.Option(
+        None, help="Rank against 100 sampled negatives (uniform or popularity) instead of all items; labelled SAMPLED."
+    ),
 ) -> None:
     """Evaluate a saved model on the last interaction of each user in DATA, next to popularity."""
     try:
@@ -185,10 +188,14 @@ def evaluate_cmd(
         split = leave_one_out(log)
     except SeqlensError as e:
         _fail(str(e))
-    results = {
-        type(model).__name__: evaluate(model, split.test, split.test_history, exclude_seen=not keep_seen),
-        "Popular": evaluate(Popular().fit(split.train), split.test, split.test_history, exclude_seen=not keep_seen),
-    }
+    options = dict(exclude_seen=not keep_seen, sampled=sampled)
+    try:
+        results = {
+            type(model).__name__: evaluate(model, split.test, split.test_history, **options),
+            "Popular": evaluate(Popular().fit(split.train), split.test, split.test_history, **options),
+        }
+    except SeqlensError as e:
+        _fail(str(e))
     console.print(_metrics_table(results, f"test metrics ({_protocol_line(results['Popular'])})"))
     if per_user is not None:
         frame = results[type(model).__name__].per_user
