@@ -1,8 +1,8 @@
 """Core acceptance benchmark: SASRec (CE loss) vs popularity on Beauty and MovieLens-1M, full ranking.
 
 Reads data from ../shared/data (skips a dataset whose folder is absent) and writes
-benchmarks/results/core_<dataset>.json with test metrics, seconds per epoch, peak memory and wall time
-to the best validation NDCG@10. Usage: python benchmarks/core.py [beauty] [ml-1m] [--epochs N]
+benchmarks/results/core_<dataset>.json with test metrics (SASRec and the non-neural baselines), seconds
+per epoch, peak memory and wall time to the best validation NDCG@10; the model goes to runs/bench/<dataset>. Usage: python benchmarks/core.py [beauty] [ml-1m] [--epochs N]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import seqlens
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
+MODELS = Path(__file__).resolve().parents[1] / "runs" / "bench"
 
 
 def load(name: str) -> seqlens.InteractionLog | None:
@@ -84,6 +85,7 @@ def run(name: str, epochs: int | None) -> dict | None:
         "history": history,
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
     }
+    model.save(MODELS / name)  # reused by later studies (baselines, explanations); runs/ is not tracked
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"core_{name}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: result[k] for k in ("dataset", "sasrec_test", "popular_test", "best_epoch", "seconds_per_epoch_median", "wall_seconds_to_best", "peak_rss_mib")}, indent=1))

@@ -73,15 +73,13 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
             h, t = hidden[lo : lo + chunk], targets[lo : lo + chunk, None]
             logits = h @ weight.T
             target_logits = logits.gather(1, t)
-            probs = torch.softmax(logits, dim=1)
-            # loss = logsumexp - target logit, with logsumexp recovered from the target's probability
-            # where that is safe and computed directly for the rare rows where it underflows
-            p_t = probs.gather(1, t)
-            lse = torch.where(p_t > 1e-30, target_logits - p_t.clamp_min(1e-30).log(), target_logits)
-            low = (p_t <= 1e-30).flatten()
-            if low.any():
-                lse[low] = torch.logsumexp(logits[low], dim=1, keepdim=True)
-            total += (lse - target_logits).sum()
+            # softmax in place (the chunk is the only copy): exp(logits - max) / sum, and the exact
+            # logsumexp = max + log(sum) for the loss on the way
+            top = logits.amax(dim=1, keepdim=True)
+            probs = logits.sub_(top).exp_()
+            norm = probs.sum(dim=1, keepdim=True)
+            total += (top + norm.log() - target_logits).sum()
+            probs.div_(norm)
             probs.scatter_add_(1, t, probs.new_full(t.shape, -1.0))  # d loss / d logits = softmax - onehot
             torch.mm(probs, weight, out=grad_h[lo : lo + chunk])
             grad_w.addmm_(probs.T, h)
