@@ -11,6 +11,12 @@ DOC = HERE.parent / "docs" / "benchmarks.md"
 METRICS = ("recall@1", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")
 
 
+def _stopped(r: dict) -> str:
+    if r["epochs_run"] < r["params"]["epochs"]:
+        return f"early stopping after {r['params']['patience']} epochs without improvement"
+    return "stopped by the epoch cap while still improving; more epochs would likely score higher"
+
+
 def _list(r: dict) -> str:
     return ", ".join(f"{s:.1f}" for s in r["seconds_per_epoch"])
 
@@ -43,7 +49,7 @@ def _accuracy(r: dict) -> str:
             *rows,
             "",
             f"- best validation NDCG@10 {r['best_valid_ndcg@10']:.4f} at epoch {r['best_epoch']} "
-            f"({r['epochs_run']} epochs run, early stopping)",
+            f"({r['epochs_run']} epochs run, {_stopped(r)})",
             f"- training seconds per epoch (median): {r['seconds_per_epoch_median']:.1f}; "
             f"wall time to the best validation score (training + validation): {r['wall_seconds_to_best']:.0f} s; "
             f"whole fit {r['wall_seconds_total_fit']:.0f} s",
