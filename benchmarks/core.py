@@ -97,7 +97,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("datasets", nargs="*", default=["beauty", "ml-1m"])
     parser.add_argument("--epochs", type=int, default=None, help="cap on epochs (default: the model default)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a SASRec parameter, e.g. --set ffn_dim=256 (a JSON value)")  # fmt: skip
     args = parser.parse_args(argv)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        for params in PARAMS.values():
+            params[key] = json.loads(value)
     if args.threads:
         torch.set_num_threads(args.threads)
     for name in args.datasets:
