@@ -109,8 +109,13 @@ def reliability_png(curves: dict[str, list[dict]], title: str) -> bytes:
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
     for label, table in curves.items():
-        ax.plot([r["confidence"] for r in table], [r["accuracy"] for r in table], marker="o", label=label)
-    ax.set(xlabel="top-1 probability (bin mean)", ylabel="top-1 accuracy", xlim=(0, 1), ylim=(0, 1), title=title)
+        conf, acc = [r["confidence"] for r in table], [r["accuracy"] for r in table]
+        (line,) = ax.plot(conf, acc, lw=1, label=label)
+        # marker area by the bin's share of users: bins holding a handful of users are visibly small
+        users = np.array([r["users"] for r in table], dtype=float)
+        ax.scatter(conf, acc, s=8 + 300 * users / users.sum(), color=line.get_color(), alpha=0.8)
+    ax.set(xlabel="top-1 probability (bin mean; marker area = users)", ylabel="top-1 accuracy",
+           xlim=(0, 1), ylim=(0, 1), title=title)  # fmt: skip
     ax.legend()
     fig.tight_layout()
     buf = io.BytesIO()
