@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
@@ -260,21 +259,19 @@ def _runs_to_evaluate(specs: list[str], split: Split) -> dict[str, list[Recommen
 def _beyond_tables(models: dict, results: dict, split: Split, keep_seen: bool) -> dict:
     """Beyond-accuracy measures of each model's top-10 and NDCG@10 by history length (first seed)."""
     from seqlens.eval.beyond import LENGTH_BUCKETS, beyond_accuracy, breakdown
-    from seqlens.eval.protocol import histories_for, top_k_items
+    from seqlens.eval.protocol import item_counts, targets_with_histories, top_k_items
 
     beyond, by_length = {}, {}
     for label, seeds in models.items():
         model = seeds[0]
-        users = split.test.df["user_id"].to_numpy()
-        top = top_k_items(model, histories_for(model, users, split.test_history), 10, exclude_seen=not keep_seen)
-        popularity = np.bincount(model.encode_items(split.train.df["item_id"].to_numpy()), minlength=model.n_items_ + 1)
-        beyond[label] = beyond_accuracy(top, popularity)
-        by_length[label] = breakdown(results[label][0].per_user, "history_len", LENGTH_BUCKETS, ["ndcg@10"])["ndcg@10"]
-    first = next(iter(results.values()))[0].per_user
-    lengths = breakdown(first, "history_len", LENGTH_BUCKETS, ["ndcg@10"])["users"]
+        _, histories, _ = targets_with_histories(model, split.test, split.test_history)
+        top = top_k_items(model, histories, 10, exclude_seen=not keep_seen)
+        beyond[label] = beyond_accuracy(top, item_counts(model, split.train))
+        by_length[label] = breakdown(results[label][0].per_user, "history_len", LENGTH_BUCKETS, ["ndcg@10"])
+    users = next(iter(by_length.values()))["users"]  # the same users for every model
     return {
         "Beyond accuracy (top-10)": pd.DataFrame(beyond).T,
-        "NDCG@10 by history length": pd.DataFrame({"users": lengths, **by_length}),
+        "NDCG@10 by history length": pd.DataFrame({"users": users, **{k: v["ndcg@10"] for k, v in by_length.items()}}),
     }
 
 
@@ -330,7 +327,7 @@ def calibrate(
     The temperature is fitted on the validation targets (lowest NLL) and applied to the test targets.
     """
     from seqlens.eval.calibration import reliability, top_one_probabilities
-    from seqlens.eval.protocol import histories_for
+    from seqlens.eval.protocol import targets_with_histories
     from seqlens.eval.report import reliability_png
 
     try:
@@ -340,9 +337,8 @@ def calibrate(
         _fail(str(e))
 
     def probabilities(targets: InteractionLog, history: InteractionLog):
-        users = targets.df["user_id"].to_numpy()
-        idx = model.encode_items(targets.df["item_id"].to_numpy())
-        return top_one_probabilities(model, histories_for(model, users, history), idx)
+        _, histories, target_idx = targets_with_histories(model, targets, history)
+        return top_one_probabilities(model, histories, target_idx)
 
     temperature = probabilities(split.valid, split.train).best_temperature()
     test = probabilities(split.test, split.test_history)

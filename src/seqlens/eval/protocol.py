@@ -57,6 +57,19 @@ def histories_for(model: Scorer, users: np.ndarray, history: InteractionLog) -> 
     )
 
 
+def targets_with_histories(
+    model: Scorer, targets: InteractionLog, history: InteractionLog
+) -> tuple[np.ndarray, Sequences, np.ndarray]:
+    """(user ids, their histories, internal target indices) in the row order of `targets`: what ranking needs."""
+    users = targets.df[USER].to_numpy()
+    return users, histories_for(model, users, history), model.encode_items(targets.df[ITEM].to_numpy())
+
+
+def item_counts(model: Scorer, log: InteractionLog) -> np.ndarray:
+    """Interactions per internal item index in `log` ([n_items + 1], index 0 counts unknown items)."""
+    return np.bincount(model.encode_items(log.df[ITEM].to_numpy()), minlength=model.n_items_ + 1)
+
+
 def rank_targets(
     model: Scorer,
     histories: Sequences,
@@ -146,13 +159,11 @@ def evaluate(
     if tdf[USER].duplicated().any():
         user = tdf[USER][tdf[USER].duplicated()].iloc[0]
         raise DataError(f"{targets.source}: user {user!r} has more than one target; give one next item per user")
-    users = tdf[USER].to_numpy()
-    hist = histories_for(model, users, history)
-    target_idx = model.encode_items(tdf[ITEM].to_numpy())
+    users, hist, target_idx = targets_with_histories(model, targets, history)
     if sampled is None:
         ranks = rank_targets(model, hist, target_idx, exclude_seen, batch_size)
     else:
-        counts = np.bincount(model.encode_items(history.df[ITEM].to_numpy()), minlength=model.n_items_ + 1)
+        counts = item_counts(model, history)
         weights = torch.ones(model.n_items_ + 1) if sampled == "uniform" else torch.from_numpy(counts).float()
         ranks = rank_among_sampled(model, hist, target_idx, weights, n_negatives, seed, batch_size)
     values = metrics_from_ranks(ranks, ks)

@@ -12,6 +12,24 @@ import pandas as pd
 from seqlens import atomic
 
 
+def _pyplot():
+    """pyplot on the file-only Agg backend (no display needed), imported only when a figure is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=120)
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
 def comparison_markdown(table: pd.DataFrame, title: str, protocol: str) -> str:
     reference = table.loc[table["verdict"] == "reference", "model"].iloc[0]
     level = "95%"
@@ -41,14 +59,9 @@ def comparison_markdown(table: pd.DataFrame, title: str, protocol: str) -> str:
 
 def comparison_png(table: pd.DataFrame, metric: str) -> bytes:
     """Horizontal error bars: each model's difference to the reference on `metric`, with its CI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = table[(table["metric"] == metric) & (table["verdict"] != "reference")]
     reference = table.loc[table["verdict"] == "reference", "model"].iloc[0]
-    fig, ax = plt.subplots(figsize=(6, 0.5 * len(rows) + 1.5))
+    fig, ax = _pyplot().subplots(figsize=(6, 0.5 * len(rows) + 1.5))
     y = range(len(rows))
     ax.errorbar(
         rows["diff"], y, xerr=[rows["diff"] - rows["ci_low"], rows["ci_high"] - rows["diff"]], fmt="o", capsize=4
@@ -56,17 +69,14 @@ def comparison_png(table: pd.DataFrame, metric: str) -> bytes:
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(list(y), rows["model"])
     ax.set_xlabel(f"{metric} difference to {reference} (95% CI)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def frame_markdown(frame: pd.DataFrame, title: str) -> str:
     """A small DataFrame (index = row labels) as a Markdown section; floats to 4 decimals."""
     cols = list(frame.columns)
     lines = [f"## {title}", "", "| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+
     def cell(v) -> str:
         if isinstance(v, float):
             return "-" if np.isnan(v) else f"{v:.4f}"
@@ -101,12 +111,7 @@ def write_comparison(
 
 def reliability_png(curves: dict[str, list[dict]], title: str) -> bytes:
     """Reliability diagram: accuracy against confidence per bin, one line per curve, diagonal = calibrated."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
     for label, table in curves.items():
         conf, acc = [r["confidence"] for r in table], [r["accuracy"] for r in table]
@@ -117,8 +122,4 @@ def reliability_png(curves: dict[str, list[dict]], title: str) -> bytes:
     ax.set(xlabel="top-1 probability (bin mean; marker area = users)", ylabel="top-1 accuracy",
            xlim=(0, 1), ylim=(0, 1), title=title)  # fmt: skip
     ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)

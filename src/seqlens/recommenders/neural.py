@@ -14,11 +14,11 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from seqlens.data.log import ITEM, USER, InteractionLog
+from seqlens.data.log import InteractionLog
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
 from seqlens.eval.metrics import metrics_from_ranks
-from seqlens.eval.protocol import histories_for, rank_targets
+from seqlens.eval.protocol import rank_targets, targets_with_histories
 from seqlens.nn.losses import LOSSES, next_item_loss
 from seqlens.recommenders.base import Recommender, as_log
 from seqlens.train.trainer import TrainConfig, Trainer, random_batches, seed_everything
@@ -96,10 +96,7 @@ class NextItemModel(Recommender):
 
         validate = None
         if valid is not None:
-            valid = as_log(valid)
-            v_users = valid.df[USER].to_numpy()
-            v_hist = histories_for(self, v_users, log)
-            v_targets = self.encode_items(valid.df[ITEM].to_numpy())
+            _, v_hist, v_targets = targets_with_histories(self, as_log(valid), log)
 
             def validate() -> dict[str, float]:
                 ranks = rank_targets(self, v_hist, v_targets)
