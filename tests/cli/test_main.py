@@ -80,6 +80,24 @@ def test_evaluate_incompatible_model_dir(tmp_path):
     assert "config.json" in result.output
 
 
+def test_train_awrsr_variant_from_flags(tmp_path):
+    out = tmp_path / "awrsr"
+    result = runner.invoke(
+        app,
+        ["train", "--data", "synthetic", "--epochs", "1", "--dim", "16", "--max-len", "20", "--refinement", "additive",
+         "--rank", "8", "--refine-layers", "-1", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    params = json.loads((out / "config.json").read_text())["params"]
+    assert params["refinement"] == "additive" and params["rank"] == 8 and params["refine_layers"] == [-1]
+
+
+def test_train_bad_refine_layers(tmp_path):
+    result = runner.invoke(app, ["train", "--data", "synthetic", "--refine-layers", "last", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--refine-layers" in result.output and "'last'" in result.output
+
+
 def test_train_bad_config_names_the_key(tmp_path):
     cfg = tmp_path / "run.toml"
     cfg.write_text('[model]\nlos = "ce"\n')

@@ -7,15 +7,15 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seqlens.nn.attention import SCORES
+from seqlens.nn.attention import REFINEMENTS, SCORES
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
 
 N_ITEMS, MAX_LEN = 20, 8
 
 
-def make(score="scaled_dot", layers=2, heads=2, dropout=0.3, seed=0) -> SASRecNet:
+def make(score="scaled_dot", layers=2, heads=2, dropout=0.3, seed=0, **kw) -> SASRecNet:
     torch.manual_seed(seed)
-    cfg = SASRecConfig(n_items=N_ITEMS, max_len=MAX_LEN, dim=16, layers=layers, heads=heads, dropout=dropout, score=score)
+    cfg = SASRecConfig(n_items=N_ITEMS, max_len=MAX_LEN, dim=16, layers=layers, heads=heads, dropout=dropout, score=score, **kw)
     return SASRecNet(cfg).eval()
 
 
@@ -34,7 +34,7 @@ def test_attention_per_layer(score):
     assert hidden.shape == (3, 6, 16)
     assert len(attentions) == 3
     keep = seq != 0
-    for w in attentions:
+    for w in (a.applied for a in attentions):
         assert w.shape == (3, 2, 6, 6)
         sums = w.sum(-1)
         valid = keep[:, None, :].expand_as(sums)
@@ -50,7 +50,7 @@ def test_no_nan_and_zero_hidden_at_padding(lengths, score):
     seq = batch(lengths, t)
     hidden, attentions = net(seq, return_attention=True)
     assert torch.isfinite(hidden).all()
-    assert all(torch.isfinite(w).all() for w in attentions)
+    assert all(torch.isfinite(a.raw).all() and torch.isfinite(a.applied).all() for a in attentions)
     assert (hidden[seq == 0] == 0).all()
     scores = net.scores(net.last_hidden(seq))
     assert torch.isfinite(scores[:, 1:]).all()
@@ -110,3 +110,22 @@ def test_eval_mode_is_deterministic():
     net = make()
     seq = batch([3, 6], 6)
     torch.testing.assert_close(net(seq)[0], net(seq)[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("refinement", REFINEMENTS[1:])
+def test_refinement_in_chosen_layers_only(refinement):
+    net = make(layers=3, refinement=refinement, rank=4, refine_layers=[-1])
+    seq = batch([0, 3, 6], 6)
+    _, attentions = net(seq, return_attention=True)
+    assert [a.applied is a.raw for a in attentions] == [True, True, False]
+    everywhere = make(layers=3, refinement=refinement, rank=4)
+    assert not any(a.applied is a.raw for a in everywhere(seq, return_attention=True)[1])
+
+
+@pytest.mark.parametrize("refinement", REFINEMENTS)
+def test_refined_padding_width_and_fused_paths_agree(refinement):
+    net = make(refinement=refinement, rank=4)
+    seq = batch([3], 3)
+    wide = torch.cat([torch.zeros(1, 4, dtype=seq.dtype), seq], dim=1)
+    torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(net(seq)[0], net(seq, return_attention=True)[0], rtol=1e-5, atol=1e-5)

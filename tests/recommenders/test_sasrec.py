@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+import seqlens
 from seqlens import SASRec, evaluate
 from seqlens.errors import DataError
 from seqlens.recommenders import NotFittedError
@@ -116,8 +117,10 @@ def test_not_fitted():
 
 
 @pytest.mark.parametrize(
-    "params", [dict(loss="hinge"), dict(score="cosine"), dict(dim=0), dict(dim=10, heads=3), dict(dropout=1.0), dict(epochs=True)]
-)
+    "params",
+    [dict(loss="hinge"), dict(score="cosine"), dict(dim=0), dict(dim=10, heads=3), dict(dropout=1.0), dict(epochs=True),
+     dict(refinement="deep"), dict(rank=0), dict(layers=2, refine_layers=[2])],
+)  # fmt: skip
 def test_bad_parameters(params):
     with pytest.raises(DataError):
         SASRec(**params)
@@ -194,3 +197,15 @@ def test_micro_batches_give_the_same_loss_as_one_batch(synth_split, monkeypatch)
         model.fit(synth_split.train)
         losses.append(captured["loss"])
     assert abs(losses[0] - losses[1]) < 1e-5 * abs(losses[0])
+
+
+@pytest.mark.parametrize("refinement", ["simple", "value", "additive"])
+def test_awrsr_variants_fit_and_round_trip(synth_split, tmp_path, refinement):
+    model = SASRec(epochs=1, refinement=refinement, rank=8, refine_layers=[-1], **FAST)
+    model.fit(synth_split.train, synth_split.valid)
+    model.save(tmp_path / "m")
+    loaded = seqlens.load(tmp_path / "m")
+    assert loaded.get_params() == model.get_params()
+    assert loaded.net_.blocks[-1].attn.refinement == refinement and loaded.net_.blocks[0].attn.refinement == "none"
+    users = list(model.user_ids_[:5])
+    pd.testing.assert_frame_equal(loaded.recommend(users=users), model.recommend(users=users))

@@ -50,6 +50,9 @@ class ModelConfig(_Strict):
     dropout: float | None = None
     ffn_dim: int | None = None
     score: Literal["scaled_dot", "dot", "additive"] | None = None
+    refinement: Literal["none", "simple", "value", "additive"] | None = None
+    rank: int | None = None
+    refine_layers: list[int] | None = None
     loss: Literal["ce", "sampled", "bce", "gbce"] | None = None
     n_negatives: int | None = None
     epochs: int | None = None

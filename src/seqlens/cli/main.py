@@ -119,6 +119,13 @@ def demo(
                   f"({time.perf_counter() - start:.0f} s)")  # fmt: skip
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SeqlensError(f"{option}: expected comma-separated integers, got {text!r}") from None
+
+
 @app.command()
 def train(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML run configuration."),
@@ -132,13 +139,19 @@ def train(
     epochs: Optional[int] = typer.Option(None), patience: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None), lr: Optional[float] = typer.Option(None),
     seed: Optional[int] = typer.Option(None),
+    refinement: Optional[str] = typer.Option(None, help="AWRSR refinement: none, simple, value or additive."),
+    rank: Optional[int] = typer.Option(None, help="AWRSR correlation-space dimension r (default 32)."),
+    refine_layers: Optional[str] = typer.Option(None, help="Blocks that refine, e.g. '-1' (last) or '0,1'; default all."),
     resume: Optional[Path] = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
     model_name: Optional[str] = typer.Option(None, "--model", help="sasrec (default) or gru4rec."),
 ) -> None:
     """Train SASRec or GRU4Rec (leave-one-out split, early stopping on validation), evaluate on test, save."""
     model_flags = dict(max_len=max_len, dim=dim, layers=layers, heads=heads, dropout=dropout, loss=loss,
-                       epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed)  # fmt: skip
+                       epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed,
+                       refinement=refinement, rank=rank)  # fmt: skip
     try:
+        if refine_layers is not None:
+            model_flags["refine_layers"] = _int_list(refine_layers, "--refine-layers")
         cfg = load_config(config, {"data": {"path": data, "format": format, "timestamps": timestamps},
                                    "model": model_flags, "run": {"out": out, "model": model_name}})  # fmt: skip
         log = _load_data(cfg)

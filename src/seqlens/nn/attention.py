@@ -1,15 +1,28 @@
-"""Causal multi-head self-attention, written out so its weights can be returned and, later, refined.
+"""Causal multi-head self-attention, written out so its weights can be returned and refined (AWRSR).
 
 Masks: a query attends to itself and to earlier non-padding keys. A padding query (left padding) is
 allowed its own key only, so no softmax row is empty (no NaN), and its returned weights are zeroed.
 At inference, when weights are not requested and the score is scaled-dot, PyTorch's fused
 `scaled_dot_product_attention` computes the same result faster; in training the explicit path is used so
 attention dropout draws its mask with our fast `Dropout`.
+
+Refinement (AWRSR, see docs/awrsr.md and DESIGN.md) maps each head's weight matrix A into an r-dimensional
+"correlation space" and attends there: a query i moves weight onto keys j whose attention patterns
+correlate with its own, which is how higher-order dependencies are expressed.
+
+    A  = softmax(Q K^T / sqrt(d_h) + M)
+    P  = A W1, R = A W2                     (value: P = (A V) U1, R = (A V) U2)
+    A' = softmax(P R^T / sqrt(r) + M)
+    simple / value: out = A' V;   additive: A* = (1 - g) A + g A', g = sigmoid(gamma_h), out = A* V
+
+W1, W2 have one row per absolute position (n = max_len); batches trimmed to T < n use the last T rows,
+because sequences are left-padded and so right-aligned with the positional embeddings.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +31,14 @@ from torch import Tensor, nn
 from seqlens.nn.dropout import Dropout
 
 SCORES = ("scaled_dot", "dot", "additive")
+REFINEMENTS = ("none", "simple", "value", "additive")
+
+
+class AttentionWeights(NamedTuple):
+    """One layer's weights [B, H, T, T]: `raw` is A; `applied` multiplied V (A', A*, or A when unrefined)."""
+
+    raw: Tensor
+    applied: Tensor
 
 
 def attention_mask(keep: Tensor) -> Tensor:
@@ -28,40 +49,84 @@ def attention_mask(keep: Tensor) -> Tensor:
     return (causal & (keep[:, None, :] | eye))[:, None]
 
 
+def masked_softmax(logits: Tensor, allowed: Tensor, keep: Tensor) -> Tensor:
+    """Softmax over allowed keys; rows of padding queries become all zeros."""
+    return logits.masked_fill(~allowed, float("-inf")).softmax(dim=-1) * keep[:, None, :, None]
+
+
 class CausalSelfAttention(nn.Module):
-    def __init__(self, dim: int, heads: int, dropout: float, score: str = "scaled_dot"):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        dropout: float,
+        score: str = "scaled_dot",
+        refinement: str = "none",
+        rank: int = 32,
+        max_len: int = 50,
+    ):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} is not divisible by heads={heads}")
         if score not in SCORES:
             raise ValueError(f"score={score!r}; choose one of {', '.join(SCORES)}")
+        if refinement not in REFINEMENTS:
+            raise ValueError(f"refinement={refinement!r}; choose one of {', '.join(REFINEMENTS)}")
         self.heads, self.head_dim, self.score, self.dropout = heads, dim // heads, score, dropout
+        self.refinement, self.rank = refinement, rank
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.attn_dropout = Dropout(dropout)
         if score == "additive":  # Bahdanau: e_ij = v . tanh(q_i + k_j), per head
             self.v = nn.Parameter(torch.randn(heads, self.head_dim) / math.sqrt(self.head_dim))
+        if refinement in ("simple", "additive"):  # rows of A are convex weights over positions -> unit scale
+            self.w1 = nn.Parameter(torch.randn(heads, max_len, rank))
+            self.w2 = nn.Parameter(torch.randn(heads, max_len, rank))
+        elif refinement == "value":  # (A V) has the scale of V -> the usual 1/sqrt(fan-in)
+            self.u1 = nn.Parameter(torch.randn(heads, self.head_dim, rank) / math.sqrt(self.head_dim))
+            self.u2 = nn.Parameter(torch.randn(heads, self.head_dim, rank) / math.sqrt(self.head_dim))
+        if refinement == "additive":  # g = sigmoid(gamma) starts near 0.1: mostly A, a little A'
+            self.gamma = nn.Parameter(torch.full((heads,), math.log(0.1 / 0.9)))
 
-    def forward(self, x: Tensor, keep: Tensor, return_attention: bool = False) -> tuple[Tensor, Tensor | None]:
-        """x [B, T, D], keep [B, T] (False at padding) -> (output [B, T, D], weights [B, H, T, T] or None)."""
+    def forward(
+        self, x: Tensor, keep: Tensor, return_attention: bool = False
+    ) -> tuple[Tensor, AttentionWeights | None]:
+        """x [B, T, D], keep [B, T] (False at padding) -> (output [B, T, D], weights or None)."""
         b, t, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
         q, k, v = (z.view(b, t, self.heads, self.head_dim).transpose(1, 2) for z in (q, k, v))
         allowed = attention_mask(keep)
-        if self.score == "scaled_dot" and not return_attention and not (self.training and self.dropout > 0):
+        fused = not return_attention and not (self.training and self.dropout > 0)
+        if self.refinement == "none" and self.score == "scaled_dot" and fused:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-            out = out * keep[:, None, :, None]  # padding queries: zeros, as in the explicit path
-            weights = None
+            out, weights = out * keep[:, None, :, None], None  # padding queries: zeros, as in the explicit path
         else:
-            if self.score == "additive":
-                logits = torch.tanh(q[:, :, :, None, :] + k[:, :, None, :, :]) @ self.v[None, :, None, :, None]
-                logits = logits.squeeze(-1)
+            raw = masked_softmax(self._logits(q, k), allowed, keep)
+            if self.refinement == "none":
+                applied = raw
             else:
-                logits = q @ k.transpose(-2, -1)
-                if self.score == "scaled_dot":
-                    logits = logits / math.sqrt(self.head_dim)
-            weights = logits.masked_fill(~allowed, float("-inf")).softmax(dim=-1)
-            weights = weights * keep[:, None, :, None]  # padding queries: all-zero rows
-            out = self.attn_dropout(weights) @ v
+                p, r = self._correlation_space(raw, v)
+                refined = masked_softmax(p @ r.transpose(-2, -1) / math.sqrt(self.rank), allowed, keep)
+                if self.refinement == "additive":
+                    g = torch.sigmoid(self.gamma)[None, :, None, None]
+                    applied = (1 - g) * raw + g * refined
+                else:
+                    applied = refined
+            out = self.attn_dropout(applied) @ v
+            weights = AttentionWeights(raw, applied) if return_attention else None
         out = out.transpose(1, 2).contiguous().view(b, t, d)
         return self.proj(out), weights
+
+    def _logits(self, q: Tensor, k: Tensor) -> Tensor:
+        if self.score == "additive":
+            return (torch.tanh(q[:, :, :, None, :] + k[:, :, None, :, :]) @ self.v[None, :, None, :, None]).squeeze(-1)
+        logits = q @ k.transpose(-2, -1)
+        return logits / math.sqrt(self.head_dim) if self.score == "scaled_dot" else logits
+
+    def _correlation_space(self, raw: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """P, R [B, H, T, r]: each query's attention pattern (or attended value) projected to rank r."""
+        if self.refinement == "value":
+            attended = raw @ v
+            return attended @ self.u1, attended @ self.u2
+        t = raw.shape[-1]
+        return raw @ self.w1[:, -t:], raw @ self.w2[:, -t:]

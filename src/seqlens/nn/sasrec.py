@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from seqlens.nn.attention import CausalSelfAttention
+from seqlens.nn.attention import AttentionWeights, CausalSelfAttention
 from seqlens.nn.dropout import Dropout
 from seqlens.nn.next_item import NextItemNet
 
@@ -27,26 +27,38 @@ class SASRecConfig:
     dropout: float = 0.5
     ffn_dim: int | None = None  # point-wise feed-forward width; None = dim (the paper's choice)
     score: str = "scaled_dot"
+    refinement: str = "none"  # AWRSR: "none" | "simple" | "value" | "additive"
+    rank: int = 32  # dimension r of the correlation space
+    refine_layers: list[int] | None = None  # which blocks refine (negative = from the end); None = all
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def refines(self, layer: int) -> bool:
+        if self.refinement == "none":
+            return False
+        if self.refine_layers is None:
+            return True
+        return layer in {i % self.layers for i in self.refine_layers}
 
 
 class Block(nn.Module):
     """Pre-norm transformer block; outputs at padding positions are forced to zero."""
 
-    def __init__(self, cfg: SASRecConfig):
+    def __init__(self, cfg: SASRecConfig, refinement: str = "none"):
         super().__init__()
         width = cfg.ffn_dim or cfg.dim
         self.ln1 = nn.LayerNorm(cfg.dim)
-        self.attn = CausalSelfAttention(cfg.dim, cfg.heads, cfg.dropout, cfg.score)
+        self.attn = CausalSelfAttention(cfg.dim, cfg.heads, cfg.dropout, cfg.score, refinement, cfg.rank, cfg.max_len)
         self.ln2 = nn.LayerNorm(cfg.dim)
         self.ffn = nn.Sequential(
             nn.Linear(cfg.dim, width), nn.GELU(), Dropout(cfg.dropout), nn.Linear(width, cfg.dim)
         )
         self.dropout = Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, keep: Tensor, return_attention: bool = False) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, x: Tensor, keep: Tensor, return_attention: bool = False
+    ) -> tuple[Tensor, AttentionWeights | None]:
         a, weights = self.attn(self.ln1(x), keep, return_attention)
         x = x + self.dropout(a)
         x = x + self.dropout(self.ffn(self.ln2(x)))
@@ -60,17 +72,21 @@ class SASRecNet(NextItemNet):
         self.item_emb = nn.Embedding(cfg.n_items + 1, cfg.dim, padding_idx=0)
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
         self.emb_dropout = Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.blocks = nn.ModuleList(
+            Block(cfg, cfg.refinement if cfg.refines(i) else "none") for i in range(cfg.layers)
+        )
         self.ln_f = nn.LayerNorm(cfg.dim)
-        for name, p in self.named_parameters():
-            if p.dim() > 1:
-                nn.init.xavier_normal_(p)
-            elif name.endswith("bias"):
-                nn.init.zeros_(p)
+        for m in self.modules():  # the attention module initialises its own (additive score, refinement)
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.xavier_normal_(m.weight)
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
-    def forward(self, seq: Tensor, return_attention: bool = False) -> tuple[Tensor, list[Tensor] | None]:
+    def forward(
+        self, seq: Tensor, return_attention: bool = False
+    ) -> tuple[Tensor, list[AttentionWeights] | None]:
         """seq [B, T] left-padded item indices -> hidden [B, T, D] (and per-layer [B, H, T, T] weights)."""
         t = seq.shape[1]
         keep = seq != 0

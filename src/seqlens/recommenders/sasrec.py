@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from seqlens.errors import DataError
-from seqlens.nn.attention import SCORES
+from seqlens.nn.attention import REFINEMENTS, SCORES
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
 from seqlens.recommenders.neural import NextItemModel
 
@@ -14,6 +14,10 @@ class SASRec(NextItemModel):
     The defaults are the ones measured on Amazon Beauty with full-softmax cross-entropy (see
     docs/benchmarks.md). `loss`: "ce" (default), "sampled" (with `n_negatives`, log-Q corrected),
     "bce" (one negative, the original paper) or "gbce".
+
+    AWRSR attention weight refinement: `refinement` "simple", "value" or "additive" (default "none"), with
+    a correlation space of `rank` dimensions, in the blocks listed in `refine_layers` (e.g. [-1] for the
+    last only; None = all). See docs/awrsr.md for what it costs and what it gains.
     """
 
     def __init__(
@@ -25,6 +29,9 @@ class SASRec(NextItemModel):
         dropout: float = 0.5,
         ffn_dim: int | None = None,
         score: str = "scaled_dot",
+        refinement: str = "none",
+        rank: int = 32,
+        refine_layers: list[int] | None = None,
         loss: str = "ce",
         n_negatives: int = 256,
         epochs: int = 200,
@@ -37,6 +44,8 @@ class SASRec(NextItemModel):
     ):
         self.max_len, self.dim, self.layers, self.heads, self.dropout = max_len, dim, layers, heads, dropout
         self.ffn_dim = ffn_dim
+        self.refinement, self.rank = refinement, rank
+        self.refine_layers = None if refine_layers is None else [int(i) for i in refine_layers]
         self.score, self.loss, self.n_negatives = score, loss, n_negatives
         self.epochs, self.patience, self.batch_size, self.lr = epochs, patience, batch_size, lr
         self.weight_decay, self.seed, self.progress = weight_decay, seed, progress
@@ -48,6 +57,13 @@ class SASRec(NextItemModel):
             raise DataError(f"score={self.score!r}; choose one of {', '.join(SCORES)}")
         if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
             raise DataError(f"heads must be a positive integer, got {self.heads!r}")
+        if self.refinement not in REFINEMENTS:
+            raise DataError(f"refinement={self.refinement!r}; choose one of {', '.join(REFINEMENTS)}")
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
+            raise DataError(f"rank must be a positive integer, got {self.rank!r}")
+        bad = [i for i in self.refine_layers or [] if not -self.layers <= i < self.layers]
+        if bad:
+            raise DataError(f"refine_layers {bad} out of range for layers={self.layers} (use 0..{self.layers - 1} or -1)")
         if self.dim % self.heads:
             raise DataError(f"dim={self.dim} must be divisible by heads={self.heads}")
 
@@ -56,5 +72,6 @@ class SASRec(NextItemModel):
             SASRecConfig(
                 n_items=self.n_items_, max_len=self.max_len, dim=self.dim, layers=self.layers, heads=self.heads,
                 dropout=self.dropout, ffn_dim=self.ffn_dim, score=self.score,
+                refinement=self.refinement, rank=self.rank, refine_layers=self.refine_layers,
             )
         )  # fmt: skip
