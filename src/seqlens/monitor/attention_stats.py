@@ -1,0 +1,71 @@
+"""Per-layer statistics of the attention that produced a recommendation, cheap enough for every request.
+
+A recommendation is read from the hidden state at the last (most recent) position, so the attention
+row that matters is the last query's. Two numbers per layer summarise it, averaged over heads:
+
+- entropy (nats) of that row: low = the model leans on a few history items, high = it averages broadly;
+  the maximum possible is log(history length).
+- mass on the last item: the weight the last query puts on itself (the most recent item); a model that
+  drifts towards "next item after the last one" shows this rising.
+
+Tracked over time (e.g. as Prometheus histograms), shifts in either flag attention drift. The weights
+used are the ones that multiplied the values (`applied`), so refined (AWRSR) attention is measured as
+it acted; a plain tensor per layer (the older network output) is accepted too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class AttentionStats:
+    """`entropy[b, l]` and `last_mass[b, l]` for batch row b and layer l (head means), plus the row lengths."""
+
+    entropy: Tensor
+    last_mass: Tensor
+    lengths: Tensor
+
+    @property
+    def layers(self) -> int:
+        return int(self.entropy.shape[1])
+
+    def normalized_entropy(self) -> Tensor:
+        """Entropy divided by its maximum log(length): 0 = all weight on one item, 1 = uniform.
+
+        Rows of length 1 have no choice to make and get 0.
+        """
+        top = torch.log(self.lengths.clamp(min=1).to(self.entropy.dtype))[:, None]
+        return torch.where(top > 0, self.entropy / top.clamp(min=1e-12), torch.zeros_like(self.entropy))
+
+
+def applied_weights(layer_attention: object) -> Tensor:
+    """The weights that multiplied V for one layer: `.applied` of an `AttentionWeights`, or the tensor itself."""
+    weights = getattr(layer_attention, "applied", layer_attention)
+    if not isinstance(weights, Tensor) or weights.dim() != 4:
+        raise TypeError(
+            f"expected attention weights [batch, heads, T, T] (a tensor or an object with .applied), "
+            f"got {type(layer_attention).__name__}"
+        )
+    return weights
+
+
+def last_query_stats(attentions: Sequence[object], keep: Tensor) -> AttentionStats:
+    """Entropy and last-item mass of the last query's attention row, per batch row and layer.
+
+    `attentions`: one entry per layer, [B, H, T, T] weights (or objects with `.applied`);
+    `keep` [B, T]: False at left padding. Padding keys carry zero weight, so they add nothing.
+    """
+    if len(attentions) == 0:
+        raise ValueError("no attention layers given")
+    entropy, mass = [], []
+    for layer in attentions:
+        row = applied_weights(layer)[:, :, -1, :].float()  # [B, H, T]: the last query
+        plogp = torch.where(row > 0, row * torch.log(row.clamp(min=1e-30)), torch.zeros_like(row))
+        entropy.append((-plogp.sum(-1)).mean(1))
+        mass.append(row[:, :, -1].mean(1))
+    return AttentionStats(torch.stack(entropy, 1), torch.stack(mass, 1), keep.sum(1))

@@ -1,0 +1,344 @@
+"""The HTTP service: FastAPI app over one hot-swappable `Engine`, with metrics, limits and JSON errors.
+
+Design choices, and why:
+- Handlers are `async` and compute inline: a request is ~1-5 ms of single-threaded torch work, cheaper
+  to run on the event loop than to hand to a thread pool; throughput comes from uvicorn workers
+  (processes), each with one torch thread.
+- Every client mistake is a 4xx `{"error": "<what is wrong, naming the field>"}`: pydantic validation
+  errors, unknown users/items, bodies over `MAX_BODY_BYTES` (refused before parsing). A 500 means a bug.
+- Hot reload (`POST /v1/admin/reload`) is off unless a token is configured; the token is compared in
+  constant time. The new model loads in a thread while the old one keeps serving, then one reference
+  is swapped; a request holds the engine it started with, so in-flight requests finish on the old model.
+  With several workers, the reload bumps a generation file and the other workers reload on their next
+  request (in the background, serving the old model meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from seqlens._version import __version__
+from seqlens.errors import SeqlensError
+from seqlens.serve import explain as explaining
+from seqlens.serve.engine import Engine, RequestError
+from seqlens.serve.metrics import Metrics
+from seqlens.serve.schemas import (
+    MAX_BODY_BYTES,
+    AttentionMap,
+    Item,
+    ItemList,
+    Recommendation,
+    RecommendRequest,
+    RecommendResponse,
+)
+
+log = logging.getLogger("seqlens.serve")
+STATIC = Path(__file__).resolve().parent / "static"
+#: endpoints labelled in metrics; other paths count as "other" so scanners cannot blow up label cardinality
+ENDPOINTS = ("/", "/healthz", "/metrics", "/v1/recommend", "/v1/model", "/v1/items", "/v1/admin/reload")
+
+
+@dataclass
+class ServeState:
+    """What the app holds: the current engine (swapped whole on reload) and the reload machinery."""
+
+    engine: Engine
+    model_dir: Path
+    reload_token: str | None = None
+    generation_file: Path | None = None  # shared by the workers of one `seqlens serve`
+    generation: int = 0
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    following: asyncio.Task | None = None
+
+    def read_generation(self) -> int:
+        try:
+            return int(self.generation_file.read_text() or 0) if self.generation_file else 0
+        except (OSError, ValueError):
+            return self.generation
+
+    def current(self) -> Engine:
+        """The engine to use now; starts a background reload if another worker reloaded the model."""
+        if self.generation_file is not None and (self.following is None or self.following.done()):
+            seen = self.read_generation()
+            if seen != self.generation:
+                self.following = asyncio.get_running_loop().create_task(self._follow(seen))
+        return self.engine
+
+    async def _follow(self, generation: int) -> None:
+        async with self.reload_lock:
+            try:
+                self.engine = await asyncio.to_thread(Engine.load, self.model_dir)
+            except Exception as e:  # keep serving the old model; the next request will not retry this generation
+                log.error("following reload %d failed, still serving the previous model: %s", generation, e)
+            self.generation = generation
+
+
+def create_app(
+    model_dir: str | Path,
+    reload_token: str | None = None,
+    generation_file: str | Path | None = None,
+) -> FastAPI:
+    """The app serving the model saved in `model_dir` (loaded now, so a bad directory fails at start)."""
+    model_dir = Path(model_dir)
+    state = ServeState(Engine.load(model_dir), model_dir, reload_token or None)
+    if generation_file is not None:
+        state.generation_file = Path(generation_file)
+        state.generation = state.read_generation()
+    metrics = Metrics()
+    app = FastAPI(
+        title="seqlens",
+        version=__version__,
+        description="Next-item recommendations from a self-attentive model, with explanations.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.serve = state
+    app.state.metrics = metrics
+    app.add_middleware(_Guard, metrics=metrics)
+    _errors(app)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        engine = state.current()
+        return {"status": "ok", "model": type(engine.model).__name__, "config_hash": engine.describe()["config_hash"]}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type=metrics.content_type)
+
+    @app.get("/v1/model")
+    async def model_info() -> dict:
+        engine = state.current()
+        return {**engine.describe(), "explain_methods": explaining.methods(engine)}
+
+    @app.get("/v1/items", response_model=ItemList)
+    async def search_items(
+        q: str = Query("", max_length=200, description="part of a title or id, case-insensitive"),
+        limit: int = Query(20, ge=1, le=100),
+    ) -> ItemList:
+        return ItemList(items=[Item(**i) for i in state.current().search(q, limit)])
+
+    @app.get("/v1/items/{item_id}", response_model=Item)
+    async def get_item(item_id: str) -> Item:
+        found = state.current().item(item_id)
+        if found is None:
+            raise RequestError(404, f"item {item_id!r} is not known to the model")
+        return Item(**found)
+
+    @app.post("/v1/recommend", response_model=RecommendResponse, response_model_exclude_none=True)
+    async def recommend(body: RecommendRequest) -> RecommendResponse:
+        engine = state.current()  # this request finishes on this engine, whatever a reload does meanwhile
+        method = explaining.check(engine, body.explain, body.method)
+        items = None if body.items is None else [str(i) for i in body.items]
+        query = engine.resolve(body.user_id, items)
+        result = engine.recommend(query, body.k, body.exclude_seen, attention=engine.has_attention)
+        ids = engine.decode(result.items)
+        titles = engine.titles
+        response = RecommendResponse(
+            user_id=body.user_id,
+            recommendations=[
+                Recommendation(rank=r + 1, item_id=i, title=titles.get(i), score=s)
+                for r, (i, s) in enumerate(zip(ids, result.scores.tolist()))
+            ],
+            history_length=len(query.items),
+            used_length=len(result.used),
+            truncated=len(result.used) < len(query.items),
+            unknown_items=query.unknown,
+        )
+        if query.unknown:
+            response.notes.append(f"ignored {len(query.unknown)} item ids unknown to the model")
+            metrics.unknown_items.inc(len(query.unknown))
+        if response.truncated:
+            response.notes.append(
+                f"the history has {len(query.items)} known items; the model read the most recent {len(result.used)}"
+            )
+            metrics.truncated.inc()
+        if not ids:
+            response.notes.append("no items left to recommend: every item is in the history (exclude_seen=true)")
+        if result.stats is not None:
+            metrics.observe_attention(result.stats)
+        if method is not None and ids:
+            used_ids = engine.decode(result.used)
+            response.explanation = explaining.explain(engine, used_ids, ids[0], method)
+            if result.attentions is not None:
+                response.attention = AttentionMap(
+                    items=used_ids, weights=[np.round(w.numpy(), 5).tolist() for w in result.attentions]
+                )
+        metrics.recommended.labels(query.source, str(method is not None).lower()).inc()
+        return response
+
+    @app.post("/v1/admin/reload")
+    async def reload(request: Request) -> dict:
+        if not state.reload_token:
+            raise RequestError(403, "reload is disabled: start the server with --reload-token (or SEQLENS_RELOAD_TOKEN)")
+        auth = request.headers.get("authorization", "")
+        given = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
+        if not hmac.compare_digest(given.encode(), state.reload_token.encode()):
+            raise RequestError(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
+        async with state.reload_lock:
+            start = time.perf_counter()
+            try:
+                engine = await asyncio.to_thread(Engine.load, state.model_dir)
+            except (SeqlensError, OSError) as e:
+                metrics.reloads.labels("failed").inc()
+                raise RequestError(409, f"reload failed, still serving the previous model: {e}") from None
+            state.engine = engine
+            if state.generation_file is not None:
+                state.generation = state.read_generation() + 1
+                state.generation_file.write_text(str(state.generation))
+            metrics.reloads.labels("ok").inc()
+        return {"reloaded": True, "seconds": round(time.perf_counter() - start, 3), "model": engine.describe()}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers (`seqlens serve --workers N`): configuration comes from the environment."""
+    torch.set_num_threads(1)  # one thread per worker: workers are the parallelism, threads would oversubscribe
+    return create_app(
+        os.environ["SEQLENS_MODEL_DIR"],
+        os.environ.get("SEQLENS_RELOAD_TOKEN"),
+        os.environ.get("SEQLENS_GENERATION_FILE"),
+    )
+
+
+def _error(status: int, message: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _errors(app: FastAPI) -> None:
+    """Every error leaves as `{"error": ...}` JSON with a message that names what is wrong."""
+
+    @app.exception_handler(RequestError)
+    async def request_error(_: Request, e: RequestError) -> JSONResponse:
+        return _error(e.status, e.message, **e.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        problems = [_describe(err) for err in e.errors()]
+        return _error(422, "; ".join(problems), problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        return _error(e.status_code, str(e.detail))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, e: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, f"internal error ({type(e).__name__}); this is a bug in seqlens, not in the request")
+
+
+def _describe(err: dict) -> str:
+    """One pydantic error as 'field: message' (e.g. 'k: Input should be less than or equal to 1000')."""
+    loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+    if err.get("type") == "json_invalid":
+        return f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})"
+    if err.get("type") == "missing" and not loc:
+        return "the body is missing: send a JSON object"
+    if err.get("type") == "extra_forbidden":
+        return f"{'.'.join(loc)}: unknown field"
+    if err.get("type") == "model_attributes_type" or (err.get("type") == "dict_type" and not loc):
+        return "the body must be a JSON object"
+    return f"{'.'.join(loc) or 'body'}: {err.get('msg')}"
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive` mid-body; an HTTPException so FastAPI's body parsing lets it through as 413."""
+
+    def __init__(self) -> None:
+        super().__init__(413, _too_large(None))
+
+
+class _Guard:
+    """ASGI middleware: refuses bodies over MAX_BODY_BYTES (413) and records count and latency per endpoint."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        path = scope["path"]
+        endpoint = path if path in ENDPOINTS else ("/v1/items/{id}" if path.startswith("/v1/items/") else "other")
+        method = scope["method"]
+        status = {"code": 500, "started": False}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"], status["started"] = message["status"], True
+            await send(message)
+
+        length = _content_length(scope)
+        try:
+            if length is not None and length > MAX_BODY_BYTES:
+                await _send_json(send_wrapper, 413, _too_large(length))
+            else:
+                await self.app(scope, _limited(receive), send_wrapper)
+        except _BodyTooLarge:  # only when raised outside a route (the route's handler answers it otherwise)
+            if not status["started"]:
+                await _send_json(send_wrapper, 413, _too_large(None))
+        finally:
+            self.metrics.requests.labels(endpoint, method, str(status["code"])).inc()
+            self.metrics.latency.labels(endpoint, method).observe(time.perf_counter() - start)
+
+
+def _too_large(length: int | None) -> str:
+    size = f"{length} bytes" if length is not None else "larger than the limit"
+    return f"request body is {size}; the limit is {MAX_BODY_BYTES} bytes (at most 10000 items)"
+
+
+def _content_length(scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _limited(receive):
+    """Wrap `receive` so a body without Content-Length (chunked) is cut off past the limit too."""
+    seen = 0
+
+    async def wrapped():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY_BYTES:
+                raise _BodyTooLarge
+        return message
+
+    return wrapped
+
+
+async def _send_json(send, status: int, message: str) -> None:
+    import json
+
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

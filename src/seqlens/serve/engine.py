@@ -1,0 +1,185 @@
+"""One loaded model answering requests: resolve a history, score it once, read attention on the way.
+
+`Engine` is what the app swaps on hot reload: a request takes a reference at its start and finishes on
+that engine even if a reload replaces it meanwhile. For attention models (a `net_` whose forward takes
+`return_attention`), one forward pass gives the scores *and* the attention weights, so every request
+feeds the attention monitor at no second pass; other recommenders are scored through their public
+`score_histories` (no attention statistics then).
+
+Why not `model.recommend`: it builds a DataFrame, warns about unknown items and runs the network without
+weights; a request needs the unknown ids reported back, the truncation stated, and the weights of the
+same pass. Scores are the model's own (`score_histories` / the net's shared scoring), and the test suite
+checks they equal `model.recommend` for the same history.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from seqlens.data.sequences import Sequences
+from seqlens.monitor import AttentionStats, applied_weights, last_query_stats
+from seqlens.recommenders import Recommender, load_model
+
+
+class RequestError(Exception):
+    """Bad input that the client can fix: becomes a 4xx JSON error `{"error": message, ...}`."""
+
+    def __init__(self, status: int, message: str, **extra: object):
+        super().__init__(message)
+        self.status, self.message, self.extra = status, message, extra
+
+
+@dataclass
+class Query:
+    """A resolved request history: internal indices of its known items (oldest first) and what was dropped."""
+
+    label: str
+    items: np.ndarray
+    unknown: list[str] = field(default_factory=list)
+    source: str = "items"  # "items" (ad-hoc) or "user" (stored history)
+
+
+@dataclass
+class Result:
+    """Top-k internal indices and scores, the model input actually used, and (when computed) attention."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    used: np.ndarray  # internal indices fed to the model (the most recent max_len items)
+    attentions: list[Tensor] | None  # per layer [H, T] applied weights of the last query over `used`
+    stats: AttentionStats | None
+
+
+class Engine:
+    """A model plus the look-up tables requests need (titles, search index, popularity)."""
+
+    def __init__(self, model: Recommender, path: Path | None = None):
+        model._check_fitted()
+        self.model = model
+        self.path = path
+        self.loaded_at = time.time()
+        self.max_len: int | None = getattr(model, "max_len", None)
+        net = getattr(model, "net_", None)
+        self.net = net if net is not None and _takes_attention(net) else None
+        counts = np.bincount(model.histories_.flat, minlength=model.n_items_ + 1)
+        self.popularity = counts  # interactions per internal index in the stored histories
+        self.titles: dict[str, str] = dict(model.item_titles_)
+        self._users = pd.Index(np.asarray(model.user_ids_, dtype=object))
+        ids = [str(i) for i in model.item_ids_]
+        # search: items with a title, most popular first, so a short query lists the familiar ones
+        order = np.argsort(-counts[1:], kind="stable")
+        self._search = [(ids[j], self.titles.get(ids[j], "").lower(), ids[j].lower()) for j in order]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Engine:
+        return cls(load_model(path), Path(path))
+
+    @property
+    def has_attention(self) -> bool:
+        return self.net is not None
+
+    @property
+    def layers(self) -> int:
+        return int(getattr(getattr(self.net, "cfg", None), "layers", 0)) if self.net is not None else 0
+
+    # --- requests ------------------------------------------------------------------------------------
+    def resolve(self, user_id: str | None, items: list[str] | None) -> Query:
+        """The history a request names: a stored user's, or an ad-hoc list (unknown ids reported, dropped)."""
+        if (user_id is None) == (items is None):
+            raise RequestError(
+                422, "give exactly one of user_id (a user seen in training) or items (an ad-hoc history)"
+            )
+        if user_id is not None:
+            row = self._users.get_indexer([user_id])[0]
+            if row < 0:
+                raise RequestError(
+                    404, f"user_id {user_id!r} was not seen in training; send their history as items instead"
+                )
+            return Query(user_id, np.asarray(self.model.histories_[row], dtype=np.int64), source="user")
+        if not items:
+            raise RequestError(422, "items is empty; give at least one item id (oldest first)")
+        idx = self.model.encode_items(np.asarray(items, dtype=str))
+        unknown = [i for i, j in zip(items, idx) if j == 0]
+        if len(unknown) == len(items):
+            raise RequestError(
+                422, f"none of the {len(items)} items is known to the model", unknown_items=unknown[:100]
+            )
+        return Query("session", idx[idx > 0], unknown)
+
+    def recommend(self, query: Query, k: int, exclude_seen: bool, attention: bool) -> Result:
+        """Top-k for one history; the weights of the same pass when the model has attention and `attention`."""
+        used = query.items[-self.max_len :] if self.max_len else query.items
+        weights = stats = None
+        with torch.inference_mode():
+            if self.net is not None and attention:
+                seq = torch.from_numpy(used[None, :])
+                hidden, layers = self.net(seq, return_attention=True)
+                scores = self.net.scores(hidden[:, -1])
+                stats = last_query_stats(layers, seq != 0)
+                weights = [applied_weights(w)[0, :, -1, :] for w in layers]
+            else:
+                hist = Sequences.from_lists([used])
+                scores = self.model.score_histories(hist, np.zeros(1, dtype=np.int64))
+            scores = scores[0]
+            if exclude_seen:
+                scores[torch.from_numpy(query.items)] = float("-inf")
+            top, idx = scores.topk(min(k, self.model.n_items_))
+            keep = torch.isfinite(top)
+        return Result(idx[keep].numpy(), top[keep].numpy().astype(np.float64), used, weights, stats)
+
+    # --- items -----------------------------------------------------------------------------------------
+    def item(self, item_id: str) -> dict | None:
+        idx = int(self.model.encode_items(np.asarray([item_id], dtype=str))[0])
+        if idx == 0:
+            return None
+        return {"item_id": item_id, "title": self.titles.get(item_id), "interactions": int(self.popularity[idx])}
+
+    def search(self, q: str, limit: int) -> list[dict]:
+        """Items whose title or id contains `q` (case-insensitive), most interacted-with first."""
+        q = q.strip().lower()
+        out = []
+        for item_id, title, lowered_id in self._search:
+            if not q or q in title or q in lowered_id:
+                out.append({"item_id": item_id, "title": self.titles.get(item_id)})
+                if len(out) >= limit:
+                    break
+        return out
+
+    def decode(self, idx: np.ndarray) -> list[str]:
+        return [str(i) for i in self.model.decode_items(idx)] if len(idx) else []
+
+    def describe(self) -> dict:
+        """What `GET /v1/model` shows: class, version, config hash, training date, data, metrics."""
+        config = getattr(self.model, "config_", {})
+        return {
+            "model": type(self.model).__name__,
+            "seqlens_version": config.get("seqlens_version"),
+            "artifact_format": config.get("format"),
+            "config_hash": config.get("config_hash"),
+            "trained_at": config.get("created"),
+            "params": config.get("params", self.model.get_params()),
+            "dataset": getattr(self.model, "dataset_", {}),
+            "metrics": getattr(self.model, "metrics_", None),
+            "n_items": int(self.model.n_items_),
+            "n_users": len(self.model.user_ids_),
+            "max_len": self.max_len,
+            "attention": self.has_attention,
+            "path": str(self.path) if self.path else None,
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
+        }
+
+
+def _takes_attention(net: torch.nn.Module) -> bool:
+    import inspect
+
+    try:
+        return "return_attention" in inspect.signature(net.forward).parameters
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,89 @@
+"""Request and response bodies of the HTTP API (pydantic), with the limits that keep bad input a 4xx.
+
+Strict types where coercion would hide a client bug (`k: true`, `explain: "no"`); item ids may be JSON
+strings or integers (MovieLens ids look like numbers) and are compared as strings, like everywhere in
+seqlens.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+#: the largest ad-hoc history accepted; longer requests are refused, not truncated (truncation to the
+#: model's max_len happens after validation and is reported)
+MAX_ITEMS = 10_000
+MAX_K = 1000
+#: request bodies larger than this are refused before parsing (413)
+MAX_BODY_BYTES = 1 << 20
+
+ItemId = Annotated[Union[StrictStr, StrictInt], Field(description="an external item id")]
+
+
+class RecommendRequest(BaseModel):
+    """Exactly one of `user_id` (a stored history) or `items` (an ad-hoc history, oldest first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Annotated[StrictStr, Field(min_length=1, max_length=256)] | None = None
+    items: Annotated[list[ItemId], Field(max_length=MAX_ITEMS)] | None = None
+    k: Annotated[StrictInt, Field(ge=1, le=MAX_K)] = 10
+    exclude_seen: StrictBool = True
+    explain: StrictBool = False
+    method: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
+
+
+class Recommendation(BaseModel):
+    rank: int
+    item_id: str
+    title: str | None = None
+    score: float
+
+
+class Attribution(BaseModel):
+    position: int = Field(description="index in the history the model read (0 = oldest used item)")
+    item_id: str
+    title: str | None = None
+    score: float
+
+
+class Explanation(BaseModel):
+    item_id: str = Field(description="the recommended item being explained (rank 1)")
+    title: str | None = None
+    method: str
+    narrative: str
+    attributions: list[Attribution]
+
+
+class AttentionMap(BaseModel):
+    """The last query's applied attention weights: `weights[layer][head][j]` over `items[j]`."""
+
+    items: list[str]
+    weights: list[list[list[float]]]
+
+
+class RecommendResponse(BaseModel):
+    user_id: str | None = None
+    recommendations: list[Recommendation]
+    history_length: int = Field(description="known items in the history")
+    used_length: int = Field(description="items the model read (the most recent max_len)")
+    truncated: bool
+    unknown_items: list[str] = Field(default_factory=list, description="ids not known to the model, ignored")
+    notes: list[str] = Field(default_factory=list)
+    explanation: Explanation | None = None
+    attention: AttentionMap | None = None
+
+
+class Item(BaseModel):
+    item_id: str
+    title: str | None = None
+    interactions: int | None = None
+
+
+class ItemList(BaseModel):
+    items: list[Item]
+
+
+class ErrorBody(BaseModel):
+    error: str
