@@ -372,6 +372,40 @@ def calibrate(
         console.print(f"written to [bold]{out}[/bold] (calibration.json, reliability.png)")
 
 
+@app.command()
+def serve(
+    model_dir: Path = typer.Argument(..., help="Model directory written by train or save()."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, min=1, help="Worker processes, each with one torch thread."),
+    reload_token: Optional[str] = typer.Option(
+        None, envvar="SEQLENS_RELOAD_TOKEN", help="Enables POST /v1/admin/reload with this bearer token."
+    ),
+    log_level: str = typer.Option("warning", help="uvicorn log level (info logs every request)."),
+) -> None:
+    """HTTP service: recommendations with explanations, a web page at /, Prometheus metrics at /metrics."""
+    import os
+    import tempfile
+
+    import uvicorn
+
+    try:
+        load_model(model_dir)  # fail here, with the reason, rather than in every worker
+    except SeqlensError as e:
+        _fail(str(e))
+    os.environ["SEQLENS_MODEL_DIR"] = str(model_dir.resolve())
+    if reload_token:
+        os.environ["SEQLENS_RELOAD_TOKEN"] = reload_token
+    if workers > 1:  # workers share metrics files and a reload generation counter
+        shared = Path(tempfile.mkdtemp(prefix="seqlens-serve-"))
+        (shared / "metrics").mkdir()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared / "metrics")
+        os.environ["SEQLENS_GENERATION_FILE"] = str(shared / "generation")
+    console.print(f"serving [bold]{model_dir}[/bold] on http://{host}:{port}/ ({workers} worker(s))")
+    uvicorn.run("seqlens.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=log_level, access_log=False)  # fmt: skip
+
+
 def main() -> None:
     app()
 
