@@ -9,6 +9,7 @@ from seqlens.data import (
     read_log,
     read_movielens,
     read_sequences,
+    planted_log,
     synthetic_log,
     temporal_split,
 )
@@ -20,5 +21,5 @@ from seqlens.recommenders import load_model as load
 __all__ = [
     "ArtifactError", "DataError", "EvalResult", "GRU4Rec", "InteractionLog", "ItemKNN", "MarkovChain", "Popular", "Recommender", "SASRec",
     "SeqlensError", "Split", "__version__", "evaluate", "leave_one_out", "load", "read_interactions", "read_log",
-    "read_movielens", "read_sequences", "synthetic_log", "temporal_split",
+    "planted_log", "read_movielens", "read_sequences", "synthetic_log", "temporal_split",
 ]  # fmt: skip

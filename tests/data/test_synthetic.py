@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from seqlens import synthetic_log
+from seqlens.data.synthetic import LONG_RANGE, SECOND_ORDER, planted_log
 
 
 def test_same_seed_same_log_other_seed_other_log(synth_log):
@@ -39,3 +41,60 @@ def test_first_order_transitions_are_planted(synth_log):
         by_item.setdefault(a, []).append(n)
     shares = [sum(sorted(v, reverse=True)[:3]) / sum(v) for v in by_item.values() if sum(v) >= 20]
     assert np.mean(shares) > 0.4
+
+
+def test_the_demo_data_did_not_change_when_the_test_bed_was_added():
+    """`synthetic_log` draws the same random numbers as before `planted_log` existed (the demo's numbers hold)."""
+    assert synthetic_log().fingerprint() == "58ae1cf1bd37c19d"
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return planted_log(n_users=400, seed=0)
+
+
+def test_planted_log_is_reproducible(planted):
+    again = planted_log(n_users=400, seed=0)
+    assert again.log.fingerprint() == planted.log.fingerprint()
+    pd.testing.assert_frame_equal(again.truth, planted.truth)
+    assert planted_log(n_users=400, seed=1).log.fingerprint() != planted.log.fingerprint()
+
+
+def test_planted_truth_points_at_real_triggers(planted):
+    seqs = planted.log.sequences()
+    truth = planted.truth
+    assert set(truth["rule"]) == {LONG_RANGE, SECOND_ORDER}
+    followers = {}  # a long-range trigger item always announces the same item
+    for r in truth.itertuples():
+        seq = seqs[r.user_id]
+        assert seq[r.position] == r.item_id
+        assert r.is_last == (r.position == len(seq) - 1)
+        if r.rule == LONG_RANGE:
+            (a,) = r.triggers
+            assert 10 <= r.position - a <= 40
+            assert followers.setdefault(seq[a], r.item_id) == r.item_id
+        else:
+            a, b = r.triggers
+            assert a < b == r.position - 1
+
+
+def test_second_order_target_needs_the_earlier_item(planted):
+    """B is followed by C when A came before it, and not when it did not: B alone does not decide."""
+    seqs = planted.log.sequences()
+    rules = planted.truth[planted.truth["rule"] == SECOND_ORDER]
+    pairs = {(seqs[r.user_id][r.triggers[0]], seqs[r.user_id][r.triggers[1]]): r.item_id for r in rules.itertuples()}
+    after_b = {True: [], False: []}
+    for seq in seqs.values():
+        for (a, b), c in pairs.items():
+            for pos, item in enumerate(seq[:-1]):
+                if item == b:
+                    after_b[a in seq[:pos]].append(seq[pos + 1] == c)
+    assert np.mean(after_b[True]) > 0.95
+    assert np.mean(after_b[False]) < 0.1
+
+
+def test_many_users_end_on_a_rule_governed_item(planted):
+    last = planted.truth[planted.truth["is_last"]]
+    assert last["user_id"].is_unique
+    assert len(last) > 0.3 * planted.log.n_users
+    assert (last["rule"] == SECOND_ORDER).sum() >= 20
