@@ -177,13 +177,15 @@ def create_app(
             response.notes.append("no items left to recommend: every item is in the history (exclude_seen=true)")
         if result.stats is not None:
             metrics.observe_attention(result.stats)
+        used_ids = engine.decode(result.used) if (method is not None or body.attention) else []
         if method is not None and ids:
-            used_ids = engine.decode(result.used)
             response.explanation = explaining.explain(engine, used_ids, ids[0], method)
-            if result.attentions is not None:
-                response.attention = AttentionMap(
-                    items=used_ids, weights=[np.round(w.numpy(), 5).tolist() for w in result.attentions]
-                )
+        if (body.attention or method is not None) and result.attentions is not None:
+            response.attention = AttentionMap(
+                items=used_ids, weights=[np.round(w.numpy(), 5).tolist() for w in result.attentions]
+            )
+        elif body.attention:
+            response.notes.append(f"the served model ({type(engine.model).__name__}) has no attention weights")
         metrics.recommended.labels(query.source, str(method is not None).lower()).inc()
         return response
 

@@ -32,6 +32,9 @@ class RecommendRequest(BaseModel):
     exclude_seen: StrictBool = True
     explain: StrictBool = False
     method: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
+    attention: StrictBool = Field(
+        False, description="include the last position's attention weights over the history (for a heatmap)"
+    )
 
 
 class Recommendation(BaseModel):
