@@ -396,14 +396,21 @@ def serve(
     os.environ["SEQLENS_MODEL_DIR"] = str(model_dir.resolve())
     if reload_token:
         os.environ["SEQLENS_RELOAD_TOKEN"] = reload_token
+    shared = None
     if workers > 1:  # workers share metrics files and a reload generation counter
         shared = Path(tempfile.mkdtemp(prefix="seqlens-serve-"))
         (shared / "metrics").mkdir()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared / "metrics")
         os.environ["SEQLENS_GENERATION_FILE"] = str(shared / "generation")
     console.print(f"serving [bold]{model_dir}[/bold] on http://{host}:{port}/ ({workers} worker(s))")
-    uvicorn.run("seqlens.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False)  # fmt: skip
+    try:
+        uvicorn.run("seqlens.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=False)  # fmt: skip
+    finally:
+        if shared is not None:
+            import shutil
+
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 def main() -> None:

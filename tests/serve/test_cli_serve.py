@@ -1,0 +1,96 @@
+"""`seqlens serve` as a process: a bad directory fails fast; two workers share metrics and follow a reload."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from seqlens.cli.main import app
+
+from .conftest import TOKEN
+
+SEQLENS = Path(sys.executable).parent / "seqlens"
+
+
+def test_serve_refuses_a_directory_that_is_not_a_model(tmp_path):
+    result = CliRunner().invoke(app, ["serve", str(tmp_path / "missing")])
+    assert result.exit_code == 2
+    assert "not a model directory" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"seqlens serve exited with {proc.returncode}: {proc.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("seqlens serve did not become healthy")
+
+
+@pytest.mark.skipif(not SEQLENS.exists(), reason=f"{SEQLENS} not installed (pip install -e .)")
+def test_two_workers_share_metrics_and_all_follow_a_reload(tmp_path, model_dir, serve_log):
+    import seqlens
+
+    from .conftest import TINY
+
+    path = tmp_path / "model"
+    shutil.copytree(model_dir, path)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "SEQLENS_GENERATION_FILE")}
+    proc = subprocess.Popen(
+        [str(SEQLENS), "serve", str(path), "--port", str(port), "--workers", "2", "--reload-token", TOKEN],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_healthy(url, proc)
+        old = httpx.get(f"{url}/v1/model").json()["config_hash"]
+        n = 12
+        for _ in range(n):  # a new connection each time, so both workers get some
+            assert httpx.post(f"{url}/v1/recommend", json={"items": ["i3", "i4"], "k": 3}).status_code == 200
+        metrics = httpx.get(f"{url}/metrics").text
+        counted = re.search(
+            r'seqlens_http_requests_total\{endpoint="/v1/recommend",method="POST",status="200"\} (\S+)', metrics
+        )
+        assert counted and float(counted.group(1)) == n  # summed over both workers' files
+
+        seqlens.SASRec(**{**TINY, "dim": 8, "seed": 3, "epochs": 1}).fit(serve_log).save(path)
+        r = httpx.post(f"{url}/v1/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+        assert r.status_code == 200, r.text
+        new = r.json()["model"]["config_hash"]
+        assert new != old
+        # the other worker reloads in the background on its next request; soon every answer is the new model
+        deadline, streak = time.monotonic() + 60, 0
+        while streak < 10 and time.monotonic() < deadline:
+            streak = streak + 1 if httpx.get(f"{url}/v1/model").json()["config_hash"] == new else 0
+            time.sleep(0.05)
+        assert streak >= 10, "a worker kept serving the old model"
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
