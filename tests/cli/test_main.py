@@ -129,9 +129,24 @@ def test_compare_model_with_baselines_writes_report(trained, tmp_path):
     assert rows["markov", "ndcg@10"]["ci_low"] <= rows["markov", "ndcg@10"]["diff"] <= rows["markov", "ndcg@10"]["ci_high"]
     markdown = (out / "compare.md").read_text()
     assert "| markov |" in markdown and "## Beyond accuracy (top-10)" in markdown and "## NDCG@10 by history length" in markdown
+    assert "## NDCG@10 by popularity of the target" in markdown and "| head |" in markdown
+    assert "leave-one-out split" in markdown and "WARNING" not in markdown
     beyond = {r["index"]: r for r in report["Beyond accuracy (top-10)"]}
     assert 0 < beyond["popular"]["coverage@10"] < beyond["markov"]["coverage@10"] <= 1
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_on_the_temporal_split_flags_models_trained_on_other_data(trained, tmp_path):
+    out = tmp_path / "temporal"
+    args = ["compare", "popular", "markov", f"sasrec={trained}", "--data", "synthetic", "--split", "temporal",
+            "--metrics", "ndcg@10", "--out", str(out)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "sasrec was not trained on this split's training data" in " ".join(result.output.split())
+    markdown = (out / "compare.md").read_text()
+    assert "temporal split" in markdown and "WARNING: sasrec was trained on other data" in markdown
+    result = runner.invoke(app, args[:6] + ["--split", "random", "--out", str(out)])
+    assert result.exit_code == 2 and "--split 'random'" in result.output
 
 
 def test_compare_unknown_metric_is_one_line_error(trained, tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqlens.eval.beyond import LENGTH_BUCKETS, beyond_accuracy, breakdown, gini
+from seqlens.eval.beyond import LENGTH_BUCKETS, beyond_accuracy, breakdown, by_target_popularity, gini, popularity_bucket
 
 
 def test_gini_extremes():
@@ -37,3 +37,20 @@ def test_breakdown_by_history_length():
     assert list(table.index) == ["1-5", "6-20", "21-50", "51+"]
     assert table["users"].tolist() == [2, 2, 1, 1]
     assert table["ndcg@10"].tolist() == pytest.approx([0.5, 0.5, 0.2, 0.4])
+
+
+def test_popularity_buckets_split_interactions_into_thirds():
+    # item 1 alone holds 60 of 100 interactions -> head; items 2, 3 (20, 10) -> torso; 4, 5 -> tail; 6 unseen
+    counts = np.array([0, 60, 20, 10, 6, 4, 0])
+    assert popularity_bucket(counts).tolist() == ["unseen", "head", "torso", "tail", "tail", "tail", "unseen"]
+
+
+def test_breakdown_by_target_popularity():
+    counts = np.array([0, 60, 20, 10, 6, 4, 0])
+    per_user = pd.DataFrame({"ndcg@10": [1.0, 0.5, 0.0, 0.2, 0.4]})
+    table = by_target_popularity(per_user, np.array([1, 1, 3, 4, 6]), counts, ["ndcg@10"])
+    assert table["users"].tolist() == [2, 0, 2, 1]
+    assert table.index.tolist() == ["head", "torso", "tail", "unseen"]
+    assert table.loc["head", "ndcg@10"] == pytest.approx(0.75)
+    assert table.loc["tail", "ndcg@10"] == pytest.approx(0.1)
+    assert math.isnan(table.loc["torso", "ndcg@10"])

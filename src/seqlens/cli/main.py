@@ -270,22 +270,38 @@ def _runs_to_evaluate(specs: list[str], split: Split) -> dict[str, list[Recommen
 
 
 def _beyond_tables(models: dict, results: dict, split: Split, keep_seen: bool) -> dict:
-    """Beyond-accuracy measures of each model's top-10 and NDCG@10 by history length (first seed)."""
-    from seqlens.eval.beyond import LENGTH_BUCKETS, beyond_accuracy, breakdown
+    """Beyond-accuracy measures of each model's top-10, and NDCG@10 by history length and by target popularity."""
+    from seqlens.eval.beyond import LENGTH_BUCKETS, beyond_accuracy, breakdown, by_target_popularity
     from seqlens.eval.protocol import item_counts, targets_with_histories, top_k_items
 
-    beyond, by_length = {}, {}
+    beyond, by_length, by_popularity = {}, {}, {}
     for label, seeds in models.items():
         model = seeds[0]
-        _, histories, _ = targets_with_histories(model, split.test, split.test_history)
+        _, histories, targets = targets_with_histories(model, split.test, split.test_history)
         top = top_k_items(model, histories, 10, exclude_seen=not keep_seen)
-        beyond[label] = beyond_accuracy(top, item_counts(model, split.train))
-        by_length[label] = breakdown(results[label][0].per_user, "history_len", LENGTH_BUCKETS, ["ndcg@10"])
-    users = next(iter(by_length.values()))["users"]  # the same users for every model
+        popularity = item_counts(model, split.train)
+        beyond[label] = beyond_accuracy(top, popularity)
+        per_user = results[label][0].per_user
+        by_length[label] = breakdown(per_user, "history_len", LENGTH_BUCKETS, ["ndcg@10"])
+        by_popularity[label] = by_target_popularity(per_user, targets, popularity, ["ndcg@10"])
+
+    def table(parts: dict) -> pd.DataFrame:  # the same users for every model
+        return pd.DataFrame({"users": next(iter(parts.values()))["users"], **{k: v["ndcg@10"] for k, v in parts.items()}})
+
     return {
         "Beyond accuracy (top-10)": pd.DataFrame(beyond).T,
-        "NDCG@10 by history length": pd.DataFrame({"users": users, **{k: v["ndcg@10"] for k, v in by_length.items()}}),
+        "NDCG@10 by history length": table(by_length),
+        "NDCG@10 by popularity of the target (head/torso/tail: thirds of training interactions)": table(by_popularity),
     }
+
+
+def _trained_elsewhere(models: dict, split: Split) -> list[str]:
+    """Labels of loaded models whose training log is not this split's (their test targets may be training data)."""
+    fingerprint = split.train.fingerprint()
+    return [
+        label for label, seeds in models.items()
+        if any(m.dataset_.get("fingerprint", fingerprint) != fingerprint for m in seeds)
+    ]  # fmt: skip
 
 
 @app.command("compare")
@@ -293,9 +309,14 @@ def compare_cmd(
     runs: list[str] = typer.Argument(
         ..., help="Model directories, 'label=dir1,dir2' to pool seeds, or a baseline: popular, markov, itemknn."
     ),
-    data: str = typer.Option(..., help="Interaction file the models were trained on (split leave-one-out)."),
+    data: str = typer.Option(..., help="Interaction file the models were trained on."),
     format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
     timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    split_name: str = typer.Option(
+        "leave_one_out", "--split",
+        help="leave_one_out, or temporal (train before the 90% time quantile, test on the next interaction after it; "
+        "models must have been trained on that split: run.split = 'temporal').",
+    ),
     reference: Optional[str] = typer.Option(None, help="Label of the reference model (default: the first run)."),
     metrics: str = typer.Option("ndcg@10,recall@10,recall@1,mrr@10", help="Comma-separated metrics."),
     keep_seen: bool = typer.Option(False, help="Keep history items in the ranking (default: excluded)."),
@@ -306,7 +327,9 @@ def compare_cmd(
     from seqlens.eval.report import write_comparison
 
     try:
-        split = leave_one_out(read_log(data, format, timestamps=timestamps))
+        if split_name not in ("leave_one_out", "temporal"):
+            raise SeqlensError(f"--split {split_name!r}: choose leave_one_out or temporal")
+        split = _split(read_log(data, format, timestamps=timestamps), split_name)
         models = _runs_to_evaluate(runs, split)
         results = {
             label: [evaluate(m, split.test, split.test_history, exclude_seen=not keep_seen) for m in seeds]
@@ -315,7 +338,11 @@ def compare_cmd(
         table = compare(results, reference or next(iter(results)), [m.strip() for m in metrics.split(",")])
     except SeqlensError as e:
         _fail(str(e))
-    protocol = _protocol_line(next(iter(results.values()))[0])
+    protocol = f"{split_name.replace('_', '-')} split, " + _protocol_line(next(iter(results.values()))[0])
+    for label in _trained_elsewhere(models, split):
+        console.print(f"[yellow]warning:[/yellow] {label} was not trained on this split's training data: "
+                      "its test targets may be in its training data", highlight=False)  # fmt: skip
+        protocol += f"; WARNING: {label} was trained on other data than this split's training part"
     shown = Table(title=f"compared with {table.loc[table['verdict'] == 'reference', 'model'].iloc[0]} ({protocol})")
     for col in ("metric", "model", "mean", "diff", "95% CI", "p", "verdict"):
         shown.add_column(col)
