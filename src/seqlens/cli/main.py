@@ -411,34 +411,17 @@ def serve(
     log_level: str = typer.Option("warning", help="uvicorn log level (info logs every request)."),
 ) -> None:
     """HTTP service: recommendations with explanations, a web page at /, Prometheus metrics at /metrics."""
-    import os
-    import tempfile
-
-    import uvicorn
+    from seqlens.serve.runner import run
 
     try:
         load_model(model_dir)  # fail here, with the reason, rather than in every worker
     except SeqlensError as e:
         _fail(str(e))
-    os.environ["SEQLENS_MODEL_DIR"] = str(model_dir.resolve())
-    if reload_token:
-        os.environ["SEQLENS_RELOAD_TOKEN"] = reload_token
-    shared = None
-    if workers > 1:  # workers share metrics files and a reload generation counter
-        shared = Path(tempfile.mkdtemp(prefix="seqlens-serve-"))
-        (shared / "metrics").mkdir()
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared / "metrics")
-        os.environ["SEQLENS_GENERATION_FILE"] = str(shared / "generation")
     console.print(f"serving [bold]{model_dir}[/bold] on http://{host}:{port}/ ({workers} worker(s))")
     try:
-        uvicorn.run("seqlens.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=False)  # fmt: skip
-    finally:
-        if shared is not None:
-            import shutil
-
-            shutil.rmtree(shared, ignore_errors=True)
-
+        run(model_dir, host, port, workers, reload_token, log_level)
+    except OSError as e:  # e.g. the port is taken
+        _fail(f"cannot listen on {host}:{port}: {e}")
 
 def main() -> None:
     app()
