@@ -94,3 +94,17 @@ def test_two_workers_share_metrics_and_all_follow_a_reload(tmp_path, model_dir, 
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_the_workers_socket_disables_nagle_on_accepted_connections():
+    # without TCP_NODELAY each keep-alive response waited ~40 ms for the client's delayed ACK
+    from seqlens.serve.runner import listening_socket
+
+    with listening_socket("127.0.0.1", 0) as server:
+        assert server.proto == socket.IPPROTO_TCP
+        server.listen(1)
+        with socket.create_connection(server.getsockname()) as client:
+            conn, _ = server.accept()
+            with conn:
+                assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+                assert client.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
