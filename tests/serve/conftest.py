@@ -77,3 +77,11 @@ def server(model_dir) -> Iterator[Server]:
 def client(server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def popular_dir(tmp_path_factory, serve_log) -> Path:
+    """A baseline without attention: served, but it cannot be explained."""
+    path = tmp_path_factory.mktemp("serve") / "popular"
+    seqlens.Popular().fit(serve_log).save(path)
+    return path

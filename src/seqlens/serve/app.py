@@ -179,7 +179,10 @@ def create_app(
             metrics.observe_attention(result.stats)
         used_ids = engine.decode(result.used) if (method is not None or body.attention) else []
         if method is not None and ids:
-            response.explanation = explaining.explain(engine, used_ids, ids[0], method)
+            if method in explaining.INLINE:
+                response.explanation = explaining.explain(engine, used_ids, ids[0], method)
+            else:
+                response.explanation = await asyncio.to_thread(explaining.explain, engine, used_ids, ids[0], method)
         if (body.attention or method is not None) and result.attentions is not None:
             response.attention = AttentionMap(
                 items=used_ids, weights=[np.round(w.numpy(), 5).tolist() for w in result.attentions]

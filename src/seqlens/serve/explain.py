@@ -1,16 +1,21 @@
 """The bridge from a request's `explain=true` to `seqlens.explain`, and the errors when it cannot be done.
 
 Kept apart from the app so the service still starts and recommends when the model cannot be explained
-(a baseline without attention, or a seqlens build without the explain package): those requests get a
-clear 4xx/501 naming why, instead of failing the whole endpoint.
+(a baseline without attention, or a build without the explain package): those requests get a clear
+4xx/501 naming why, instead of failing the whole endpoint.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from seqlens.errors import SeqlensError
 from seqlens.serve.engine import Engine, RequestError
 from seqlens.serve.schemas import Attribution, Explanation
 
-DEFAULT_METHOD = "attention"
+#: methods cheap enough to run on the event loop (one forward pass); the others (gradient, occlusion)
+#: run in a thread so a slow explanation does not hold up the worker's other requests
+INLINE = frozenset({"attention", "rollout", "norm"})
 
 
 def _explain_package():
@@ -24,9 +29,9 @@ def _explain_package():
 def methods(engine: Engine) -> list[str]:
     """Explanation methods this engine can answer with ([] when none)."""
     package = _explain_package()
-    if package is None or not hasattr(engine.model, "explain"):
+    if package is None or not engine.has_attention or not hasattr(engine.model, "explain"):
         return []
-    return list(getattr(package, "METHODS", (DEFAULT_METHOD,)))
+    return list(package.METHODS)
 
 
 def check(engine: Engine, explain: bool, method: str | None) -> str | None:
@@ -35,31 +40,38 @@ def check(engine: Engine, explain: bool, method: str | None) -> str | None:
         if method is not None:
             raise RequestError(422, "method is set but explain is false; send explain=true to get an explanation")
         return None
-    if _explain_package() is None:
+    package = _explain_package()
+    if package is None:
         raise RequestError(501, "explanations are not available: this seqlens build has no seqlens.explain package")
     available = methods(engine)
     if not available:
         raise RequestError(
-            422, f"the served model ({type(engine.model).__name__}) cannot be explained; send explain=false"
-        )
-    method = method or DEFAULT_METHOD
+            422, f"the served model ({type(engine.model).__name__}) has no attention network to explain; "
+            "send explain=false",
+        )  # fmt: skip
+    method = method or package.DEFAULT_METHOD
     if method not in available:
         raise RequestError(422, f"method {method!r} is unknown; choose one of {', '.join(available)}")
     return method
 
 
 def explain(engine: Engine, history: list[str], item: str, method: str) -> Explanation:
-    """Attributions of `item` to each history position the model read, and the narrative."""
-    exp = engine.model.explain(history=history, item=item, method=method)
-    titles = engine.titles
-    items = [str(i) for i in exp.items]
+    """Attributions of `item` to each position of `history` (the window the model read) and the narrative."""
+    try:
+        exp = engine.model.explain(history=history, item=item, method=method)
+    except SeqlensError as e:  # the request was checked already; a failure here is the request's history
+        raise RequestError(422, f"cannot explain {item!r}: {e}") from None
+    shares = exp.shares
     return Explanation(
         item_id=str(exp.recommended),
-        title=titles.get(str(exp.recommended)),
+        title=exp.recommended_title,
+        score=float(exp.score),
         method=str(exp.method),
+        target_agnostic=bool(exp.target_agnostic),
         narrative=str(exp.narrative),
+        other_share=float(exp.other_share),
         attributions=[
-            Attribution(position=p, item_id=i, title=titles.get(i), score=float(s))
-            for p, (i, s) in enumerate(zip(items, exp.scores))
+            Attribution(position=p, item_id=str(i), title=t, score=float(s), share=float(sh))
+            for p, (i, t, s, sh) in enumerate(zip(exp.items, exp.titles, np.asarray(exp.scores).tolist(), shares))
         ],
     )

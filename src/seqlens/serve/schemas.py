@@ -49,13 +49,17 @@ class Attribution(BaseModel):
     item_id: str
     title: str | None = None
     score: float
+    share: float = Field(description="share of the positive attribution mass")
 
 
 class Explanation(BaseModel):
     item_id: str = Field(description="the recommended item being explained (rank 1)")
     title: str | None = None
+    score: float
     method: str
+    target_agnostic: bool = Field(description="attention-based: the same for whichever item is explained")
     narrative: str
+    other_share: float = Field(0.0, description="share of deny-listed items, shown as 'other items'")
     attributions: list[Attribution]
 
 
