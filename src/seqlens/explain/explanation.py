@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from seqlens.data.log import ITEM, TIME
-from seqlens.data.sequences import Sequences
+from seqlens.data.log import ITEM, TIME, USER, InteractionLog
 from seqlens.errors import DataError
 from seqlens.explain.attributions import TARGET_AGNOSTIC, attribute, check_method
 from seqlens.explain.narrative import DEFAULT_VERB, MIN_SHARE, Citation, narrative
@@ -190,6 +189,24 @@ def explain_batch(
                     None if heads is None else heads[i, :, -n:].numpy(), method, k, times, now, deny, verb,
                 )
             )  # fmt: skip
+    return out
+
+
+def timestamps_from_log(model, log: InteractionLog, users: Sequence[str]) -> dict[str, list[int]]:
+    """Times of each known user's stored history, read from the log it came from (the model keeps none).
+
+    A user's stored history must be the start of their sequence in `log` (as after `leave_one_out`, whose
+    train + valid the model remembers); users for whom it is not, or a log without times, get none.
+    """
+    if not log.has_time:
+        return {}
+    wanted = {str(u) for u in users}
+    df = log.df[log.df[USER].isin(wanted)]
+    out = {}
+    for user, group in df.groupby(USER, sort=False):
+        history = model.history_of(user)
+        if group[ITEM].iloc[: len(history)].tolist() == history:
+            out[str(user)] = group[TIME].iloc[: len(history)].astype(int).tolist()
     return out
 
 

@@ -1,0 +1,171 @@
+"""The five attribution methods: shape and order, exact occlusion, rollout by hand, value norms, gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seqlens.explain import METHODS, explain, explain_batch, rollout
+from seqlens.explain.attributions import attribute, keep_only
+
+
+def _seq(model, history):
+    return torch.from_numpy(model.encode_items(history)[-model.max_len :])[None]
+
+
+def _score(model, history, item) -> float:
+    """The item's score after `history`, through the public recommend path (whole catalogue ranked)."""
+    recs = model.recommend(histories={"h": history}, k=model.n_items_, exclude_seen=False)
+    return float(recs.loc[recs["item_id"] == item, "score"].iloc[0])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_one_score_per_position_in_history_order(model, history, method):
+    e = explain(model, history=history, method=method)
+    assert e.items == history[-model.max_len :]
+    assert len(e.scores) == len(e.items) == len(e.titles)
+    assert np.isfinite(e.scores).all()
+    # left padding must not shift positions: the same history inside a batch with a longer one agrees
+    longer = model.history_of("u0") + model.history_of("u1")
+    batch = explain_batch(model, histories={"long": longer, "h": history}, method=method)
+    assert batch[1].items == e.items
+    np.testing.assert_allclose(batch[1].scores, e.scores, atol=1e-5)
+    assert batch[1].recommended == e.recommended
+
+
+def test_recommended_is_the_top_recommendation(model, history):
+    top = model.recommend(histories={"h": history}, k=1)
+    e = explain(model, history=history)
+    assert e.recommended == top["item_id"].iloc[0]
+    assert e.score == pytest.approx(top["score"].iloc[0], abs=1e-5)
+
+
+def test_occlusion_is_the_exact_score_drop(model, history):
+    item = model.item_ids_[7]
+    e = explain(model, history=history, item=item, method="occlusion")
+    full = _score(model, history, item)
+    assert e.score == pytest.approx(full, abs=1e-5)
+    by_hand = [full - _score(model, history[:j] + history[j + 1 :], item) for j in range(len(history))]
+    np.testing.assert_allclose(e.scores, by_hand, atol=1e-5)
+
+
+def test_attention_is_the_last_layers_last_row_averaged_over_heads(model, history):
+    e = explain(model, history=history, method="attention")
+    with torch.inference_mode():
+        _, weights = model.net_(_seq(model, history), return_attention=True)
+    last = weights[-1].applied[0, :, -1, :].numpy()
+    np.testing.assert_allclose(e.per_head, last, atol=1e-6)
+    np.testing.assert_allclose(e.scores, last.mean(0), atol=1e-6)
+    assert e.scores.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_attention_methods_use_the_refined_weights(refined, history):
+    e = explain(refined, history=history, method="attention")
+    with torch.inference_mode():
+        _, weights = refined.net_(_seq(refined, history), return_attention=True)
+    applied, raw = weights[-1].applied[0, :, -1].mean(0).numpy(), weights[-1].raw[0, :, -1].mean(0).numpy()
+    assert not np.allclose(applied, raw, atol=1e-4)
+    np.testing.assert_allclose(e.scores, applied, atol=1e-6)
+
+
+def test_rollout_by_hand_on_two_layers():
+    a1 = torch.tensor([[[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5]]])
+    a2 = torch.tensor([[[1.0, 0.0, 0.0], [0.4, 0.6, 0.0], [0.1, 0.1, 0.8]]])
+    # 0.5 A + 0.5 I: layer 1 last row [0.1, 0.15, 0.75], layer 2 rows [1,0,0], [0.2,0.8,0], [0.05,0.05,0.9];
+    # last row of (layer 2) @ (layer 1) = 0.05*[1,0,0] + 0.05*[0.25,0.75,0] + 0.9*[0.1,0.15,0.75]
+    flow = rollout([a1, a2])
+    np.testing.assert_allclose(flow[0, -1].numpy(), [0.1525, 0.1725, 0.675], atol=1e-6)
+    np.testing.assert_allclose(flow[0, 1].numpy(), [0.2 * 1 + 0.8 * 0.25, 0.8 * 0.75, 0.0], atol=1e-6)
+    np.testing.assert_allclose(flow.sum(-1).numpy(), 1.0, atol=1e-6)
+    # a padding row (all zero weights) keeps its flow on itself instead of dividing by zero
+    padded = rollout([torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)])
+    np.testing.assert_allclose(padded[0].numpy(), np.eye(2))
+
+
+def test_rollout_method_rolls_out_the_models_weights(model, history):
+    e = explain(model, history=history, method="rollout")
+    with torch.inference_mode():
+        _, weights = model.net_(_seq(model, history), return_attention=True)
+    expected = rollout([w.applied.mean(1) for w in weights])[0, -1].numpy()
+    np.testing.assert_allclose(e.scores, expected, atol=1e-6)
+
+
+def test_norm_is_weight_times_transformed_value_norm(model, history):
+    e = explain(model, history=history, method="norm")
+    attn = model.net_.blocks[-1].attn
+    captured = []
+    handle = attn.register_forward_hook(lambda m, args, out: captured.append(args[0]))
+    with torch.inference_mode():
+        _, weights = model.net_(_seq(model, history), return_attention=True)
+    handle.remove()
+    x = captured[0][0]  # [T, D]: LN1 of the last block's input
+    d, dh = x.shape[1], attn.head_dim
+    alpha = weights[-1].applied[0, :, -1]  # [H, T]
+    w_v, b_v, w_o = (t.detach() for t in (attn.qkv.weight[2 * d :], attn.qkv.bias[2 * d :], attn.proj.weight))
+    total = torch.zeros(x.shape)
+    for h in range(attn.heads):
+        cols = slice(h * dh, (h + 1) * dh)
+        f = (x @ w_v[cols].T + b_v[cols]) @ w_o[:, cols].T  # [T, D]: what each position adds through head h
+        np.testing.assert_allclose(e.per_head[h], (alpha[h][:, None] * f).norm(dim=1).numpy(), atol=1e-5)
+        total += alpha[h][:, None] * f
+    np.testing.assert_allclose(e.scores, total.norm(dim=1).numpy(), atol=1e-5)
+
+
+def test_gradxinput_matches_a_finite_difference(model, history):
+    """grad . e_j is the derivative of the score when embedding j is scaled by (1 + t), at t = 0."""
+    item = model.item_ids_[3]
+    e = explain(model, history=history, item=item, method="gradxinput")
+    seq = _seq(model, history)
+    target = torch.tensor(model.encode_items([item]))
+    eps = 1e-2
+    for j in (0, len(history) // 2, len(history) - 1):
+
+        def scaled(t):
+            def hook(m, args, out):
+                out = out.clone()
+                out[:, j] *= 1 + t
+                return out
+
+            handle = model.net_.item_emb.register_forward_hook(hook)
+            with torch.inference_mode():
+                s = model.net_.scores(model.net_.last_hidden(seq))[0, target].item()
+            handle.remove()
+            return s
+
+        assert e.scores[j] == pytest.approx((scaled(eps) - scaled(-eps)) / (2 * eps), rel=2e-2, abs=2e-3)
+
+
+def test_attention_methods_are_target_agnostic_and_gradients_are_not(model, history):
+    a, b = model.item_ids_[3], model.item_ids_[9]
+    for method in ("attention", "rollout", "norm"):
+        ea, eb = explain(model, history=history, item=a, method=method), explain(model, history=history, item=b, method=method)
+        np.testing.assert_allclose(ea.scores, eb.scores)
+        assert ea.target_agnostic
+    for method in ("gradxinput", "occlusion"):
+        ea, eb = explain(model, history=history, item=a, method=method), explain(model, history=history, item=b, method=method)
+        assert not np.allclose(ea.scores, eb.scores)
+        assert not ea.target_agnostic
+
+
+def test_long_histories_explain_the_window_the_model_reads(model):
+    long = [model.item_ids_[i % model.n_items_] for i in range(35)]
+    for method in ("attention", "occlusion"):
+        e = explain(model, history=long, method=method)
+        assert e.items == long[-model.max_len :]
+        assert len(e.scores) == model.max_len
+
+
+def test_keep_only_removes_items_and_keeps_order():
+    seq = torch.tensor([[0, 0, 5, 6, 7, 8]])
+    keep = torch.tensor([[True, True, True, False, True, False]])
+    assert keep_only(seq, keep).tolist() == [[0, 0, 0, 0, 5, 7]]
+
+
+def test_attribute_rejects_bad_input(model):
+    with pytest.raises(ValueError, match="unknown; choose one of"):
+        attribute(model.net_, torch.tensor([[1, 2]]), "saliency")
+    with pytest.raises(ValueError, match="at least one item"):
+        attribute(model.net_, torch.tensor([[0, 0]]), "attention")
+    with pytest.raises(ValueError, match="one item index per row"):
+        attribute(model.net_, torch.tensor([[1, 2]]), "attention", target=torch.tensor([10_000]))
