@@ -1,9 +1,10 @@
 """The HTTP service: FastAPI app over one hot-swappable `Engine`, with metrics, limits and JSON errors.
 
 Design choices, and why:
-- Handlers are `async` and compute inline: a request is ~1-5 ms of single-threaded torch work, cheaper
-  to run on the event loop than to hand to a thread pool; throughput comes from uvicorn workers
-  (processes), each with one torch thread.
+- Handlers are `async` and compute on the event loop: a request is ~1-5 ms of single-threaded torch
+  work, cheaper to run there than to hand to a thread pool. Requests ready in the same loop turn share
+  one forward pass (`MicroBatcher`), and uvicorn workers (processes, one torch thread each) add cores.
+  Slow explanation methods (gradient, occlusion) run in a thread so they do not stall the loop.
 - Every client mistake is a 4xx `{"error": "<what is wrong, naming the field>"}`: pydantic validation
   errors, unknown users/items, bodies over `MAX_BODY_BYTES` (refused before parsing). A 500 means a bug.
 - Hot reload (`POST /v1/admin/reload`) is off unless a token is configured; the token is compared in
@@ -34,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from seqlens._version import __version__
 from seqlens.errors import SeqlensError
 from seqlens.serve import explain as explaining
+from seqlens.serve.batching import MicroBatcher
 from seqlens.serve.engine import Engine, RequestError
 from seqlens.serve.metrics import Metrics
 from seqlens.serve.schemas import (
@@ -145,13 +147,28 @@ def create_app(
             raise RequestError(404, f"item {item_id!r} is not known to the model")
         return Item(**found)
 
+    def recommend_batch(engine: Engine, batch: list[tuple]) -> list:
+        queries, ks, exclude = zip(*batch)
+        results, stats = engine.recommend_many(list(queries), list(ks), list(exclude), attention=engine.has_attention)
+        metrics.batch_size.labels("recommend").observe(len(batch))
+        if stats is not None:
+            metrics.observe_attention(stats)
+        return results
+
+    def explain_batch(key: tuple, batch: list[tuple]) -> list:
+        metrics.batch_size.labels("explain").observe(len(batch))
+        return explaining.explain_many(key[0], key[1], batch)
+
+    recommender, explainer = MicroBatcher(recommend_batch), MicroBatcher(explain_batch)
+    app.state.batchers = {"recommend": recommender, "explain": explainer}
+
     @app.post("/v1/recommend", response_model=RecommendResponse, response_model_exclude_none=True)
     async def recommend(body: RecommendRequest) -> RecommendResponse:
         engine = state.current()  # this request finishes on this engine, whatever a reload does meanwhile
         method = explaining.check(engine, body.explain, body.method)
         items = None if body.items is None else [str(i) for i in body.items]
         query = engine.resolve(body.user_id, items)
-        result = engine.recommend(query, body.k, body.exclude_seen, attention=engine.has_attention)
+        result = await recommender.submit(engine, (query, body.k, body.exclude_seen))
         ids = engine.decode(result.items)
         titles = engine.titles
         response = RecommendResponse(
@@ -175,12 +192,10 @@ def create_app(
             metrics.truncated.inc()
         if not ids:
             response.notes.append("no items left to recommend: every item is in the history (exclude_seen=true)")
-        if result.stats is not None:
-            metrics.observe_attention(result.stats)
         used_ids = engine.decode(result.used) if (method is not None or body.attention) else []
         if method is not None and ids:
             if method in explaining.INLINE:
-                response.explanation = explaining.explain(engine, used_ids, ids[0], method)
+                response.explanation = await explainer.submit((engine, method), (used_ids, ids[0]))
             else:
                 response.explanation = await asyncio.to_thread(explaining.explain, engine, used_ids, ids[0], method)
         if (body.attention or method is not None) and result.attentions is not None:

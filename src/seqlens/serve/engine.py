@@ -115,25 +115,43 @@ class Engine:
         return Query("session", idx[idx > 0], unknown)
 
     def recommend(self, query: Query, k: int, exclude_seen: bool, attention: bool) -> Result:
-        """Top-k for one history; the weights of the same pass when the model has attention and `attention`."""
-        used = query.items[-self.max_len :] if self.max_len else query.items
-        weights = stats = None
+        """Top-k for one history (see `recommend_many`)."""
+        results, stats = self.recommend_many([query], [k], [exclude_seen], attention)
+        results[0].stats = stats
+        return results[0]
+
+    def recommend_many(
+        self, queries: list[Query], ks: list[int], exclude_seen: list[bool], attention: bool
+    ) -> tuple[list[Result], AttentionStats | None]:
+        """Top-k for several histories in one forward pass (left-padded), and their attention statistics.
+
+        With `attention` and an attention model, each result carries the last query's applied weights
+        over the items it used (per layer [H, T_row]) from the same pass.
+        """
+        used = [q.items[-self.max_len :] if self.max_len else q.items for q in queries]
+        rows = np.arange(len(queries))
+        weights: list[list[Tensor] | None] = [None] * len(queries)
+        stats = None
         with torch.inference_mode():
             if self.net is not None and attention:
-                seq = torch.from_numpy(used[None, :])
+                seq = torch.from_numpy(Sequences.from_lists(used).padded(rows, self.max_len or 1 << 30))
                 hidden, layers = self.net(seq, return_attention=True)
                 scores = self.net.scores(hidden[:, -1])
                 stats = last_query_stats(layers, seq != 0)
-                weights = [applied_weights(w)[0, :, -1, :] for w in layers]
+                last = [applied_weights(w)[:, :, -1, :] for w in layers]  # per layer [B, H, T]
+                weights = [[w[b, :, w.shape[-1] - len(u) :] for w in last] for b, u in enumerate(used)]
             else:
-                hist = Sequences.from_lists([used])
-                scores = self.model.score_histories(hist, np.zeros(1, dtype=np.int64))
-            scores = scores[0]
-            if exclude_seen:
-                scores[torch.from_numpy(query.items)] = float("-inf")
-            top, idx = scores.topk(min(k, self.model.n_items_))
-            keep = torch.isfinite(top)
-        return Result(idx[keep].numpy(), top[keep].numpy().astype(np.float64), used, weights, stats)
+                scores = self.model.score_histories(Sequences.from_lists(used), rows)
+            for b, q in enumerate(queries):
+                if exclude_seen[b]:
+                    scores[b, torch.from_numpy(q.items)] = float("-inf")
+            top, idx = scores.topk(min(max(ks), self.model.n_items_), dim=1)
+            top, idx = top.numpy().astype(np.float64), idx.numpy()
+        results = []
+        for b, k in enumerate(ks):
+            keep = np.isfinite(top[b, :k])
+            results.append(Result(idx[b, :k][keep], top[b, :k][keep], used[b], weights[b], None))
+        return results, stats
 
     # --- items -----------------------------------------------------------------------------------------
     def item(self, item_id: str) -> dict | None:

@@ -57,10 +57,20 @@ def check(engine: Engine, explain: bool, method: str | None) -> str | None:
 
 def explain(engine: Engine, history: list[str], item: str, method: str) -> Explanation:
     """Attributions of `item` to each position of `history` (the window the model read) and the narrative."""
+    return explain_many(engine, method, [(history, item)])[0]
+
+
+def explain_many(engine: Engine, method: str, requests: list[tuple[list[str], str]]) -> list[Explanation]:
+    """Explanations of several (history window, item) pairs with one batched call of `model.explain_batch`."""
+    histories = {str(i): history for i, (history, _) in enumerate(requests)}
     try:
-        exp = engine.model.explain(history=history, item=item, method=method)
-    except SeqlensError as e:  # the request was checked already; a failure here is the request's history
-        raise RequestError(422, f"cannot explain {item!r}: {e}") from None
+        found = engine.model.explain_batch(histories=histories, items=[item for _, item in requests], method=method)
+    except SeqlensError as e:  # requests were checked already; a failure here is about a history itself
+        raise RequestError(422, f"cannot explain: {e}") from None
+    return [_response(exp) for exp in found]
+
+
+def _response(exp) -> Explanation:
     shares = exp.shares
     return Explanation(
         item_id=str(exp.recommended),

@@ -53,6 +53,10 @@ class Metrics:
         self.truncated = Counter(
             "seqlens_truncated_histories", "Requests whose history was cut to the model's max_len", registry=r
         )
+        self.batch_size = Histogram(
+            "seqlens_batch_size", "Requests per forward pass (micro-batches of concurrent requests)", ["stage"],
+            buckets=(1, 2, 4, 8, 16, 32, 64), registry=r,
+        )  # fmt: skip
         self.reloads = Counter("seqlens_model_reloads", "Model reloads by outcome", ["outcome"], registry=r)
 
     def observe_attention(self, stats: AttentionStats) -> None:
