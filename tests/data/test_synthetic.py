@@ -64,7 +64,7 @@ def test_planted_truth_points_at_real_triggers(planted):
     seqs = planted.log.sequences()
     truth = planted.truth
     assert set(truth["rule"]) == {LONG_RANGE, SECOND_ORDER}
-    followers = {}  # a long-range trigger item always announces the same item
+    followers, gaps = {}, {}  # a long-range trigger item always announces the same item, after the same gap
     for r in truth.itertuples():
         seq = seqs[r.user_id]
         assert seq[r.position] == r.item_id
@@ -73,6 +73,7 @@ def test_planted_truth_points_at_real_triggers(planted):
             (a,) = r.triggers
             assert 10 <= r.position - a <= 40
             assert followers.setdefault(seq[a], r.item_id) == r.item_id
+            assert gaps.setdefault(seq[a], r.position - a) == r.position - a
         else:
             a, b = r.triggers
             assert a < b == r.position - 1
@@ -89,7 +90,7 @@ def test_second_order_target_needs_the_earlier_item(planted):
             for pos, item in enumerate(seq[:-1]):
                 if item == b:
                     after_b[a in seq[:pos]].append(seq[pos + 1] == c)
-    assert np.mean(after_b[True]) > 0.95
+    assert np.mean(after_b[True]) > 0.85  # not always: another rule's item may be due at that step
     assert np.mean(after_b[False]) < 0.1
 
 

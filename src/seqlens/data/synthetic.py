@@ -6,7 +6,8 @@ Each user has a taste over item genres. The next item is drawn, in order of prec
 - the user's taste: a popular item from a preferred genre (popularity is Zipf-like);
 - noise: any item uniformly.
 Rules (their ground truth is recorded by `planted_log`):
-- long-range trigger: a trigger item A seen 10 to 40 steps earlier makes its paired item B due now;
+- long-range trigger: a trigger item A seen 10 to 40 steps earlier makes its paired item B due now (in the
+  test bed each pair has its own fixed gap, so the timing is learnable from positions);
 - second-order: C follows B only when A occurred, in order, anywhere before B (B alone predicts nothing).
 Planted items are half long-range triggers, half second-order A or B items.
 `synthetic_log` keeps the original generator (the demo's data); `planted_log` is the test bed, which also
@@ -52,7 +53,7 @@ def synthetic_log(
     """Generate a reproducible log (same seed, same log) with item titles like 'Item 17 (genre C)'."""
     return planted_log(
         n_users, n_items, n_genres, mean_length, p_transition, p_noise, n_triggers,
-        n_second_order=0, p_plant=0.0, end_on_rule=0.0, seed=seed,
+        n_second_order=0, p_plant=0.0, end_on_rule=0.0, fixed_gaps=False, seed=seed,
     ).log  # fmt: skip
 
 
@@ -67,6 +68,7 @@ def planted_log(
     n_second_order: int = 2,
     p_plant: float = 0.15,
     end_on_rule: float = 0.5,
+    fixed_gaps: bool = True,
     seed: int = 0,
 ) -> PlantedLog:
     """The test bed: a reproducible log plus the position of the true trigger(s) of each rule-governed item."""
@@ -84,6 +86,7 @@ def planted_log(
     genre_weights = [popularity[idx] / popularity[idx].sum() for idx in by_genre]
     rule_items = rng.choice(n_items, 2 * n_triggers + 3 * n_second_order, replace=False)
     follower_of = dict(zip(rule_items[:n_triggers], rule_items[n_triggers : 2 * n_triggers]))
+    gap_of = dict(zip(rule_items[:n_triggers], rng.integers(10, 41, n_triggers))) if fixed_gaps else None
     a_items, b_items, c_items = rule_items[2 * n_triggers :].reshape(3, n_second_order) if n_second_order else ([],) * 3
     second_of_b = {int(b): (int(a), int(c)) for a, b, c in zip(a_items, b_items, c_items)}
     plantable = [rule_items[:n_triggers].astype(int), np.concatenate([a_items, b_items]).astype(int)]
@@ -110,7 +113,7 @@ def planted_log(
                 g = rng.choice(n_genres, p=taste)
                 item = int(rng.choice(by_genre[g], p=genre_weights[g]))
             if item in follower_of:
-                gap = int(rng.integers(10, 41))
+                gap = int(gap_of[item] if gap_of else rng.integers(10, 41))
                 due.setdefault(step + gap, (int(follower_of[item]), LONG_RANGE, [step]))
             if item in second_of_b and second_of_b[item][0] in last_seen:
                 a, c = second_of_b[item]
