@@ -19,6 +19,7 @@ import uvicorn
 
 import seqlens
 from seqlens.serve import create_app
+from seqlens.serve.schemas import RecommendResponse
 
 TOKEN = "test-token-0123456789"
 TINY = dict(dim=16, max_len=20, layers=2, heads=2, dropout=0.1, epochs=2, progress=False, seed=0)
@@ -73,9 +74,24 @@ def server(model_dir) -> Iterator[Server]:
     s.stop()
 
 
+def check_contract(response: httpx.Response) -> None:
+    """Every answer keeps the documented contract: recommend bodies match `RecommendResponse` exactly
+    (no undocumented fields), and every error is JSON with an `error` message."""
+    response.read()
+    if response.request.url.path == "/v1/recommend" and response.status_code == 200:
+        RecommendResponse.model_validate(response.json())
+    elif response.status_code >= 400:
+        assert response.headers["content-type"].startswith("application/json"), response.text
+        assert isinstance(response.json().get("error"), str) and response.json()["error"]
+
+
+def contract_client(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=30, event_hooks={"response": [check_contract]})
+
+
 @pytest.fixture(scope="session")
 def client(server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as c:
+    with contract_client(server.url) as c:
         yield c
 
 

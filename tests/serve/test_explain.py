@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
 import numpy as np
 import pytest
 
 from seqlens.serve import create_app
 
-from .conftest import Server
+from .conftest import Server, contract_client
 from .test_api import assert_error
 
 explain_package = pytest.importorskip("seqlens.explain", reason="seqlens.explain is not in this build")
@@ -58,7 +57,7 @@ def test_unknown_method_is_422_listing_the_methods(client):
 @pytest.fixture(scope="module")
 def popular_client(popular_dir):
     server = Server(create_app(popular_dir))
-    with httpx.Client(base_url=server.url, timeout=30) as c:
+    with contract_client(server.url) as c:
         yield c
     server.stop()
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
 import seqlens
 from seqlens.serve import create_app
 
-from .conftest import TINY, TOKEN, Server
+from .conftest import TINY, TOKEN, Server, contract_client
 from .test_api import assert_error
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -24,7 +23,7 @@ def reloadable(tmp_path, model_dir):
     path = tmp_path / "model"
     shutil.copytree(model_dir, path)
     server = Server(create_app(path, reload_token=TOKEN))
-    with httpx.Client(base_url=server.url, timeout=30) as c:
+    with contract_client(server.url) as c:
         yield c, path
     server.stop()
 

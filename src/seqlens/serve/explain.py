@@ -11,7 +11,6 @@ import numpy as np
 
 from seqlens.errors import SeqlensError
 from seqlens.serve.engine import Engine, RequestError
-from seqlens.serve.schemas import Attribution, Explanation
 
 #: methods cheap enough to run on the event loop (one forward pass); the others (gradient, occlusion)
 #: run in a thread so a slow explanation does not hold up the worker's other requests
@@ -55,13 +54,13 @@ def check(engine: Engine, explain: bool, method: str | None) -> str | None:
     return method
 
 
-def explain(engine: Engine, history: list[str], item: str, method: str) -> Explanation:
+def explain(engine: Engine, history: list[str], item: str, method: str) -> dict:
     """Attributions of `item` to each position of `history` (the window the model read) and the narrative."""
     return explain_many(engine, method, [(history, item)])[0]
 
 
-def explain_many(engine: Engine, method: str, requests: list[tuple[list[str], str]]) -> list[Explanation]:
-    """Explanations of several (history window, item) pairs with one batched call of `model.explain_batch`."""
+def explain_many(engine: Engine, method: str, requests: list[tuple[list[str], str]]) -> list[dict]:
+    """Explanations (JSON shaped like `schemas.Explanation`) of several (history window, item) pairs, batched."""
     histories = {str(i): history for i, (history, _) in enumerate(requests)}
     try:
         found = engine.model.explain_batch(histories=histories, items=[item for _, item in requests], method=method)
@@ -70,18 +69,19 @@ def explain_many(engine: Engine, method: str, requests: list[tuple[list[str], st
     return [_response(exp) for exp in found]
 
 
-def _response(exp) -> Explanation:
-    shares = exp.shares
-    return Explanation(
-        item_id=str(exp.recommended),
-        title=exp.recommended_title,
-        score=float(exp.score),
-        method=str(exp.method),
-        target_agnostic=bool(exp.target_agnostic),
-        narrative=str(exp.narrative),
-        other_share=float(exp.other_share),
-        attributions=[
-            Attribution(position=p, item_id=str(i), title=t, score=float(s), share=float(sh))
-            for p, (i, t, s, sh) in enumerate(zip(exp.items, exp.titles, np.asarray(exp.scores).tolist(), shares))
+def _response(exp) -> dict:
+    scores = np.asarray(exp.scores, dtype=np.float64).tolist()
+    shares = np.asarray(exp.shares, dtype=np.float64).tolist()
+    return {
+        "item_id": str(exp.recommended),
+        "title": exp.recommended_title,
+        "score": float(exp.score),
+        "method": str(exp.method),
+        "target_agnostic": bool(exp.target_agnostic),
+        "narrative": str(exp.narrative),
+        "other_share": float(exp.other_share),
+        "attributions": [
+            {"position": p, "item_id": str(i), "title": t, "score": s, "share": sh}
+            for p, (i, t, s, sh) in enumerate(zip(exp.items, exp.titles, scores, shares))
         ],
-    )
+    }

@@ -38,6 +38,8 @@ class RecommendRequest(BaseModel):
 
 
 class Recommendation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     rank: int
     item_id: str
     title: str | None = None
@@ -45,6 +47,8 @@ class Recommendation(BaseModel):
 
 
 class Attribution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     position: int = Field(description="index in the history the model read (0 = oldest used item)")
     item_id: str
     title: str | None = None
@@ -53,6 +57,8 @@ class Attribution(BaseModel):
 
 
 class Explanation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     item_id: str = Field(description="the recommended item being explained (rank 1)")
     title: str | None = None
     score: float
@@ -66,11 +72,15 @@ class Explanation(BaseModel):
 class AttentionMap(BaseModel):
     """The last query's applied attention weights: `weights[layer][head][j]` over `items[j]`."""
 
+    model_config = ConfigDict(extra="forbid")
+
     items: list[str]
     weights: list[list[list[float]]]
 
 
 class RecommendResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     user_id: str | None = None
     recommendations: list[Recommendation]
     history_length: int = Field(description="known items in the history")
