@@ -95,7 +95,9 @@ def test_padded_batches_equal_one_history_at_a_time(model_dir, model):
 def test_concurrent_http_requests_are_batched_and_answered_correctly(model_dir, model):
     app = create_app(model_dir)
     ids = [str(i) for i in model.item_ids_]
-    bodies = [{"items": ids[j : j + 3 + j % 5], "k": 4, "explain": j % 2 == 0} for j in range(12)]
+    # explained with attention (from the recommend pass), with rollout (batched explain), or not at all
+    kinds = [{"explain": True}, {"explain": True, "method": "rollout"}, {}]
+    bodies = [{"items": ids[j : j + 3 + j % 5], "k": 4, **kinds[j % 3]} for j in range(12)]
 
     async def main():
         transport = httpx.ASGITransport(app=app)

@@ -75,3 +75,29 @@ def test_a_model_without_attention_recommends_but_cannot_explain(popular_client,
     assert_error(r, 422, "the served model (Popular) has no attention network to explain")
     info = popular_client.get("/v1/model").json()
     assert info["attention"] is False and info["explain_methods"] == []
+
+
+def test_without_the_fast_builder_the_public_path_gives_the_same_answer(client, monkeypatch):
+    from seqlens.serve import explain as explaining
+
+    body = {"items": HISTORY, "k": 3, "explain": True}
+    fast = client.post("/v1/recommend", json=body).json()["explanation"]
+    monkeypatch.setattr(explaining, "_BUILDER", [None])
+    public = client.post("/v1/recommend", json=body).json()["explanation"]
+    assert public["narrative"] == fast["narrative"]
+    np.testing.assert_allclose(
+        [a["score"] for a in public["attributions"]], [a["score"] for a in fast["attributions"]], atol=1e-5
+    )
+    assert [a["item_id"] for a in public["attributions"]] == [a["item_id"] for a in fast["attributions"]]
+
+
+def test_a_changed_builder_signature_falls_back_to_the_public_path(client, monkeypatch):
+    from seqlens.serve import explain as explaining
+
+    def changed(*args, **kwargs):
+        raise TypeError("_build() missing 1 required positional argument")
+
+    monkeypatch.setattr(explaining, "_BUILDER", [changed])
+    r = client.post("/v1/recommend", json={"items": HISTORY, "k": 3, "explain": True})
+    assert r.status_code == 200 and r.json()["explanation"]["narrative"]
+    assert explaining._BUILDER == [None]

@@ -191,7 +191,10 @@ def create_app(
             response["user_id"] = body.user_id
         used_ids = engine.decode(result.used) if (method is not None or body.attention) else []
         if method is not None and ids:
-            if method in explaining.INLINE:
+            fast = explaining.from_pass(engine, result) if method == "attention" else None
+            if fast is not None:
+                response["explanation"] = fast
+            elif method in explaining.INLINE:
                 response["explanation"] = await explainer.submit((engine, method), (used_ids, ids[0]))
             else:
                 response["explanation"] = await asyncio.to_thread(explaining.explain, engine, used_ids, ids[0], method)

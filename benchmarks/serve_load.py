@@ -1,0 +1,284 @@
+"""Load benchmark of `seqlens serve`: latency one request at a time, then throughput under concurrency.
+
+Starts the server on loopback (a free port), then for each mode (without / with explanations):
+0. warm-up: `--warmup` seconds of unmeasured load per mode;
+1. sequential: `--sequential` requests one after another on one keep-alive connection -> p50/p95/p99;
+2. concurrent: `--concurrency` keep-alive connections, each sending its next request as soon as the last
+   is answered, for `--duration` seconds -> requests/s, p50/p95/p99, errors.
+Both also report the server's CPU time per request and its own mean latency (from /metrics): on a shared
+machine these say what the server costs, apart from how long it waited for a core.
+Requests are `POST /v1/recommend {"user_id": <random known user>, "k": 10}` (stored histories, truncated
+to the model's max_len). Server memory is the resident set of the server's processes (all workers),
+read from /proc. The client is a minimal asyncio HTTP/1.1 client so it takes little of the CPU it
+shares with the server. Every loop is bounded in count and time, and only 127.0.0.1 is contacted.
+
+Usage: python benchmarks/serve_load.py runs/serve/ml-1m [--workers 2] [--duration 60] [--concurrency 16]
+Writes benchmarks/results/serve_load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SEQLENS = Path(sys.executable).parent / "seqlens"
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; `post` returns (status, body)."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.reader = self.writer = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            await self.open()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+        self.writer.write(head + body)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("server closed the connection")
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def rss_mib(root: int) -> tuple[float, float]:
+    """(current, peak) resident memory in MiB of process `root` and its children (the workers)."""
+    pids, current, peak = [root], 0.0, 0.0
+    try:
+        children = Path(f"/proc/{root}/task/{root}/children").read_text().split()
+        pids += [int(p) for p in children]
+    except OSError:
+        pass
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        current += int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
+        peak += int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
+    return round(current, 1), round(peak, 1)
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU seconds used so far by process `root` and its children (the workers)."""
+    pids = [root]
+    try:
+        pids += [int(p) for p in Path(f"/proc/{root}/task/{root}/children").read_text().split()]
+    except OSError:
+        pass
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_side(port: int) -> dict:
+    """Server-side totals from /metrics: recommend latency sum/count and batch sizes."""
+    import re
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+    def total(name: str, **labels) -> float:
+        out = 0.0
+        for line in text.splitlines():
+            m = re.match(rf"{name}(\{{[^}}]*\}})? (\S+)$", line)
+            if m and all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
+                out += float(m.group(2))
+        return out
+
+    return {
+        "latency_sum": total("seqlens_http_request_duration_seconds_sum", endpoint="/v1/recommend"),
+        "latency_count": total("seqlens_http_request_duration_seconds_count", endpoint="/v1/recommend"),
+        "batch_sum": total("seqlens_batch_size_sum", stage="recommend"),
+        "batch_count": total("seqlens_batch_size_count", stage="recommend"),
+    }
+
+
+def measured(port: int, pid: int, run) -> dict:
+    """Run `run()` (a coroutine factory) and add server CPU per request and server-side mean latency."""
+    before, cpu0 = server_side(port), cpu_seconds(pid)
+    result = asyncio.run(run())
+    after, cpu1 = server_side(port), cpu_seconds(pid)
+    n = after["latency_count"] - before["latency_count"]
+    batches = after["batch_count"] - before["batch_count"]
+    result["server_cpu_ms_per_request"] = round((cpu1 - cpu0) * 1000 / max(n, 1), 2)
+    result["server_mean_ms"] = round((after["latency_sum"] - before["latency_sum"]) * 1000 / max(n, 1), 2)
+    result["mean_batch"] = round((after["batch_sum"] - before["batch_sum"]) / max(batches, 1), 2)
+    return result
+
+
+def percentiles(latencies: list[float]) -> dict:
+    if not latencies:
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None}
+    ms = np.asarray(latencies) * 1000
+    return {f"p{q}_ms": round(float(np.percentile(ms, q)), 2) for q in (50, 95, 99)}
+
+
+def bodies(users: list[str], explain: bool, method: str, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    extra = {"explain": True, "method": method} if explain else {}
+    return [json.dumps({"user_id": rng.choice(users), "k": 10, **extra}).encode() for _ in range(4096)]
+
+
+async def sequential(port: int, payloads: list[bytes], n: int, warmup: int) -> dict:
+    conn = Connection(port)
+    latencies, errors, statuses = [], 0, {}
+    for i in range(warmup + n):
+        start = time.perf_counter()
+        status, _ = await conn.request("POST", "/v1/recommend", payloads[i % len(payloads)])
+        if i >= warmup:
+            latencies.append(time.perf_counter() - start)
+            statuses[status] = statuses.get(status, 0) + 1
+            errors += status != 200
+    conn.close()
+    return {"requests": n, "errors": errors, "statuses": statuses, **percentiles(latencies)}
+
+
+async def concurrent(port: int, payloads: list[bytes], concurrency: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors = {"non_200": 0, "exceptions": 0}
+    deadline = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        conn, i = Connection(port), w
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            try:
+                status, _ = await conn.request("POST", "/v1/recommend", payloads[i % len(payloads)])
+            except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError, IndexError):
+                errors["exceptions"] += 1
+                conn.close()
+                continue
+            latencies.append(time.perf_counter() - start)
+            errors["non_200"] += status != 200
+            i += concurrency
+        conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    wall = time.perf_counter() - start
+    return {
+        "concurrency": concurrency, "seconds": round(wall, 1), "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / wall, 1), "errors": errors["non_200"] + errors["exceptions"],
+        "error_kinds": errors, **percentiles(latencies),
+    }  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir: Path, port: int, workers: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [str(SEQLENS), "serve", str(model_dir), "--port", str(port), "--workers", str(workers)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}: {proc.stderr.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if b" 200 " in s.recv(100):
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("server did not become healthy in 120 s")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of each concurrent run (max 600)")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--sequential", type=int, default=2000, help="one-at-a-time requests per mode")
+    parser.add_argument("--method", default="attention")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of unmeasured load per mode first")
+    parser.add_argument("--modes", default="plain,explain", help="plain, explain or both (comma-separated)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "serve_load.json")
+    args = parser.parse_args(argv)
+    if not (0 < args.duration <= 600 and 0 < args.concurrency <= 256 and 0 < args.sequential <= 100_000
+            and 0 <= args.warmup <= 60):
+        raise SystemExit("bounds: 0 < duration <= 600, 0 < concurrency <= 256, 0 < sequential <= 100000, "
+                         "0 <= warmup <= 60")
+    users = json.loads((args.model_dir / "users.json").read_text())
+    config = json.loads((args.model_dir / "config.json").read_text())
+    port = free_port()
+    proc = start_server(args.model_dir, port, args.workers)
+    result = {
+        "model_dir": str(args.model_dir), "model": config["model"], "params": config["params"],
+        "workers": args.workers, "load_before": os.getloadavg(), "cpus": os.cpu_count(),
+        "machine": f"{platform.processor() or platform.machine()}, python {platform.python_version()}",
+        "rss_mib_idle": rss_mib(proc.pid)[0], "modes": {},
+    }  # fmt: skip
+    try:
+        # warm-up, not measured: a fresh worker pays first-call costs per sequence length (allocator,
+        # kernels) for its first few hundred requests; every worker gets some via several connections
+        for mode in args.modes.split(","):
+            asyncio.run(concurrent(port, bodies(users, mode == "explain", args.method, seed=1), 8, args.warmup))
+        for mode in args.modes.split(","):
+            explain = mode == "explain"
+            payloads = bodies(users, explain, args.method, seed=0)
+            seq = measured(port, proc.pid, lambda: sequential(port, payloads, args.sequential, warmup=50))
+            print(f"{mode}: one at a time {seq}", flush=True)
+            conc = measured(port, proc.pid, lambda: concurrent(port, payloads, args.concurrency, args.duration))
+            conc["rss_mib"], conc["rss_peak_mib"] = rss_mib(proc.pid)
+            print(f"{mode}: concurrency {args.concurrency} {conc}", flush=True)
+            result["modes"][mode] = {"sequential": seq, "concurrent": conc}
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    result["load_after"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
