@@ -16,11 +16,16 @@ import torch
 from seqlens.data.log import ITEM, USER
 from seqlens.data.sequences import Sequences
 from seqlens.data.synthetic import PlantedLog
+from seqlens.eval.protocol import rank_targets
 from seqlens.explain.attributions import METHODS, attribute, check_method
 
 
 def trigger_hits(model, planted: PlantedLog, methods: tuple[str, ...] = METHODS, batch_size: int = 256) -> pd.DataFrame:
     """Per method and rule (and "all"): cases, hit rate on any trigger, hit rate on the distant trigger A.
+
+    The same rates are also given over the `predicted` cases, those where the model ranks the governed
+    item in its top 10 (history excluded): a model that has not learned a rule gives its trigger little
+    weight, and a faithful explanation of that model should not point at it either.
 
     The model should be trained on `leave_one_out(planted.log).train` (+ valid): the explained history
     is each user's sequence without the last item. A trigger older than the model's window is a miss
@@ -42,6 +47,7 @@ def trigger_hits(model, planted: PlantedLog, methods: tuple[str, ...] = METHODS,
     targets = model.encode_items(cases[ITEM].to_numpy())
     triggers = [list(t) for t in cases["triggers"]]
     outside = np.array([t[0] < p[0] if len(p) else True for t, p in zip(triggers, positions)])
+    predicted = rank_targets(model, histories, targets) <= 10  # cases where the model itself gets the rule right
     rows = []
     for method in methods:
         top = np.empty(len(cases), dtype=np.int64)
@@ -64,6 +70,9 @@ def trigger_hits(model, planted: PlantedLog, methods: tuple[str, ...] = METHODS,
                     "hit": float(hit[sel].mean()),
                     "hit_distant": float(distant[sel].mean()),
                     "outside_window": int(outside[sel].sum()),
+                    "predicted": int((sel & predicted).sum()),
+                    "hit_predicted": float(hit[sel & predicted].mean()) if (sel & predicted).any() else float("nan"),
+                    "hit_distant_predicted": float(distant[sel & predicted].mean()) if (sel & predicted).any() else float("nan"),
                 }
             )
     return pd.DataFrame(rows)
