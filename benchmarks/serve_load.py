@@ -208,15 +208,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model_dir: Path, port: int, workers: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [str(SEQLENS), "serve", str(model_dir), "--port", str(port), "--workers", str(workers)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+def start_server(model_dir: Path, port: int, workers: int, log: Path) -> subprocess.Popen:
+    """`seqlens serve` in its own session; its output goes to `log` (a pipe nobody reads could fill and stall it)."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(SEQLENS), "serve", str(model_dir), "--port", str(port), "--workers", str(workers),
+             "--log-level", "info"],
+            stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}: {proc.stderr.read()}")
+            raise SystemExit(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -247,7 +250,9 @@ def main(argv: list[str]) -> None:
     users = json.loads((args.model_dir / "users.json").read_text())
     config = json.loads((args.model_dir / "config.json").read_text())
     port = free_port()
-    proc = start_server(args.model_dir, port, args.workers)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    server_log = args.out.with_suffix(".server.log")
+    proc = start_server(args.model_dir, port, args.workers, server_log)
     result = {
         "model_dir": str(args.model_dir), "model": config["model"], "params": config["params"],
         "workers": args.workers, "load_before": os.getloadavg(), "cpus": os.cpu_count(),
@@ -275,7 +280,9 @@ def main(argv: list[str]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
     result["load_after"] = os.getloadavg()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    log_text = server_log.read_text()
+    result["worker_restarts"] = log_text.count("] died")
+    result["server_errors_logged"] = log_text.count("ERROR")
     args.out.write_text(json.dumps(result, indent=2))
     print(f"written to {args.out}")
 

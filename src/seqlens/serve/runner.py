@@ -1,10 +1,10 @@
 """Running the service under uvicorn with N worker processes (what `seqlens serve` calls).
 
-Why not plain `uvicorn.run(..., workers=N)`: for N > 1 uvicorn binds the listening socket with
+Why not plain `uvicorn.run(..., workers=N)`: (1) for N > 1 uvicorn binds the listening socket with
 protocol 0, and asyncio only sets TCP_NODELAY on sockets whose protocol is TCP, so every response of a
 keep-alive connection waited out the client's delayed ACK (~40 ms instead of ~1 ms, measured). Here the
 socket is bound with IPPROTO_TCP and TCP_NODELAY (inherited by accepted connections on Linux), then
-handed to uvicorn's own worker supervisor.
+handed to uvicorn's own worker supervisor. (2) The worker health-check timeout is raised (see `run`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 APP = "seqlens.serve.app:app_from_env"
+HEALTHCHECK_SECONDS = 60
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -43,8 +44,11 @@ def run(
     os.environ["SEQLENS_MODEL_DIR"] = str(Path(model_dir).resolve())
     if reload_token:
         os.environ["SEQLENS_RELOAD_TOKEN"] = reload_token
+    # A worker that misses uvicorn's health check is killed and restarted. Importing torch and loading a
+    # model can hold the GIL for seconds on a busy machine, so the default 5 s timeout killed healthy
+    # workers at start (seen under load): allow a minute.
     config = uvicorn.Config(APP, factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                            access_log=False)  # fmt: skip
+                            access_log=False, timeout_worker_healthcheck=HEALTHCHECK_SECONDS)  # fmt: skip
     if workers == 1:
         uvicorn.Server(config).run()
         return
