@@ -204,7 +204,7 @@ def test_item_search_by_title_ranks_popular_items_first(client, model):
     expected = {i for i, t in model.item_titles_.items() if "(genre B)" in t}
     assert {i["item_id"] for i in items} == expected
     counts = [client.get(f"/v1/items/{i['item_id']}").json()["interactions"] for i in items]
-    assert counts == sorted(counts, reverse=True)
+    assert counts == sorted(counts, reverse=True) == [i["interactions"] for i in items]
     assert len(client.get("/v1/items", params={"q": "item", "limit": 4}).json()["items"]) == 4
     assert client.get("/v1/items", params={"q": "i42"}).json()["items"][0]["item_id"] == "i42"
 

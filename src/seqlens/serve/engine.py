@@ -76,7 +76,7 @@ class Engine:
         ids = [str(i) for i in model.item_ids_]
         # search: items with a title, most popular first, so a short query lists the familiar ones
         order = np.argsort(-counts[1:], kind="stable")
-        self._search = [(ids[j], self.titles.get(ids[j], "").lower(), ids[j].lower()) for j in order]
+        self._search = [(ids[j], self.titles.get(ids[j], "").lower(), ids[j].lower(), int(counts[j + 1])) for j in order]
 
     @classmethod
     def load(cls, path: str | Path) -> Engine:
@@ -164,9 +164,9 @@ class Engine:
         """Items whose title or id contains `q` (case-insensitive), most interacted-with first."""
         q = q.strip().lower()
         out = []
-        for item_id, title, lowered_id in self._search:
+        for item_id, title, lowered_id, interactions in self._search:
             if not q or q in title or q in lowered_id:
-                out.append({"item_id": item_id, "title": self.titles.get(item_id)})
+                out.append({"item_id": item_id, "title": self.titles.get(item_id), "interactions": interactions})
                 if len(out) >= limit:
                     break
         return out
