@@ -175,6 +175,13 @@ def test_malformed_bodies_are_422(client, content, text):
     assert_error(r, 422, text)
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_not_labelled_as_json_is_415(client, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    r = client.post("/v1/recommend", content=b'{"items": ["i3"], "k": 2}', headers=headers)
+    assert_error(r, 415, "send the body as JSON with Content-Type: application/json")
+
+
 def test_explain_without_the_explain_package_or_with_a_bad_method(client):
     try:
         import seqlens.explain  # noqa: F401

@@ -253,7 +253,12 @@ def _errors(app: FastAPI) -> None:
         return _error(e.status, e.message, **e.extra)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type", "")
+        if request.method == "POST" and "json" not in content_type and any(_whole_body(err) for err in e.errors()):
+            # FastAPI reads a body as JSON only when it is labelled so; say that, not "not an object"
+            message = f"send the body as JSON with Content-Type: application/json (got {content_type or 'none'!r})"
+            return _error(415, message)
         problems = [_describe(err) for err in e.errors()]
         return _error(422, "; ".join(problems), problems=problems)
 
@@ -265,6 +270,12 @@ def _errors(app: FastAPI) -> None:
     async def bug(request: Request, e: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _error(500, f"internal error ({type(e).__name__}); this is a bug in seqlens, not in the request")
+
+
+def _whole_body(err: dict) -> bool:
+    """An error about the body as a whole (not one field): missing, or not an object."""
+    loc = [p for p in err.get("loc", ()) if p != "body"]
+    return not loc and err.get("type") in ("missing", "model_attributes_type", "dict_type")
 
 
 def _describe(err: dict) -> str:
