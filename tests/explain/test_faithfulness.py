@@ -28,6 +28,7 @@ def test_table_has_every_method_and_finite_numbers(result):
     for k in (1, 2, 3, 5):
         assert table[f"left_top10@{k}"].between(0, 1).all() and table[f"in_top10@{k}"].between(0, 1).all()
     assert table.loc["occlusion", "of_occlusion@3"] == pytest.approx(1.0)
+    assert table["top1_latest"].between(0, 1).all()
     assert table.loc[RANDOM, "x_random@3"] == pytest.approx(1.0)
     assert result.protocol["n_users"] == 40
     assert table.loc["attention", "aopc"] == pytest.approx(np.mean([table.loc["attention", f"drop@{k}"] for k in (1, 2, 3, 5)]))

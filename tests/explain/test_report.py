@@ -27,8 +27,8 @@ def test_short_titles():
 
 
 def test_figures_as_png_and_svg(model, history, synth_split):
-    assert attention_heatmaps(model, history, last=6).startswith(PNG)
-    assert b"<svg" in attention_heatmaps(model, history, last=6, which="raw", fmt="svg")[:500]
+    assert attention_heatmaps(model, history, last=5).startswith(PNG)
+    assert b"<svg" in attention_heatmaps(model, history, last=3, which="raw", fmt="svg")[:500]
     bars = {m: explain(model, history=history, method=m) for m in METHODS}
     assert attribution_bars(bars).startswith(PNG)
     _, histories, _ = targets_with_histories(model, synth_split.test, synth_split.test_history)
@@ -40,9 +40,9 @@ def test_figures_as_png_and_svg(model, history, synth_split):
 
 
 def test_html_report_is_self_contained_and_hides_denied_items(model):
-    users = ["u3", "u7"]
+    users = ["u3"]
     denied = model.history_of("u3")[-1]
-    page, explanations = html_report(model, users=users, deny=[denied], verb="watched")
+    page, explanations = html_report(model, users=users, deny=[denied], verb="watched", heatmap_last=6)
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
     assert not re.search(r"(src|href)=[\"'](?!data:)", page)  # nothing fetched from outside
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
@@ -59,11 +59,13 @@ def test_cli_explain_prints_narratives_and_writes_report(tmp_path, model, synth_
     model.save(model_dir)
     synth_split.test_history.concat(synth_split.test).df.to_csv(data, index=False)
     out = tmp_path / "report.html"
-    result = runner.invoke(app, ["explain", str(model_dir), "--user", "u3", "--user", "u4", "--data", str(data),
+    result = runner.invoke(app, ["explain", str(model_dir), "--user", "u3", "--data", str(data),
                                  "--verb", "watched", "--out", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert result.output.count("Recommended ") == 2 and "watched" in result.output and "ago" in result.output
-    assert out.read_text().count("data:image/png;base64,") == 4
+    assert result.output.count("Recommended ") == 1 and "watched" in result.output and "ago" in result.output
+    assert out.read_text().count("data:image/png;base64,") == 2
+    result = runner.invoke(app, ["explain", str(model_dir), "--user", "u3", "--user", "u4", "--no-report"])
+    assert result.exit_code == 0 and result.output.count("Recommended ") == 2, result.output
     result = runner.invoke(app, ["explain", str(model_dir), "--items", "i1,i2,i3", "--item", "i9", "--method",
                                  "occlusion", "--json", "--deny", "i2"])  # fmt: skip
     assert result.exit_code == 0, result.output

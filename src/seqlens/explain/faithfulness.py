@@ -95,13 +95,18 @@ def faithfulness(
         "explained_item": "top-1 recommendation of the full history" + (" (history excluded)" if exclude_seen else ""),
         "score": "model score (logit) of the explained item",
         "top10": f"deletion: share of users whose item left the top {TOP}; insertion: share with it in the top {TOP}",
+        "top1_latest": "share of users whose top-1 attributed item is the most recent one",
     }
     return FaithfulnessResult(summarise(per_user, ks), per_user, protocol)
 
 
 def summarise(per_user: pd.DataFrame, ks: tuple[int, ...]) -> pd.DataFrame:
-    """One row per method: drop@k, left_top10@k, AOPC, insert@k, in_top10@k, insertion area, ratios at k=3."""
-    mean = per_user.groupby(["method", "curve", "k"], sort=False)[["score", "top10"]].mean()
+    """One row per method: drop@k, left_top10@k, AOPC, insert@k, in_top10@k, insertion area, ratios at k=3.
+
+    `top1_latest` is the share of users whose top-1 attributed item is their most recent one (for random:
+    the chance of drawing it), a quick view of how much a method credits recency.
+    """
+    mean = per_user.groupby(["method", "curve", "k"], sort=False)[["score", "top10", "top1_latest"]].mean()
     table = {}
     for method in per_user["method"].unique():
         row = {}
@@ -113,6 +118,7 @@ def summarise(per_user: pd.DataFrame, ks: tuple[int, ...]) -> pd.DataFrame:
             row[f"insert@{k}"] = mean.loc[(method, "insertion", k), "score"]
             row[f"in_top10@{k}"] = mean.loc[(method, "insertion", k), "top10"]
         row["insertion_area"] = float(np.mean([row[f"insert@{k}"] for k in ks]))
+        row["top1_latest"] = mean.loc[(method, "deletion", ks[0]), "top1_latest"]
         table[method] = row
     frame = pd.DataFrame(table).T
     k = 3 if 3 in ks else ks[len(ks) // 2]
@@ -158,6 +164,7 @@ def _batch(net, seq, rows, methods, ks, draws, gen, exclude_seen) -> pd.DataFram
             masks += [real & ~top, top]
             labels += [(name, "deletion", k), (name, "insertion", k)]
     b = len(seq)
+    latest = {n: (v.masked_fill(~real, float("-inf")).argmax(1) == seq.shape[1] - 1).numpy() for n, v in orders.items()}
     perturbed = keep_only(seq.repeat(len(masks), 1), torch.cat(masks))
     score, rank = perturbed_outcomes(net, perturbed, target.repeat(len(masks)), exclude_seen)
     score, rank = score.view(len(masks), b).numpy(), rank.view(len(masks), b).numpy()
@@ -175,9 +182,10 @@ def _batch(net, seq, rows, methods, ks, draws, gen, exclude_seen) -> pd.DataFram
                     "k": k,
                     "score": base - score[i] if deletion else score[i],
                     "top10": ~in_top if deletion else in_top,
+                    "top1_latest": latest[name],
                 }
             )
         )
     frame = pd.concat(out, ignore_index=True)
     # the random draws become one value per user: their mean
-    return frame.groupby(["row", "method", "curve", "k"], sort=False)[["score", "top10"]].mean().reset_index()
+    return frame.groupby(["row", "method", "curve", "k"], sort=False)[["score", "top10", "top1_latest"]].mean().reset_index()
