@@ -125,7 +125,7 @@ def explain(
     if query is not None:
         if user is not None or history is not None:
             raise DataError("pass the user or history once: positionally or as user=/history=, not both")
-        if isinstance(query, str):
+        if isinstance(query, (str, int, np.integer)):  # a user id; a list (or array) of item ids is a history
             user = query
         else:
             history = query
@@ -260,8 +260,8 @@ def _timestamps(model, label, given, timestamps, length: int, known_user: bool) 
     if timestamps is None or label not in timestamps:
         return None
     times = [int(t) for t in timestamps[label]]
-    if known_user:
-        expected = len(model.history_of(label))
+    if known_user:  # the stored history holds known items only
+        expected = int(length)
         mask = np.ones(expected, dtype=bool)
     else:
         mask = model.encode_items(given[label]) > 0

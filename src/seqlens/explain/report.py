@@ -137,6 +137,8 @@ def html_report(
             f"<div><h3>Most attributed history items (share per method)</h3>{_history_table(explanations, 5)}</div></div>",
             f"<h3>Attribution by method</h3>{_img(attribution_bars(explanations), 'attribution bars')}",
             f"<h3>Attention over the last {min(heatmap_last, len(e.items))} items, per layer and head</h3>",
+            "<p class='note'>Row = the position attending, column = the item attended to; the bottom row is the "
+            "position that predicts the next item. Weights on older items are not shown.</p>",
             _img(attention_heatmaps(model, lists[user], heatmap_last, deny=deny), "attention heatmaps"),
         ]
     notes = "".join(f"<li><b>{m}</b>: {METHOD_NOTES[m]}</li>" for m in methods)
