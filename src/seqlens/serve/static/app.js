@@ -157,6 +157,10 @@ function drawHeatmap(attention, explanation) {
   });
   canvas.rows = rows;
   canvas.items = attention.items;
+  // titles for the hover text: the explanation has them for every position, the picked history for its own
+  canvas.titles = {};
+  for (const h of picked) if (h.title) canvas.titles[h.item_id] = h.title;
+  if (explanation) for (const a of explanation.attributions) if (a.title) canvas.titles[a.item_id] = a.title;
   canvas.geometry = { labelW, cellW, cellH };
 }
 
@@ -170,8 +174,7 @@ function heatInfo(event) {
   const j = Math.floor((x - labelW) / cellW), r = Math.floor(y / cellH);
   if (j < 0 || j >= canvas.items.length || r < 0 || r >= canvas.rows.length) { $("heat-info").textContent = ""; return; }
   const id = canvas.items[j];
-  const known = picked.find((h) => h.item_id === id);
-  const name = known && known.title ? `${known.title} (${id})` : id;
+  const name = canvas.titles[id] ? `${canvas.titles[id]} (${id})` : id;
   $("heat-info").textContent = `${canvas.rows[r].name} · position ${j + 1} of ${canvas.items.length} · ${name}: ${canvas.rows[r].w[j].toFixed(4)}`;
 }
 
