@@ -73,6 +73,24 @@ class Connection:
             self.writer = None
 
 
+def rss_each(root: int) -> dict[int, float]:
+    """Resident memory in MiB of process `root` and of each of its children, by pid."""
+    pids = [root]
+    try:
+        pids += [int(p) for p in Path(f"/proc/{root}/task/{root}/children").read_text().split()]
+    except OSError:
+        pass
+    out = {}
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        out[pid] = round(int(fields.get("VmRSS", "0 kB").split()[0]) / 1024, 1)
+    return out
+
+
 def rss_mib(root: int) -> tuple[float, float]:
     """(current, peak) resident memory in MiB of process `root` and its children (the workers)."""
     pids, current, peak = [root], 0.0, 0.0
@@ -271,6 +289,7 @@ def main(argv: list[str]) -> None:
             print(f"{mode}: one at a time {seq}", flush=True)
             conc = measured(port, proc.pid, lambda: concurrent(port, payloads, args.concurrency, args.duration))
             conc["rss_mib"], conc["rss_peak_mib"] = rss_mib(proc.pid)
+            conc["rss_mib_by_process"] = rss_each(proc.pid)  # the supervisor first, then its children
             print(f"{mode}: concurrency {args.concurrency} {conc}", flush=True)
             result["modes"][mode] = {"sequential": seq, "concurrent": conc}
     finally:
