@@ -163,3 +163,13 @@ def test_bad_input_names_the_problem(model, history, synth_split):
     with pytest.raises(DataError, match="needs attention layers"):
         explain(gru, history=history, method="attention")
     assert len(explain(gru, history=history, method="occlusion").scores) == len(history)
+
+
+def test_ages_are_measured_from_now(model, history):
+    times = [1_000_000 + DAY * i for i in range(len(history))]
+    now = times[-1] + 30 * DAY
+    e = explain(model, history=history, timestamps=times, now=now, k=1)
+    item = e.top(1)[0][0]
+    latest = max(j for j, i in enumerate(history) if i == item)
+    assert e.narrative.endswith(f", {time_ago(now - times[latest])})")
+    assert "weeks ago" in e.narrative or "month" in e.narrative
