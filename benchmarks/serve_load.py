@@ -13,7 +13,7 @@ read from /proc. The client is a minimal asyncio HTTP/1.1 client so it takes lit
 shares with the server. Every loop is bounded in count and time, and only 127.0.0.1 is contacted.
 
 Usage: python benchmarks/serve_load.py runs/serve/ml-1m [--workers 2] [--duration 60] [--concurrency 16]
-Writes benchmarks/results/serve_load.json.
+Writes benchmarks/results/serve_load.json (the server's own log goes to the temp folder).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -269,7 +270,7 @@ def main(argv: list[str]) -> None:
     config = json.loads((args.model_dir / "config.json").read_text())
     port = free_port()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    server_log = args.out.with_suffix(".server.log")
+    server_log = Path(tempfile.gettempdir()) / "seqlens_serve_load.server.log"
     proc = start_server(args.model_dir, port, args.workers, server_log)
     result = {
         "model_dir": str(args.model_dir), "model": config["model"], "params": config["params"],
