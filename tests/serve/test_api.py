@@ -274,6 +274,10 @@ def test_metrics_label_unknown_paths_as_other(client):
     text = client.get("/metrics").text
     assert "wp-admin" not in text
     assert _sample(text, "seqlens_http_requests_total", endpoint="other", status="404") >= 2
+    before = _sample(text, "seqlens_http_requests_total", endpoint="/static", status="200")
+    client.get("/static/app.js")
+    after = _sample(client.get("/metrics").text, "seqlens_http_requests_total", endpoint="/static", status="200")
+    assert after == before + 1
 
 
 def test_the_page_and_its_assets_are_served_locally(client):

@@ -311,7 +311,7 @@ class _Guard:
             return
         start = time.perf_counter()
         path = scope["path"]
-        endpoint = path if path in ENDPOINTS else ("/v1/items/{id}" if path.startswith("/v1/items/") else "other")
+        endpoint = path if path in ENDPOINTS else _template(path)
         method = scope["method"]
         status = {"code": 500, "started": False}
 
@@ -332,6 +332,15 @@ class _Guard:
         finally:
             self.metrics.requests.labels(endpoint, method, str(status["code"])).inc()
             self.metrics.latency.labels(endpoint, method).observe(time.perf_counter() - start)
+
+
+def _template(path: str) -> str:
+    """The metrics label of a path that is not a fixed endpoint."""
+    if path.startswith("/v1/items/"):
+        return "/v1/items/{id}"
+    if path.startswith("/static/"):
+        return "/static"
+    return "other"
 
 
 def _too_large(length: int | None) -> str:
