@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test bench install clean browser
+.PHONY: demo test bench bench-awrsr bench-baselines install clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/core.py
 	$(PY) benchmarks/epoch_speed.py
 	$(PY) benchmarks/report.py
+
+# The AWRSR study (docs/awrsr.md) and the baselines comparison (docs/baselines.md, uses the study's SASRec):
+# hours on 2 cores at the default budgets; see each script's --help for smaller ones.
+bench-awrsr: $(STAMP)
+	$(PY) benchmarks/awrsr_study.py
+
+bench-baselines: $(STAMP)
+	$(PY) benchmarks/baselines.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
