@@ -313,11 +313,21 @@ class _Guard:
         path = scope["path"]
         endpoint = path if path in ENDPOINTS else _template(path)
         method = scope["method"]
-        status = {"code": 500, "started": False}
+        status = {"code": 500, "started": False, "recorded": False}
+
+        def record() -> None:
+            if not status["recorded"]:
+                status["recorded"] = True
+                self.metrics.requests.labels(endpoint, method, str(status["code"])).inc()
+                self.metrics.latency.labels(endpoint, method).observe(time.perf_counter() - start)
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
                 status["code"], status["started"] = message["status"], True
+            # count the request before its last byte leaves: a client that reads /metrics right after the
+            # answer must see it (file responses still await cleanup after sending)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()
             await send(message)
 
         length = _content_length(scope)
@@ -330,8 +340,7 @@ class _Guard:
             if not status["started"]:
                 await _send_json(send_wrapper, 413, _too_large(None))
         finally:
-            self.metrics.requests.labels(endpoint, method, str(status["code"])).inc()
-            self.metrics.latency.labels(endpoint, method).observe(time.perf_counter() - start)
+            record()  # a request that ended without a complete answer (client gone, crash)
 
 
 def _template(path: str) -> str:
