@@ -28,7 +28,8 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
 		if [ "$$SUDO" != none ]; then \
 			echo "installing chromium with apt-get for the browser test"; \
-			($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1 \
+			(timeout 900 $$SUDO apt-get -o Acquire::http::Timeout=30 update -qq \
+				&& DEBIAN_FRONTEND=noninteractive timeout 900 $$SUDO apt-get -o Acquire::http::Timeout=30 install -y -qq --no-install-recommends chromium) >/dev/null 2>&1 \
 				|| echo "note: could not install chromium; the browser test will be skipped"; \
 		else echo "note: no root or sudo for apt-get; the browser test will be skipped"; fi; \
 	fi; true
