@@ -47,7 +47,11 @@ IMG = ROOT / "docs" / "img"
 RUNS = ROOT / "runs"
 LATENCY_BUDGET_MS = 20.0
 #: epochs budget when no trained model is found (2 shared CPU cores: bounded, stated in the document)
-BUDGET = {"beauty": dict(epochs=30, patience=5), "ml-1m": dict(epochs=20, patience=5), "synthetic": dict(epochs=40, patience=10)}
+BUDGET = {
+    "beauty": dict(epochs=30, patience=5),
+    "ml-1m": dict(epochs=20, patience=5),
+    "synthetic": dict(epochs=40, patience=10),
+}
 PLANTED = dict(n_users=2000, seed=0)  # the AWRSR study's synthetic test bed
 PLANTED_PARAMS = dict(max_len=50, dim=64, layers=2, dropout=0.2, loss="ce")
 
@@ -83,7 +87,11 @@ def _model(dataset: str, variant: str, split, params: dict) -> tuple[seqlens.SAS
     A saved model counts only if it was fitted on this split's training log (same content fingerprint).
     """
     out = RUNS / "explain" / dataset / variant
-    candidates = [RUNS / "awrsr" / dataset / f"{variant}-seed0", *([RUNS / "bench" / dataset] if variant == "none" else []), out]
+    candidates = [
+        RUNS / "awrsr" / dataset / f"{variant}-seed0",
+        *([RUNS / "bench" / dataset] if variant == "none" else []),
+        out,
+    ]
     for path in candidates:
         if (path / "model.safetensors").exists():
             model = seqlens.load(path)
@@ -122,7 +130,9 @@ def stage_faithfulness(results: dict, n_users: int) -> None:
             seconds = time.perf_counter() - start
             key = f"{dataset}/{variant}"
             IMG.mkdir(parents=True, exist_ok=True)
-            png = faithfulness_curves(result, f"{dataset}, SASRec refinement={variant}: {result.protocol['n_users']} test users")
+            png = faithfulness_curves(
+                result, f"{dataset}, SASRec refinement={variant}: {result.protocol['n_users']} test users"
+            )
             (IMG / f"faithfulness_{dataset}_{variant}.png").write_bytes(png)
             results.setdefault("faithfulness", {})[key] = {
                 "dataset": dataset,
@@ -214,8 +224,18 @@ def stage_report(results: dict) -> None:
 
 # --- the document -------------------------------------------------------------------------------------
 
-FAITH_COLUMNS = ["drop@1", "drop@3", "drop@5", "left_top10@3", "aopc", "insert@3", "in_top10@3", "x_random@3",
-                 "of_occlusion@3", "top1_latest"]
+FAITH_COLUMNS = [
+    "drop@1",
+    "drop@3",
+    "drop@5",
+    "left_top10@3",
+    "aopc",
+    "insert@3",
+    "in_top10@3",
+    "x_random@3",
+    "of_occlusion@3",
+    "top1_latest",
+]
 
 
 def _faithfulness_section(r: dict) -> str:
@@ -264,7 +284,9 @@ def _decide(results: dict) -> tuple[str, list[str]]:
         f"{sum(passes('attention'))} of {len(passes('attention'))} dataset/model pairs."
     )
     fast = [m for m in METHODS if latency[m]["cpu_median_ms"] <= LATENCY_BUDGET_MS]
-    lines.append(f"- methods answering within {LATENCY_BUDGET_MS:.0f} ms (median CPU time) at L=200: {', '.join(fast) or 'none'}.")
+    lines.append(
+        f"- methods answering within {LATENCY_BUDGET_MS:.0f} ms (median CPU time) at L=200: {', '.join(fast) or 'none'}."
+    )
     if attention_ok:
         return "attention", lines
     candidates = sorted(fast, key=lambda m: -mean_of_occ[m])
@@ -369,11 +391,12 @@ def render(results: dict) -> str:
         "(negative attributions count as 0); a repeated item is cited once. The model stores item sequences but not",
         "timestamps, so times are passed in (`timestamps=`, or `--data` on the command line, which reads them from",
         "the log); without them the narrative has no ages. Deny-listed items (ids, or attribute values of the item",
-        "metadata) still inform the model but are shown as `other`, their share reported as \"other items\"; the",
+        'metadata) still inform the model but are shown as `other`, their share reported as "other items"; the',
         "deny-list covers the explained history, not the recommended item (filter recommendations before explaining).",
         "",
         f"**Default method: `{DEFAULT_METHOD}`** (the rule below picks `{default}` from the numbers"
-        + ("" if default == DEFAULT_METHOD else "; THE CODE'S DEFAULT DISAGREES, update DEFAULT_METHOD") + ").",
+        + ("" if default == DEFAULT_METHOD else "; THE CODE'S DEFAULT DISAGREES, update DEFAULT_METHOD")
+        + ").",
         "",
         "Rule (issue 5): use last-layer attention if its top-3 deletion drop is >= 3x the random-3 drop and >= 80% of",
         f"occlusion's; otherwise the most faithful method that answers within {LATENCY_BUDGET_MS:.0f} ms for one user at L=200.",
@@ -412,8 +435,10 @@ def render(results: dict) -> str:
             "",
             "| method | CPU ms (median) | wall median ms | wall p90 ms | wall min ms |",
             "|---|---:|---:|---:|---:|",
-            *(f"| {m} | {v['cpu_median_ms']:.1f} | {v['median_ms']:.1f} | {v['p90_ms']:.1f} | {v['min_ms']:.1f} |"
-              for m, v in lat["methods"].items()),  # fmt: skip
+            *(
+                f"| {m} | {v['cpu_median_ms']:.1f} | {v['median_ms']:.1f} | {v['p90_ms']:.1f} | {v['min_ms']:.1f} |"
+                for m, v in lat["methods"].items()
+            ),  # fmt: skip
             f"| (recommend top-10, for scale) | | {lat['recommend_ms']:.1f} | | |",
             "",
         ]

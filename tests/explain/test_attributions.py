@@ -139,11 +139,17 @@ def test_gradxinput_matches_a_finite_difference(model, history):
 def test_attention_methods_are_target_agnostic_and_gradients_are_not(model, history):
     a, b = model.item_ids_[3], model.item_ids_[9]
     for method in ("attention", "rollout", "norm"):
-        ea, eb = explain(model, history=history, item=a, method=method), explain(model, history=history, item=b, method=method)
+        ea, eb = (
+            explain(model, history=history, item=a, method=method),
+            explain(model, history=history, item=b, method=method),
+        )
         np.testing.assert_allclose(ea.scores, eb.scores)
         assert ea.target_agnostic
     for method in ("gradxinput", "occlusion"):
-        ea, eb = explain(model, history=history, item=a, method=method), explain(model, history=history, item=b, method=method)
+        ea, eb = (
+            explain(model, history=history, item=a, method=method),
+            explain(model, history=history, item=b, method=method),
+        )
         assert not np.allclose(ea.scores, eb.scores)
         assert not ea.target_agnostic
 

@@ -22,8 +22,12 @@ def test_narrative_format():
     text = narrative("Heat", [Citation("Ronin", 0.41, 3 * DAY), Citation("Fargo", 0.22)], verb="watched")
     assert text == "Recommended Heat because you recently watched Ronin (41%, 3 days ago) and Fargo (22%)"
     three = narrative("Heat", [Citation("A", 0.5), Citation("B", 0.3), Citation("C", 0.1)], other_share=0.1)
-    assert three == "Recommended Heat because you recently interacted with A (50%), B (30%), C (10%) and other items (10%)"
-    assert narrative("Heat", [], other_share=1.0) == "Recommended Heat because of other items (100%) you interacted with"
+    assert (
+        three == "Recommended Heat because you recently interacted with A (50%), B (30%), C (10%) and other items (10%)"
+    )
+    assert (
+        narrative("Heat", [], other_share=1.0) == "Recommended Heat because of other items (100%) you interacted with"
+    )
     assert narrative("Heat", []) == "Recommended Heat; no item in your history raised its score"
 
 

@@ -31,7 +31,9 @@ def test_table_has_every_method_and_finite_numbers(result):
     assert table["top1_latest"].between(0, 1).all()
     assert table.loc[RANDOM, "x_random@3"] == pytest.approx(1.0)
     assert result.protocol["n_users"] == 40
-    assert table.loc["attention", "aopc"] == pytest.approx(np.mean([table.loc["attention", f"drop@{k}"] for k in (1, 2, 3, 5)]))
+    assert table.loc["attention", "aopc"] == pytest.approx(
+        np.mean([table.loc["attention", f"drop@{k}"] for k in (1, 2, 3, 5)])
+    )
 
 
 def test_occlusion_is_the_best_single_deletion_for_every_user(result):

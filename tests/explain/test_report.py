@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 from seqlens.cli.main import app
 from seqlens.errors import DataError
+from seqlens.eval.protocol import targets_with_histories
 from seqlens.explain import METHODS, explain
 from seqlens.explain.faithfulness import faithfulness
 from seqlens.explain.plots import attention_heatmaps, attribution_bars, faithfulness_curves, short
 from seqlens.explain.report import html_report
-from seqlens.eval.protocol import targets_with_histories
 
 runner = CliRunner()
 PNG = b"\x89PNG"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ from seqlens.errors import DataError
 from seqlens.explain.attributions import TARGET_AGNOSTIC, attribute, check_method
 from seqlens.explain.narrative import DEFAULT_VERB, MIN_SHARE, Citation, narrative
 from seqlens.explain.privacy import OTHER, DenyList, as_deny_list
+
+if TYPE_CHECKING:  # annotations only: explain reads fitted models, it does not build them
+    from seqlens.recommenders.neural import NextItemModel
 
 #: the method used when none is named; chosen from the measurements in docs/explanations.md
 DEFAULT_METHOD = "attention"
@@ -101,7 +105,7 @@ def shares_of(scores: np.ndarray) -> np.ndarray:
 
 
 def explain(
-    model,
+    model: NextItemModel,
     query: str | Sequence[str] | None = None,
     *,
     user: str | None = None,
@@ -140,7 +144,7 @@ def explain(
 
 
 def explain_batch(
-    model,
+    model: NextItemModel,
     users: Sequence[str] | None = None,
     histories: Mapping[str, Sequence[str]] | None = None,
     items: Sequence[str | None] | None = None,
@@ -211,7 +215,7 @@ def _known_users(model, users: Sequence[str]) -> tuple[np.ndarray, Sequences]:
     return labels, Sequences(h.flat, h.starts[rows], h.lengths[rows])
 
 
-def timestamps_from_log(model, log: InteractionLog, users: Sequence[str]) -> dict[str, list[int]]:
+def timestamps_from_log(model: NextItemModel, log: InteractionLog, users: Sequence[str]) -> dict[str, list[int]]:
     """Times of each known user's stored history, read from the log it came from (the model keeps none).
 
     A user's stored history must be the start of their sequence in `log` (as after `leave_one_out`, whose

@@ -16,6 +16,7 @@ so that deleting the top items never empties the history.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,9 @@ from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
 from seqlens.eval.metrics import MISS, exclude, target_ranks
 from seqlens.explain.attributions import CHUNK, METHODS, attribute, check_method, keep_only
+
+if TYPE_CHECKING:  # annotations only: explain reads fitted models, it does not build them
+    from seqlens.recommenders.neural import NextItemModel
 
 KS = (1, 2, 3, 5)
 RANDOM = "random"
@@ -52,7 +56,7 @@ def eligible_rows(histories: Sequences, ks: tuple[int, ...] = KS) -> np.ndarray:
 
 
 def faithfulness(
-    model,
+    model: NextItemModel,
     histories: Sequences,
     methods: tuple[str, ...] = METHODS,
     ks: tuple[int, ...] = KS,
@@ -188,4 +192,8 @@ def _batch(net, seq, rows, methods, ks, draws, gen, exclude_seen) -> pd.DataFram
         )
     frame = pd.concat(out, ignore_index=True)
     # the random draws become one value per user: their mean
-    return frame.groupby(["row", "method", "curve", "k"], sort=False)[["score", "top10", "top1_latest"]].mean().reset_index()
+    return (
+        frame.groupby(["row", "method", "curve", "k"], sort=False)[["score", "top10", "top1_latest"]]
+        .mean()
+        .reset_index()
+    )

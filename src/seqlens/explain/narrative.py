@@ -14,7 +14,14 @@ DEFAULT_VERB = "interacted with"
 #: items below this share are not cited (the single best one always is, when anything is positive)
 MIN_SHARE = 0.05
 
-_UNITS = (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60))
+_UNITS = (
+    ("year", 365 * 86400),
+    ("month", 30 * 86400),
+    ("week", 7 * 86400),
+    ("day", 86400),
+    ("hour", 3600),
+    ("minute", 60),
+)
 
 
 @dataclass(frozen=True)
@@ -27,7 +34,7 @@ class Citation:
 
 
 def time_ago(seconds: float) -> str:
-    """'moments ago', '1 day ago', '3 weeks ago': the largest unit that fits at least twice (once for days and below)."""
+    """'moments ago', '1 day ago', '3 weeks ago': the largest unit that fits twice (once for days and smaller)."""
     if seconds < 0:
         return "later"  # an interaction after `now`: say so rather than print a negative age
     for unit, size in _UNITS:
@@ -47,9 +54,7 @@ def _percent(share: float) -> str:
 
 def narrative(recommended: str, cited: list[Citation], other_share: float = 0.0, verb: str = DEFAULT_VERB) -> str:
     """The sentence for a recommendation given the items to cite (most important first) and the hidden share."""
-    parts = [
-        f"{c.title} ({_percent(c.share)}{', ' + time_ago(c.age) if c.age is not None else ''})" for c in cited
-    ]
+    parts = [f"{c.title} ({_percent(c.share)}{', ' + time_ago(c.age) if c.age is not None else ''})" for c in cited]
     if other_share >= 0.005:
         parts.append(f"other items ({_percent(other_share)})")
     if not parts:

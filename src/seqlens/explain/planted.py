@@ -9,6 +9,8 @@ B is the item just before the target (so a method that always picks the latest i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import torch
@@ -19,8 +21,13 @@ from seqlens.data.synthetic import PlantedLog
 from seqlens.eval.protocol import rank_targets
 from seqlens.explain.attributions import METHODS, attribute, check_method
 
+if TYPE_CHECKING:  # annotations only: explain reads fitted models, it does not build them
+    from seqlens.recommenders.neural import NextItemModel
 
-def trigger_hits(model, planted: PlantedLog, methods: tuple[str, ...] = METHODS, batch_size: int = 256) -> pd.DataFrame:
+
+def trigger_hits(
+    model: NextItemModel, planted: PlantedLog, methods: tuple[str, ...] = METHODS, batch_size: int = 256
+) -> pd.DataFrame:
     """Per method and rule (and "all"): cases, hit rate on any trigger, hit rate on the distant trigger A.
 
     The same rates are also given over the `predicted` cases, those where the model ranks the governed
@@ -72,7 +79,9 @@ def trigger_hits(model, planted: PlantedLog, methods: tuple[str, ...] = METHODS,
                     "outside_window": int(outside[sel].sum()),
                     "predicted": int((sel & predicted).sum()),
                     "hit_predicted": float(hit[sel & predicted].mean()) if (sel & predicted).any() else float("nan"),
-                    "hit_distant_predicted": float(distant[sel & predicted].mean()) if (sel & predicted).any() else float("nan"),
+                    "hit_distant_predicted": float(distant[sel & predicted].mean())
+                    if (sel & predicted).any()
+                    else float("nan"),
                 }
             )
     return pd.DataFrame(rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +18,9 @@ from seqlens.eval.report import _pyplot
 from seqlens.explain.explanation import Explanation
 from seqlens.explain.faithfulness import RANDOM, FaithfulnessResult
 from seqlens.explain.privacy import OTHER, as_deny_list
+
+if TYPE_CHECKING:  # annotations only: explain reads fitted models, it does not build them
+    from seqlens.recommenders.neural import NextItemModel
 
 FORMATS = ("png", "svg")
 
@@ -39,7 +43,7 @@ def figure_bytes(fig, fmt: str = "png") -> bytes:
 
 
 def attention_heatmaps(
-    model,
+    model: NextItemModel,
     history: Sequence[str],
     last: int = 12,
     which: str = "applied",
@@ -94,7 +98,8 @@ def attribution_bars(explanations: Mapping[str, Explanation], top: int = 8, fmt:
     labels = [f"{short(first.titles[j] or first.items[j])} [{j - len(first.items)}]" for j in positions]
     plt = _pyplot()
     fig, axes = plt.subplots(
-        1, len(explanations), figsize=(2.3 * len(explanations) + 2.2, 0.3 * len(positions) + 1.6), sharey=True, squeeze=False
+        1, len(explanations), figsize=(2.3 * len(explanations) + 2.2, 0.3 * len(positions) + 1.6),
+        sharey=True, squeeze=False,
     )  # fmt: skip
     for ax, (method, e) in zip(axes[0], explanations.items()):
         scale = float(np.abs(e.scores).max()) or 1.0
@@ -106,7 +111,10 @@ def attribution_bars(explanations: Mapping[str, Explanation], top: int = 8, fmt:
         ax.tick_params(axis="x", labelsize=7)
     axes[0][0].set_yticks(range(len(positions)), labels, fontsize=7)
     axes[0][0].invert_yaxis()
-    fig.suptitle(f"attribution of {short(first.recommended_title or first.recommended, 40)} (relative; [-n] = n steps back)", fontsize=9)
+    fig.suptitle(
+        f"attribution of {short(first.recommended_title or first.recommended, 40)} (relative; [-n] = n steps back)",
+        fontsize=9,
+    )
     return figure_bytes(fig, fmt)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from seqlens.explain.explanation import DEFAULT_METHOD, Explanation, explain_bat
 from seqlens.explain.narrative import DEFAULT_VERB, time_ago
 from seqlens.explain.plots import attention_heatmaps, attribution_bars
 from seqlens.explain.privacy import OTHER, as_deny_list
+
+if TYPE_CHECKING:  # annotations only: explain reads fitted models, it does not build them
+    from seqlens.recommenders.neural import NextItemModel
 
 METHOD_NOTES = {
     "attention": "last layer's attention from the last position, mean over heads",
@@ -30,7 +34,8 @@ METHOD_NOTES = {
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
        color: #222; line-height: 1.45; padding: 0 1em; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 2.2em; border-bottom: 2px solid #ddd; padding-bottom: 0.2em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { margin-top: 2.2em; border-bottom: 2px solid #ddd; padding-bottom: 0.2em; }
 .meta { color: #666; font-size: 0.9em; }
 .narrative { background: #f3f7ff; border-left: 4px solid #3b6fd8; padding: 0.8em 1em; font-size: 1.1em; margin: 1em 0; }
 table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.9em; }
@@ -62,7 +67,7 @@ def _history_table(explanations: Mapping[str, Explanation], rows: int) -> str:
     n = len(first.items)
     positions = sorted({int(j) for e in explanations.values() for j in np.argsort(-e.scores, kind="stable")[:rows]})
     head = "".join(f'<th class="num">{html.escape(m)}</th>' for m in explanations)
-    out = [f'<table><tr><th>steps back</th><th>item</th><th>when</th>{head}</tr>']
+    out = [f"<table><tr><th>steps back</th><th>item</th><th>when</th>{head}</tr>"]
     reference = max((t for t in first.timestamps or [] if t is not None), default=None)
     for j in positions:
         title = first.titles[j] or first.items[j]
@@ -76,7 +81,7 @@ def _history_table(explanations: Mapping[str, Explanation], rows: int) -> str:
 
 
 def html_report(
-    model,
+    model: NextItemModel,
     users: Sequence[str] | None = None,
     histories: Mapping[str, Sequence[str]] | None = None,
     method: str = DEFAULT_METHOD,
@@ -134,7 +139,8 @@ def html_report(
             f"<div class='narrative'>{_narrative_html(e)}</div>",
             "<div class='grid'><div><h3>Top recommendations</h3><table><tr><th class='num'>rank</th><th>item</th>"
             f"<th class='num'>score</th></tr>{rec_rows}</table></div>",
-            f"<div><h3>Most attributed history items (share per method)</h3>{_history_table(explanations, 5)}</div></div>",
+            "<div><h3>Most attributed history items (share per method)</h3>",
+            f"{_history_table(explanations, 5)}</div></div>",
             f"<h3>Attribution by method</h3>{_img(attribution_bars(explanations), 'attribution bars')}",
             f"<h3>Attention over the last {min(heatmap_last, len(e.items))} items, per layer and head</h3>",
             "<p class='note'>Row = the position attending, column = the item attended to; the bottom row is the "
