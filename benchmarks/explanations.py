@@ -114,8 +114,8 @@ def _variants(dataset: str) -> list[str]:
     return ["none", best or "additive"]
 
 
-def stage_faithfulness(results: dict, n_users: int) -> None:
-    for dataset in ("beauty", "ml-1m"):
+def stage_faithfulness(results: dict, n_users: int, datasets: tuple[str, ...] = ("beauty", "ml-1m")) -> None:
+    for dataset in datasets:
         log = load(dataset)
         if log is None:
             print(f"skip {dataset}: not in ../shared/data")
@@ -477,13 +477,18 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stages", default="faithfulness,planted,latency,report")
     parser.add_argument("--users", type=int, default=500, help="test users per dataset for faithfulness")
+    parser.add_argument("--datasets", default="beauty,ml-1m", help="datasets of the faithfulness stage")
     parser.add_argument("--render", action="store_true", help="only re-render docs/explanations.md from the results")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the machine's 2 cores are shared; latency is reported for one thread
     results = _results()
     if not args.render:
-        stages = {"faithfulness": lambda: stage_faithfulness(results, args.users), "planted": lambda: stage_planted(results),
-                  "latency": lambda: stage_latency(results), "report": lambda: stage_report(results)}  # fmt: skip
+        stages = {
+            "faithfulness": lambda: stage_faithfulness(results, args.users, tuple(args.datasets.split(","))),
+            "planted": lambda: stage_planted(results),
+            "latency": lambda: stage_latency(results),
+            "report": lambda: stage_report(results),
+        }
         for name in args.stages.split(","):
             if name not in stages:
                 raise SystemExit(f"unknown stage {name!r}; choose from {', '.join(stages)}")
