@@ -404,6 +404,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on 1 thread)")
     parser.add_argument("--overhead-rounds", type=int, default=2)
+    parser.add_argument("--overhead-threads", type=int, default=2)
     parser.add_argument("--no-overhead", action="store_true")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--one", nargs=3, metavar=("DATASET", "VARIANT", "SEED"), help=argparse.SUPPRESS)
@@ -416,7 +417,7 @@ def main(argv: list[str]) -> None:
               f"best epoch {r['best_epoch']} ({r['fit_seconds']:.0f} s)")  # fmt: skip
         return
     if args.overhead_of:
-        o = overhead(args.overhead_of, args.overhead_rounds, threads=2)
+        o = overhead(args.overhead_of, args.overhead_rounds, args.overhead_threads)
         (RESULTS / f"overhead_{args.overhead_of}.json").write_text(json.dumps(o, indent=1))
         print(json.dumps(o["ratio"]))
         return
@@ -443,7 +444,8 @@ def main(argv: list[str]) -> None:
                 if d != "synthetic":
                     RESULTS.mkdir(parents=True, exist_ok=True)
                     subprocess.run([sys.executable, __file__, "--overhead-of", d, "--overhead-rounds",
-                                    str(args.overhead_rounds)], check=True)  # fmt: skip
+                                    str(args.overhead_rounds), "--overhead-threads", str(args.overhead_threads)],
+                                   check=True)  # fmt: skip
     report()
 
 
