@@ -359,6 +359,18 @@ def _verdict(dataset: str, facts: dict) -> str:
     )
 
 
+def _trigger_verdict(runs: list[dict]) -> str:
+    """Does refinement move the last query's weight onto the distant second-order trigger A? (per layer, seed mean)"""
+    parts = []
+    for v in VARIANTS:
+        rs = [r for r in runs if r["variant"] == v and "second_order" in r["testbed"]]
+        if rs:
+            mass = np.mean([r["testbed"]["second_order"]["applied_first"] for r in rs], axis=0)
+            parts.append(f"{_label(v)} {_layers(list(mass))}")
+    return ("- test bed, second-order rules: weight the last query applies to the distant trigger A, per layer "
+            f"(mean over {len({r['seed'] for r in runs})} seed(s)): " + "; ".join(parts) + ".")
+
+
 def report() -> None:
     results = _load_results()
     overheads = {}
@@ -372,6 +384,12 @@ def report() -> None:
         lines, facts = _dataset_section(dataset, runs, overheads)
         sections += lines
         verdicts.append(_verdict(dataset, facts))
+        if "testbed" in runs[0]:
+            verdicts.append(_trigger_verdict(runs))
+        if dataset in overheads:
+            o = overheads[dataset]
+            verdicts.append(f"- {dataset} epoch time (one process, interleaved): "
+                            + ", ".join(f"{_label(v)} {o['ratio'][v]:.2f}x" for v in VARIANTS[1:]) + " of SASRec's.")
     head = [
         "# AWRSR: does attention weight refinement help?",
         "",
