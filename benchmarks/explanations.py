@@ -267,7 +267,15 @@ def _faithfulness_section(r: dict) -> str:
             "#" + frame_markdown(table, title),
             f"Model `{r['model']}`. {p['n_users']} test users sampled (seed {p['seed']}) among the {p['eligible_users']} "
             f"with at least {p['min_history']} history items; random = {p['random_draws']} draws per user and k; "
-            f"{r['seconds']:.0f} s for all methods.",
+            f"{r['seconds']:.0f} s for all methods."
+            + (
+                ""
+                if r["variant"] == "none"
+                else " This variant is the AWRSR study's best by test NDCG@10."
+                if r["model"].startswith("runs/awrsr")
+                else " The AWRSR study had no models for this dataset when this ran, so the variant is `additive` "
+                "(trained here; the one closest to plain SASRec)."
+            ),
             "",
             f"![faithfulness curves](img/faithfulness_{r['dataset']}_{r['variant']}.png)",
             "",
@@ -541,6 +549,22 @@ def render(results: dict) -> str:
             "`report` stage regenerates it.",
             "",
         ]
+    parts += [
+        "## Limitations",
+        "",
+        "- The saved model keeps item sequences, not timestamps: ages in narratives need `timestamps=` (the CLI reads",
+        "  them from `--data`).",
+        "- Deletion removes an item from the history, so older items move one step closer (positions are",
+        "  right-aligned); scores are logits of one model and are not comparable across models.",
+        "- Occlusion is exact but runs one forward pass per history item (hundreds of ms at L=200 on one CPU",
+        "  thread): the reference for offline reports, not the online default.",
+        "- The planted long-range rules are barely learned by the models here (see `predicted` above), so no",
+        "  method can be expected to find their triggers; on the second-order rules, which the models learn, the",
+        "  attention-based methods find the distant trigger A and occlusion the adjacent B.",
+        "- Times were measured on a 2-core CPU shared with other jobs; CPU time per call is the robust number.",
+        "- Models of one dataset can come from different runs and budgets (listed with each table).",
+        "",
+    ]
     return "\n".join(parts)
 
 
