@@ -400,6 +400,13 @@ def _findings(results: dict) -> list[str]:
             "item matters most (occlusion credits it first for most users, above), the last layer's attention points elsewhere. Rollout adds the "
             "residual back; gradient x input and occlusion measure the score itself."
         )
+    latest = [_row(r, "rollout").get("top1_latest") for r in results.get("faithfulness", {}).values()]
+    if latest and None not in latest:
+        lines.append(
+            f"- Rollout puts the most recent item first for {min(latest):.0%}-{max(latest):.0%} of users: much of its "
+            "faithfulness here is that recency (a recency-only order was not measured separately); beyond the first "
+            "item its curve rises more slowly than occlusion's."
+        )
     planted = results.get("planted")
     if planted:
         for variant, m in planted["models"].items():
