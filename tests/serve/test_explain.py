@@ -33,9 +33,14 @@ def test_explanation_equals_the_library_for_the_top_item(client, model, method):
     assert body["attention"]["items"] == HISTORY  # the heatmap comes with every explanation
 
 
-def test_attention_explanation_is_the_mean_of_the_last_layer_heads(client):
+def test_the_default_method_is_the_librarys(client):
     body = client.post("/v1/recommend", json={"items": HISTORY, "k": 2, "explain": True}).json()
-    assert body["explanation"]["method"] == explain_package.DEFAULT_METHOD == "attention"
+    assert body["explanation"]["method"] == explain_package.DEFAULT_METHOD
+
+
+def test_attention_explanation_is_the_mean_of_the_last_layer_heads(client):
+    body = client.post("/v1/recommend", json={"items": HISTORY, "k": 2, "explain": True, "method": "attention"}).json()
+    assert body["explanation"]["method"] == "attention"
     last_layer = np.array(body["attention"]["weights"][-1])  # [heads, T]
     np.testing.assert_allclose([a["score"] for a in body["explanation"]["attributions"]], last_layer.mean(0), atol=1e-4)
 
@@ -80,7 +85,7 @@ def test_a_model_without_attention_recommends_but_cannot_explain(popular_client,
 def test_without_the_fast_builder_the_public_path_gives_the_same_answer(client, monkeypatch):
     from seqlens.serve import explain as explaining
 
-    body = {"items": HISTORY, "k": 3, "explain": True}
+    body = {"items": HISTORY, "k": 3, "explain": True, "method": "attention"}
     fast = client.post("/v1/recommend", json=body).json()["explanation"]
     monkeypatch.setattr(explaining, "_BUILDER", [None])
     public = client.post("/v1/recommend", json=body).json()["explanation"]
@@ -98,6 +103,6 @@ def test_a_changed_builder_signature_falls_back_to_the_public_path(client, monke
         raise TypeError("_build() missing 1 required positional argument")
 
     monkeypatch.setattr(explaining, "_BUILDER", [changed])
-    r = client.post("/v1/recommend", json={"items": HISTORY, "k": 3, "explain": True})
+    r = client.post("/v1/recommend", json={"items": HISTORY, "k": 3, "explain": True, "method": "attention"})
     assert r.status_code == 200 and r.json()["explanation"]["narrative"]
     assert explaining._BUILDER == [None]
