@@ -100,7 +100,7 @@ def test_a_changed_builder_signature_falls_back_to_the_public_path(client, monke
     from seqlens.serve import explain as explaining
 
     def changed(*args, **kwargs):
-        raise TypeError("_build() missing 1 required positional argument")
+        raise TypeError("build_explanation() missing 1 required positional argument")
 
     monkeypatch.setattr(explaining, "_BUILDER", [changed])
     r = client.post("/v1/recommend", json={"items": HISTORY, "k": 3, "explain": True, "method": "attention"})

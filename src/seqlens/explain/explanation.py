@@ -190,7 +190,7 @@ def explain_batch(
             label = str(labels[r])
             times = _timestamps(model, label, given, timestamps, seqs.lengths[r], users is not None)
             out.append(
-                _build(
+                build_explanation(
                     model, label, seq[i, -n:].numpy(), scores[i, -n:].numpy(), int(chosen[i]), float(value[i]),
                     None if heads is None else heads[i, :, -n:].numpy(), method, k, times, now, deny, verb,
                 )
@@ -277,9 +277,14 @@ def _timestamps(model, label, given, timestamps, length: int, known_user: bool) 
     return kept[-min(length, model.max_len) :]
 
 
-def _build(
+def build_explanation(
     model, label, window, scores, target, value, per_head, method, k, times, now, deny: DenyList, verb
 ) -> Explanation:
+    """An Explanation from attribution scores already computed (one per position of `window`).
+
+    Public so a caller holding the weights of its own forward pass (the service) need not run the model
+    again; shares, narrative and deny-list are applied exactly as in `explain`.
+    """
     item_ids = [str(i) for i in model.decode_items(window)]
     hidden = np.array([i in deny for i in item_ids], dtype=bool)
     titles = model.item_titles_

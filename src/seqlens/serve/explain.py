@@ -87,13 +87,13 @@ _BUILDER: list = []
 
 
 def _builder():
-    """The builder behind `model.explain` (private in seqlens.explain; see docs/serving.md)."""
+    """The builder behind `model.explain` (`seqlens.explain.explanation.build_explanation`)."""
     if not _BUILDER:
         try:
-            from seqlens.explain.explanation import _build
+            from seqlens.explain.explanation import build_explanation
         except ImportError:
-            _build = None
-        _BUILDER.append(_build)
+            build_explanation = None
+        _BUILDER.append(build_explanation)
     return _BUILDER[0]
 
 
