@@ -44,7 +44,7 @@ PARAMS = {
 }
 
 
-def run(name: str, epochs: int | None) -> dict | None:
+def run(name: str, epochs: int | None, tag: str = "") -> dict | None:
     log = load(name)
     if log is None:
         print(f"skip {name}: {DATA} has no copy of it")
@@ -85,9 +85,10 @@ def run(name: str, epochs: int | None) -> dict | None:
         "history": history,
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
     }
-    model.save(MODELS / name)  # reused by later studies (baselines, explanations); runs/ is not tracked
+    stem = f"{name}-{tag}" if tag else name
+    model.save(MODELS / stem)  # reused by later studies (baselines, explanations); runs/ is not tracked
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"core_{name}.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"core_{stem}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: result[k] for k in ("dataset", "sasrec_test", "popular_test", "best_epoch", "seconds_per_epoch_median", "wall_seconds_to_best", "peak_rss_mib")}, indent=1))
     return result
 
@@ -99,6 +100,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a SASRec parameter, e.g. --set ffn_dim=256 (a JSON value)")  # fmt: skip
+    parser.add_argument("--tag", default="", help="suffix for the result file and model dir (tuning runs keep the reference intact)")
     args = parser.parse_args(argv)
     for item in args.set:
         key, _, value = item.partition("=")
@@ -107,7 +109,7 @@ def main(argv: list[str]) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     for name in args.datasets:
-        run(name, args.epochs)
+        run(name, args.epochs, args.tag)
 
 
 if __name__ == "__main__":
