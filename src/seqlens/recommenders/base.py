@@ -165,8 +165,15 @@ class Recommender:
         )
 
     def _known_users(self, users: Sequence) -> tuple[np.ndarray, Sequences]:
+        """(labels, stored histories) of users seen in `fit`; a DataError names the first unknown one."""
+        if isinstance(users, (str, bytes)):
+            raise DataError(f"users must be a list of user ids, got the string {users!r}")
         labels = np.array([str(u) for u in users], dtype=object)
-        rows = self._user_index.get_indexer(labels)
+        if len(labels) <= 32:  # a hash look-up per user: get_indexer costs ~0.5 ms, much of a one-user explanation
+            index = self._user_index
+            rows = np.array([index.get_loc(u) if u in index else -1 for u in labels], dtype=np.int64)
+        else:
+            rows = self._user_index.get_indexer(labels)
         if (rows < 0).any():
             unknown = labels[rows < 0][0]
             raise DataError(
