@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test bench bench-awrsr bench-baselines install clean browser
+.PHONY: demo test bench bench-awrsr bench-baselines bench-peers install clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,5 +50,33 @@ bench-awrsr: $(STAMP)
 bench-baselines: $(STAMP)
 	$(PY) benchmarks/baselines.py
 
+# RecTools' and RecBole's SASRec next to ours (docs/peers.md). The peers live in their own venv so their pins
+# never touch seqlens' dependencies; torch stays pinned to the local CPU wheel through the constraints file.
+# A peer that fails to install is reported by the benchmark with its install log instead of stopping it.
+# Hours on 2 cores at the full budgets: pass options with ARGS, e.g. make bench-peers ARGS="--epochs 10".
+PEERS_PYTHON ?= python3.11
+PEERS_VENV := .venv-peers
+PEERS_PIP := $(PEERS_VENV)/bin/python -m pip
+PEERS_STAMP := $(PEERS_VENV)/.installed
+PEERS_CONSTRAINTS := benchmarks/peers-constraints.txt
+
+$(PEERS_STAMP): $(PEERS_CONSTRAINTS)
+	test -x $(PEERS_VENV)/bin/python || $(PEERS_PYTHON) -m venv $(PEERS_VENV)
+	rm -f $(PEERS_VENV)/install*.log
+	$(PEERS_PIP) install --quiet --upgrade pip
+	# torch first, pinned: the local CPU wheel; a looser pin would pull gigabytes of CUDA packages
+	$(PEERS_PIP) install --quiet torch==2.13.0 -c $(PEERS_CONSTRAINTS)
+	# both peers in one resolution; if that fails, each on its own so that one broken peer spares the other
+	$(PEERS_PIP) install --quiet "rectools[torch]" recbole "setuptools<80" -c $(PEERS_CONSTRAINTS) > $(PEERS_VENV)/install.log 2>&1 || { \
+		echo "installing RecTools and RecBole together failed (see $(PEERS_VENV)/install.log); trying each alone"; \
+		$(PEERS_PIP) install --quiet "rectools[torch]" -c $(PEERS_CONSTRAINTS) > $(PEERS_VENV)/install-rectools.log 2>&1 || echo "RecTools failed to install"; \
+		$(PEERS_PIP) install --quiet recbole "setuptools<80" -c $(PEERS_CONSTRAINTS) > $(PEERS_VENV)/install-recbole.log 2>&1 || echo "RecBole failed to install"; \
+		exit 1; }
+	touch $(PEERS_STAMP)
+
+bench-peers: $(STAMP)
+	@$(MAKE) --no-print-directory $(PEERS_STAMP) || echo "note: $(PEERS_VENV) is incomplete; the benchmark reports the peers that cannot run"
+	TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 $(PY) benchmarks/peers.py $(ARGS)
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(PEERS_VENV) runs .pytest_cache

@@ -1,0 +1,451 @@
+"""Peer libraries' SASRec next to ours: RecTools and RecBole on the same splits, scored by our metric code.
+
+For each dataset the split is built by seqlens (`leave_one_out(core.load(name))`) and written to a
+temporary folder under /tmp (the data's licences forbid copies in the repository); each peer is then
+trained by benchmarks/peers_worker.py running in the peers' own virtual environment (.venv-peers, made
+by `make bench-peers`), with the hyper-parameters of `core.PARAMS` and softmax cross-entropy loss, early
+stopping on the validation item, and writes its top-20 list for every test user (seen items excluded,
+full ranking). Those lists are scored here with seqlens' `evaluate` (the lists become scores: a target
+outside the top 20 is a miss, which is exact for K <= 20), and seqlens' own SASRec is trained in the same
+run with the same epoch cap, so every ratio comes from one run on one machine. A peer that fails to run
+is reported with its error instead of stopping the benchmark.
+
+Writes benchmarks/results/peers.json (datasets from earlier runs are kept unless re-run) and
+docs/peers.md. Usage:
+    python benchmarks/peers.py [--datasets beauty,ml-1m] [--peers rectools,recbole] [--epochs N]
+                               [--users N] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import core
+
+import seqlens
+from seqlens.data.log import ITEM, USER
+from seqlens.eval.metrics import KS
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
+WORKER = ROOT / "benchmarks" / "peers_worker.py"
+RESULTS = ROOT / "benchmarks" / "results" / "peers.json"
+DOC = ROOT / "docs" / "peers.md"
+K = 20
+PEERS = ("rectools", "recbole")
+LABELS = {"seqlens": "seqlens SASRec", "rectools": "RecTools SASRecModel", "recbole": "RecBole SASRec"}
+TABLE_METRICS = ("ndcg@10", "recall@10", "recall@1", "ndcg@20", "recall@20")
+# seqlens' SASRec defaults, for the parameters core.PARAMS leaves out
+DEFAULTS = {
+    "max_len": 50,
+    "dim": 64,
+    "layers": 2,
+    "heads": 1,
+    "dropout": 0.5,
+    "ffn_dim": None,
+    "epochs": 200,
+    "patience": 20,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "seed": 0,
+}
+
+
+# --- top-K lists as a scorer for seqlens.evaluate -------------------------------------------------
+
+
+class TopKLists:
+    """A `seqlens.eval.protocol.Scorer` made from fixed top-K lists, so `seqlens.evaluate` scores them.
+
+    Item i at rank r of a user's list scores K + 1 - r, every other item -inf: ranks inside the list are
+    exact and a target outside it is a miss, so every metric at K' <= K equals that of full ranking with
+    the model that produced the list (ties aside: a list has none). `users` is the row order in which
+    `evaluate` asks for scores (the order of the targets' users).
+    """
+
+    def __init__(self, recs: pd.DataFrame, items: np.ndarray, users: np.ndarray, k: int = K):
+        self.item_ids_ = np.asarray(items, dtype=object)
+        self.n_items_ = len(self.item_ids_)
+        self._index = pd.Index(self.item_ids_)
+        self.users = np.asarray(users, dtype=object)
+        self.k = k
+        if len(recs) and not recs["rank"].between(1, k).all():
+            raise ValueError(f"ranks must be 1..{k}")
+        recs = recs.assign(**{USER: recs[USER].astype(str), ITEM: recs[ITEM].astype(str)})
+        self.unknown_items = int((self.encode_items(recs[ITEM].to_numpy()) == 0).sum())
+        row = pd.Index(self.users).get_indexer(recs[USER])
+        known = row >= 0
+        self.users_without_list = int(len(self.users) - len(np.unique(row[known])))
+        self._rows = row[known]
+        self._items = self.encode_items(recs[ITEM].to_numpy()[known])
+        self._scores = (self.k + 1 - recs["rank"].to_numpy()[known]).astype(np.float32)
+
+    def encode_items(self, item_ids) -> np.ndarray:
+        idx = self._index.get_indexer(np.asarray(item_ids, dtype=object).astype(str))
+        return np.where(idx >= 0, idx + 1, 0).astype(np.int64)
+
+    def score_histories(self, histories, rows: np.ndarray) -> torch.Tensor:
+        if len(histories) != len(self.users):
+            raise ValueError(f"scores asked for {len(histories)} histories, lists made for {len(self.users)} users")
+        scores = torch.full((len(rows), self.n_items_ + 1), float("-inf"))
+        pos = np.full(len(self.users), -1)
+        pos[rows] = np.arange(len(rows))
+        sel = (pos[self._rows] >= 0) & (self._items > 0)
+        scores[torch.from_numpy(pos[self._rows][sel]), torch.from_numpy(self._items[sel])] = torch.from_numpy(
+            self._scores[sel]
+        )
+        return scores
+
+
+def score_lists(recs: pd.DataFrame, split: seqlens.Split, items: np.ndarray, k: int = K) -> dict:
+    """Score top-`k` lists (user_id, item_id, rank) of the test users with seqlens' evaluate (metrics at K <= k).
+
+    `items` is the catalogue (the items of the training part). The lists are scored as they are
+    (exclude_seen=False), so a seen item in a list costs its slot; how many there were is reported.
+    """
+    scorer = TopKLists(recs, items, split.test.df[USER].to_numpy(), k)
+    ks = tuple(k for k in KS if k <= scorer.k)
+    result = seqlens.evaluate(scorer, split.test, split.test_history, ks=ks, exclude_seen=False)
+    history = split.test_history.df
+    seen = recs.assign(**{USER: recs[USER].astype(str), ITEM: recs[ITEM].astype(str)}).merge(
+        history[[USER, ITEM]].drop_duplicates(), on=[USER, ITEM]
+    )
+    return {
+        "metrics": result.summary,
+        "protocol": {
+            **result.protocol,
+            "ranking": f"full (all {len(items)} training items), scored from top-{scorer.k} lists",
+            "list_length": scorer.k,
+            "seen_items_in_lists": len(seen),
+            "unknown_items_in_lists": scorer.unknown_items,
+            "users_without_list": scorer.users_without_list,
+        },
+    }
+
+
+# --- data and runs ---------------------------------------------------------------------------------
+
+
+def build_split(name: str, n_users: int | None, seed: int = 0) -> tuple[seqlens.Split, str] | None:
+    log = core.load(name)
+    if log is None:
+        return None
+    if n_users:
+        users = np.sort(log.df[USER].unique())
+        if n_users < len(users):
+            users = np.random.default_rng(seed).choice(users, n_users, replace=False)
+            log = log.filter_users(users)
+    return seqlens.leave_one_out(log), repr(log)
+
+
+def write_split(split: seqlens.Split, folder: Path) -> None:
+    """train/valid/test CSVs with a global `order` that keeps seqlens' within-user order (ties included)."""
+    parts = []
+    for part, sub in enumerate((split.train, split.valid, split.test)):
+        parts.append(sub.df[[USER, ITEM]].assign(part=part, row=np.arange(len(sub))))
+    allrows = pd.concat(parts, ignore_index=True).sort_values([USER, "part", "row"], kind="stable")
+    allrows["order"] = np.arange(len(allrows), dtype=np.int64)
+    for part, name in enumerate(("train", "valid", "test")):
+        allrows.loc[allrows["part"] == part, [USER, ITEM, "order"]].to_csv(folder / f"{name}.csv", index=False)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def tail(text: str, lines: int = 25) -> str:
+    """The end of a log: from its last traceback on when it has one (warnings before it are noise)."""
+    rows = text.strip().splitlines()
+    starts = [i for i, row in enumerate(rows) if row.startswith("Traceback")]
+    if starts:
+        rows = rows[starts[-1] :]
+    return "\n".join(rows if len(rows) <= 2 * lines else rows[:5] + ["..."] + rows[-lines:])
+
+
+def run_peer(peer: str, folder: Path, threads: int) -> dict:
+    """Run the worker for `peer`; returns its result (with top-K lists read back) or {'error': ...}."""
+    if not PEERS_PYTHON.exists():
+        return {"error": f"{PEERS_PYTHON} is missing: run `make bench-peers` (it creates the peers' venv)"}
+    out = folder / peer
+    out.mkdir(exist_ok=True)
+    env = dict(
+        os.environ,
+        TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1",
+        PYTHONUNBUFFERED="1",
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+    )
+    cmd = [str(PEERS_PYTHON), str(WORKER), peer, str(folder), str(out)]
+    print(f"  {peer}: {shlex.join(cmd)}", flush=True)
+    lines = []
+    start = time.perf_counter()
+    with subprocess.Popen(cmd, cwd=out, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:  # stream progress; keep everything for the error report
+            lines.append(line)
+            if line.startswith("[worker]") or "Error" in line or "Traceback" in line:
+                print(f"    {line.rstrip()}", flush=True)
+    (out / "worker.log").write_text("".join(lines))
+    if proc.returncode != 0:
+        how = (
+            f"was killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with code {proc.returncode}"
+        )
+        error = f"worker {how}:\n{tail(''.join(lines))}"
+        for log in (PEERS_PYTHON.parents[1] / f"install-{peer}.log", PEERS_PYTHON.parents[1] / "install.log"):
+            if log.exists() and log.read_text().strip():  # `make bench-peers` keeps pip's output of a failed install
+                error += f"\n\nfrom {log.relative_to(ROOT)}:\n{tail(log.read_text(), 15)}"
+                break
+        return {"error": error, "wall_seconds_total": time.perf_counter() - start}
+    result = json.loads((out / "result.json").read_text())
+    result["recs"] = pd.read_csv(out / "recs.csv", dtype={USER: str, ITEM: str})
+    return result
+
+
+def run_ours(split: seqlens.Split, params: dict, threads: int) -> tuple[dict, pd.DataFrame]:
+    model = seqlens.SASRec(**params)
+    start = time.perf_counter()
+    model.fit(split.train, valid=split.valid)
+    fit = time.perf_counter() - start
+    history = model.history_
+    best = max(history, key=lambda r: r["ndcg@10"])
+    t0 = time.perf_counter()
+    recs = model.recommend(users=split.test.df[USER].to_numpy(), k=K)
+    recommend_seconds = time.perf_counter() - t0
+    full = seqlens.evaluate(model, split.test, split.test_history)
+    result = {
+        "library": f"seqlens {seqlens.__version__}",
+        "model": "seqlens.SASRec",
+        "settings": {k: v for k, v in model.get_params().items() if k != "progress"},
+        "epochs_run": len(history),
+        "best_epoch": best["epoch"],
+        "seconds_per_epoch_median": float(np.median([r["train_seconds"] for r in history])),
+        "wall_seconds_to_best": sum(
+            r["train_seconds"] + r.get("valid_seconds", 0.0) for r in history if r["epoch"] <= best["epoch"]
+        ),
+        "wall_seconds_total_fit": fit,
+        "recommend_seconds": recommend_seconds,
+        "history": [
+            {
+                "epoch": r["epoch"],
+                "train_seconds": r["train_seconds"],
+                "valid_seconds": r.get("valid_seconds"),
+                "valid_ndcg10": r["ndcg@10"],
+                "loss": r["loss"],
+            }
+            for r in history
+        ],
+        "full_ranking_test": full.summary,  # seqlens.evaluate on the model itself (pessimistic ties)
+        "machine": f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "differences": [],
+    }
+    return result, recs
+
+
+def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | None:
+    built = build_split(name, args.users)
+    if built is None:
+        print(f"skip {name}: {core.DATA / name} is missing (the benchmark reads the data from there)")
+        return None
+    split, data = built
+    params = {**DEFAULTS, **core.PARAMS[name], "progress": False}
+    if args.epochs:
+        params["epochs"] = min(params["epochs"], args.epochs)
+    items = np.sort(split.train.df[ITEM].unique())
+    print(f"{name}: {data}; {split.test.n_users} test users; at most {params['epochs']} epochs", flush=True)
+    entry = {
+        "dataset": name,
+        "data": data,
+        "command": command,
+        "epoch_cap": args.epochs,
+        "users_subset": args.users,
+        "threads": args.threads,
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, {args.threads} torch threads per library",
+        "date": time.strftime("%Y-%m-%d"),
+        "shared": {
+            k: params[k]
+            for k in ("max_len", "dim", "layers", "heads", "dropout", "lr", "batch_size", "epochs", "patience", "seed")
+        }
+        | {"loss": "softmax cross-entropy", "k": K},
+        "libraries": {},
+    }
+    with tempfile.TemporaryDirectory(prefix=f"seqlens-peers-{name}-") as tmp:
+        folder = Path(tmp)
+        write_split(split, folder)
+        cfg = {**entry["shared"], "ffn_dim": params["ffn_dim"] or params["dim"], "threads": args.threads}
+        (folder / "config.json").write_text(json.dumps(cfg))
+        if "seqlens" not in args.skip:
+            print("  seqlens: training", flush=True)
+            try:
+                ours, recs = run_ours(split, params, args.threads)
+                entry["libraries"]["seqlens"] = {**ours, **score_lists(recs, split, items)}
+            except Exception as exc:  # noqa: BLE001 - recorded in the report
+                entry["libraries"]["seqlens"] = {"error": f"{type(exc).__name__}: {exc}"}
+        for peer in args.peers:
+            result = run_peer(peer, folder, args.threads)
+            if "recs" in result:
+                try:
+                    result.update(score_lists(result.pop("recs"), split, items))
+                except Exception as exc:  # noqa: BLE001 - recorded in the report
+                    result = {"error": f"scoring failed: {type(exc).__name__}: {exc}", **result}
+            entry["libraries"][peer] = result
+            if "error" in result:
+                print(f"  {peer}: FAILED\n{result['error']}", flush=True)
+            else:
+                m = result["metrics"]
+                print(
+                    f"  {peer}: NDCG@10 {m['ndcg@10']:.4f}, Recall@10 {m['recall@10']:.4f}, "
+                    f"{result['seconds_per_epoch_median']:.1f} s/epoch, {result['epochs_run']} epochs",
+                    flush=True,
+                )
+    return entry
+
+
+# --- report ------------------------------------------------------------------------------------------
+
+
+def _fmt(value, spec: str = ".1f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _ratio(a, b) -> str:
+    return "n/a" if a is None or not b else f"{a / b:.1f}x"
+
+
+def render(results: dict) -> str:
+    out = [
+        "# SASRec in peer libraries next to seqlens",
+        "",
+        "Generated by `make bench-peers` (benchmarks/peers.py); do not edit by hand. Each library's SASRec is",
+        "trained on the same leave-one-out split of the same data (built by seqlens: last interaction = test,",
+        "second-to-last = validation, identical within-user order), with softmax cross-entropy loss and the",
+        "hyper-parameters of `benchmarks/core.py`, early-stopped on the validation item, and each one's top-20",
+        "list for every test user (seen items excluded, ranked against all training items) is scored by",
+        "seqlens' own metric code (`seqlens.evaluate`). Ratios are against seqlens' SASRec trained in the same",
+        "run on the same machine with the same epoch cap. RecTools and RecBole run in their own virtual",
+        "environment (`.venv-peers`) so their pins never touch seqlens' dependencies.",
+        "",
+    ]
+    for name, entry in results.items():
+        libs = entry["libraries"]
+        ref = libs.get("seqlens", {})
+        out += [f"## {name}", "", f"Data: {entry['data']}. Machine: {entry['machine']}. Run on {entry['date']}.", ""]
+        notes = []
+        if entry.get("epoch_cap"):
+            notes.append(
+                f"every library was capped at {entry['shared']['epochs']} epochs (`--epochs {entry['epoch_cap']}`), "
+                "so accuracies are not converged values"
+            )
+        if entry.get("users_subset"):
+            notes.append(
+                f"a random subset of {entry['users_subset']} users was used (`--users`), not the whole dataset"
+            )
+        if notes:
+            out += ["**Caveats:** " + "; ".join(notes) + ".", ""]
+        out += [f"Command: `{entry['command']}`", ""]
+        shared = ", ".join(f"{k}={v}" for k, v in entry["shared"].items())
+        out += [f"Shared settings: {shared}.", ""]
+        head = (
+            "| library | epochs (best) | s/epoch | s/epoch vs seqlens | wall to best (s) | wall to best vs seqlens "
+            "| total wall (s) | "
+            + " | ".join(m.replace("recall", "Recall").replace("ndcg", "NDCG") for m in TABLE_METRICS)
+            + " |"
+        )
+        out += [head, "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TABLE_METRICS)]
+        for lib, r in libs.items():
+            label = r.get("library", LABELS.get(lib, lib))
+            if "error" in r and "metrics" not in r:
+                out.append(f"| {label} | failed: see below |" + " |" * (6 + len(TABLE_METRICS)))
+                continue
+            total = r.get("wall_seconds_total", r.get("wall_seconds_total_fit"))
+            cells = [
+                label,
+                f"{r['epochs_run']} ({r['best_epoch']})",
+                _fmt(r["seconds_per_epoch_median"]),
+                _ratio(r["seconds_per_epoch_median"], ref.get("seconds_per_epoch_median")),
+                _fmt(r["wall_seconds_to_best"]),
+                _ratio(r["wall_seconds_to_best"], ref.get("wall_seconds_to_best")),
+                _fmt(total),
+                *(f"{r['metrics'][m]:.4f}" if m in r["metrics"] else "n/a" for m in TABLE_METRICS),
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+        out += [
+            "",
+            (
+                "s/epoch: median training seconds per epoch (validation excluded); wall to best: training and "
+                "validation seconds up to the best validation epoch; total wall: the whole run of that library "
+                "(data preparation, training, recommending)."
+            ),
+            "",
+        ]
+        for lib, r in libs.items():
+            label = r.get("library", LABELS.get(lib, lib))
+            if "error" in r:
+                out += [f"**{label} failed:**", "", "```", r["error"], "```", ""]
+                continue
+            p = r["protocol"]
+            extra = []
+            if p.get("seen_items_in_lists"):
+                extra.append(f"{p['seen_items_in_lists']} seen items in its lists (scored as wrong slots)")
+            if p.get("users_without_list"):
+                extra.append(f"{p['users_without_list']} test users got no list (misses)")
+            if r.get("differences") or extra:
+                out += [f"{label}: where it differs from seqlens' SASRec", ""]
+                out += [f"- {d}" for d in [*r.get("differences", []), *extra]]
+                out += [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", default="beauty,ml-1m", help="comma-separated: beauty, ml-1m")
+    parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated: rectools, recbole")
+    parser.add_argument("--epochs", type=int, default=None, help="epoch cap for every library (ours included)")
+    parser.add_argument("--users", type=int, default=None, help="random subset of N users (quick runs; reported)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads for every library")
+    parser.add_argument("--skip", default="", help="'seqlens' to leave our own model out (no ratios then)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="results JSON (other datasets in it are kept)")
+    parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown report")
+    args = parser.parse_args(argv)
+    args.peers = [p for p in args.peers.split(",") if p]
+    unknown = [p for p in args.peers if p not in PEERS]
+    if unknown:
+        parser.error(f"unknown peer {unknown[0]!r}; choose from {', '.join(PEERS)}")
+    args.skip = [s for s in args.skip.split(",") if s]
+    torch.set_num_threads(args.threads)
+    command = "python benchmarks/peers.py " + shlex.join(argv) if argv else "python benchmarks/peers.py"
+    results = json.loads(args.results.read_text()) if args.results.exists() else {}
+    for name in [d for d in args.datasets.split(",") if d]:
+        if name not in core.PARAMS:
+            parser.error(f"unknown dataset {name!r}; choose from {', '.join(core.PARAMS)}")
+        entry = run_dataset(name, args, command)
+        if entry is None:
+            continue
+        results[name] = entry
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(results, indent=2, default=str))
+        args.doc.parent.mkdir(parents=True, exist_ok=True)
+        args.doc.write_text(render(results))
+        print(f"wrote {args.results} and {args.doc}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

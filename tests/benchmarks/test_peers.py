@@ -1,0 +1,97 @@
+"""The glue of benchmarks/peers.py that needs no peer library: split files and scoring of top-K lists."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import seqlens
+
+PEERS_PY = Path(__file__).resolve().parents[2] / "benchmarks" / "peers.py"
+
+
+@pytest.fixture(scope="module")
+def peers():
+    spec = importlib.util.spec_from_file_location("bench_peers", PEERS_PY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def fitted(synth_split):
+    model = seqlens.SASRec(max_len=20, dim=16, layers=1, epochs=2, progress=False, seed=0)
+    return model.fit(synth_split.train, valid=synth_split.valid)
+
+
+def test_top_k_lists_score_like_full_ranking(peers, synth_split, fitted):
+    """Our model's own top-20 lists, scored as lists, give the full-ranking metrics at every K <= 20."""
+    split = synth_split
+    recs = fitted.recommend(users=split.test.df["user_id"].to_numpy(), k=20)
+    items = np.sort(split.train.df["item_id"].unique())
+    scored = peers.score_lists(recs, split, items)
+    full = seqlens.evaluate(fitted, split.test, split.test_history).summary
+    assert scored["metrics"].keys() == full.keys()
+    for name, value in full.items():
+        assert scored["metrics"][name] == pytest.approx(value, abs=1e-12), name
+    assert scored["metrics"]["recall@20"] > 0  # the check is not vacuous
+    p = scored["protocol"]
+    assert (p["seen_items_in_lists"], p["unknown_items_in_lists"], p["users_without_list"]) == (0, 0, 0)
+    assert p["n_users"] == split.test.n_users
+
+
+def test_list_defects_are_counted_and_never_help(peers, synth_split):
+    split = synth_split
+    items = np.sort(split.train.df["item_id"].unique())
+    test = split.test.df.set_index("user_id")["item_id"]
+    history = split.test_history.df.groupby("user_id")["item_id"].agg(set)
+    users = test.index.to_numpy()
+    fresh = [u for u in users if test[u] not in history[u]][:3]  # targets not seen before: a clean count
+    seen = split.test_history.df.groupby("user_id")["item_id"].first()
+    rows = [
+        (fresh[0], seen[fresh[0]], 1),
+        (fresh[0], test[fresh[0]], 2),  # a seen item takes rank 1
+        (fresh[1], test[fresh[1]], 1),  # a hit at rank 1
+        (fresh[2], "no-such-item", 1),
+    ]  # unknown item; others: no list
+    recs = pd.DataFrame(rows, columns=["user_id", "item_id", "rank"])
+    scored = peers.score_lists(recs, split, items, k=5)
+    n = len(users)
+    assert scored["metrics"]["recall@1"] == pytest.approx(1 / n)
+    assert scored["metrics"]["recall@5"] == pytest.approx(2 / n)
+    assert scored["metrics"]["ndcg@5"] == pytest.approx((1 + 1 / np.log2(3)) / n)
+    p = scored["protocol"]
+    assert p["seen_items_in_lists"] == 1 and p["unknown_items_in_lists"] == 1
+    assert p["users_without_list"] == n - 3
+
+
+def test_split_files_keep_seqlens_order(peers, synth_split, tmp_path):
+    split = synth_split
+    peers.write_split(split, tmp_path)
+    parts = {
+        n: pd.read_csv(tmp_path / f"{n}.csv", dtype={"user_id": str, "item_id": str})
+        for n in ("train", "valid", "test")
+    }
+    allrows = pd.concat([df.assign(part=n) for n, df in parts.items()]).sort_values("order")
+    assert allrows["order"].is_unique
+    expected = split.test_history.concat(split.test).sequences()
+    got = {u: list(g) for u, g in allrows.groupby("user_id", sort=False)["item_id"]}
+    assert got == expected
+    last_two = allrows.groupby("user_id").tail(2)
+    assert (
+        last_two.groupby("user_id")["part"].agg(list)
+        == pd.Series([["valid", "test"]] * len(parts["test"]), index=sorted(parts["test"]["user_id"]))
+    ).all()
+
+
+@pytest.mark.data
+def test_subset_of_a_real_dataset(peers):
+    built = peers.build_split("beauty", 50)
+    if built is None:
+        pytest.skip("../shared/data/beauty is absent")
+    split, data = built
+    assert split.test.n_users == 50 and "50 users" in data
