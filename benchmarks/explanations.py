@@ -52,7 +52,7 @@ BUDGET = {
     "ml-1m": dict(epochs=20, patience=5),
     "synthetic": dict(epochs=40, patience=10),
 }
-PLANTED = dict(n_users=2000, seed=0)  # the AWRSR study's synthetic test bed
+PLANTED = dict(seed=0)  # the AWRSR study's synthetic test bed (planted_log defaults)
 PLANTED_PARAMS = dict(max_len=50, dim=64, layers=2, dropout=0.2, loss="ce")
 
 

@@ -58,20 +58,25 @@ def synthetic_log(
 
 
 def planted_log(
-    n_users: int = 2000,
+    n_users: int = 4000,
     n_items: int = 400,
     n_genres: int = 8,
     mean_length: int = 40,
     p_transition: float = 0.3,
     p_noise: float = 0.1,
-    n_triggers: int = 20,
+    n_triggers: int = 4,
     n_second_order: int = 2,
     p_plant: float = 0.15,
     end_on_rule: float = 0.5,
     fixed_gaps: bool = True,
     seed: int = 0,
 ) -> PlantedLog:
-    """The test bed: a reproducible log plus the position of the true trigger(s) of each rule-governed item."""
+    """The test bed: a reproducible log plus the position of the true trigger(s) of each rule-governed item.
+
+    The defaults give each long-range rule about 1,000 training examples. With 20 rules over 2,000 users
+    (about 110 each) a 2-layer SASRec put the due item in its top 10 for 5% of long-range targets after 40
+    epochs, which left the test bed's long-range half nothing to measure; with these defaults, about half.
+    """
     if n_items < 2 * n_triggers + 3 * n_second_order + n_genres:
         raise ValueError(
             f"n_items={n_items} is too small for {n_triggers} trigger pairs, {n_second_order} second-order "
