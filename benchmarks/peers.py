@@ -433,9 +433,11 @@ def main(argv: list[str]) -> None:
     torch.set_num_threads(args.threads)
     command = "python benchmarks/peers.py " + shlex.join(argv) if argv else "python benchmarks/peers.py"
     results = json.loads(args.results.read_text()) if args.results.exists() else {}
-    for name in [d for d in args.datasets.split(",") if d]:
+    datasets = [d for d in args.datasets.split(",") if d]
+    for name in datasets:
         if name not in core.PARAMS:
             parser.error(f"unknown dataset {name!r}; choose from {', '.join(core.PARAMS)}")
+    for name in datasets:
         entry = run_dataset(name, args, command)
         if entry is None:
             continue

@@ -315,7 +315,8 @@ def run_recbole(cfg: dict, train: pd.DataFrame, valid: pd.DataFrame, test: pd.Da
     def timed_train(*args, **kwargs):
         t0 = time.perf_counter()
         loss = train_epoch(*args, **kwargs)
-        epochs.append({"epoch": len(epochs) + 1, "train_seconds": time.perf_counter() - t0, "loss": float(loss)})
+        seconds = time.perf_counter() - t0
+        epochs.append({"epoch": len(epochs) + 1, "train_seconds": seconds, "loss_sum_over_batches": float(loss)})
         log(f"epoch {len(epochs)}: train {epochs[-1]['train_seconds']:.1f}s loss {float(loss):.4f}")
         return loss
 
@@ -425,8 +426,9 @@ RUNNERS = {"rectools": run_rectools, "recbole": run_recbole}
 def main(argv: list[str]) -> None:
     if len(argv) != 3 or argv[0] not in RUNNERS:
         raise SystemExit(__doc__)
-    peer, data, out = argv[0], Path(argv[1]), Path(argv[2])
+    peer, data, out = argv[0], Path(argv[1]).resolve(), Path(argv[2]).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    os.chdir(out)  # RecBole writes log/ and log_tensorboard/ into the working directory
     cfg = json.loads((data / "config.json").read_text())
     torch.set_num_threads(cfg["threads"])
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # RecBole reloads its checkpoints with torch.load
