@@ -175,7 +175,7 @@ def cpu_name() -> str:
 
 def tail(text: str, lines: int = 25) -> str:
     """The end of a log: from its last traceback on when it has one (warnings before it are noise)."""
-    rows = text.strip().splitlines()
+    rows = [row for row in text.strip().splitlines() if row.strip()]
     starts = [i for i, row in enumerate(rows) if row.startswith("Traceback")]
     if starts:
         rows = rows[starts[-1] :]

@@ -24,6 +24,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -426,6 +427,9 @@ RUNNERS = {"rectools": run_rectools, "recbole": run_recbole}
 def main(argv: list[str]) -> None:
     if len(argv) != 3 or argv[0] not in RUNNERS:
         raise SystemExit(__doc__)
+    # the peers' pandas and torch deprecation notices would bury a real error in the report
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     peer, data, out = argv[0], Path(argv[1]).resolve(), Path(argv[2]).resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.chdir(out)  # RecBole writes log/ and log_tensorboard/ into the working directory
