@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import core
+from peers_worker import cpu_name  # the worker imports no seqlens, so the driver can share its helpers
 
 import seqlens
 from seqlens.data.log import ITEM, USER
@@ -161,16 +161,6 @@ def write_split(split: seqlens.Split, folder: Path) -> None:
     allrows["order"] = np.arange(len(allrows), dtype=np.int64)
     for part, name in enumerate(("train", "valid", "test")):
         allrows.loc[allrows["part"] == part, [USER, ITEM, "order"]].to_csv(folder / f"{name}.csv", index=False)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def tail(text: str, lines: int = 25) -> str:
