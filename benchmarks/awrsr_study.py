@@ -223,13 +223,21 @@ def overhead(dataset: str, rounds: int, threads: int) -> dict:
 # ---------------------------------------------------------------------------------------------- report
 
 
-def _load_results() -> dict[str, list[dict]]:
-    found = {}
+def _load_results() -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+    """Saved runs per dataset, and the runs left out because an earlier study trained them with a smaller
+    (epochs, patience) budget than the dataset's largest: every row of a table compares like with like."""
+    found, left_out = {}, {}
     for dataset in DATASETS:
-        files = sorted((RESULTS / dataset).glob("*-seed*.json"))
-        if files:
-            found[dataset] = [json.loads(f.read_text()) for f in files]
-    return found
+        runs = [json.loads(f.read_text()) for f in sorted((RESULTS / dataset).glob("*-seed*.json"))]
+        if runs:
+            budget = max(map(_budget, runs))
+            found[dataset] = [r for r in runs if _budget(r) == budget]
+            left_out[dataset] = [f"{r['variant']}-seed{r['seed']} ({_budget(r)[0]} epochs)" for r in runs if _budget(r) != budget]
+    return found, left_out
+
+
+def _budget(run: dict) -> tuple[int, int]:
+    return run["params"]["epochs"], run["params"]["patience"]
 
 
 def _paired(dataset: str, variant: str, seeds: list[int]):
@@ -383,7 +391,7 @@ def _trigger_verdict(runs: list[dict]) -> str:
 
 
 def report() -> None:
-    results = _load_results()
+    results, left_out = _load_results()
     overheads = {}
     for f in sorted(RESULTS.glob("overhead_*.json")):
         o = json.loads(f.read_text())
@@ -393,6 +401,8 @@ def report() -> None:
     sections, verdicts = [], []
     for dataset, runs in results.items():
         lines, facts = _dataset_section(dataset, runs, overheads)
+        if left_out[dataset]:
+            lines[1:1] = ["", f"Left out (trained with a smaller budget by an earlier study): {', '.join(left_out[dataset])}."]
         sections += lines
         verdicts.append(_verdict(dataset, facts))
         if "testbed" in runs[0]:

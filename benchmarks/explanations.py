@@ -8,7 +8,8 @@ re-run alone and the document re-rendered from what is there):
 - report: a self-contained HTML report for three MovieLens users (runs/explain/ml-1m_report.html; not
   tracked, since it shows MovieLens histories, whose terms forbid redistribution).
 Models come from runs/awrsr/<dataset>/<variant>-seed0 (the AWRSR study), else runs/bench/<dataset> (the core
-benchmark, SASRec only), else they are trained here with the budget in BUDGET and saved under runs/explain/.
+benchmark, SASRec only), if trained with the full budget (FULL_BUDGET); else they are trained here with the
+smaller budget in BUDGET and saved under runs/explain/.
 
 Usage: python benchmarks/explanations.py [--stages faithfulness,planted,latency,report] [--users 500] [--render]
 """
@@ -46,7 +47,13 @@ DOC = ROOT / "docs" / "explanations.md"
 IMG = ROOT / "docs" / "img"
 RUNS = ROOT / "runs"
 LATENCY_BUDGET_MS = 20.0
-#: epochs budget when no trained model is found (2 shared CPU cores: bounded, stated in the document)
+#: the budget of the core benchmark and the AWRSR study: a saved model is used only if trained with it
+FULL_BUDGET = {
+    "beauty": dict(epochs=200, patience=20),
+    "ml-1m": dict(epochs=60, patience=10),
+    "synthetic": dict(epochs=60, patience=10),
+}
+#: epochs budget when no fully trained model is found (2 shared CPU cores: bounded, stated in the document)
 BUDGET = {
     "beauty": dict(epochs=30, patience=5),
     "ml-1m": dict(epochs=20, patience=5),
@@ -84,22 +91,24 @@ def _best_awrsr_variant(dataset: str) -> str | None:
 def _model(dataset: str, variant: str, split, params: dict) -> tuple[seqlens.SASRec, str]:
     """A trained model of this variant (found, or trained here within BUDGET) and where it came from.
 
-    The AWRSR study's models are used when the study has saved both variants compared here (like for like);
-    otherwise SASRec comes from the core benchmark if saved, and the rest is trained here. A saved model
-    counts only if it was fitted on this split's training log (same content fingerprint).
+    Saved models are looked for in the AWRSR study (seed 0), then, for SASRec, the core benchmark; they count
+    only if fitted on this split's training log (same content fingerprint) with the full budget of FULL_BUDGET,
+    so that SASRec and the AWRSR variant compared here are trained alike. Failing that, the model this
+    benchmark trained earlier within BUDGET is reused, or one is trained now.
     """
     out = RUNS / "explain" / dataset / variant
-    study = [RUNS / "awrsr" / dataset / f"{v}-seed0" for v in _variants(dataset)]
-    if all((path / "model.safetensors").exists() for path in study):
-        candidates = [RUNS / "awrsr" / dataset / f"{variant}-seed0"]
-    else:
-        candidates = [*([RUNS / "bench" / dataset] if variant == "none" else []), out]
-    for path in candidates:
-        if (path / "model.safetensors").exists():
-            model = seqlens.load(path)
-            if model.dataset_["fingerprint"] == split.train.fingerprint():
-                return model, _source(path, model)
+    saved = [RUNS / "awrsr" / dataset / f"{variant}-seed0", *([RUNS / "bench" / dataset] if variant == "none" else [])]
+    for path in [*saved, out]:
+        if not (path / "model.safetensors").exists():
+            continue
+        model = seqlens.load(path)
+        p = model.get_params()
+        if model.dataset_["fingerprint"] != split.train.fingerprint():
             print(f"{path}: trained on other data (fingerprint differs); not used")
+        elif path != out and any(p[k] != v for k, v in FULL_BUDGET[dataset].items()):
+            print(f"{path}: trained with epochs={p['epochs']}, patience={p['patience']}, not the full budget; not used")
+        else:
+            return model, _source(path, model)
     budget = BUDGET[dataset]
     model = seqlens.SASRec(**{**params, **budget, "refinement": variant, "progress": False})
     start = time.perf_counter()
