@@ -141,9 +141,10 @@ def stage_faithfulness(results: dict, n_users: int, datasets: tuple[str, ...] = 
             print(f"skip {dataset}: not in ../shared/data")
             continue
         split = seqlens.leave_one_out(log)
-        stale = {k for k in results.get("faithfulness", {}) if k.startswith(f"{dataset}/")}
-        current = _results()  # this dataset's earlier rows go: the variants compared may have changed
-        current["faithfulness"] = {k: v for k, v in current.get("faithfulness", {}).items() if k not in stale}
+        # this dataset's earlier rows go, in memory and on disk: the variants compared may have changed
+        for rows in (results.setdefault("faithfulness", {}), (current := _results()).setdefault("faithfulness", {})):
+            for key in [k for k in rows if k.startswith(f"{dataset}/")]:
+                del rows[key]
         RESULTS.write_text(json.dumps(current, indent=1, default=float))
         for variant in _variants(dataset):
             model, source = _model(dataset, variant, split, PARAMS[dataset])
