@@ -75,3 +75,20 @@ def test_fit_accepts_a_dataframe_and_rejects_other_things(pop_log):
     assert model.recommend(histories={"x": ["d"]}, k=1)["item_id"].tolist() == ["a"]
     with pytest.raises(DataError, match="expected an InteractionLog"):
         Popular().fit([("u", "a")])
+
+
+def test_period_days_counts_only_the_last_days(pop_log):
+    # times are in seconds: with a 5-second window (t >= 9 - 5) only u3's c (t=4) and u4's a (t=9) count
+    model = Popular(period_days=5 / 86_400).fit(pop_log)
+    recs = model.recommend(histories={"new": ["d"]}, k=4, exclude_seen=False)
+    assert recs["item_id"].tolist() == ["a", "c", "b", "d"]  # a and c: 1 recent each, all-time count breaks ties
+    assert recs["score"].tolist()[:2] == pytest.approx([1.8, 1.4])
+    assert repr(model) == f"Popular(period_days={5 / 86_400!r})"
+
+
+def test_period_days_needs_timestamps_and_a_positive_window(pop_log):
+    untimed = pd.DataFrame({"user_id": ["u1", "u1"], "item_id": ["a", "b"]})
+    with pytest.raises(DataError, match="needs timestamps"):
+        Popular(period_days=30).fit(untimed)
+    with pytest.raises(DataError, match="period_days=0"):
+        Popular(period_days=0).fit(pop_log)
