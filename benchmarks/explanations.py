@@ -79,11 +79,12 @@ def _save(results: dict, key: str) -> None:
 
 
 def _best_awrsr_variant(dataset: str) -> str | None:
-    """The refinement variant with the best mean test NDCG@10 in the AWRSR study's results, if any."""
+    """The refinement variant with the best mean test NDCG@10 among the AWRSR study's full-budget runs, if any."""
     scores: dict[str, list[float]] = {}
     for path in (ROOT / "benchmarks" / "results" / "awrsr" / dataset).glob("*-seed*.json"):
         r = json.loads(path.read_text())
-        if r.get("variant", "none") != "none" and "test" in r:
+        full = all(r.get("params", {}).get(k) == v for k, v in FULL_BUDGET[dataset].items())
+        if r.get("variant", "none") != "none" and "test" in r and full:
             scores.setdefault(r["variant"], []).append(r["test"]["ndcg@10"])
     return max(scores, key=lambda v: statistics.mean(scores[v])) if scores else None
 
