@@ -275,6 +275,7 @@ def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | Non
             for k in ("max_len", "dim", "layers", "heads", "dropout", "lr", "batch_size", "epochs", "patience", "seed")
         }
         | {"loss": "softmax cross-entropy", "k": K},
+        "train": {"users": int(split.train.n_users), "interactions": len(split.train.df)},
         "libraries": {},
     }
     with tempfile.TemporaryDirectory(prefix=f"seqlens-peers-{name}-") as tmp:
@@ -347,6 +348,14 @@ def render(results: dict) -> str:
         if entry.get("users_subset"):
             notes.append(
                 f"a random subset of {entry['users_subset']} users was used (`--users`), not the whole dataset"
+            )
+        if "train" in entry and "recbole" in libs:
+            batch, users, rows = entry["shared"]["batch_size"], entry["train"]["users"], entry["train"]["interactions"]
+            ours, prefixes = -(-users // batch), -(-(rows - users) // batch)
+            notes.append(
+                f"an epoch is {ours} optimiser steps for seqlens (a batch is {batch} users, a target at every position) "
+                f"and {prefixes} for RecBole (a batch is {batch} prefixes), {prefixes / ours:.0f}x more, so at an equal "
+                "epoch cap RecBole's accuracy reflects far more updates"
             )
         if notes:
             out += ["**Caveats:** " + "; ".join(notes) + ".", ""]
@@ -422,7 +431,6 @@ def main(argv: list[str]) -> None:
     args.skip = [s for s in args.skip.split(",") if s]
     torch.set_num_threads(args.threads)
     command = "python benchmarks/peers.py " + shlex.join(argv) if argv else "python benchmarks/peers.py"
-    results = json.loads(args.results.read_text()) if args.results.exists() else {}
     datasets = [d for d in args.datasets.split(",") if d]
     for name in datasets:
         if name not in core.PARAMS:
@@ -431,6 +439,8 @@ def main(argv: list[str]) -> None:
         entry = run_dataset(name, args, command)
         if entry is None:
             continue
+        # read just before writing: a run takes hours, and another dataset's run may have finished meanwhile
+        results = json.loads(args.results.read_text()) if args.results.exists() else {}
         results[name] = entry
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(results, indent=2, default=str))
