@@ -47,10 +47,13 @@ DOC = ROOT / "docs" / "explanations.md"
 IMG = ROOT / "docs" / "img"
 RUNS = ROOT / "runs"
 LATENCY_BUDGET_MS = 20.0
-#: the budget of the core benchmark and the AWRSR study: a saved model is used only if trained with it
+#: the budget of the core benchmark (its PARAMS over SASRec's defaults) and of the AWRSR study's test-bed runs:
+#: a saved model is used only if trained with it
 FULL_BUDGET = {
-    "beauty": dict(epochs=200, patience=20),
-    "ml-1m": dict(epochs=60, patience=10),
+    **{
+        name: {k: v for k, v in seqlens.SASRec(**params).get_params().items() if k in ("epochs", "patience")}
+        for name, params in PARAMS.items()
+    },
     "synthetic": dict(epochs=60, patience=10),
 }
 #: epochs budget when no fully trained model is found (2 shared CPU cores: bounded, stated in the document)
@@ -83,10 +86,13 @@ def _best_awrsr_variant(dataset: str) -> str | None:
     scores: dict[str, list[float]] = {}
     for path in (ROOT / "benchmarks" / "results" / "awrsr" / dataset).glob("*-seed*.json"):
         r = json.loads(path.read_text())
-        full = all(r.get("params", {}).get(k) == v for k, v in FULL_BUDGET[dataset].items())
-        if r.get("variant", "none") != "none" and "test" in r and full:
+        if r.get("variant", "none") != "none" and "test" in r and _full_budget(dataset, r.get("params", {})):
             scores.setdefault(r["variant"], []).append(r["test"]["ndcg@10"])
     return max(scores, key=lambda v: statistics.mean(scores[v])) if scores else None
+
+
+def _full_budget(dataset: str, params: dict) -> bool:
+    return all(params.get(k) == v for k, v in FULL_BUDGET[dataset].items())
 
 
 def _model(dataset: str, variant: str, split, params: dict) -> tuple[seqlens.SASRec, str]:
@@ -106,7 +112,7 @@ def _model(dataset: str, variant: str, split, params: dict) -> tuple[seqlens.SAS
         p = model.get_params()
         if model.dataset_["fingerprint"] != split.train.fingerprint():
             print(f"{path}: trained on other data (fingerprint differs); not used")
-        elif path != out and any(p[k] != v for k, v in FULL_BUDGET[dataset].items()):
+        elif path != out and not _full_budget(dataset, p):
             print(f"{path}: trained with epochs={p['epochs']}, patience={p['patience']}, not the full budget; not used")
         else:
             return model, _source(path, model)
@@ -143,7 +149,8 @@ def stage_faithfulness(results: dict, n_users: int, datasets: tuple[str, ...] = 
             continue
         split = seqlens.leave_one_out(log)
         # this dataset's earlier rows go, in memory and on disk: the variants compared may have changed
-        for rows in (results.setdefault("faithfulness", {}), (current := _results()).setdefault("faithfulness", {})):
+        current = _results()
+        for rows in (results.setdefault("faithfulness", {}), current.setdefault("faithfulness", {})):
             for key in [k for k in rows if k.startswith(f"{dataset}/")]:
                 del rows[key]
         RESULTS.write_text(json.dumps(current, indent=1, default=float))
