@@ -39,7 +39,8 @@ from seqlens.explain.plots import faithfulness_curves
 from seqlens.explain.report import html_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from core import PARAMS, load  # noqa: E402  (the datasets are read exactly as the core benchmark reads them)
+from awrsr_study import STUDY_PARAMS  # noqa: E402  (the study's settings per dataset, real data as in core)
+from core import load  # noqa: E402  (the datasets are read exactly as the core benchmark reads them)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "explanations.json"
@@ -47,14 +48,11 @@ DOC = ROOT / "docs" / "explanations.md"
 IMG = ROOT / "docs" / "img"
 RUNS = ROOT / "runs"
 LATENCY_BUDGET_MS = 20.0
-#: the budget of the core benchmark (its PARAMS over SASRec's defaults) and of the AWRSR study's test-bed runs:
-#: a saved model is used only if trained with it
+#: the budget each dataset is trained with by the AWRSR study (the core benchmark's settings on real data,
+#: over SASRec's defaults): a saved model is used only if trained with it
 FULL_BUDGET = {
-    **{
-        name: {k: v for k, v in seqlens.SASRec(**params).get_params().items() if k in ("epochs", "patience")}
-        for name, params in PARAMS.items()
-    },
-    "synthetic": dict(epochs=60, patience=10),
+    name: {k: v for k, v in seqlens.SASRec(**params).get_params().items() if k in ("epochs", "patience")}
+    for name, params in STUDY_PARAMS.items()
 }
 #: epochs budget when no fully trained model is found (2 shared CPU cores: bounded, stated in the document)
 BUDGET = {
@@ -63,7 +61,6 @@ BUDGET = {
     "synthetic": dict(epochs=40, patience=10),
 }
 PLANTED = dict(seed=0)  # the AWRSR study's synthetic test bed (planted_log defaults)
-PLANTED_PARAMS = dict(max_len=50, dim=64, layers=2, dropout=0.2, loss="ce")
 
 
 def _results() -> dict:
@@ -155,7 +152,7 @@ def stage_faithfulness(results: dict, n_users: int, datasets: tuple[str, ...] = 
                 del rows[key]
         RESULTS.write_text(json.dumps(current, indent=1, default=float))
         for variant in _variants(dataset):
-            model, source = _model(dataset, variant, split, PARAMS[dataset])
+            model, source = _model(dataset, variant, split, STUDY_PARAMS[dataset])
             test = seqlens.evaluate(model, split.test, split.test_history).summary
             _, histories, _ = targets_with_histories(model, split.test, split.test_history)
             start = time.perf_counter()
@@ -186,7 +183,7 @@ def stage_planted(results: dict) -> None:
     split = seqlens.leave_one_out(planted.log)
     out = {}
     for variant in _variants("synthetic"):
-        model, source = _model("synthetic", variant, split, PLANTED_PARAMS)
+        model, source = _model("synthetic", variant, split, STUDY_PARAMS["synthetic"])
         table = trigger_hits(model, planted)
         out[variant] = {"model": source, "table": table.to_dict("records")}
         print(variant, "\n", table.round(3).to_string())
@@ -200,7 +197,7 @@ def stage_latency(results: dict, repeats: int = 30) -> None:
         print("skip latency: ML-1M not in ../shared/data")
         return
     split = seqlens.leave_one_out(log)
-    model, source = _model("ml-1m", "none", split, PARAMS["ml-1m"])
+    model, source = _model("ml-1m", "none", split, STUDY_PARAMS["ml-1m"])
     user = next(u for u in model.user_ids_ if len(model.history_of(u)) >= model.max_len)
     rows = {}
     for method in METHODS:
@@ -240,7 +237,7 @@ def stage_report(results: dict) -> None:
         print("skip report: ML-1M not in ../shared/data")
         return
     split = seqlens.leave_one_out(log)
-    model, source = _model("ml-1m", "none", split, PARAMS["ml-1m"])
+    model, source = _model("ml-1m", "none", split, STUDY_PARAMS["ml-1m"])
     users = ["1", "2", "3"]
     page, explanations = html_report(
         model, users=users, method=DEFAULT_METHOD, timestamps=timestamps_from_log(model, log, users), verb="watched",
