@@ -245,12 +245,12 @@ def _budget(run: dict) -> tuple[int, int]:
     return run["params"]["epochs"], run["params"]["patience"]
 
 
-def _planned_budget(dataset: str, epochs: int | None, patience: int | None) -> tuple[int, int]:
-    """The (epochs, patience) a run of `dataset` gets: the overrides, else its settings, else SASRec's."""
+def dataset_budget(dataset: str) -> tuple[int, int]:
+    """The (epochs, patience) the study trains `dataset` with: its settings, else SASRec's defaults."""
     import seqlens
 
     model = seqlens.SASRec(**STUDY_PARAMS[dataset])
-    return epochs or model.epochs, patience or model.patience
+    return model.epochs, model.patience
 
 
 def _done(dataset: str, variant: str, seed: int, budget: tuple[int, int]) -> bool:
@@ -504,12 +504,17 @@ def main(argv: list[str]) -> None:
         print(json.dumps(o["ratio"]))
         return
     if not args.report_only:
+        budgets = {}  # what each dataset's runs get: the overrides, else the dataset's own budget
+        for d in args.datasets:
+            epochs, patience = dataset_budget(d)
+            budgets[d] = (epochs if args.epochs is None else args.epochs,
+                          patience if args.patience is None else args.patience)
         jobs = [
             (d, v, s)
             for s in range(args.seeds)
             for d in args.datasets
             for v in args.variants.split(",")
-            if not _done(d, v, s, _planned_budget(d, args.epochs, args.patience))
+            if not _done(d, v, s, budgets[d])
         ]
         common = [f"--{k}={v}" for k, v in (("epochs", args.epochs), ("patience", args.patience)) if v is not None]
 

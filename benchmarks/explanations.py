@@ -8,7 +8,7 @@ re-run alone and the document re-rendered from what is there):
 - report: a self-contained HTML report for three MovieLens users (runs/explain/ml-1m_report.html; not
   tracked, since it shows MovieLens histories, whose terms forbid redistribution).
 Models come from runs/awrsr/<dataset>/<variant>-seed0 (the AWRSR study), else runs/bench/<dataset> (the core
-benchmark, SASRec only), if trained with the full budget (FULL_BUDGET); else they are trained here with the
+benchmark, SASRec only), if trained with the study's full budget; else they are trained here with the
 smaller budget in BUDGET and saved under runs/explain/.
 
 Usage: python benchmarks/explanations.py [--stages faithfulness,planted,latency,report] [--users 500] [--render]
@@ -39,7 +39,7 @@ from seqlens.explain.plots import faithfulness_curves
 from seqlens.explain.report import html_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from awrsr_study import STUDY_PARAMS  # noqa: E402  (the study's settings per dataset, real data as in core)
+from awrsr_study import STUDY_PARAMS, dataset_budget  # noqa: E402  (the study's settings and budgets)
 from core import load  # noqa: E402  (the datasets are read exactly as the core benchmark reads them)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,12 +48,6 @@ DOC = ROOT / "docs" / "explanations.md"
 IMG = ROOT / "docs" / "img"
 RUNS = ROOT / "runs"
 LATENCY_BUDGET_MS = 20.0
-#: the budget each dataset is trained with by the AWRSR study (the core benchmark's settings on real data,
-#: over SASRec's defaults): a saved model is used only if trained with it
-FULL_BUDGET = {
-    name: {k: v for k, v in seqlens.SASRec(**params).get_params().items() if k in ("epochs", "patience")}
-    for name, params in STUDY_PARAMS.items()
-}
 #: epochs budget when no fully trained model is found (2 shared CPU cores: bounded, stated in the document)
 BUDGET = {
     "beauty": dict(epochs=30, patience=5),
@@ -89,16 +83,17 @@ def _best_awrsr_variant(dataset: str) -> str | None:
 
 
 def _full_budget(dataset: str, params: dict) -> bool:
-    return all(params.get(k) == v for k, v in FULL_BUDGET[dataset].items())
+    """Whether a model was trained with the AWRSR study's full budget for `dataset` (only such are used)."""
+    return (params.get("epochs"), params.get("patience")) == dataset_budget(dataset)
 
 
 def _model(dataset: str, variant: str, split, params: dict) -> tuple[seqlens.SASRec, str]:
     """A trained model of this variant (found, or trained here within BUDGET) and where it came from.
 
     Saved models are looked for in the AWRSR study (seed 0), then, for SASRec, the core benchmark; they count
-    only if fitted on this split's training log (same content fingerprint) with the full budget of FULL_BUDGET,
-    so that SASRec and the AWRSR variant compared here are trained alike. Failing that, the model this
-    benchmark trained earlier within BUDGET is reused, or one is trained now.
+    only if fitted on this split's training log (same content fingerprint) with the study's full budget
+    (`dataset_budget`), so that SASRec and the AWRSR variant compared here are trained alike. Failing that, the
+    model this benchmark trained earlier within BUDGET is reused, or one is trained now.
     """
     out = RUNS / "explain" / dataset / variant
     saved = [RUNS / "awrsr" / dataset / f"{variant}-seed0", *([RUNS / "bench" / dataset] if variant == "none" else [])]
