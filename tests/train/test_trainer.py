@@ -94,6 +94,19 @@ def test_without_validation_all_epochs_run_and_last_weights_stay():
     assert not any(r["best"] for r in history)
 
 
+
+def test_lr_halves_after_lr_patience_epochs_without_improvement():
+    module = tiny_module()
+    scores = iter([0.1, 0.3, 0.2, 0.2, 0.2, 0.2, 0.5, 0.4])
+    trainer = Trainer(
+        module, mse_loss(module), random_batches(N_EXAMPLES, BATCH), config(epochs=8, lr_patience=2),
+        lambda: {"ndcg@10": next(scores)}, progress=False,
+    )  # fmt: skip
+    lrs = [r["lr"] for r in trainer.fit()]
+    # bad epochs 3, 4 -> halve after 4; 5, 6 -> halve after 6; 7 improves; 8 is one bad epoch
+    assert lrs == [0.05, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125, 0.0125]
+
+
 # --- Ctrl-C and resume ----------------------------------------------------------------------------
 def validate_for(module):
     def validate():

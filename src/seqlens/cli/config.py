@@ -60,6 +60,7 @@ class ModelConfig(_Strict):
     batch_size: int | None = None
     lr: float | None = None
     weight_decay: float | None = None
+    lr_patience: int | None = None
     seed: int | None = None
 
 

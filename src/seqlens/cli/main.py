@@ -138,6 +138,9 @@ def train(
     dropout: Optional[float] = typer.Option(None), loss: Optional[str] = typer.Option(None),
     epochs: Optional[int] = typer.Option(None), patience: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None), lr: Optional[float] = typer.Option(None),
+    lr_patience: Optional[int] = typer.Option(
+        None, help="Halve the learning rate after this many epochs without a better validation score (0: never)."
+    ),
     seed: Optional[int] = typer.Option(None),
     refinement: Optional[str] = typer.Option(None, help="AWRSR refinement: none, simple, value or additive."),
     rank: Optional[int] = typer.Option(None, help="AWRSR correlation-space dimension r (default 32)."),
@@ -147,8 +150,8 @@ def train(
 ) -> None:
     """Train SASRec or GRU4Rec (leave-one-out split, early stopping on validation), evaluate on test, save."""
     model_flags = dict(max_len=max_len, dim=dim, layers=layers, heads=heads, dropout=dropout, loss=loss,
-                       epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, seed=seed,
-                       refinement=refinement, rank=rank)  # fmt: skip
+                       epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, lr_patience=lr_patience,
+                       seed=seed, refinement=refinement, rank=rank)  # fmt: skip
     try:
         if refine_layers is not None:
             model_flags["refine_layers"] = _int_list(refine_layers, "--refine-layers")

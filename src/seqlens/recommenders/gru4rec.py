@@ -22,13 +22,14 @@ class GRU4Rec(NextItemModel):
         batch_size: int = 128,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        lr_patience: int = 0,
         seed: int = 0,
         progress: bool = True,
     ):
         self.max_len, self.dim, self.layers, self.dropout = max_len, dim, layers, dropout
         self.loss, self.n_negatives = loss, n_negatives
         self.epochs, self.patience, self.batch_size, self.lr = epochs, patience, batch_size, lr
-        self.weight_decay, self.seed, self.progress = weight_decay, seed, progress
+        self.weight_decay, self.lr_patience, self.seed, self.progress = weight_decay, lr_patience, seed, progress
         self._validate_params()
 
     def _build_net(self) -> GRU4RecNet:

@@ -43,6 +43,8 @@ class NextItemModel(Recommender):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise DataError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.lr_patience, bool) or not isinstance(self.lr_patience, int) or self.lr_patience < 0:
+            raise DataError(f"lr_patience must be a non-negative integer (0: constant learning rate), got {self.lr_patience!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise DataError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -104,7 +106,8 @@ class NextItemModel(Recommender):
 
         trainer = Trainer(
             self.net_, loss_fn, random_batches(len(rows), self.batch_size),
-            TrainConfig(self.epochs, self.patience, self.batch_size, self.lr, self.weight_decay, self.seed),
+            TrainConfig(self.epochs, self.patience, self.batch_size, self.lr, self.weight_decay, self.seed,
+                        lr_patience=self.lr_patience),
             validate, checkpoint_dir, self.progress,
         )  # fmt: skip
         self.history_ = trainer.fit(resume)

@@ -13,7 +13,8 @@ class SASRec(NextItemModel):
 
     The defaults are the ones measured on Amazon Beauty with full-softmax cross-entropy (see
     docs/benchmarks.md). `loss`: "ce" (default), "sampled" (with `n_negatives`, log-Q corrected),
-    "bce" (one negative, the original paper) or "gbce".
+    "bce" (one negative, the original paper) or "gbce". `lr_patience`: halve the learning rate after
+    that many epochs without a better validation score (0 keeps it constant); needs `valid` in `fit`.
 
     AWRSR attention weight refinement: `refinement` "simple", "value" or "additive" (default "none"), with
     a correlation space of `rank` dimensions, in the blocks listed in `refine_layers` (e.g. [-1] for the
@@ -39,6 +40,7 @@ class SASRec(NextItemModel):
         batch_size: int = 128,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        lr_patience: int = 0,
         seed: int = 0,
         progress: bool = True,
     ):
@@ -48,7 +50,7 @@ class SASRec(NextItemModel):
         self.refine_layers = None if refine_layers is None else [int(i) for i in refine_layers]
         self.score, self.loss, self.n_negatives = score, loss, n_negatives
         self.epochs, self.patience, self.batch_size, self.lr = epochs, patience, batch_size, lr
-        self.weight_decay, self.seed, self.progress = weight_decay, seed, progress
+        self.weight_decay, self.lr_patience, self.seed, self.progress = weight_decay, lr_patience, seed, progress
         self._validate_params()
 
     def _validate_params(self) -> None:

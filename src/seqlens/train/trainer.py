@@ -38,6 +38,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     monitor: str = "ndcg@10"
+    lr_patience: int = 0  # halve the learning rate after this many epochs without improvement (0: never)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -158,6 +159,10 @@ class Trainer:
                 snap.best_state = copy.deepcopy(self.module.state_dict())
             else:
                 snap.bad_epochs += 1
+                if self.cfg.lr_patience and snap.bad_epochs % self.cfg.lr_patience == 0:
+                    for group in opt.param_groups:  # kept in the optimizer's state, so a resume continues it
+                        group["lr"] *= 0.5
+        record["lr"] = opt.param_groups[0]["lr"]
         record["best"] = record["epoch"] == snap.best_epoch
         snap.history.append(record)
         return self._snapshot(record["epoch"], opt, rng, snap)
