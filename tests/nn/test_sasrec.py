@@ -92,6 +92,21 @@ def test_padding_width_does_not_change_the_prediction():
     torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
 
 
+
+@pytest.mark.parametrize("positions", ["from_end", "from_start"])
+def test_positions_count_from_the_chosen_end(positions):
+    """from_start: an item's position is its index in the history, so appending an item changes nothing
+    before it; from_end: the latest item is always at the last position, so every older item moves."""
+    net = make(positions=positions)
+    seq = batch([4], 4)
+    longer = torch.cat([seq, torch.tensor([[5]])], dim=1)
+    wide = torch.cat([torch.zeros(1, 3, dtype=seq.dtype), seq], dim=1)
+    before, _ = net(seq)
+    after, _ = net(longer)
+    same = torch.allclose(after[:, :4], before, atol=1e-6)
+    assert same == (positions == "from_start")
+    torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
+
 @pytest.mark.parametrize("score", SCORES)
 def test_train_mode_dropout_and_backward(score):
     net = make(score).train()

@@ -145,13 +145,16 @@ def train(
     refinement: Optional[str] = typer.Option(None, help="AWRSR refinement: none, simple, value or additive."),
     rank: Optional[int] = typer.Option(None, help="AWRSR correlation-space dimension r (default 32)."),
     refine_layers: Optional[str] = typer.Option(None, help="Blocks that refine, e.g. '-1' (last) or '0,1'; default all."),
+    positions: Optional[str] = typer.Option(
+        None, help="Positional embeddings count from_end (the latest item is always last; default) or from_start."
+    ),
     resume: Optional[Path] = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
     model_name: Optional[str] = typer.Option(None, "--model", help="sasrec (default) or gru4rec."),
 ) -> None:
     """Train SASRec or GRU4Rec (leave-one-out split, early stopping on validation), evaluate on test, save."""
     model_flags = dict(max_len=max_len, dim=dim, layers=layers, heads=heads, dropout=dropout, loss=loss,
                        epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, lr_patience=lr_patience,
-                       seed=seed, refinement=refinement, rank=rank)  # fmt: skip
+                       seed=seed, refinement=refinement, rank=rank, positions=positions)  # fmt: skip
     try:
         if refine_layers is not None:
             model_flags["refine_layers"] = _int_list(refine_layers, "--refine-layers")

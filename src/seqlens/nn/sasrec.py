@@ -17,6 +17,9 @@ from seqlens.nn.dropout import Dropout
 from seqlens.nn.next_item import NextItemNet
 
 
+POSITIONS = ("from_end", "from_start")
+
+
 @dataclass
 class SASRecConfig:
     n_items: int
@@ -30,6 +33,7 @@ class SASRecConfig:
     refinement: str = "none"  # AWRSR: "none" | "simple" | "value" | "additive"
     rank: int = 32  # dimension r of the correlation space
     refine_layers: list[int] | None = None  # which blocks refine (negative = from the end); None = all
+    positions: str = "from_end"  # "from_end": the latest item is always the last position; "from_start": the first is 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,8 +94,11 @@ class SASRecNet(NextItemNet):
         """seq [B, T] left-padded item indices -> hidden [B, T, D] (and per-layer [B, H, T, T] weights)."""
         t = seq.shape[1]
         keep = seq != 0
-        positions = torch.arange(self.cfg.max_len - t, self.cfg.max_len, device=seq.device)
-        x = self.item_emb(seq) * math.sqrt(self.cfg.dim) + self.pos_emb(positions)[None]
+        if self.cfg.positions == "from_start":  # the oldest item read is position 0, as with right padding
+            positions = (keep.cumsum(1) - 1).clamp(min=0)
+        else:
+            positions = torch.arange(self.cfg.max_len - t, self.cfg.max_len, device=seq.device)[None]
+        x = self.item_emb(seq) * math.sqrt(self.cfg.dim) + self.pos_emb(positions)
         x = self.emb_dropout(x) * keep[..., None]
         attentions = []
         for block in self.blocks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from seqlens.errors import DataError
 from seqlens.nn.attention import REFINEMENTS, SCORES
-from seqlens.nn.sasrec import SASRecConfig, SASRecNet
+from seqlens.nn.sasrec import POSITIONS, SASRecConfig, SASRecNet
 from seqlens.recommenders.neural import NextItemModel
 
 
@@ -33,6 +33,7 @@ class SASRec(NextItemModel):
         refinement: str = "none",
         rank: int = 32,
         refine_layers: list[int] | None = None,
+        positions: str = "from_end",
         loss: str = "ce",
         n_negatives: int = 256,
         epochs: int = 200,
@@ -48,6 +49,7 @@ class SASRec(NextItemModel):
         self.ffn_dim = ffn_dim
         self.refinement, self.rank = refinement, rank
         self.refine_layers = None if refine_layers is None else [int(i) for i in refine_layers]
+        self.positions = positions
         self.score, self.loss, self.n_negatives = score, loss, n_negatives
         self.epochs, self.patience, self.batch_size, self.lr = epochs, patience, batch_size, lr
         self.weight_decay, self.lr_patience, self.seed, self.progress = weight_decay, lr_patience, seed, progress
@@ -59,6 +61,8 @@ class SASRec(NextItemModel):
             raise DataError(f"score={self.score!r}; choose one of {', '.join(SCORES)}")
         if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
             raise DataError(f"heads must be a positive integer, got {self.heads!r}")
+        if self.positions not in POSITIONS:
+            raise DataError(f"positions={self.positions!r}; choose one of {', '.join(POSITIONS)}")
         if self.refinement not in REFINEMENTS:
             raise DataError(f"refinement={self.refinement!r}; choose one of {', '.join(REFINEMENTS)}")
         if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
@@ -87,5 +91,6 @@ class SASRec(NextItemModel):
                 n_items=self.n_items_, max_len=self.max_len, dim=self.dim, layers=self.layers, heads=self.heads,
                 dropout=self.dropout, ffn_dim=self.ffn_dim, score=self.score,
                 refinement=self.refinement, rank=self.rank, refine_layers=self.refine_layers,
+                positions=self.positions,
             )
         )  # fmt: skip
