@@ -49,7 +49,8 @@ K = 20
 PEERS = ("rectools", "recbole")
 LABELS = {"seqlens": "seqlens SASRec", "rectools": "RecTools SASRecModel", "recbole": "RecBole SASRec"}
 TABLE_METRICS = ("ndcg@10", "recall@10", "recall@1", "ndcg@20", "recall@20")
-# seqlens' SASRec defaults, for the parameters core.PARAMS leaves out
+# the settings shared with the peers, for the parameters core.PARAMS leaves out: seqlens' SASRec with a
+# constant learning rate of 1e-3 (the peers have no plateau schedule), not its tuned defaults
 DEFAULTS = {
     "max_len": 50,
     "dim": 64,
@@ -61,6 +62,7 @@ DEFAULTS = {
     "patience": 20,
     "batch_size": 128,
     "lr": 1e-3,
+    "lr_patience": 0,
     "seed": 0,
 }
 

@@ -15,6 +15,7 @@ class SASRec(NextItemModel):
     docs/benchmarks.md). `loss`: "ce" (default), "sampled" (with `n_negatives`, log-Q corrected),
     "bce" (one negative, the original paper) or "gbce". `lr_patience`: halve the learning rate after
     that many epochs without a better validation score (0 keeps it constant); needs `valid` in `fit`.
+    `lr=2e-3` with `lr_patience=5` beat a constant 1e-3 on Beauty (3 seeds) and on MovieLens-1M.
 
     AWRSR attention weight refinement: `refinement` "simple", "value" or "additive" (default "none"), with
     a correlation space of `rank` dimensions, in the blocks listed in `refine_layers` (e.g. [-1] for the
@@ -39,9 +40,9 @@ class SASRec(NextItemModel):
         epochs: int = 200,
         patience: int = 20,
         batch_size: int = 128,
-        lr: float = 1e-3,
+        lr: float = 2e-3,
         weight_decay: float = 0.0,
-        lr_patience: int = 0,
+        lr_patience: int = 5,
         seed: int = 0,
         progress: bool = True,
     ):
