@@ -28,6 +28,9 @@ from seqlens.recommenders.base import Recommender
 FILES = ("config.json", "model.safetensors", "items.json", "users.json")
 #: parameters that change how a run is displayed, not what it computes: left out of the config hash
 DISPLAY_ONLY = {"progress"}
+#: parameters added after a model could already be saved without them, with the value that reproduces how
+#: such a model was trained (the constructor's default may have moved on)
+ADDED_LATER = {"lr_patience": 0}
 
 
 def config_hash(model: Recommender) -> str:
@@ -100,8 +103,9 @@ def load_model(path: str | Path) -> Recommender:
     cls = Recommender.registry.get(config.get("model"))
     if cls is None:
         raise ArtifactError(f"{path / 'config.json'}: unknown model class {config.get('model')!r}")
+    params = {**{k: v for k, v in ADDED_LATER.items() if k in cls._param_names()}, **config["params"]}
     try:
-        model = cls(**config["params"])
+        model = cls(**params)
     except TypeError as e:
         raise ArtifactError(f"{path / 'config.json'}: parameters do not fit {cls.__name__} ({e})") from None
     try:
