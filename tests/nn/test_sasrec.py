@@ -92,7 +92,6 @@ def test_padding_width_does_not_change_the_prediction():
     torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
 
 
-
 @pytest.mark.parametrize("positions", ["from_end", "from_start"])
 def test_positions_count_from_the_chosen_end(positions):
     """from_start: an item's position is its index in the history, so appending an item changes nothing
@@ -106,6 +105,7 @@ def test_positions_count_from_the_chosen_end(positions):
     same = torch.allclose(after[:, :4], before, atol=1e-6)
     assert same == (positions == "from_start")
     torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
+
 
 @pytest.mark.parametrize("score", SCORES)
 def test_train_mode_dropout_and_backward(score):

@@ -157,13 +157,13 @@ def test_parameters_that_do_not_fit(copy_of):
         seqlens.load(copy_of)
 
 
-
 def test_a_parameter_added_later_takes_the_value_the_model_was_trained_with(copy_of):
     config = json.loads((copy_of / "config.json").read_text())
     del config["params"]["lr_patience"]  # a model saved before the learning-rate schedule existed
     (copy_of / "config.json").write_text(json.dumps(config))
     assert seqlens.load(copy_of).get_params()["lr_patience"] == 0  # constant lr, not today's default
     assert seqlens.SASRec().lr_patience != 0
+
 
 def snapshot(directory):
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}

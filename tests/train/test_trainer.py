@@ -94,7 +94,6 @@ def test_without_validation_all_epochs_run_and_last_weights_stay():
     assert not any(r["best"] for r in history)
 
 
-
 def test_lr_halves_after_lr_patience_epochs_without_improvement():
     module = tiny_module()
     scores = iter([0.1, 0.3, 0.2, 0.2, 0.2, 0.2, 0.5, 0.4])

@@ -36,15 +36,17 @@ class NextItemModel(Recommender):
     def _build_net(self) -> nn.Module:
         raise NotImplementedError
 
+    def _require_int(self, name: str, minimum: int = 1, what: str = "a positive integer") -> None:
+        value = getattr(self, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise DataError(f"{name} must be {what}, got {value!r}")
+
     def _validate_params(self) -> None:
         if self.loss not in LOSSES:
             raise DataError(f"loss={self.loss!r}; choose one of {', '.join(LOSSES)}")
         for name in POSITIVE_INTS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DataError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.lr_patience, bool) or not isinstance(self.lr_patience, int) or self.lr_patience < 0:
-            raise DataError(f"lr_patience must be a non-negative integer (0: constant learning rate), got {self.lr_patience!r}")
+            self._require_int(name)
+        self._require_int("lr_patience", minimum=0, what="a non-negative integer (0: constant learning rate)")
         if not 0.0 <= self.dropout < 1.0:
             raise DataError(f"dropout must be in [0, 1), got {self.dropout!r}")
 

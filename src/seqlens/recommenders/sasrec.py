@@ -60,14 +60,12 @@ class SASRec(NextItemModel):
         super()._validate_params()
         if self.score not in SCORES:
             raise DataError(f"score={self.score!r}; choose one of {', '.join(SCORES)}")
-        if isinstance(self.heads, bool) or not isinstance(self.heads, int) or self.heads < 1:
-            raise DataError(f"heads must be a positive integer, got {self.heads!r}")
+        self._require_int("heads")
         if self.positions not in POSITIONS:
             raise DataError(f"positions={self.positions!r}; choose one of {', '.join(POSITIONS)}")
         if self.refinement not in REFINEMENTS:
             raise DataError(f"refinement={self.refinement!r}; choose one of {', '.join(REFINEMENTS)}")
-        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
-            raise DataError(f"rank must be a positive integer, got {self.rank!r}")
+        self._require_int("rank")
         bad = [i for i in self.refine_layers or [] if not -self.layers <= i < self.layers]
         if bad:
             raise DataError(f"refine_layers {bad} out of range for layers={self.layers} (use 0..{self.layers - 1} or -1)")
