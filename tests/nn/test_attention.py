@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from seqlens.nn.attention import REFINEMENTS, SCORES, CausalSelfAttention, attention_mask
+from seqlens.nn.attention import REFINEMENTS, SCORES, CausalSelfAttention, attention_mask, rotate
 
 DIM, HEADS = 8, 2
 
@@ -180,3 +180,21 @@ def test_bad_arguments():
         CausalSelfAttention(8, 2, 0.0, "cosine")
     with pytest.raises(ValueError, match="refinement='deep'"):
         CausalSelfAttention(8, 2, 0.0, refinement="deep")
+    with pytest.raises(ValueError, match="rotary positions need a dot-product score"):
+        CausalSelfAttention(8, 2, 0.0, "additive", rotary=True)
+    with pytest.raises(ValueError, match="head width 3"):
+        CausalSelfAttention(6, 2, 0.0, rotary=True)
+
+
+def test_rotary_scores_depend_only_on_the_distance():
+    """q_s . k_t after rotation is the same for every (s, t) pair the same distance apart, and differs across
+    distances: what lets one head learn "the item k steps back" at every position."""
+    t = 12
+    q = torch.randn(1, 1, 1, 8).expand(1, 1, t, 8)  # the same query and key vector at every position
+    k = torch.randn(1, 1, 1, 8).expand(1, 1, t, 8)
+    logits = rotate(q) @ rotate(k).transpose(-2, -1)  # [1, 1, T, T]
+    for distance in range(t):
+        diagonal = torch.diagonal(logits[0, 0], offset=-distance)
+        torch.testing.assert_close(diagonal, diagonal[:1].expand_as(diagonal), rtol=1e-4, atol=1e-4)
+    assert torch.diagonal(logits[0, 0], offset=-1)[0] != torch.diagonal(logits[0, 0], offset=-2)[0]
+    torch.testing.assert_close(rotate(q).norm(dim=-1), q.norm(dim=-1))  # a rotation keeps lengths

@@ -45,6 +45,15 @@ def test_round_trip_sasrec(sasrec, saved, synth_history):
     assert loaded.item_titles_ == sasrec.item_titles_ and loaded.item_titles_["i0"].startswith("Item 0")
 
 
+def test_round_trip_rotary_sasrec(synth_split, tmp_path, synth_history):
+    """A model without positional embeddings (rotary attention) saves and loads like any other."""
+    model = SASRec(epochs=1, positions="rotary", dim=16, max_len=20, progress=False).fit(synth_split.train)
+    model.save(tmp_path / "rotary")
+    loaded = seqlens.load(tmp_path / "rotary")
+    assert loaded.positions == "rotary" and loaded.net_.pos_emb is None
+    same_recommendations(model, loaded, synth_history)
+
+
 def test_round_trip_popular(popular, tmp_path, synth_history):
     artifacts.save_model(popular, tmp_path / "pop", metrics={"ndcg@10": 0.5})
     loaded = seqlens.load(tmp_path / "pop")

@@ -146,7 +146,9 @@ def train(
     rank: Optional[int] = typer.Option(None, help="AWRSR correlation-space dimension r (default 32)."),
     refine_layers: Optional[str] = typer.Option(None, help="Blocks that refine, e.g. '-1' (last) or '0,1'; default all."),
     positions: Optional[str] = typer.Option(
-        None, help="Positional embeddings count from_end (the latest item is always last; default) or from_start."
+        None,
+        help="Positions: from_end (embeddings, the latest item is always last; default), from_start, or rotary "
+        "(no embeddings; attention sees how far back each item is).",
     ),
     resume: Optional[Path] = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
     model_name: Optional[str] = typer.Option(None, "--model", help="sasrec (default) or gru4rec."),

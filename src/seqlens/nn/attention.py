@@ -17,6 +17,10 @@ correlate with its own, which is how higher-order dependencies are expressed.
 
 W1, W2 have one row per absolute position (n = max_len); batches trimmed to T < n use the last T rows,
 because sequences are left-padded and so right-aligned with the positional embeddings.
+
+Rotary positions (RoPE, Su et al. 2021) rotate each pair of query/key channels by an angle proportional to
+the position, so a score depends on how far apart query and key are, not on where they sit: a head can
+learn "the item k steps back" once for every position instead of once per absolute position.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from seqlens.nn.dropout import Dropout
 
 SCORES = ("scaled_dot", "dot", "additive")
 REFINEMENTS = ("none", "simple", "value", "additive")
+ROTARY_BASE = 10_000.0  # the wavelengths span 2 pi .. 2 pi * base positions, as in RoFormer
 
 
 class AttentionWeights(NamedTuple):
@@ -54,6 +59,17 @@ def masked_softmax(logits: Tensor, allowed: Tensor, keep: Tensor) -> Tensor:
     return logits.masked_fill(~allowed, float("-inf")).softmax(dim=-1) * keep[:, None, :, None]
 
 
+def rotate(x: Tensor) -> Tensor:
+    """Rotary position embedding of queries or keys x [B, H, T, d]: channel pair (i, i + d/2) at position t
+    is rotated by t * base^(-2i/d), so that q_s . k_t depends on s - t."""
+    t, d = x.shape[-2:]
+    freqs = ROTARY_BASE ** (-torch.arange(0, d, 2, device=x.device, dtype=x.dtype) / d)
+    angles = torch.arange(t, device=x.device, dtype=x.dtype)[:, None] * freqs  # [T, d/2]
+    cos, sin = angles.cos(), angles.sin()
+    x1, x2 = x[..., : d // 2], x[..., d // 2 :]
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(
         self,
@@ -64,16 +80,20 @@ class CausalSelfAttention(nn.Module):
         refinement: str = "none",
         rank: int = 32,
         max_len: int = 50,
+        rotary: bool = False,
     ):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim={dim} is not divisible by heads={heads}")
+        if rotary and (score == "additive" or (dim // heads) % 2):
+            raise ValueError(f"rotary positions need a dot-product score and an even head width (score={score!r}, "
+                             f"head width {dim // heads})")
         if score not in SCORES:
             raise ValueError(f"score={score!r}; choose one of {', '.join(SCORES)}")
         if refinement not in REFINEMENTS:
             raise ValueError(f"refinement={refinement!r}; choose one of {', '.join(REFINEMENTS)}")
         self.heads, self.head_dim, self.score, self.dropout = heads, dim // heads, score, dropout
-        self.refinement, self.rank = refinement, rank
+        self.refinement, self.rank, self.rotary = refinement, rank, rotary
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.attn_dropout = Dropout(dropout)
@@ -95,6 +115,8 @@ class CausalSelfAttention(nn.Module):
         b, t, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
         q, k, v = (z.view(b, t, self.heads, self.head_dim).transpose(1, 2) for z in (q, k, v))
+        if self.rotary:
+            q, k = rotate(q), rotate(k)
         allowed = attention_mask(keep)
         fused = not return_attention and not (self.training and self.dropout > 0)
         if self.refinement == "none" and self.score == "scaled_dot" and fused:

@@ -17,7 +17,7 @@ from seqlens.nn.dropout import Dropout
 from seqlens.nn.next_item import NextItemNet
 
 
-POSITIONS = ("from_end", "from_start")
+POSITIONS = ("from_end", "from_start", "rotary")
 
 
 @dataclass
@@ -33,7 +33,9 @@ class SASRecConfig:
     refinement: str = "none"  # AWRSR: "none" | "simple" | "value" | "additive"
     rank: int = 32  # dimension r of the correlation space
     refine_layers: list[int] | None = None  # which blocks refine (negative = from the end); None = all
-    positions: str = "from_end"  # "from_end": the latest item is always the last position; "from_start": the first is 0
+    # "from_end": learned embeddings, the latest item is always the last position; "from_start": the oldest read
+    # is position 0; "rotary": no embeddings, queries and keys rotated by position so attention sees distances
+    positions: str = "from_end"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,7 +55,9 @@ class Block(nn.Module):
         super().__init__()
         width = cfg.ffn_dim or cfg.dim
         self.ln1 = nn.LayerNorm(cfg.dim)
-        self.attn = CausalSelfAttention(cfg.dim, cfg.heads, cfg.dropout, cfg.score, refinement, cfg.rank, cfg.max_len)
+        self.attn = CausalSelfAttention(
+            cfg.dim, cfg.heads, cfg.dropout, cfg.score, refinement, cfg.rank, cfg.max_len, cfg.positions == "rotary"
+        )
         self.ln2 = nn.LayerNorm(cfg.dim)
         self.ffn = nn.Sequential(
             nn.Linear(cfg.dim, width), nn.GELU(), Dropout(cfg.dropout), nn.Linear(width, cfg.dim)
@@ -74,7 +78,7 @@ class SASRecNet(NextItemNet):
         super().__init__()
         self.cfg = cfg
         self.item_emb = nn.Embedding(cfg.n_items + 1, cfg.dim, padding_idx=0)
-        self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
+        self.pos_emb = None if cfg.positions == "rotary" else nn.Embedding(cfg.max_len, cfg.dim)
         self.emb_dropout = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             Block(cfg, cfg.refinement if cfg.refines(i) else "none") for i in range(cfg.layers)
@@ -94,11 +98,11 @@ class SASRecNet(NextItemNet):
         """seq [B, T] left-padded item indices -> hidden [B, T, D] (and per-layer [B, H, T, T] weights)."""
         t = seq.shape[1]
         keep = seq != 0
+        x = self.item_emb(seq) * math.sqrt(self.cfg.dim)
         if self.cfg.positions == "from_start":  # the oldest item read is position 0, as with right padding
-            positions = (keep.cumsum(1) - 1).clamp(min=0)
-        else:
-            positions = torch.arange(self.cfg.max_len - t, self.cfg.max_len, device=seq.device)[None]
-        x = self.item_emb(seq) * math.sqrt(self.cfg.dim) + self.pos_emb(positions)
+            x = x + self.pos_emb((keep.cumsum(1) - 1).clamp(min=0))
+        elif self.cfg.positions == "from_end":
+            x = x + self.pos_emb(torch.arange(self.cfg.max_len - t, self.cfg.max_len, device=seq.device)[None])
         x = self.emb_dropout(x) * keep[..., None]
         attentions = []
         for block in self.blocks:

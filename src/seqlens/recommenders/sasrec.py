@@ -71,6 +71,11 @@ class SASRec(NextItemModel):
             raise DataError(f"refine_layers {bad} out of range for layers={self.layers} (use 0..{self.layers - 1} or -1)")
         if self.dim % self.heads:
             raise DataError(f"dim={self.dim} must be divisible by heads={self.heads}")
+        if self.positions == "rotary" and (self.score == "additive" or (self.dim // self.heads) % 2):
+            raise DataError(
+                f"positions='rotary' needs a dot-product score and an even dim/heads (score={self.score!r}, "
+                f"dim/heads={self.dim // self.heads})"
+            )
 
     def explain(self, query=None, **options):
         """Attribute a recommendation to the history: see `seqlens.explain.explain` (methods, narrative, privacy)."""
