@@ -166,12 +166,29 @@ def test_parameters_that_do_not_fit(copy_of):
         seqlens.load(copy_of)
 
 
-def test_a_parameter_added_later_takes_the_value_the_model_was_trained_with(copy_of):
-    config = json.loads((copy_of / "config.json").read_text())
-    del config["params"]["lr_patience"]  # a model saved before the learning-rate schedule existed
-    (copy_of / "config.json").write_text(json.dumps(config))
-    assert seqlens.load(copy_of).get_params()["lr_patience"] == 0  # constant lr, not today's default
-    assert seqlens.SASRec().lr_patience != 0
+@pytest.fixture(scope="module")
+def saved_before_options(synth_split, tmp_path_factory):
+    """A model trained as every model was before `lr_patience` and `positions` existed."""
+    model = SASRec(epochs=1, lr_patience=0, positions="from_end", dim=16, max_len=20, progress=False)
+    path = tmp_path_factory.mktemp("old") / "model"
+    model.fit(synth_split.train).save(path)
+    return model, path
+
+
+@pytest.mark.parametrize("name, old", [("lr_patience", 0), ("positions", "from_end")])
+def test_a_parameter_added_later_takes_the_value_the_model_was_trained_with(
+    saved_before_options, tmp_path, synth_history, name, old
+):
+    """A config.json without `name` loads with the value such models were trained with (a constant lr,
+    learned positions counted from the end), whatever today's default is."""
+    model, saved_path = saved_before_options
+    path = shutil.copytree(saved_path, tmp_path / "copy")
+    config = json.loads((path / "config.json").read_text())
+    del config["params"][name]
+    (path / "config.json").write_text(json.dumps(config))
+    loaded = seqlens.load(path)
+    assert loaded.get_params()[name] == old
+    same_recommendations(model, loaded, synth_history)
 
 
 def snapshot(directory):
