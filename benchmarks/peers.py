@@ -50,7 +50,8 @@ PEERS = ("rectools", "recbole")
 LABELS = {"seqlens": "seqlens SASRec", "rectools": "RecTools SASRecModel", "recbole": "RecBole SASRec"}
 TABLE_METRICS = ("ndcg@10", "recall@10", "recall@1", "ndcg@20", "recall@20")
 # the settings shared with the peers, for the parameters core.PARAMS leaves out: seqlens' SASRec with a
-# constant learning rate of 1e-3 (the peers have no plateau schedule), not its tuned defaults
+# constant learning rate of 1e-3 (the peers have no plateau schedule) and learned absolute position
+# embeddings (as both peers have), not its tuned defaults
 DEFAULTS = {
     "max_len": 50,
     "dim": 64,
@@ -63,6 +64,7 @@ DEFAULTS = {
     "batch_size": 128,
     "lr": 1e-3,
     "lr_patience": 0,
+    "positions": "from_end",
     "seed": 0,
 }
 
