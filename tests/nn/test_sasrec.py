@@ -92,17 +92,6 @@ def test_padding_width_does_not_change_the_prediction():
     torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
 
 
-def test_rotary_positions_see_distances_not_places():
-    """Without positional embeddings, a position's output depends only on the items up to it and how far
-    back each is: the hidden state at the 3rd of 5 items equals the last hidden state of the first 3."""
-    net = make(positions="rotary")
-    assert net.pos_emb is None
-    seq = batch([5], 5)
-    full, _ = net(seq)
-    torch.testing.assert_close(full[:, 2], net.last_hidden(seq[:, :3]), rtol=1e-5, atol=1e-5)
-    shuffled = seq[:, [1, 0, 2, 3, 4]]  # same items, two of them at swapped distances
-    assert not torch.allclose(net.last_hidden(shuffled), net.last_hidden(seq), atol=1e-4)
-
 
 @pytest.mark.parametrize("positions", ["from_end", "from_start"])
 def test_positions_count_from_the_chosen_end(positions):
@@ -118,17 +107,20 @@ def test_positions_count_from_the_chosen_end(positions):
     assert same == (positions == "from_start")
     torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
 
-
-def test_rotary_positions_see_distances_not_places():
-    """Without positional embeddings, a position's output depends only on the items up to it and how far
-    back each is: the hidden state at the 3rd of 5 items equals the last hidden state of the first 3."""
-    net = make(positions="rotary")
-    assert net.pos_emb is None
+@pytest.mark.parametrize("positions", ["none", "from_end"])
+def test_rotary_attention_sees_distances(positions):
+    """With rotary attention and no positional embeddings, a position's output depends only on the items up to
+    it and how far back each is: the hidden state at the 3rd of 5 items equals the last hidden state of the
+    first 3. Embeddings counted from the end break that (the 3rd item is not the latest in the long one)."""
+    net = make(positions=positions, rotary=True)
+    assert (net.pos_emb is None) == (positions == "none")
     seq = batch([5], 5)
     full, _ = net(seq)
-    torch.testing.assert_close(full[:, 2], net.last_hidden(seq[:, :3]), rtol=1e-5, atol=1e-5)
+    same = torch.allclose(full[:, 2], net.last_hidden(seq[:, :3]), rtol=1e-5, atol=1e-5)
+    assert same == (positions == "none")
     shuffled = seq[:, [1, 0, 2, 3, 4]]  # same items, two of them at swapped distances
     assert not torch.allclose(net.last_hidden(shuffled), net.last_hidden(seq), atol=1e-4)
+
 
 
 @pytest.mark.parametrize("score", SCORES)
@@ -168,15 +160,4 @@ def test_refined_padding_width_and_fused_paths_agree(refinement):
     wide = torch.cat([torch.zeros(1, 4, dtype=seq.dtype), seq], dim=1)
     torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
 
-
-def test_rotary_positions_see_distances_not_places():
-    """Without positional embeddings, a position's output depends only on the items up to it and how far
-    back each is: the hidden state at the 3rd of 5 items equals the last hidden state of the first 3."""
-    net = make(positions="rotary")
-    assert net.pos_emb is None
-    seq = batch([5], 5)
-    full, _ = net(seq)
-    torch.testing.assert_close(full[:, 2], net.last_hidden(seq[:, :3]), rtol=1e-5, atol=1e-5)
-    shuffled = seq[:, [1, 0, 2, 3, 4]]  # same items, two of them at swapped distances
-    assert not torch.allclose(net.last_hidden(shuffled), net.last_hidden(seq), atol=1e-4)
     torch.testing.assert_close(net(seq)[0], net(seq, return_attention=True)[0], rtol=1e-5, atol=1e-5)

@@ -46,11 +46,11 @@ def test_round_trip_sasrec(sasrec, saved, synth_history):
 
 
 def test_round_trip_rotary_sasrec(synth_split, tmp_path, synth_history):
-    """A model without positional embeddings (rotary attention) saves and loads like any other."""
-    model = SASRec(epochs=1, positions="rotary", dim=16, max_len=20, progress=False).fit(synth_split.train)
+    """A model with rotary attention and no positional embeddings saves and loads like any other."""
+    model = SASRec(epochs=1, positions="none", rotary=True, dim=16, max_len=20, progress=False).fit(synth_split.train)
     model.save(tmp_path / "rotary")
     loaded = seqlens.load(tmp_path / "rotary")
-    assert loaded.positions == "rotary" and loaded.net_.pos_emb is None
+    assert loaded.rotary and loaded.positions == "none" and loaded.net_.pos_emb is None
     same_recommendations(model, loaded, synth_history)
 
 
@@ -169,13 +169,13 @@ def test_parameters_that_do_not_fit(copy_of):
 @pytest.fixture(scope="module")
 def saved_before_options(synth_split, tmp_path_factory):
     """A model trained as every model was before `lr_patience` and `positions` existed."""
-    model = SASRec(epochs=1, lr_patience=0, positions="from_end", dim=16, max_len=20, progress=False)
+    model = SASRec(epochs=1, lr_patience=0, positions="from_end", rotary=False, dim=16, max_len=20, progress=False)
     path = tmp_path_factory.mktemp("old") / "model"
     model.fit(synth_split.train).save(path)
     return model, path
 
 
-@pytest.mark.parametrize("name, old", [("lr_patience", 0), ("positions", "from_end")])
+@pytest.mark.parametrize("name, old", [("lr_patience", 0), ("positions", "from_end"), ("rotary", False)])
 def test_a_parameter_added_later_takes_the_value_the_model_was_trained_with(
     saved_before_options, tmp_path, synth_history, name, old
 ):

@@ -120,7 +120,7 @@ def test_not_fitted():
     "params",
     [dict(loss="hinge"), dict(score="cosine"), dict(dim=0), dict(dim=10, heads=3), dict(dropout=1.0), dict(epochs=True),
      dict(refinement="deep"), dict(rank=0), dict(layers=2, refine_layers=[2]), dict(lr_patience=-1), dict(positions="middle"),
-     dict(positions="rotary", score="additive"), dict(positions="rotary", dim=12, heads=4),
+     dict(rotary=True, score="additive"), dict(rotary=True, dim=12, heads=4), dict(rotary="yes"),
      dict(lr_patience=1.5)],
 )  # fmt: skip
 def test_bad_parameters(params):

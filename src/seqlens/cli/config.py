@@ -53,7 +53,8 @@ class ModelConfig(_Strict):
     refinement: Literal["none", "simple", "value", "additive"] | None = None
     rank: int | None = None
     refine_layers: list[int] | None = None
-    positions: Literal["from_end", "from_start", "rotary"] | None = None
+    positions: Literal["from_end", "from_start", "none"] | None = None
+    rotary: bool | None = None
     loss: Literal["ce", "sampled", "bce", "gbce"] | None = None
     n_negatives: int | None = None
     epochs: int | None = None

@@ -146,9 +146,10 @@ def train(
     rank: Optional[int] = typer.Option(None, help="AWRSR correlation-space dimension r (default 32)."),
     refine_layers: Optional[str] = typer.Option(None, help="Blocks that refine, e.g. '-1' (last) or '0,1'; default all."),
     positions: Optional[str] = typer.Option(
-        None,
-        help="Positions: from_end (embeddings, the latest item is always last; default), from_start, or rotary "
-        "(no embeddings; attention sees how far back each item is).",
+        None, help="Position embeddings: from_end (the latest item is always last; default), from_start or none."
+    ),
+    rotary: Optional[bool] = typer.Option(
+        None, "--rotary/--no-rotary", help="Rotate queries and keys by position (RoPE): attention sees distances."
     ),
     resume: Optional[Path] = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
     model_name: Optional[str] = typer.Option(None, "--model", help="sasrec (default) or gru4rec."),
@@ -156,7 +157,7 @@ def train(
     """Train SASRec or GRU4Rec (leave-one-out split, early stopping on validation), evaluate on test, save."""
     model_flags = dict(max_len=max_len, dim=dim, layers=layers, heads=heads, dropout=dropout, loss=loss,
                        epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, lr_patience=lr_patience,
-                       seed=seed, refinement=refinement, rank=rank, positions=positions)  # fmt: skip
+                       seed=seed, refinement=refinement, rank=rank, positions=positions, rotary=rotary)  # fmt: skip
     try:
         if refine_layers is not None:
             model_flags["refine_layers"] = _int_list(refine_layers, "--refine-layers")

@@ -17,7 +17,7 @@ from seqlens.nn.dropout import Dropout
 from seqlens.nn.next_item import NextItemNet
 
 
-POSITIONS = ("from_end", "from_start", "rotary")
+POSITIONS = ("from_end", "from_start", "none")
 
 
 @dataclass
@@ -33,9 +33,10 @@ class SASRecConfig:
     refinement: str = "none"  # AWRSR: "none" | "simple" | "value" | "additive"
     rank: int = 32  # dimension r of the correlation space
     refine_layers: list[int] | None = None  # which blocks refine (negative = from the end); None = all
-    # "from_end": learned embeddings, the latest item is always the last position; "from_start": the oldest read
-    # is position 0; "rotary": no embeddings, queries and keys rotated by position so attention sees distances
+    # learned position embeddings added to the items: "from_end" (the latest item is always the last position),
+    # "from_start" (the oldest item read is position 0) or "none"
     positions: str = "from_end"
+    rotary: bool = False  # rotate queries and keys by position (RoPE), so attention scores see distances
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,7 +57,7 @@ class Block(nn.Module):
         width = cfg.ffn_dim or cfg.dim
         self.ln1 = nn.LayerNorm(cfg.dim)
         self.attn = CausalSelfAttention(
-            cfg.dim, cfg.heads, cfg.dropout, cfg.score, refinement, cfg.rank, cfg.max_len, cfg.positions == "rotary"
+            cfg.dim, cfg.heads, cfg.dropout, cfg.score, refinement, cfg.rank, cfg.max_len, cfg.rotary
         )
         self.ln2 = nn.LayerNorm(cfg.dim)
         self.ffn = nn.Sequential(
@@ -78,7 +79,7 @@ class SASRecNet(NextItemNet):
         super().__init__()
         self.cfg = cfg
         self.item_emb = nn.Embedding(cfg.n_items + 1, cfg.dim, padding_idx=0)
-        self.pos_emb = None if cfg.positions == "rotary" else nn.Embedding(cfg.max_len, cfg.dim)
+        self.pos_emb = None if cfg.positions == "none" else nn.Embedding(cfg.max_len, cfg.dim)
         self.emb_dropout = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             Block(cfg, cfg.refinement if cfg.refines(i) else "none") for i in range(cfg.layers)

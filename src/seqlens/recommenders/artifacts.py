@@ -30,7 +30,7 @@ FILES = ("config.json", "model.safetensors", "items.json", "users.json")
 DISPLAY_ONLY = {"progress"}
 #: parameters added after a model could already be saved without them, with the value that reproduces how
 #: such a model was trained (the constructor's default may have moved on)
-ADDED_LATER = {"lr_patience": 0, "positions": "from_end"}
+ADDED_LATER = {"lr_patience": 0, "positions": "from_end", "rotary": False}
 
 
 def config_hash(model: Recommender) -> str:

@@ -35,6 +35,7 @@ class SASRec(NextItemModel):
         rank: int = 32,
         refine_layers: list[int] | None = None,
         positions: str = "from_end",
+        rotary: bool = False,
         loss: str = "ce",
         n_negatives: int = 256,
         epochs: int = 200,
@@ -50,7 +51,7 @@ class SASRec(NextItemModel):
         self.ffn_dim = ffn_dim
         self.refinement, self.rank = refinement, rank
         self.refine_layers = None if refine_layers is None else [int(i) for i in refine_layers]
-        self.positions = positions
+        self.positions, self.rotary = positions, rotary
         self.score, self.loss, self.n_negatives = score, loss, n_negatives
         self.epochs, self.patience, self.batch_size, self.lr = epochs, patience, batch_size, lr
         self.weight_decay, self.lr_patience, self.seed, self.progress = weight_decay, lr_patience, seed, progress
@@ -71,9 +72,11 @@ class SASRec(NextItemModel):
             raise DataError(f"refine_layers {bad} out of range for layers={self.layers} (use 0..{self.layers - 1} or -1)")
         if self.dim % self.heads:
             raise DataError(f"dim={self.dim} must be divisible by heads={self.heads}")
-        if self.positions == "rotary" and (self.score == "additive" or (self.dim // self.heads) % 2):
+        if not isinstance(self.rotary, bool):
+            raise DataError(f"rotary={self.rotary!r} must be True or False")
+        if self.rotary and (self.score == "additive" or (self.dim // self.heads) % 2):
             raise DataError(
-                f"positions='rotary' needs a dot-product score and an even dim/heads (score={self.score!r}, "
+                f"rotary=True needs a dot-product score and an even dim/heads (score={self.score!r}, "
                 f"dim/heads={self.dim // self.heads})"
             )
 
@@ -95,6 +98,6 @@ class SASRec(NextItemModel):
                 n_items=self.n_items_, max_len=self.max_len, dim=self.dim, layers=self.layers, heads=self.heads,
                 dropout=self.dropout, ffn_dim=self.ffn_dim, score=self.score,
                 refinement=self.refinement, rank=self.rank, refine_layers=self.refine_layers,
-                positions=self.positions,
+                positions=self.positions, rotary=self.rotary,
             )
         )  # fmt: skip
