@@ -65,6 +65,7 @@ DEFAULTS = {
     "lr": 1e-3,
     "lr_patience": 0,
     "positions": "from_end",
+    "rotary": False,
     "seed": 0,
 }
 
@@ -260,7 +261,7 @@ def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | Non
         print(f"skip {name}: {core.DATA / name} is missing (the benchmark reads the data from there)")
         return None
     split, data = built
-    params = {**DEFAULTS, **core.PARAMS[name], "progress": False}
+    params = {**DEFAULTS, **core.PARAMS[name], "rotary": False, "progress": False}  # the peers have no rotary attention
     if args.epochs:
         params["epochs"] = min(params["epochs"], args.epochs)
     items = np.sort(split.train.df[ITEM].unique())
