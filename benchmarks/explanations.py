@@ -394,8 +394,12 @@ def _acceptance(results: dict, default: str) -> list[str]:
         for variant, m in planted["models"].items():
             rows = {(r["method"], r["rule"]): r for r in m["table"]}
             hit = rows[(default, "all")]["hit"]
+            seeds = [v[default] for v in planted.get("current_by_seed", {}).values()] if variant == CURRENT else []
+            verdict = "met" if hit >= 0.9 else "NOT met"
+            if hit >= 0.9 and min(seeds, default=1.0) < 0.9:  # a verdict that a re-trained model may not keep
+                verdict = f"met on seed 0, NOT on every seed ({sum(h >= 0.9 for h in seeds)} of {len(seeds)})"
             lines.append(
-                f"- {'met' if hit >= 0.9 else 'NOT met'}: planted triggers, {_title(variant)}, default `{default}` "
+                f"- {verdict}: planted triggers, {_title(variant)}, default `{default}` "
                 f"top-1 hit {hit:.1%} of all {rows[(default, 'all')]['cases']} rule-governed cases (target >= 90%): "
                 f"second-order {rows[(default, 'second_order')]['hit']:.1%}, "
                 f"long-range {rows[(default, 'long_range')]['hit']:.1%}; best method overall: "
