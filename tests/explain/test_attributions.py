@@ -91,6 +91,24 @@ def test_rollout_method_rolls_out_the_models_weights(model, history):
     np.testing.assert_allclose(e.scores, expected, atol=1e-6)
 
 
+def test_gradrollout_by_hand(model, history):
+    """Chefer et al.: flow = I, then per layer (first first) flow += mean over heads of (dS/dA * A)^+ @ flow."""
+    item = model.item_ids_[3]
+    e = explain(model, history=history, item=item, method="gradrollout")
+    target = model.encode_items([item])[0]
+    with torch.enable_grad():
+        hidden, weights = model.net_(_seq(model, history), return_attention=True)
+        for w in weights:
+            w.applied.retain_grad()
+        model.net_.scores(hidden[:, -1])[0, target].backward()
+    flow = torch.eye(len(history))
+    for w in weights:
+        a_bar = (w.applied.grad * w.applied).detach()[0].clamp(min=0).mean(0)  # [T, T]
+        flow = flow + a_bar @ flow
+    np.testing.assert_allclose(e.scores, flow[-1].numpy(), rtol=1e-5, atol=1e-6)
+    assert e.scores[-1] >= 1.0  # the residual: the latest item keeps its own flow
+
+
 def test_norm_is_weight_times_transformed_value_norm(model, history):
     e = explain(model, history=history, method="norm")
     attn = model.net_.blocks[-1].attn
@@ -145,7 +163,7 @@ def test_attention_methods_are_target_agnostic_and_gradients_are_not(model, hist
         )
         np.testing.assert_allclose(ea.scores, eb.scores)
         assert ea.target_agnostic
-    for method in ("gradxinput", "occlusion"):
+    for method in ("gradrollout", "gradxinput", "occlusion"):
         ea, eb = (
             explain(model, history=history, item=a, method=method),
             explain(model, history=history, item=b, method=method),

@@ -18,6 +18,7 @@ from seqlens import atomic
 from seqlens.cli.config import Config, load_config
 from seqlens.data import InteractionLog, Split, leave_one_out, read_log, temporal_split
 from seqlens.errors import SeqlensError
+from seqlens.explain.attributions import METHODS
 from seqlens.eval import EvalResult, evaluate
 from seqlens.recommenders import Popular, Recommender, SASRec, load_model
 from seqlens.train import TrainingInterrupted
@@ -458,7 +459,9 @@ def explain_cmd(
     user: list[str] = typer.Option([], "--user", "-u", help="A user seen in training (repeat for several)."),
     items: Optional[str] = typer.Option(None, help="Comma-separated item ids, oldest first (an ad-hoc history)."),
     item: Optional[str] = typer.Option(None, help="Item to explain (default: the top recommendation)."),
-    method: Optional[str] = typer.Option(None, help="attention, rollout, norm, gradxinput or occlusion."),
+    method: Optional[str] = typer.Option(
+        None, help="attention, rollout, norm, gradrollout, gradxinput or occlusion (default: the library's)."
+    ),
     k: int = typer.Option(5, "-k", "--k", help="At most this many items cited in the narrative."),
     verb: Optional[str] = typer.Option(None, help="Verb of the narrative, e.g. watched, bought."),
     deny: Optional[str] = typer.Option(None, help="Comma-separated item ids never named in explanations."),
@@ -518,7 +521,7 @@ def faithfulness_cmd(
     format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
     timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
     users: int = typer.Option(500, help="Test users sampled (among those with more than 5 history items)."),
-    methods: str = typer.Option("attention,rollout,norm,gradxinput,occlusion", help="Comma-separated methods."),
+    methods: str = typer.Option(",".join(METHODS), help="Comma-separated methods."),
     draws: int = typer.Option(10, help="Random deletions averaged per user and k."),
     seed: int = typer.Option(0, help="Seed of the user sample and the random deletions."),
     out: Optional[Path] = typer.Option(None, help="Directory for faithfulness.md, .json and .png."),

@@ -1,4 +1,4 @@
-"""Explanations of recommendations: attributions by five methods, narratives, privacy, plots, faithfulness.
+"""Explanations of recommendations: attributions by six methods, narratives, privacy, plots, faithfulness.
 
 Flow: data -> nn -> train -> eval -> explain. This package reads models (nn, recommenders) and uses the
 evaluation helpers; nothing here imports the CLI or the service.

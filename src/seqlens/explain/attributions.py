@@ -1,4 +1,4 @@
-"""Five ways to attribute a next-item score to the history positions, all batched over users.
+"""Six ways to attribute a next-item score to the history positions, all batched over users.
 
 Every method takes left-padded internal item indices `seq` [B, T] (padding 0, most recent item in the
 last column, as `Sequences.padded` builds them) and returns one score per column [B, T], zero at padding:
@@ -8,13 +8,18 @@ last column, as `Sequences.padded` builds them) and returns one score per column
   each layer's head-averaged A becomes 0.5 A + 0.5 I, rows renormalised, and the layers are multiplied.
 - `norm`: attention weight times the norm of the transformed value vector (Kobayashi et al. 2020), last
   layer: ||sum_h a^h_j f^h(x_j)|| with f^h(x) = (LN1(x) W_V^h + b_V^h) W_O^h; per head a^h_j ||f^h(x_j)||.
+- `gradrollout`: gradient-weighted attention rollout (Chefer, Gur & Wolf, ICCV 2021): each layer's weights
+  times the gradient of the target's score w.r.t. them, negatives dropped, mean over heads (A_bar); the flow
+  starts as the identity (the residual) and each layer adds A_bar @ flow. Target-specific like occlusion, at
+  the cost of one backward pass.
 - `gradxinput`: gradient of the target item's score w.r.t. each history item embedding, dotted with it.
 - `occlusion`: the exact drop of the target's score when each history item is removed from the history
   (the rest keeps its order), all removals in one batched pass.
 
 The three attention-based methods are target-agnostic in SASRec: the weights do not depend on which item
 is being explained (every candidate is scored from the same last hidden state), so they say what the
-model read, not why it preferred this item over another. `gradxinput` and `occlusion` are target-specific.
+model read, not why it preferred this item over another. `gradrollout`, `gradxinput` and `occlusion` are
+target-specific.
 Attention-based methods use the weights that multiplied V (`AttentionWeights.applied`: AWRSR's refined
 A' or A* when the model refines, the plain softmax otherwise).
 """
@@ -30,7 +35,7 @@ from torch import Tensor, nn
 from seqlens.errors import DataError
 from seqlens.eval.metrics import exclude
 
-METHODS = ("attention", "rollout", "norm", "gradxinput", "occlusion")
+METHODS = ("attention", "rollout", "norm", "gradrollout", "gradxinput", "occlusion")
 TARGET_AGNOSTIC = frozenset({"attention", "rollout", "norm"})
 
 #: sequences per forward pass when many perturbed histories are scored (bounds the T x T attention memory)
@@ -64,6 +69,8 @@ def attribute(
         raise DataError("every history must hold at least one item known to the model")
     if method == "gradxinput":
         return _gradxinput(net, seq, target, exclude_seen)
+    if method == "gradrollout":
+        return _gradrollout(net, seq, target, exclude_seen)
     if method == "occlusion":
         return _occlusion(net, seq, target, exclude_seen)
     with torch.inference_mode():
@@ -179,6 +186,21 @@ def _gradxinput(net: nn.Module, seq: Tensor, target: Tensor | None, exclude_seen
         handle.remove()
     scores = (grad * leaves[0]).sum(-1).detach() * (seq != 0)
     return Attributions(scores, target, score.detach())
+
+
+def _gradrollout(net: nn.Module, seq: Tensor, target: Tensor | None, exclude_seen: bool) -> Attributions:
+    """Chefer et al.'s relevance from the last position: flow = I, then flow += mean_h (dS/dA * A)^+ @ flow."""
+    with torch.inference_mode(False), torch.enable_grad():
+        hidden, weights = net(seq, return_attention=True)
+        with torch.no_grad():
+            target, _ = _resolve(net, hidden[:, -1].detach(), seq, target, exclude_seen)
+        score = target_scores(net, hidden[:, -1], target)
+        grads = torch.autograd.grad(score.sum(), [w.applied for w in weights])
+    eye = torch.eye(seq.shape[1], dtype=hidden.dtype)
+    flow = eye.expand(len(seq), -1, -1)
+    for w, g in zip(weights, grads):
+        flow = flow + (g * w.applied).clamp(min=0).mean(1).detach() @ flow
+    return Attributions(flow[:, -1, :] * (seq != 0), target, score.detach())
 
 
 def _occlusion(net: nn.Module, seq: Tensor, target: Tensor | None, exclude_seen: bool) -> Attributions:

@@ -27,6 +27,7 @@ METHOD_NOTES = {
     "attention": "last layer's attention from the last position, mean over heads",
     "rollout": "attention rollout over all layers with the residual (Abnar &amp; Zuidema 2020)",
     "norm": "attention weight &times; norm of the transformed value vector (Kobayashi et al. 2020)",
+    "gradrollout": "attention rollout weighted by the gradient of the item's score (Chefer et al. 2021)",
     "gradxinput": "gradient of the item's score w.r.t. each item embedding, dotted with it",
     "occlusion": "exact drop of the item's score when the item is removed from the history",
 }
