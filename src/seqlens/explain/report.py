@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import seqlens
-from seqlens.explain.attributions import METHODS, TARGET_AGNOSTIC
+from seqlens.explain.attributions import METHODS
 from seqlens.explain.explanation import DEFAULT_METHOD, Explanation, explain_batch
 from seqlens.explain.narrative import DEFAULT_VERB, time_ago
 from seqlens.explain.plots import attention_heatmaps, attribution_bars
@@ -117,12 +117,12 @@ def html_report(
         f"{html.escape(str(getattr(model, 'dataset_', {}).get('source', '?')))}; seqlens {seqlens.__version__}. "
         f"Narratives use <b>{html.escape(method)}</b>: {METHOD_NOTES[method]}.</p>",
     ]
-    if method in TARGET_AGNOSTIC:
-        parts.append(
-            "<p class='note'>Attention-based methods (attention, rollout, norm) are target-agnostic in SASRec: "
-            "every candidate item is scored from the same attention, so they show what the model read, not why "
-            "it preferred this item. Gradient&times;input and occlusion are specific to the recommended item.</p>"
-        )
+    parts.append(  # every method is charted below, so the caveat applies whichever one the narratives use
+        "<p class='note'>Attention-based methods (attention, rollout, norm) are target-agnostic in SASRec: "
+        "every candidate item is scored from the same attention, so they show what the model read, not why "
+        "it preferred this item. Gradient-weighted rollout, gradient&times;input and occlusion are specific to "
+        "the recommended item.</p>"
+    )
     if len(deny):
         parts.append(f"<p class='note'>Items on the privacy deny-list are shown as “{OTHER}” and never named.</p>")
     for i, e in enumerate(primary):
