@@ -103,7 +103,7 @@ def _expected(dataset: str, variant: str, seed: int = 0) -> dict:
 def _model(dataset: str, variant: str, split, seed: int = 0) -> tuple[seqlens.SASRec, str]:
     """A trained model of this kind (a variant of the AWRSR study, or CURRENT) and where it came from.
 
-    Saved models are looked for in the AWRSR study (seed 0) or, for CURRENT, the core benchmark; they count
+    Saved models are looked for in the AWRSR study (same seed) or, for CURRENT, the core benchmark; they count
     only if fitted on this split's training log (same content fingerprint) with exactly the expected
     parameters, so that nothing trained otherwise (an older default, a shorter budget) slips in. Failing that,
     the model this benchmark trained earlier is reused, or one is trained now (real data: within BUDGET).
@@ -189,7 +189,8 @@ def stage_faithfulness(results: dict, n_users: int, datasets: tuple[str, ...] = 
                 "table": result.table.reset_index(names="method").to_dict("records"),
                 "seconds": seconds,
             }
-            _save(results, "faithfulness")
+            # only this row: the other datasets' rows in memory may be stale (another run can be writing them)
+            _save({"faithfulness": {key: results["faithfulness"][key]}}, "faithfulness")
             print(key, f"{seconds:.0f} s\n", result.table.round(3).to_string())
 
 
@@ -197,21 +198,22 @@ def stage_planted(results: dict, seeds: int = 3) -> None:
     """Hits for each kind of model (seed 0), and the current model's over `seeds` seeds (3 minutes each)."""
     planted = seqlens.planted_log(**PLANTED)
     split = seqlens.leave_one_out(planted.log)
-    out, by_seed = {}, {}
+    out = {}
     for variant in _variants("synthetic"):
         model, source = _model("synthetic", variant, split)
         table = trigger_hits(model, planted)
         out[variant] = {"model": source, "table": table.to_dict("records")}
         print(variant, "\n", table.round(3).to_string())
-    for seed in range(seeds):
-        model, _ = _model("synthetic", CURRENT, split, seed)
-        table = out[CURRENT]["table"] if seed == 0 else trigger_hits(model, planted).to_dict("records")
-        by_seed[seed] = {(r["method"], r["rule"]): r["hit"] for r in table if r["rule"] == "all"}
+    tables = [out[CURRENT]["table"]]  # seed 0 is the current model above
+    for seed in range(1, seeds):
+        tables.append(trigger_hits(_model("synthetic", CURRENT, split, seed)[0], planted).to_dict("records"))
     results["planted"] = {
         "log": repr(planted.log),
         "generator": PLANTED,
         "models": out,
-        "current_by_seed": {str(s): {m: hits[(m, "all")] for m in METHODS} for s, hits in by_seed.items()},
+        "current_by_seed": {
+            str(seed): {r["method"]: r["hit"] for r in table if r["rule"] == "all"} for seed, table in enumerate(tables)
+        },
     }
     _save(results, "planted")
 

@@ -166,6 +166,17 @@ def _value_norms(attn: nn.Module, x: Tensor, alpha: Tensor) -> tuple[Tensor, Ten
     return weighted.norm(dim=-1).permute(0, 2, 1), weighted.sum(2).norm(dim=-1)
 
 
+def _scored_with_grad(
+    net: nn.Module, seq: Tensor, target: Tensor | None, exclude_seen: bool, return_attention: bool = False
+) -> tuple[Tensor, Tensor, list | None]:
+    """Resolved targets, their scores (still in the autograd graph; call with gradients enabled) and, if
+    asked, the attention weights."""
+    hidden, weights = net(seq, return_attention=return_attention)
+    with torch.no_grad():
+        target, _ = _resolve(net, hidden[:, -1].detach(), seq, target, exclude_seen)
+    return target, target_scores(net, hidden[:, -1], target), weights
+
+
 def _gradxinput(net: nn.Module, seq: Tensor, target: Tensor | None, exclude_seen: bool) -> Attributions:
     """Rows are independent in eval mode, so one backward of the summed target scores gives every row's gradient."""
     leaves: list[Tensor] = []
@@ -177,10 +188,7 @@ def _gradxinput(net: nn.Module, seq: Tensor, target: Tensor | None, exclude_seen
     handle = net.item_emb.register_forward_hook(as_leaf)
     try:
         with torch.inference_mode(False), torch.enable_grad():
-            hidden, _ = net(seq)
-            with torch.no_grad():
-                target, _ = _resolve(net, hidden[:, -1].detach(), seq, target, exclude_seen)
-            score = target_scores(net, hidden[:, -1], target)
+            target, score, _ = _scored_with_grad(net, seq, target, exclude_seen)
             (grad,) = torch.autograd.grad(score.sum(), leaves[0])
     finally:
         handle.remove()
@@ -191,12 +199,9 @@ def _gradxinput(net: nn.Module, seq: Tensor, target: Tensor | None, exclude_seen
 def _gradrollout(net: nn.Module, seq: Tensor, target: Tensor | None, exclude_seen: bool) -> Attributions:
     """Chefer et al.'s relevance from the last position: flow = I, then flow += mean_h (dS/dA * A)^+ @ flow."""
     with torch.inference_mode(False), torch.enable_grad():
-        hidden, weights = net(seq, return_attention=True)
-        with torch.no_grad():
-            target, _ = _resolve(net, hidden[:, -1].detach(), seq, target, exclude_seen)
-        score = target_scores(net, hidden[:, -1], target)
+        target, score, weights = _scored_with_grad(net, seq, target, exclude_seen, return_attention=True)
         grads = torch.autograd.grad(score.sum(), [w.applied for w in weights])
-    eye = torch.eye(seq.shape[1], dtype=hidden.dtype)
+    eye = torch.eye(seq.shape[1], dtype=score.dtype)
     flow = eye.expand(len(seq), -1, -1)
     for w, g in zip(weights, grads):
         flow = flow + (g * w.applied).clamp(min=0).mean(1).detach() @ flow
