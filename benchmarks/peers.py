@@ -50,8 +50,7 @@ PEERS = ("rectools", "recbole")
 LABELS = {"seqlens": "seqlens SASRec", "rectools": "RecTools SASRecModel", "recbole": "RecBole SASRec"}
 TABLE_METRICS = ("ndcg@10", "recall@10", "recall@1", "ndcg@20", "recall@20")
 # the settings shared with the peers, for the parameters core.PARAMS leaves out: seqlens' SASRec with a
-# constant learning rate of 1e-3 (the peers have no plateau schedule) and learned absolute position
-# embeddings (as both peers have), not its tuned defaults
+# constant learning rate of 1e-3 (the peers have no plateau schedule), not its tuned defaults
 DEFAULTS = {
     "max_len": 50,
     "dim": 64,
@@ -64,10 +63,9 @@ DEFAULTS = {
     "batch_size": 128,
     "lr": 1e-3,
     "lr_patience": 0,
-    "positions": "from_end",
-    "rotary": False,
     "seed": 0,
 }
+PINNED = {"positions": "from_end", "rotary": False}
 
 
 # --- top-K lists as a scorer for seqlens.evaluate -------------------------------------------------
@@ -255,15 +253,22 @@ def run_ours(split: seqlens.Split, params: dict, threads: int) -> tuple[dict, pd
     return result, recs
 
 
+def shared_params(name: str, epoch_cap: int | None) -> dict:
+    """seqlens' SASRec settings for `name` as the peers can match them: core.PARAMS over DEFAULTS, then
+    PINNED (the peers have learned absolute positions and no rotary attention, whatever core.PARAMS tunes)."""
+    params = {**DEFAULTS, **core.PARAMS[name], **PINNED, "progress": False}
+    if epoch_cap:
+        params["epochs"] = min(params["epochs"], epoch_cap)
+    return params
+
+
 def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | None:
     built = build_split(name, args.users)
     if built is None:
         print(f"skip {name}: {core.DATA / name} is missing (the benchmark reads the data from there)")
         return None
     split, data = built
-    params = {**DEFAULTS, **core.PARAMS[name], "rotary": False, "progress": False}  # the peers have no rotary attention
-    if args.epochs:
-        params["epochs"] = min(params["epochs"], args.epochs)
+    params = shared_params(name, args.epochs)
     items = np.sort(split.train.df[ITEM].unique())
     print(f"{name}: {data}; {split.test.n_users} test users; at most {params['epochs']} epochs", flush=True)
     entry = {

@@ -95,3 +95,12 @@ def test_subset_of_a_real_dataset(peers):
         pytest.skip("../shared/data/beauty is absent")
     split, data = built
     assert split.test.n_users == 50 and "50 users" in data
+
+
+@pytest.mark.parametrize("name", ["beauty", "ml-1m"])
+def test_shared_settings_keep_what_the_peers_have(peers, name):
+    """Learned absolute positions and no rotary attention even where core.PARAMS tunes them away."""
+    params = peers.shared_params(name, epoch_cap=3)
+    assert (params["positions"], params["rotary"], params["lr_patience"]) == ("from_end", False, 0)
+    assert params["epochs"] == 3
+    seqlens.SASRec(**params)  # a valid configuration
