@@ -13,7 +13,7 @@ is reported with its error instead of stopping the benchmark.
 Writes benchmarks/results/peers.json (datasets from earlier runs are kept unless re-run) and
 docs/peers.md. Usage:
     python benchmarks/peers.py [--datasets beauty,ml-1m] [--peers rectools,recbole] [--epochs N]
-                               [--users N] [--threads N]
+                               [--users N] [--max-minutes M] [--threads N] [--report]
 """
 
 from __future__ import annotations
@@ -253,6 +253,35 @@ def run_ours(split: seqlens.Split, params: dict, threads: int) -> tuple[dict, pd
     return result, recs
 
 
+def work_per_epoch(split: seqlens.Split, max_len: int, batch_size: int, seed: int = 0) -> dict:
+    """What one epoch asks of each library's SASRec on `split`, counted from the data (not timed).
+
+    steps: optimiser steps; positions: sequence positions run through the transformer; rows: positions
+    scored against the whole catalogue by the softmax loss. seqlens batches users, cuts each batch to
+    its longest member and scores only real targets (its positions are counted for one shuffle with
+    `seed`, as epoch 1 draws it); RecTools pads every user to max_len and scores every position,
+    padding included; RecBole trains on prefixes (one target each), each padded to max_len.
+    """
+    counts = split.train.df.groupby(USER).size().to_numpy()
+    targets = np.minimum(counts[counts >= 2] - 1, max_len)  # a user's training targets inside the window
+    order = np.random.default_rng(seed).permutation(len(targets))
+    widths = [targets[order[lo : lo + batch_size]] for lo in range(0, len(targets), batch_size)]
+    prefixes = int((counts - 1).clip(min=0).sum())
+    return {
+        "seqlens": {
+            "steps": len(widths),
+            "positions": int(sum(len(w) * w.max() for w in widths)),
+            "rows": int(targets.sum()),
+        },
+        "rectools": {
+            "steps": len(widths),
+            "positions": len(targets) * max_len,
+            "rows": len(targets) * max_len,
+        },
+        "recbole": {"steps": -(-prefixes // batch_size), "positions": prefixes * max_len, "rows": prefixes},
+    }
+
+
 def shared_params(name: str, epoch_cap: int | None) -> dict:
     """seqlens' SASRec settings for `name` as the peers can match them: core.PARAMS over DEFAULTS, then
     PINNED (the peers have learned absolute positions and no rotary attention, whatever core.PARAMS tunes)."""
@@ -260,6 +289,25 @@ def shared_params(name: str, epoch_cap: int | None) -> dict:
     if epoch_cap:
         params["epochs"] = min(params["epochs"], epoch_cap)
     return params
+
+
+def entry_key(name: str, users: int | None) -> str:
+    """A subset run is kept next to the whole dataset's run, not in its place."""
+    return f"{name}, {users} users" if users else name
+
+
+def fill_work(entry: dict) -> None:
+    """Count the work per epoch for an entry written before the count existed (the split is rebuilt
+    exactly: it depends only on the dataset, the user subset and its seed)."""
+    if "work" in entry:
+        return
+    built = build_split(entry["dataset"], entry.get("users_subset"))
+    if built is None:
+        return
+    split = built[0]
+    shared = entry["shared"]
+    entry["train"]["items"] = int(split.train.df[ITEM].nunique())
+    entry["work"] = work_per_epoch(split, shared["max_len"], shared["batch_size"], shared["seed"])
 
 
 def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | None:
@@ -277,6 +325,7 @@ def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | Non
         "command": command,
         "epoch_cap": args.epochs,
         "users_subset": args.users,
+        "max_minutes": args.max_minutes,
         "threads": args.threads,
         "machine": f"{cpu_name()}, {os.cpu_count()} cores, {args.threads} torch threads per library",
         "date": time.strftime("%Y-%m-%d"),
@@ -285,13 +334,19 @@ def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | Non
             for k in ("max_len", "dim", "layers", "heads", "dropout", "lr", "batch_size", "epochs", "patience", "seed")
         }
         | {"loss": "softmax cross-entropy", "k": K},
-        "train": {"users": int(split.train.n_users), "interactions": len(split.train.df)},
+        "train": {"users": int(split.train.n_users), "interactions": len(split.train.df), "items": len(items)},
+        "work": work_per_epoch(split, params["max_len"], params["batch_size"], params["seed"]),
         "libraries": {},
     }
     with tempfile.TemporaryDirectory(prefix=f"seqlens-peers-{name}-") as tmp:
         folder = Path(tmp)
         write_split(split, folder)
-        cfg = {**entry["shared"], "ffn_dim": params["ffn_dim"] or params["dim"], "threads": args.threads}
+        cfg = {
+            **entry["shared"],
+            "ffn_dim": params["ffn_dim"] or params["dim"],
+            "threads": args.threads,
+            "max_minutes": args.max_minutes,
+        }
         (folder / "config.json").write_text(json.dumps(cfg))
         if "seqlens" not in args.skip:
             print("  seqlens: training", flush=True)
@@ -331,6 +386,53 @@ def _ratio(a, b) -> str:
     return "n/a" if a is None or not b else f"{a / b:.1f}x"
 
 
+def render_work(entry: dict) -> list[str]:
+    """The work-per-epoch table: why the libraries' seconds per epoch differ (counted, not timed)."""
+    work = entry.get("work")
+    if not work:
+        return []
+    ref = work["seqlens"]
+    catalogue = f" ({entry['train']['items']} items)" if "items" in entry.get("train", {}) else ""
+    out = [
+        (
+            "Work per epoch (counted from the split and the shared settings, not timed): optimiser steps, sequence "
+            f"positions run through the transformer, and rows scored against the whole catalogue{catalogue} by the "
+            "softmax loss, which dominates a step's cost when the catalogue is large."
+        ),
+        "",
+        "| library | steps | positions | positions vs seqlens | catalogue rows | catalogue rows vs seqlens |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    how = {
+        "seqlens": "batch = users, cut to its longest member; real targets only",
+        "rectools": "batch = users, padded to max_len; every position scored, padding included",
+        "recbole": "batch = prefixes, one target each, padded to max_len",
+    }
+    for lib in ("seqlens", *(p for p in PEERS if p in entry["libraries"])):
+        w = work[lib]
+        out.append(
+            f"| {LABELS[lib]} ({how[lib]}) | {w['steps']} | {w['positions']:,} | "
+            f"{_ratio(w['positions'], ref['positions'])} | {w['rows']:,} | {_ratio(w['rows'], ref['rows'])} |"
+        )
+    libs, timed = entry["libraries"], []
+    ours = libs.get("seqlens", {}).get("seconds_per_epoch_median")
+    for lib, count in (("rectools", "rows"), ("recbole", "positions")):
+        theirs = libs.get(lib, {}).get("seconds_per_epoch_median")
+        if ours and theirs:
+            timed.append(
+                f"{LABELS[lib]} {_ratio(theirs, ours)} (its {count.replace('rows', 'catalogue rows')} "
+                f"{_ratio(work[lib][count], ref[count])})"
+            )
+    if timed:
+        out += [
+            "",
+            "Measured seconds per epoch against seqlens, next to the count that differs most: "
+            + "; ".join(timed)
+            + ".",
+        ]
+    return out + [""]
+
+
 def render(results: dict) -> str:
     out = [
         "# SASRec in peer libraries next to seqlens",
@@ -355,17 +457,23 @@ def render(results: dict) -> str:
                 f"every library was capped at {entry['shared']['epochs']} epochs (`--epochs {entry['epoch_cap']}`), "
                 "so accuracies are not converged values"
             )
+        capped = [r.get("library", lib) for lib, r in libs.items() if r.get("stopped_by_time_cap")]
+        if capped:
+            notes.append(
+                f"{' and '.join(capped)} stopped at the {entry['max_minutes']:g}-minute cap on training "
+                "(`--max-minutes`) before early stopping ended it, so "
+                + ("its accuracy is" if len(capped) == 1 else "their accuracies are")
+                + " not converged"
+            )
         if entry.get("users_subset"):
             notes.append(
                 f"a random subset of {entry['users_subset']} users was used (`--users`), not the whole dataset"
             )
-        if "train" in entry and "recbole" in libs:
-            batch, users, rows = entry["shared"]["batch_size"], entry["train"]["users"], entry["train"]["interactions"]
-            ours, prefixes = -(-users // batch), -(-(rows - users) // batch)
+        if "recbole" in libs and "work" in entry:
+            ours, theirs = entry["work"]["seqlens"]["steps"], entry["work"]["recbole"]["steps"]
             notes.append(
-                f"an epoch is {ours} optimiser steps for seqlens (a batch is {batch} users, a target at every position) "
-                f"and {prefixes} for RecBole (a batch is {batch} prefixes), {prefixes / ours:.0f}x more, so at an equal "
-                "epoch cap RecBole's accuracy reflects far more updates"
+                f"an epoch is {ours} optimiser steps for seqlens and {theirs} for RecBole ({theirs / ours:.0f}x more; "
+                "see the work table), so at an equal epoch cap RecBole's accuracy reflects far more updates"
             )
         if notes:
             out += ["**Caveats:** " + "; ".join(notes) + ".", ""]
@@ -405,6 +513,7 @@ def render(results: dict) -> str:
             ),
             "",
         ]
+        out += render_work(entry)
         for lib, r in libs.items():
             label = r.get("library", LABELS.get(lib, lib))
             if "error" in r:
@@ -429,11 +538,24 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--peers", default=",".join(PEERS), help="comma-separated: rectools, recbole")
     parser.add_argument("--epochs", type=int, default=None, help="epoch cap for every library (ours included)")
     parser.add_argument("--users", type=int, default=None, help="random subset of N users (quick runs; reported)")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="wall-clock cap on each peer's training (checked between epochs; reported)",
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads for every library")
     parser.add_argument("--skip", default="", help="'seqlens' to leave our own model out (no ratios then)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="results JSON (other datasets in it are kept)")
     parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown report")
+    parser.add_argument("--report", action="store_true", help="only re-render the report from the results file")
     args = parser.parse_args(argv)
+    if args.report:
+        results = json.loads(args.results.read_text())
+        for entry in results.values():
+            fill_work(entry)
+        write(results, args)
+        return
     args.peers = [p for p in args.peers.split(",") if p]
     unknown = [p for p in args.peers if p not in PEERS]
     if unknown:
@@ -451,12 +573,16 @@ def main(argv: list[str]) -> None:
             continue
         # read just before writing: a run takes hours, and another dataset's run may have finished meanwhile
         results = json.loads(args.results.read_text()) if args.results.exists() else {}
-        results[name] = entry
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(results, indent=2, default=str))
-        args.doc.parent.mkdir(parents=True, exist_ok=True)
-        args.doc.write_text(render(results))
-        print(f"wrote {args.results} and {args.doc}", flush=True)
+        results[entry_key(name, args.users)] = entry
+        write(results, args)
+
+
+def write(results: dict, args: argparse.Namespace) -> None:
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=2, default=str))
+    args.doc.parent.mkdir(parents=True, exist_ok=True)
+    args.doc.write_text(render(results))
+    print(f"wrote {args.results} and {args.doc}", flush=True)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,27 @@ def log(msg: str) -> None:
     print(f"[worker] {msg}", flush=True)
 
 
-def summarise(epochs: list[dict], best_epoch: int | None, fit_seconds: float) -> dict:
+class TimeCap:
+    """The optional wall-clock cap on a library's training (config `max_minutes`), checked between epochs."""
+
+    def __init__(self, minutes: float | None):
+        self.minutes = minutes
+        self.start = time.perf_counter()
+        self.hit = False
+
+    def reached(self) -> bool:
+        if self.minutes and time.perf_counter() - self.start > 60 * self.minutes:
+            if not self.hit:
+                log(f"time cap of {self.minutes:g} minutes reached: no further epochs")
+            self.hit = True
+        return self.hit
+
+
+class TimeUp(Exception):
+    """Raised between RecBole epochs once the time cap is reached (RecBole has no stop hook)."""
+
+
+def summarise(epochs: list[dict], best_epoch: int | None, fit_seconds: float, cap: TimeCap) -> dict:
     train_s = [e["train_seconds"] for e in epochs]
     to_best = sum(
         e["train_seconds"] + e.get("valid_seconds", 0.0) for e in epochs if best_epoch and e["epoch"] <= best_epoch
@@ -75,6 +95,8 @@ def summarise(epochs: list[dict], best_epoch: int | None, fit_seconds: float) ->
         "seconds_per_epoch_median": float(np.median(train_s)) if train_s else None,
         "wall_seconds_to_best": to_best if best_epoch else None,
         "wall_seconds_total_fit": fit_seconds,
+        "time_cap_minutes": cap.minutes,
+        "stopped_by_time_cap": cap.hit,
         "history": epochs,
     }
 
@@ -113,6 +135,7 @@ def run_rectools(cfg: dict, train: pd.DataFrame, valid: pd.DataFrame, test: pd.D
         return ((interactions[Columns.Datetime] == last) & interactions[Columns.User].isin(valid_users)).to_numpy()
 
     epochs: dict[int, dict] = {}
+    cap = TimeCap(cfg.get("max_minutes"))
 
     class Clock(Callback):
         """Seconds of training and of validation per epoch, and the validation NDCG@10 with seqlens' metric code."""
@@ -150,6 +173,8 @@ def run_rectools(cfg: dict, train: pd.DataFrame, valid: pd.DataFrame, test: pd.D
             loss = trainer.callback_metrics.get("train_loss")
             rec.update(train_seconds=total - rec.get("valid_seconds", 0.0), loss=None if loss is None else float(loss))
             log(f"epoch {rec['epoch']}: train {rec['train_seconds']:.1f}s loss {rec['loss']}")
+            if cap.reached():
+                trainer.should_stop = True
 
     def get_trainer():
         return pl.Trainer(
@@ -204,7 +229,7 @@ def run_rectools(cfg: dict, train: pd.DataFrame, valid: pd.DataFrame, test: pd.D
     recs = model.recommend(users=test["user_id"].unique(), dataset=dataset, k=k, filter_viewed=True)
     recommend_seconds = time.perf_counter() - t0
     recs = recs.rename(columns={Columns.User: "user_id", Columns.Item: "item_id", Columns.Rank: "rank"})
-    result = summarise([epochs[i] for i in sorted(epochs)], best_epoch, fit_seconds)
+    result = summarise([epochs[i] for i in sorted(epochs)], best_epoch, fit_seconds, cap)
     result.update(
         library=f"RecTools {rectools.__version__}",
         model="rectools.models.SASRecModel",
@@ -313,7 +338,11 @@ def run_recbole(cfg: dict, train: pd.DataFrame, valid: pd.DataFrame, test: pd.Da
     epochs: list[dict] = []
     train_epoch, valid_epoch = trainer._train_epoch, trainer._valid_epoch
 
+    cap = TimeCap(cfg.get("max_minutes"))
+
     def timed_train(*args, **kwargs):
+        if cap.reached():
+            raise TimeUp
         t0 = time.perf_counter()
         loss = train_epoch(*args, **kwargs)
         seconds = time.perf_counter() - t0
@@ -330,7 +359,10 @@ def run_recbole(cfg: dict, train: pd.DataFrame, valid: pd.DataFrame, test: pd.Da
 
     trainer._train_epoch, trainer._valid_epoch = timed_train, timed_valid
     start = time.perf_counter()
-    trainer.fit(train_data, valid_data, saved=True, show_progress=False, verbose=False)
+    try:
+        trainer.fit(train_data, valid_data, saved=True, show_progress=False, verbose=False)
+    except TimeUp:
+        pass  # the best epoch so far is saved already
     fit_seconds = time.perf_counter() - start
     # the best epoch's weights (RecBole saves them when the validation score improves)
     state = torch.load(trainer.saved_model_file, map_location="cpu", weights_only=False)
@@ -371,7 +403,7 @@ def run_recbole(cfg: dict, train: pd.DataFrame, valid: pd.DataFrame, test: pd.Da
     item_col = np.concatenate(tops)
     recs = pd.DataFrame({"user_id": dataset.id2token(uid, user_col), "item_id": dataset.id2token(iid, item_col)})
     recs["rank"] = recs.groupby("user_id", sort=False).cumcount() + 1
-    result = summarise(epochs, best_epoch, fit_seconds)
+    result = summarise(epochs, best_epoch, fit_seconds, cap)
     result.update(
         library=f"RecBole {recbole.__version__}",
         model="recbole.model.sequential_recommender.SASRec",
