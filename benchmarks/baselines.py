@@ -1,6 +1,6 @@
 """Is attention worth it? SASRec against every baseline on Beauty and MovieLens-1M, with paired CIs.
 
-For each dataset: GRU4Rec is trained here (same loss and budget as SASRec), SASRec is the core benchmark's
+For each dataset: GRU4Rec is trained here (SASRec's loss, optimiser and budget), SASRec is the core benchmark's
 model (runs/bench/<dataset>, benchmarks/core.py) or else the AWRSR study's plain SASRec
 (runs/awrsr/<dataset>/none-seed0; trained here with the same settings when both are absent), Popular / MarkovChain / ItemKNN are fitted by `seqlens compare` itself. Then, through
 the CLI a user would run:
@@ -10,7 +10,7 @@ the CLI a user would run:
 - `seqlens calibrate` for SASRec (ECE before and after temperature scaling).
 Writes docs/baselines/<dataset>/... and docs/baselines.md.
 
-Usage: python benchmarks/baselines.py [beauty] [ml-1m] [--epochs 30] [--patience 10]
+Usage: python benchmarks/baselines.py [beauty] [ml-1m] [--models gru4rec,temporal] [--epochs N] [--patience N]
 """
 
 from __future__ import annotations
@@ -39,8 +39,32 @@ CLI_DATA = {
 }  # fmt: skip
 
 
-def train(dataset: str, cls_name: str, split_name: str, epochs: int, patience: int) -> Path:
-    """Train (or reuse) one neural model and return its directory."""
+#: what GRU4Rec takes from the SASRec it is compared with: input, width and loss, and the whole optimiser and
+#: budget (it keeps its own depth and dropout: 1 layer, 0.2)
+SHARED_WITH_GRU = ("max_len", "dim", "loss", "lr", "lr_patience", "epochs", "patience", "batch_size", "weight_decay", "seed")
+
+
+def wanted(dataset: str, cls_name: str, epochs: int | None, patience: int | None) -> dict:
+    """The parameters a model trained here gets: SASRec as the core benchmark trains it (core.PARAMS over
+    its defaults); GRU4Rec with that SASRec's SHARED_WITH_GRU. `epochs`/`patience` override the budget."""
+    import seqlens
+
+    sasrec = {**seqlens.SASRec().get_params(), **PARAMS[dataset], "progress": False}
+    params = sasrec if cls_name == "SASRec" else {k: sasrec[k] for k in SHARED_WITH_GRU} | {"progress": False}
+    if epochs:
+        params["epochs"] = epochs
+    if patience:
+        params["patience"] = patience
+    return params
+
+
+def _matches(model_dir: Path, params: dict) -> bool:
+    saved = json.loads((model_dir / "config.json").read_text())["params"]
+    return all(saved.get(k) == v for k, v in params.items() if k != "progress")
+
+
+def train(dataset: str, cls_name: str, split_name: str, epochs: int | None, patience: int | None) -> Path:
+    """Train (or reuse, when every parameter matches) one neural model and return its directory."""
     import seqlens
 
     if cls_name == "SASRec" and split_name == "leave_one_out":
@@ -48,15 +72,12 @@ def train(dataset: str, cls_name: str, split_name: str, epochs: int, patience: i
         for saved in (ROOT / "runs" / "bench" / dataset, ROOT / "runs" / "awrsr" / dataset / "none-seed0"):
             if (saved / "config.json").exists():
                 return saved
+    params = wanted(dataset, cls_name, epochs, patience)
     out = MODELS / dataset / f"{cls_name.lower()}-{split_name}"
-    if (out / "config.json").exists():
+    if (out / "config.json").exists() and _matches(out, params):
         return out
     log = load(dataset)
     split = seqlens.leave_one_out(log) if split_name == "leave_one_out" else seqlens.temporal_split(log)
-    # GRU4Rec keeps its own depth and dropout (1 layer, 0.2); both share length, width and loss
-    shared = PARAMS[dataset] if cls_name == "SASRec" else {k: PARAMS[dataset][k] for k in ("max_len", "dim", "loss")}
-    params = dict(shared)
-    params.update(epochs=epochs, patience=patience, progress=False)
     model = getattr(seqlens, cls_name)(**params)
     start = time.perf_counter()
     model.fit(split.train, valid=split.valid)
@@ -73,7 +94,8 @@ def _budget(model_dir: Path) -> dict:
     history = json.loads((model_dir / "history.json").read_text())
     best = max(history, key=lambda r: r["ndcg@10"])
     return {"dir": str(model_dir.relative_to(ROOT)), "epochs_cap": params["epochs"], "epochs_run": len(history),
-            "best_epoch": best["epoch"], "dropout": params["dropout"], "max_len": params["max_len"]}  # fmt: skip
+            "best_epoch": best["epoch"], "dropout": params["dropout"], "max_len": params["max_len"],
+            "lr": params["lr"], "lr_patience": params.get("lr_patience", 0)}  # fmt: skip
 
 
 def cli(*args: str) -> None:
@@ -81,7 +103,7 @@ def cli(*args: str) -> None:
     subprocess.run([SEQLENS, *args], check=True)
 
 
-def run(dataset: str, epochs: int, patience: int, extra: set[str]) -> None:
+def run(dataset: str, epochs: int | None, patience: int | None, extra: set[str]) -> None:
     if load(dataset) is None:
         print(f"skip {dataset}: not under {DATA}")
         return
@@ -93,6 +115,9 @@ def run(dataset: str, epochs: int, patience: int, extra: set[str]) -> None:
         gru = train(dataset, "GRU4Rec", "leave_one_out", epochs, patience)
         budgets["GRU4Rec"] = _budget(gru)
         neural.append(f"gru4rec={gru}")
+    kept = MODELS / dataset / "sasrec-temporal"  # not retrained now: its report from an earlier run stays
+    if "temporal" not in extra and (kept / "config.json").exists() and (out / "temporal" / "compare.md").exists():
+        budgets["SASRec on the temporal split"] = _budget(kept)
     if "temporal" in extra:
         temporal = train(dataset, "SASRec", "temporal", epochs, patience)
         budgets["SASRec on the temporal split"] = _budget(temporal)
@@ -173,7 +198,8 @@ def report(datasets: list[str]) -> None:
         "SASRec on the leave-one-out split is the core benchmark's model (runs/bench/<dataset>, full budget) where "
         "it exists, else the AWRSR study's plain SASRec (seed 0, see docs/awrsr.md for its budget); its "
         "parameters are in each model's config.json. GRU4Rec and the temporal-split SASRec, when present, are "
-        "trained here with the `--epochs` budget.",
+        "trained here with that SASRec's optimiser and budget (learning rate and schedule, epoch cap, patience, "
+        "batch size; GRU4Rec keeps its own depth and dropout) unless `--epochs`/`--patience` say otherwise.",
         "",
     ]
     for dataset in datasets:
@@ -184,7 +210,9 @@ def report(datasets: list[str]) -> None:
         models = json.loads((folder / "models.json").read_text()) if (folder / "models.json").exists() else {}
         for name, m in models.items():
             lines += [f"{'SASRec' if name == 'sasrec' else name} here: `{m['dir']}`, max_len {m['max_len']}, dropout "
-                      f"{m['dropout']}, trained {m['epochs_run']} epochs (cap {m['epochs_cap']}), best validation at epoch "
+                      f"{m['dropout']}, lr {m.get('lr', 1e-3):g}"
+                      + (f" halved after {m['lr_patience']} epochs without improvement" if m.get("lr_patience") else " constant")
+                      + f", trained {m['epochs_run']} epochs (cap {m['epochs_cap']}), best validation at epoch "
                       f"{m['best_epoch']}"
                       + (" (still improving at the cap: under-trained)" if m["best_epoch"] == m["epochs_run"] == m["epochs_cap"] else "")
                       + ".", ""]  # fmt: skip
@@ -222,8 +250,9 @@ def _demote(markdown: str) -> list[str]:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="*", default=["beauty", "ml-1m"])
-    parser.add_argument("--epochs", type=int, default=30, help="epoch budget of the models trained here")
-    parser.add_argument("--patience", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epoch cap of the models trained here (default: the core benchmark's SASRec budget)")
+    parser.add_argument("--patience", type=int, default=None, help="early-stopping patience (default: as --epochs)")
     parser.add_argument("--models", default="gru4rec,temporal",
                         help="what to train besides SASRec: gru4rec, temporal (a SASRec on the temporal split); '' for none")
     parser.add_argument("--report-only", action="store_true")
