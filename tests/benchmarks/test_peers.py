@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,29 @@ def test_shared_settings_keep_what_the_peers_have(peers, name):
     assert (params["positions"], params["rotary"], params["lr_patience"]) == ("from_end", False, 0)
     assert params["epochs"] == 3
     seqlens.SASRec(**params)  # a valid configuration
+
+
+def test_work_per_epoch_counted_by_hand(peers):
+    """Train lengths 3, 6 and 1 with max_len 4 and batches of 2, counted by hand for each library."""
+    rows = [("a", f"i{k}", k) for k in range(5)] + [("b", f"j{k}", k) for k in range(8)]
+    rows += [("c", f"k{k}", k) for k in range(3)]
+    log = seqlens.InteractionLog.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+    split = seqlens.leave_one_out(log)
+    assert sorted(split.train.df.groupby("user_id").size()) == [1, 3, 6]
+    work = peers.work_per_epoch(split, max_len=4, batch_size=2)
+    # seqlens: users a and b have targets (2 and min(5, 4)); one batch as wide as b's window
+    assert work["seqlens"] == {"steps": 1, "positions": 2 * 4, "rows": 2 + 4}
+    # RecTools: the same batch, padded to max_len, every position scored
+    assert work["rectools"] == {"steps": 1, "positions": 2 * 4, "rows": 2 * 4}
+    # RecBole: prefixes 2 + 5 (user c has none), each padded to max_len, one row each
+    assert work["recbole"] == {"steps": 4, "positions": 7 * 4, "rows": 7}
+
+
+def test_time_cap_is_reached_once_and_stays(peers):
+    import peers_worker  # on the path once benchmarks/peers.py is loaded
+
+    assert not peers_worker.TimeCap(None).reached()
+    cap = peers_worker.TimeCap(1e-6)  # 60 microseconds
+    time.sleep(0.01)
+    assert cap.reached() and cap.hit and cap.reached()
+    assert not peers_worker.TimeCap(60).reached()
