@@ -38,6 +38,7 @@ from peers_worker import cpu_name  # the worker imports no seqlens, so the drive
 
 import seqlens
 from seqlens.data.log import ITEM, USER
+from seqlens.eval.compare import compare
 from seqlens.eval.metrics import KS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,7 @@ PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
 WORKER = ROOT / "benchmarks" / "peers_worker.py"
 RESULTS = ROOT / "benchmarks" / "results" / "peers.json"
 DOC = ROOT / "docs" / "peers.md"
+LISTS = ROOT / "runs" / "peers" / "lists"
 K = 20
 PEERS = ("rectools", "recbole")
 LABELS = {"seqlens": "seqlens SASRec", "rectools": "RecTools SASRecModel", "recbole": "RecBole SASRec"}
@@ -112,6 +114,24 @@ class TopKLists:
             self._scores[sel]
         )
         return scores
+
+
+def paired_to_seqlens(lists: dict[str, pd.DataFrame], split: seqlens.Split, items: np.ndarray) -> list[dict]:
+    """Each peer's per-user NDCG@10 and Recall@10 against seqlens' on the same test users: mean difference,
+    paired bootstrap 95% CI, sign-flip p-value and verdict (`seqlens.eval.compare.compare`)."""
+    if "seqlens" not in lists or len(lists) < 2:
+        return []
+    results = {}
+    for lib, recs in lists.items():
+        scorer = TopKLists(recs, items, split.test.df[USER].to_numpy())
+        results[lib] = seqlens.evaluate(scorer, split.test, split.test_history, ks=(10,), exclude_seen=False)
+    table = compare(results, reference="seqlens", metrics=("ndcg@10", "recall@10"))
+    return table[table["model"] != "seqlens"].to_dict("records")
+
+
+def lists_folder(key: str) -> Path:
+    """Where a run keeps every library's top-K lists (not tracked: they derive from the licensed data)."""
+    return LISTS / key.replace(", ", "-").replace(" ", "")
 
 
 def score_lists(recs: pd.DataFrame, split: seqlens.Split, items: np.ndarray, k: int = K) -> dict:
@@ -302,10 +322,13 @@ def entry_key(name: str, users: int | None) -> str:
     return f"{name}, {users} users" if users else name
 
 
-def fill_work(entry: dict) -> None:
-    """Count the work per epoch and the cold targets for an entry written before they existed (the split is rebuilt
-    exactly: it depends only on the dataset, the user subset and its seed)."""
-    if "work" in entry and "cold_targets" in entry:
+def fill_in(key: str, entry: dict) -> None:
+    """Add what an entry written by an earlier version lacks: the work per epoch, the cold targets, and the
+    paired differences where its top-K lists were kept (the split is rebuilt exactly: it depends only on the
+    dataset, the user subset and its seed)."""
+    folder = lists_folder(key)
+    kept = {f.stem: pd.read_csv(f, dtype={USER: str, ITEM: str}) for f in sorted(folder.glob("*.csv"))}
+    if "work" in entry and "cold_targets" in entry and ("paired" in entry or len(kept) < 2):
         return
     built = build_split(entry["dataset"], entry.get("users_subset"))
     if built is None:
@@ -315,6 +338,8 @@ def fill_work(entry: dict) -> None:
     entry["train"]["items"] = int(split.train.df[ITEM].nunique())
     entry["work"] = work_per_epoch(split, shared["max_len"], shared["batch_size"], shared["seed"])
     entry["cold_targets"] = cold_targets(split)
+    if len(kept) >= 2:
+        entry["paired"] = paired_to_seqlens(kept, split, np.sort(split.train.df[ITEM].unique()))
 
 
 def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | None:
@@ -346,6 +371,7 @@ def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | Non
         "cold_targets": cold_targets(split),
         "libraries": {},
     }
+    lists: dict[str, pd.DataFrame] = {}
     with tempfile.TemporaryDirectory(prefix=f"seqlens-peers-{name}-") as tmp:
         folder = Path(tmp)
         write_split(split, folder)
@@ -361,11 +387,13 @@ def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | Non
             try:
                 ours, recs = run_ours(split, params, args.threads)
                 entry["libraries"]["seqlens"] = {**ours, **score_lists(recs, split, items)}
+                lists["seqlens"] = recs
             except Exception as exc:  # noqa: BLE001 - recorded in the report
                 entry["libraries"]["seqlens"] = {"error": f"{type(exc).__name__}: {exc}"}
         for peer in args.peers:
             result = run_peer(peer, folder, args.threads)
             if "recs" in result:
+                lists[peer] = result["recs"]
                 try:
                     result.update(score_lists(result.pop("recs"), split, items))
                 except Exception as exc:  # noqa: BLE001 - recorded in the report
@@ -380,6 +408,11 @@ def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | Non
                     f"{result['seconds_per_epoch_median']:.1f} s/epoch, {result['epochs_run']} epochs",
                     flush=True,
                 )
+    folder = lists_folder(entry_key(name, args.users))
+    folder.mkdir(parents=True, exist_ok=True)
+    for lib, recs in lists.items():
+        recs[[USER, ITEM, "rank"]].to_csv(folder / f"{lib}.csv", index=False)
+    entry["paired"] = paired_to_seqlens(lists, split, items)
     return entry
 
 
@@ -392,6 +425,30 @@ def _fmt(value, spec: str = ".1f") -> str:
 
 def _ratio(a, b) -> str:
     return "n/a" if a is None or not b else f"{a / b:.1f}x"
+
+
+def render_paired(entry: dict) -> list[str]:
+    """Each peer against seqlens, paired per test user."""
+    rows = entry.get("paired")
+    if not rows:
+        return []
+    libs = entry["libraries"]
+    out = [
+        (
+            "Each peer against seqlens on the same test users (paired per user: mean difference, 95% bootstrap CI, "
+            "sign-flip p-value):"
+        ),
+        "",
+        "| library | metric | difference to seqlens | 95% CI | p | verdict |",
+        "|---|---|---:|---|---:|---|",
+    ]
+    for r in rows:
+        label = libs.get(r["model"], {}).get("library", LABELS.get(r["model"], r["model"]))
+        out.append(
+            f"| {label} | {r['metric']} | {r['diff']:+.4f} | [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] | "
+            f"{r['p_value']:.4f} | {r['verdict']} |"
+        )
+    return out + [""]
 
 
 def render_work(entry: dict) -> list[str]:
@@ -528,6 +585,7 @@ def render(results: dict) -> str:
             ),
             "",
         ]
+        out += render_paired(entry)
         out += render_work(entry)
         for lib, r in libs.items():
             label = r.get("library", LABELS.get(lib, lib))
@@ -567,8 +625,8 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.report:
         results = json.loads(args.results.read_text())
-        for entry in results.values():
-            fill_work(entry)
+        for key, entry in results.items():
+            fill_in(key, entry)
         write(results, args)
         return
     args.peers = [p for p in args.peers.split(",") if p]

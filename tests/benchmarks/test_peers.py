@@ -131,3 +131,17 @@ def test_time_cap_is_reached_once_and_stays(peers):
     time.sleep(0.01)
     assert cap.reached() and cap.hit and cap.reached()
     assert not peers_worker.TimeCap(60).reached()
+
+
+def test_paired_differences_to_seqlens(peers, synth_split, fitted):
+    """A peer with the same lists is 'no detectable difference' at zero; one with empty lists is worse."""
+    split = synth_split
+    items = np.sort(split.train.df["item_id"].unique())
+    recs = fitted.recommend(users=split.test.df["user_id"].to_numpy(), k=20)
+    rows = peers.paired_to_seqlens({"seqlens": recs, "same": recs, "none": recs.iloc[:0]}, split, items)
+    by = {(r["model"], r["metric"]): r for r in rows}
+    assert set(by) == {(m, k) for m in ("same", "none") for k in ("ndcg@10", "recall@10")}
+    assert by["same", "ndcg@10"]["diff"] == 0 and by["same", "ndcg@10"]["verdict"] == "no detectable difference"
+    hit = recs.merge(split.test.df[["user_id", "item_id"]]).query("rank <= 10")
+    assert by["none", "recall@10"]["diff"] == pytest.approx(-len(hit) / split.test.n_users)
+    assert peers.paired_to_seqlens({"seqlens": recs}, split, items) == []
