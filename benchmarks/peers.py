@@ -338,8 +338,16 @@ def fill_in(key: str, entry: dict) -> None:
     entry["train"]["items"] = int(split.train.df[ITEM].nunique())
     entry["work"] = work_per_epoch(split, shared["max_len"], shared["batch_size"], shared["seed"])
     entry["cold_targets"] = cold_targets(split)
-    if len(kept) >= 2:
-        entry["paired"] = paired_to_seqlens(kept, split, np.sort(split.train.df[ITEM].unique()))
+    items = np.sort(split.train.df[ITEM].unique())
+    stale = [
+        lib
+        for lib, recs in kept.items()
+        if score_lists(recs, split, items)["metrics"] != entry["libraries"].get(lib, {}).get("metrics")
+    ]
+    if stale:  # lists from another run would pair the wrong models
+        print(f"{key}: the kept lists of {', '.join(stale)} do not score as the run did; no paired differences")
+    elif len(kept) >= 2:
+        entry["paired"] = paired_to_seqlens(kept, split, items)
 
 
 def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | None:
