@@ -63,6 +63,19 @@ def test_adhoc_history_of_a_known_user_matches_users_path(sasrec):
     pd.testing.assert_frame_equal(by_user, by_history)
 
 
+def test_an_unknown_latest_item_does_not_hide_the_history(synth_split):
+    """A validation item never seen in training is left out of the remembered history (as evaluation does);
+    kept as padding in the last position, it made every score 0 and the list arbitrary."""
+    valid = synth_split.valid.df.copy()
+    valid.loc[valid["user_id"] == "u5", "item_id"] = "never-seen"
+    model = SASRec(**FAST, epochs=1, layers=1).fit(synth_split.train, valid=seqlens.InteractionLog.from_frame(valid))
+    known = synth_split.train.sequences()["u5"]
+    assert model.history_of("u5") == known
+    by_user = model.recommend(users=["u5"], k=7)
+    pd.testing.assert_frame_equal(by_user, model.recommend(histories={"u5": known}, k=7))
+    assert by_user["score"].nunique() > 1
+
+
 def test_adhoc_labels_and_ints_become_strings(sasrec, synth_history):
     recs = sasrec.recommend(histories={42: synth_history[:3], "y": synth_history[3:]}, k=2)
     assert recs["user_id"].tolist() == ["42", "42", "y", "y"]

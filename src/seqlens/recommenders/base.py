@@ -18,7 +18,7 @@ from torch import Tensor
 from seqlens.data.log import ITEM, USER, InteractionLog
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
-from seqlens.eval.protocol import scored_batches
+from seqlens.eval.protocol import histories_for, scored_batches
 
 
 class NotFittedError(RuntimeError):
@@ -77,9 +77,11 @@ class Recommender:
         return list(self.decode_items(self.histories_[row]))
 
     def _remember_histories(self, log: InteractionLog) -> None:
-        """Store each user's history (for `recommend(users=...)`) in internal indices."""
-        users, starts, lengths = log.grouped()
-        self._set_histories(users, Sequences(self.encode_items(log.df[ITEM].to_numpy()), starts, lengths))
+        """Store each user's history (for `recommend(users=...)`) in internal indices, without the items the
+        model does not know (as evaluation reads histories): kept as padding, an unknown latest item (a
+        validation item never seen in training) would hide the whole history."""
+        users = log.grouped()[0]
+        self._set_histories(users, histories_for(self, users, log))
 
     def _set_histories(self, user_ids: np.ndarray, histories: Sequences) -> None:
         self.user_ids_ = np.asarray(user_ids, dtype=object)
