@@ -13,7 +13,8 @@ is reported with its error instead of stopping the benchmark.
 Writes benchmarks/results/peers.json (datasets from earlier runs are kept unless re-run) and
 docs/peers.md. Usage:
     python benchmarks/peers.py [--datasets beauty,ml-1m] [--peers rectools,recbole] [--epochs N]
-                               [--users N] [--max-minutes M] [--threads N] [--report]
+                               [--users N] [--max-minutes M] [--threads N]
+                               [--report [--rescore]]
 """
 
 from __future__ import annotations
@@ -322,13 +323,14 @@ def entry_key(name: str, users: int | None) -> str:
     return f"{name}, {users} users" if users else name
 
 
-def fill_in(key: str, entry: dict) -> None:
+def fill_in(key: str, entry: dict, rescore: bool = False) -> None:
     """Add what an entry written by an earlier version lacks: the work per epoch, the cold targets, and the
     paired differences where its top-K lists were kept (the split is rebuilt exactly: it depends only on the
-    dataset, the user subset and its seed)."""
+    dataset, the user subset and its seed). With `rescore`, every kept list's metrics replace the entry's
+    (for lists re-made after a fix that changes recommendations but not training)."""
     folder = lists_folder(key)
     kept = {f.stem: pd.read_csv(f, dtype={USER: str, ITEM: str}) for f in sorted(folder.glob("*.csv"))}
-    if "work" in entry and "cold_targets" in entry and ("paired" in entry or len(kept) < 2):
+    if "work" in entry and "cold_targets" in entry and ("paired" in entry or len(kept) < 2) and not rescore:
         return
     built = build_split(entry["dataset"], entry.get("users_subset"))
     if built is None:
@@ -339,6 +341,15 @@ def fill_in(key: str, entry: dict) -> None:
     entry["work"] = work_per_epoch(split, shared["max_len"], shared["batch_size"], shared["seed"])
     entry["cold_targets"] = cold_targets(split)
     items = np.sort(split.train.df[ITEM].unique())
+    if rescore:
+        changed = []
+        for lib, recs in kept.items():
+            scored = score_lists(recs, split, items)
+            if lib in entry["libraries"] and scored["metrics"] != entry["libraries"][lib].get("metrics"):
+                entry["libraries"][lib].update(scored)
+                changed.append(lib)
+        if changed:
+            entry["rescored"] = {"date": time.strftime("%Y-%m-%d"), "libraries": changed}
     stale = [
         lib
         for lib, recs in kept.items()
@@ -538,6 +549,12 @@ def render(results: dict) -> str:
                 + ("its accuracy is" if len(capped) == 1 else "their accuracies are")
                 + " not converged"
             )
+        if entry.get("rescored"):
+            r = entry["rescored"]
+            notes.append(
+                f"the accuracy of {', '.join(r['libraries'])} was re-scored on {r['date']} from the kept top-K lists "
+                "(`--report --rescore`); training and timings are the run's"
+            )
         if entry.get("users_subset"):
             notes.append(
                 f"a random subset of {entry['users_subset']} users was used (`--users`), not the whole dataset"
@@ -630,11 +647,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="results JSON (other datasets in it are kept)")
     parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown report")
     parser.add_argument("--report", action="store_true", help="only re-render the report from the results file")
+    parser.add_argument(
+        "--rescore", action="store_true", help="with --report: re-score every library from its kept top-K lists"
+    )
     args = parser.parse_args(argv)
     if args.report:
         results = json.loads(args.results.read_text())
         for key, entry in results.items():
-            fill_in(key, entry)
+            fill_in(key, entry, args.rescore)
         write(results, args)
         return
     args.peers = [p for p in args.peers.split(",") if p]
