@@ -145,3 +145,30 @@ def test_paired_differences_to_seqlens(peers, synth_split, fitted):
     hit = recs.merge(split.test.df[["user_id", "item_id"]]).query("rank <= 10")
     assert by["none", "recall@10"]["diff"] == pytest.approx(-len(hit) / split.test.n_users)
     assert peers.paired_to_seqlens({"seqlens": recs}, split, items) == []
+
+
+def test_kept_lists_are_paired_only_when_they_score_as_the_run_did(peers, synth_split, fitted, tmp_path, monkeypatch):
+    split = synth_split
+    items = np.sort(split.train.df["item_id"].unique())
+    recs = fitted.recommend(users=split.test.df["user_id"].to_numpy(), k=20)[["user_id", "item_id", "rank"]]
+    monkeypatch.setattr(peers, "LISTS", tmp_path)
+    monkeypatch.setattr(peers, "build_split", lambda name, users: (split, "synthetic"))
+    folder = peers.lists_folder("synthetic, 9 users")
+    folder.mkdir()
+    for lib in ("seqlens", "rectools"):
+        recs.to_csv(folder / f"{lib}.csv", index=False)
+    scored = peers.score_lists(recs, split, items)["metrics"]
+
+    def entry(seqlens_metrics):
+        shared = {"max_len": 20, "batch_size": 8, "seed": 0}
+        libs = {"seqlens": {"metrics": seqlens_metrics}, "rectools": {"metrics": dict(scored)}}
+        return {"dataset": "synthetic", "users_subset": 9, "shared": shared, "train": {}, "libraries": libs}
+
+    stale = entry({**scored, "ndcg@10": 0.5})  # lists from another run: never paired
+    peers.fill_in("synthetic, 9 users", stale)
+    assert "paired" not in stale and "work" in stale and "cold_targets" in stale
+    rescored = entry({**scored, "ndcg@10": 0.5})
+    peers.fill_in("synthetic, 9 users", rescored, rescore=True)
+    assert rescored["libraries"]["seqlens"]["metrics"] == scored
+    assert rescored["rescored"]["libraries"] == ["seqlens"]
+    assert {r["verdict"] for r in rescored["paired"]} == {"no detectable difference"}
