@@ -96,3 +96,10 @@ def test_explode_on_a_reordered_view():
     owner, items = view.explode()
     assert owner.tolist() == [0, 0, 1, 1, 1, 3]
     assert items.tolist() == [14, 15, 10, 11, 12, 11]
+
+
+def test_without_padding_drops_unknown_items(seqs):
+    assert seqs.without_padding() is seqs
+    holed = Sequences.from_lists([[1, PAD, 3], [PAD], [], [5, 6, PAD]])
+    out = holed.without_padding()
+    assert [out[i].tolist() for i in range(len(out))] == [[1, 3], [], [], [5, 6]]

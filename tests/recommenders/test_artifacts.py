@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 from safetensors.torch import load_file
@@ -13,6 +14,7 @@ from safetensors.torch import load_file
 import seqlens
 from seqlens import Popular, SASRec
 from seqlens._version import ARTIFACT_FORMAT
+from seqlens.data.sequences import PAD, Sequences
 from seqlens.errors import ArtifactError
 from seqlens.recommenders import artifacts
 
@@ -234,3 +236,19 @@ def test_save_unfitted_model(tmp_path):
     with pytest.raises(seqlens.recommenders.NotFittedError):
         SASRec().save(tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_histories_saved_with_padding_load_without_it(sasrec, tmp_path):
+    """A model saved before histories left out unknown items held them as padding; loading drops them."""
+    h = sasrec.histories_
+    holed = [np.append(h[i], PAD) if i == 0 else h[i] for i in range(len(h))]
+    kept = sasrec.histories_
+    try:
+        sasrec._set_histories(sasrec.user_ids_, Sequences.from_lists(holed))
+        sasrec.save(tmp_path / "holed")
+    finally:
+        sasrec._set_histories(sasrec.user_ids_, kept)
+    user = sasrec.user_ids_[0]
+    loaded = seqlens.load(tmp_path / "holed")
+    assert loaded.history_of(user) == sasrec.history_of(user)
+    pd.testing.assert_frame_equal(loaded.recommend(users=[user], k=5), sasrec.recommend(users=[user], k=5))

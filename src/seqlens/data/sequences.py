@@ -41,6 +41,15 @@ class Sequences:
         first = np.repeat(np.cumsum(self.lengths) - self.lengths, self.lengths)
         return owner, self.flat[np.repeat(self.starts, self.lengths) + np.arange(len(owner)) - first]
 
+    def without_padding(self) -> Sequences:
+        """The same sequences with PAD entries (unknown items) dropped; itself when there are none."""
+        rows, items = self.explode()
+        keep = items != PAD
+        if keep.all():
+            return self
+        lengths = np.bincount(rows[keep], minlength=len(self)).astype(np.int64)
+        return Sequences(items[keep], np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64), lengths)
+
     def padded(self, rows: np.ndarray, max_len: int, drop_last: int = 0) -> np.ndarray:
         """Left-padded [len(rows), T] array of the last `max_len` items of each row's sequence.
 

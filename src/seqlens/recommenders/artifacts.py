@@ -116,7 +116,8 @@ def load_model(path: str | Path) -> Recommender:
     model._set_items(np.array(items["item_ids"], dtype=object), items.get("titles", {}))
     model._set_histories(
         np.array(_read_json(path / "users.json", list), dtype=object),
-        Sequences(*(tensors[f"histories.{k}"].numpy() for k in ("flat", "starts", "lengths"))),
+        # models saved before histories left out unknown items may hold them as padding
+        Sequences(*(tensors[f"histories.{k}"].numpy() for k in ("flat", "starts", "lengths"))).without_padding(),
     )
     model.dataset_ = config.get("dataset", {})
     model.history_ = _read_json(path / "history.json") if (path / "history.json").exists() else []
