@@ -41,6 +41,7 @@ import seqlens
 from seqlens.data.log import ITEM, USER
 from seqlens.eval.compare import compare
 from seqlens.eval.metrics import KS
+from seqlens.eval.protocol import EvalResult
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
@@ -117,15 +118,11 @@ class TopKLists:
         return scores
 
 
-def paired_to_seqlens(lists: dict[str, pd.DataFrame], split: seqlens.Split, items: np.ndarray) -> list[dict]:
-    """Each peer's per-user NDCG@10 and Recall@10 against seqlens' on the same test users: mean difference,
-    paired bootstrap 95% CI, sign-flip p-value and verdict (`seqlens.eval.compare.compare`)."""
-    if "seqlens" not in lists or len(lists) < 2:
+def paired_to_seqlens(results: dict[str, EvalResult]) -> list[dict]:
+    """Each peer's per-user NDCG@10 and Recall@10 against seqlens' on the same test users (`results` from
+    `score_lists`): mean difference, paired bootstrap 95% CI, sign-flip p-value and verdict."""
+    if "seqlens" not in results or len(results) < 2:
         return []
-    results = {}
-    for lib, recs in lists.items():
-        scorer = TopKLists(recs, items, split.test.df[USER].to_numpy())
-        results[lib] = seqlens.evaluate(scorer, split.test, split.test_history, ks=(10,), exclude_seen=False)
     table = compare(results, reference="seqlens", metrics=("ndcg@10", "recall@10"))
     return table[table["model"] != "seqlens"].to_dict("records")
 
@@ -135,8 +132,9 @@ def lists_folder(key: str) -> Path:
     return LISTS / key.replace(", ", "-").replace(" ", "")
 
 
-def score_lists(recs: pd.DataFrame, split: seqlens.Split, items: np.ndarray, k: int = K) -> dict:
-    """Score top-`k` lists (user_id, item_id, rank) of the test users with seqlens' evaluate (metrics at K <= k).
+def score_lists(recs: pd.DataFrame, split: seqlens.Split, items: np.ndarray, k: int = K) -> tuple[dict, EvalResult]:
+    """Score top-`k` lists (user_id, item_id, rank) of the test users with seqlens' evaluate (metrics at K <= k):
+    the report's metrics and protocol, and the evaluation itself (its per-user values pair libraries).
 
     `items` is the catalogue (the items of the training part). The lists are scored as they are
     (exclude_seen=False), so a seen item in a list costs its slot; how many there were is reported.
@@ -148,7 +146,7 @@ def score_lists(recs: pd.DataFrame, split: seqlens.Split, items: np.ndarray, k: 
     seen = recs.assign(**{USER: recs[USER].astype(str), ITEM: recs[ITEM].astype(str)}).merge(
         history[[USER, ITEM]].drop_duplicates(), on=[USER, ITEM]
     )
-    return {
+    scored = {
         "metrics": result.summary,
         "protocol": {
             **result.protocol,
@@ -159,6 +157,7 @@ def score_lists(recs: pd.DataFrame, split: seqlens.Split, items: np.ndarray, k: 
             "users_without_list": scorer.users_without_list,
         },
     }
+    return scored, result
 
 
 # --- data and runs ---------------------------------------------------------------------------------
@@ -337,28 +336,23 @@ def fill_in(key: str, entry: dict, rescore: bool = False) -> None:
         return
     split = built[0]
     shared = entry["shared"]
-    entry["train"]["items"] = int(split.train.df[ITEM].nunique())
+    items = np.sort(split.train.df[ITEM].unique())
+    entry["train"]["items"] = len(items)
     entry["work"] = work_per_epoch(split, shared["max_len"], shared["batch_size"], shared["seed"])
     entry["cold_targets"] = cold_targets(split)
-    items = np.sort(split.train.df[ITEM].unique())
+    libs = entry["libraries"]
+    scored = {lib: score_lists(recs, split, items) for lib, recs in kept.items()}
     if rescore:
-        changed = []
-        for lib, recs in kept.items():
-            scored = score_lists(recs, split, items)
-            if lib in entry["libraries"] and scored["metrics"] != entry["libraries"][lib].get("metrics"):
-                entry["libraries"][lib].update(scored)
-                changed.append(lib)
+        changed = [lib for lib, (sc, _) in scored.items() if lib in libs and sc["metrics"] != libs[lib].get("metrics")]
+        for lib in changed:
+            libs[lib].update(scored[lib][0])
         if changed:
             entry["rescored"] = {"date": time.strftime("%Y-%m-%d"), "libraries": changed}
-    stale = [
-        lib
-        for lib, recs in kept.items()
-        if score_lists(recs, split, items)["metrics"] != entry["libraries"].get(lib, {}).get("metrics")
-    ]
+    stale = [lib for lib, (sc, _) in scored.items() if sc["metrics"] != libs.get(lib, {}).get("metrics")]
     if stale:  # lists from another run would pair the wrong models
         print(f"{key}: the kept lists of {', '.join(stale)} do not score as the run did; no paired differences")
     elif len(kept) >= 2:
-        entry["paired"] = paired_to_seqlens(kept, split, items)
+        entry["paired"] = paired_to_seqlens({lib: result for lib, (_, result) in scored.items()})
 
 
 def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | None:
@@ -391,6 +385,7 @@ def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | Non
         "libraries": {},
     }
     lists: dict[str, pd.DataFrame] = {}
+    evaluated: dict[str, EvalResult] = {}
     with tempfile.TemporaryDirectory(prefix=f"seqlens-peers-{name}-") as tmp:
         folder = Path(tmp)
         write_split(split, folder)
@@ -405,16 +400,18 @@ def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | Non
             print("  seqlens: training", flush=True)
             try:
                 ours, recs = run_ours(split, params, args.threads)
-                entry["libraries"]["seqlens"] = {**ours, **score_lists(recs, split, items)}
+                scored, evaluated["seqlens"] = score_lists(recs, split, items)
+                entry["libraries"]["seqlens"] = {**ours, **scored}
                 lists["seqlens"] = recs
             except Exception as exc:  # noqa: BLE001 - recorded in the report
                 entry["libraries"]["seqlens"] = {"error": f"{type(exc).__name__}: {exc}"}
         for peer in args.peers:
             result = run_peer(peer, folder, args.threads)
             if "recs" in result:
-                lists[peer] = result["recs"]
+                lists[peer] = result.pop("recs")
                 try:
-                    result.update(score_lists(result.pop("recs"), split, items))
+                    scored, evaluated[peer] = score_lists(lists[peer], split, items)
+                    result.update(scored)
                 except Exception as exc:  # noqa: BLE001 - recorded in the report
                     result = {"error": f"scoring failed: {type(exc).__name__}: {exc}", **result}
             entry["libraries"][peer] = result
@@ -427,11 +424,11 @@ def run_dataset(name: str, args: argparse.Namespace, command: str) -> dict | Non
                     f"{result['seconds_per_epoch_median']:.1f} s/epoch, {result['epochs_run']} epochs",
                     flush=True,
                 )
-    folder = lists_folder(entry_key(name, args.users))
-    folder.mkdir(parents=True, exist_ok=True)
+    kept_at = lists_folder(entry_key(name, args.users))
+    kept_at.mkdir(parents=True, exist_ok=True)
     for lib, recs in lists.items():
-        recs[[USER, ITEM, "rank"]].to_csv(folder / f"{lib}.csv", index=False)
-    entry["paired"] = paired_to_seqlens(lists, split, items)
+        recs[[USER, ITEM, "rank"]].to_csv(kept_at / f"{lib}.csv", index=False)
+    entry["paired"] = paired_to_seqlens(evaluated)
     return entry
 
 

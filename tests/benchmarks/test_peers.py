@@ -34,7 +34,7 @@ def test_top_k_lists_score_like_full_ranking(peers, synth_split, fitted):
     split = synth_split
     recs = fitted.recommend(users=split.test.df["user_id"].to_numpy(), k=20)
     items = np.sort(split.train.df["item_id"].unique())
-    scored = peers.score_lists(recs, split, items)
+    scored, _ = peers.score_lists(recs, split, items)
     full = seqlens.evaluate(fitted, split.test, split.test_history).summary
     assert scored["metrics"].keys() == full.keys()
     for name, value in full.items():
@@ -60,7 +60,7 @@ def test_list_defects_are_counted_and_never_help(peers, synth_split):
         (fresh[2], "no-such-item", 1),
     ]  # unknown item; others: no list
     recs = pd.DataFrame(rows, columns=["user_id", "item_id", "rank"])
-    scored = peers.score_lists(recs, split, items, k=5)
+    scored, _ = peers.score_lists(recs, split, items, k=5)
     n = len(users)
     assert scored["metrics"]["recall@1"] == pytest.approx(1 / n)
     assert scored["metrics"]["recall@5"] == pytest.approx(2 / n)
@@ -138,13 +138,14 @@ def test_paired_differences_to_seqlens(peers, synth_split, fitted):
     split = synth_split
     items = np.sort(split.train.df["item_id"].unique())
     recs = fitted.recommend(users=split.test.df["user_id"].to_numpy(), k=20)
-    rows = peers.paired_to_seqlens({"seqlens": recs, "same": recs, "none": recs.iloc[:0]}, split, items)
+    lists = {"seqlens": recs, "same": recs, "none": recs.iloc[:0]}
+    rows = peers.paired_to_seqlens({lib: peers.score_lists(r, split, items)[1] for lib, r in lists.items()})
     by = {(r["model"], r["metric"]): r for r in rows}
     assert set(by) == {(m, k) for m in ("same", "none") for k in ("ndcg@10", "recall@10")}
     assert by["same", "ndcg@10"]["diff"] == 0 and by["same", "ndcg@10"]["verdict"] == "no detectable difference"
     hit = recs.merge(split.test.df[["user_id", "item_id"]]).query("rank <= 10")
     assert by["none", "recall@10"]["diff"] == pytest.approx(-len(hit) / split.test.n_users)
-    assert peers.paired_to_seqlens({"seqlens": recs}, split, items) == []
+    assert peers.paired_to_seqlens({"seqlens": peers.score_lists(recs, split, items)[1]}) == []
 
 
 def test_kept_lists_are_paired_only_when_they_score_as_the_run_did(peers, synth_split, fitted, tmp_path, monkeypatch):
@@ -157,7 +158,7 @@ def test_kept_lists_are_paired_only_when_they_score_as_the_run_did(peers, synth_
     folder.mkdir()
     for lib in ("seqlens", "rectools"):
         recs.to_csv(folder / f"{lib}.csv", index=False)
-    scored = peers.score_lists(recs, split, items)["metrics"]
+    scored = peers.score_lists(recs, split, items)[0]["metrics"]
 
     def entry(seqlens_metrics):
         shared = {"max_len": 20, "batch_size": 8, "seed": 0}
