@@ -29,7 +29,7 @@ MODELS = ROOT / "runs" / "baselines"
 SEQLENS = str(Path(sys.executable).with_name("seqlens"))
 
 sys.path.insert(0, str(HERE))
-from core import DATA, PARAMS, load  # noqa: E402
+from core import DATA, PARAMS, load, params_differ  # noqa: E402
 
 #: how the CLI reads each dataset (the same log as `core.load`, so the models' training data match)
 CLI_DATA = {
@@ -58,11 +58,6 @@ def wanted(dataset: str, cls_name: str, epochs: int | None, patience: int | None
     return params
 
 
-def _matches(model_dir: Path, params: dict) -> bool:
-    saved = json.loads((model_dir / "config.json").read_text())["params"]
-    return all(saved.get(k) == v for k, v in params.items() if k != "progress")
-
-
 def train(dataset: str, cls_name: str, split_name: str, epochs: int | None, patience: int | None) -> Path:
     """Train (or reuse, when every parameter matches) one neural model and return its directory."""
     import seqlens
@@ -74,7 +69,8 @@ def train(dataset: str, cls_name: str, split_name: str, epochs: int | None, pati
                 return saved
     params = wanted(dataset, cls_name, epochs, patience)
     out = MODELS / dataset / f"{cls_name.lower()}-{split_name}"
-    if (out / "config.json").exists() and _matches(out, params):
+    config = out / "config.json"
+    if config.exists() and not params_differ(json.loads(config.read_text())["params"], params):
         return out
     log = load(dataset)
     split = seqlens.leave_one_out(log) if split_name == "leave_one_out" else seqlens.temporal_split(log)

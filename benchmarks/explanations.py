@@ -41,7 +41,7 @@ from seqlens.explain.report import html_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from awrsr_study import STUDY_PARAMS, TESTBED, dataset_budget  # noqa: E402  (the study's settings and budgets)
-from core import PARAMS, load  # noqa: E402  (the datasets are read exactly as the core benchmark reads them)
+from core import PARAMS, load, params_differ  # noqa: E402  (the datasets are read exactly as the core benchmark reads them)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "explanations.json"
@@ -116,8 +116,7 @@ def _model(dataset: str, variant: str, split, seed: int = 0) -> tuple[seqlens.SA
         if not (path / "model.safetensors").exists():
             continue
         model = seqlens.load(path)
-        p = model.get_params()
-        differs = {k: p[k] for k, v in settings.items() if k != "progress" and p.get(k) != v}
+        differs = params_differ(model.get_params(), settings)
         if model.dataset_["fingerprint"] != split.train.fingerprint():
             print(f"{path}: trained on other data (fingerprint differs); not used")
         elif differs:
