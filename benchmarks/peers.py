@@ -497,13 +497,10 @@ def render_work(entry: dict) -> list[str]:
         )
     libs, timed = entry["libraries"], []
     ours = libs.get("seqlens", {}).get("seconds_per_epoch_median")
-    for lib, count in (("rectools", "rows"), ("recbole", "positions")):
+    for lib, count, label in (("rectools", "rows", "catalogue rows"), ("recbole", "positions", "positions")):
         theirs = libs.get(lib, {}).get("seconds_per_epoch_median")
         if ours and theirs:
-            timed.append(
-                f"{LABELS[lib]} {_ratio(theirs, ours)} (its {count.replace('rows', 'catalogue rows')} "
-                f"{_ratio(work[lib][count], ref[count])})"
-            )
+            timed.append(f"{LABELS[lib]} {_ratio(theirs, ours)} (its {label} {_ratio(work[lib][count], ref[count])})")
     if timed:
         out += [
             "",
