@@ -59,13 +59,16 @@ def masked_softmax(logits: Tensor, allowed: Tensor, keep: Tensor) -> Tensor:
     return logits.masked_fill(~allowed, float("-inf")).softmax(dim=-1) * keep[:, None, :, None]
 
 
-def rotate(x: Tensor) -> Tensor:
-    """Rotary position embedding of queries or keys x [B, H, T, d]: channel pair (i, i + d/2) at position t
-    is rotated by t * base^(-2i/d), so that q_s . k_t depends on s - t."""
-    t, d = x.shape[-2:]
+def rotate(x: Tensor, positions: Tensor | None = None) -> Tensor:
+    """Rotary position embedding of queries or keys x [..., d]: channel pair (i, i + d/2) at position t is
+    rotated by t * base^(-2i/d), so that q_s . k_t depends on s - t. `positions` (broadcast to x.shape[:-1])
+    default to the row index of x [B, H, T, d]; rows gathered from several places keep their own angles."""
+    d = x.shape[-1]
+    if positions is None:
+        positions = torch.arange(x.shape[-2], device=x.device)
     freqs = ROTARY_BASE ** (-torch.arange(0, d, 2, device=x.device, dtype=x.dtype) / d)
-    angles = torch.arange(t, device=x.device, dtype=x.dtype)[:, None] * freqs  # [T, d/2]
-    cos, sin = angles.cos(), angles.sin()
+    angles = torch.arange(int(positions.max()) + 1, device=x.device, dtype=x.dtype)[:, None] * freqs  # [n, d/2]
+    cos, sin = angles.cos()[positions], angles.sin()[positions]  # one table, looked up: [..., d/2]
     x1, x2 = x[..., : d // 2], x[..., d // 2 :]
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
@@ -113,17 +116,14 @@ class CausalSelfAttention(nn.Module):
     ) -> tuple[Tensor, AttentionWeights | None]:
         """x [B, T, D], keep [B, T] (False at padding) -> (output [B, T, D], weights or None)."""
         b, t, d = x.shape
-        q, k, v = self.qkv(x).split(d, dim=2)
-        q, k, v = (z.view(b, t, self.heads, self.head_dim).transpose(1, 2) for z in (q, k, v))
-        if self.rotary:
-            q, k = rotate(q), rotate(k)
-        allowed = attention_mask(keep)
+        q, k, v = self.project(x)  # [B, H, T, dh] each
+        allowed = attention_mask(keep)  # [B, 1, T, T]
         fused = not return_attention and not (self.training and self.dropout > 0)
         if self.refinement == "none" and self.score == "scaled_dot" and fused:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
             out, weights = out * keep[:, None, :, None], None  # padding queries: zeros, as in the explicit path
         else:
-            raw = masked_softmax(self._logits(q, k), allowed, keep)
+            raw = masked_softmax(self.logits(q, k), allowed, keep)  # [B, H, T, T]
             if self.refinement == "none":
                 applied = raw
             else:
@@ -139,9 +139,33 @@ class CausalSelfAttention(nn.Module):
         out = out.transpose(1, 2).contiguous().view(b, t, d)
         return self.proj(out), weights
 
-    def _logits(self, q: Tensor, k: Tensor) -> Tensor:
+    def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys and values [B, H, T, dh] of x [B, T, D] (rotated by position with rotary attention)."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.heads, self.head_dim).transpose(1, 2) for z in (q, k, v))
+        if self.rotary:
+            q, k = rotate(q), rotate(k)
+        return q, k, v
+
+    def query_at(self, x: Tensor, positions: Tensor) -> Tensor:
+        """Queries [N, H, dh] of rows x [N, D] sitting at `positions` [N] (rows recomputed one by one)."""
+        d = x.shape[-1]
+        q = nn.functional.linear(x, self.qkv.weight[:d], self.qkv.bias[:d]).view(len(x), self.heads, self.head_dim)
+        return rotate(q, positions[:, None]) if self.rotary else q
+
+    def keys_values_at(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values [N, H, dh] of rows x [N, D] sitting at `positions` [N]."""
+        d = x.shape[-1]
+        kv = nn.functional.linear(x, self.qkv.weight[d:], self.qkv.bias[d:]).view(len(x), 2, self.heads, self.head_dim)
+        k, v = kv.unbind(1)
+        return (rotate(k, positions[:, None]) if self.rotary else k), v
+
+    def logits(self, q: Tensor, k: Tensor) -> Tensor:
+        """Attention scores [..., Tq, Tk] of queries [..., Tq, dh] against keys [..., Tk, dh] (before the mask)."""
         if self.score == "additive":
-            return (torch.tanh(q[:, :, :, None, :] + k[:, :, None, :, :]) @ self.v[None, :, None, :, None]).squeeze(-1)
+            energy = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # [B, H, ..., Tq, Tk, dh]
+            return (energy * self.v.view(self.heads, *[1] * (q.dim() - 2), self.head_dim)).sum(-1)
         logits = q @ k.transpose(-2, -1)
         return logits / math.sqrt(self.head_dim) if self.score == "scaled_dot" else logits
 

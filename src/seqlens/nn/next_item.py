@@ -24,3 +24,7 @@ class NextItemNet(nn.Module):
         """The hidden state at the last (most recent) position, which predicts the next item."""
         hidden, _ = self(seq)
         return hidden[:, -1]
+
+    def score_of(self, hidden: Tensor, items: Tensor) -> Tensor:
+        """Scores [...] of one item per hidden state (hidden [..., D], items [...]): `scores` at those items only."""
+        return (hidden * self.item_emb(items)).sum(-1).masked_fill(items == 0, float("-inf"))

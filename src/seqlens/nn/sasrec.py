@@ -14,8 +14,8 @@ from torch import Tensor, nn
 
 from seqlens.nn.attention import AttentionWeights, CausalSelfAttention
 from seqlens.nn.dropout import Dropout
+from seqlens.nn.masking import masked_last_hidden
 from seqlens.nn.next_item import NextItemNet
-
 
 POSITIONS = ("from_end", "from_start", "none")
 
@@ -68,10 +68,16 @@ class Block(nn.Module):
     def forward(
         self, x: Tensor, keep: Tensor, return_attention: bool = False
     ) -> tuple[Tensor, AttentionWeights | None]:
-        a, weights = self.attn(self.ln1(x), keep, return_attention)
-        x = x + self.dropout(a)
-        x = x + self.dropout(self.ffn(self.ln2(x)))
-        return x * keep[..., None], weights
+        a, weights = self.attn(self.ln1(x), keep, return_attention)  # [B, T, D]
+        return self.after_attention(x, a) * keep[..., None], weights
+
+    def after_attention(self, x: Tensor, a: Tensor) -> Tensor:
+        """The residual sum of input x and attention output a, then the feed-forward with its residual."""
+        return self.feed_forward(x + self.dropout(a))
+
+    def feed_forward(self, x: Tensor) -> Tensor:
+        """The feed-forward with its residual, of the residual stream x after attention."""
+        return x + self.dropout(self.ffn(self.ln2(x)))
 
 
 class SASRecNet(NextItemNet):
@@ -94,19 +100,31 @@ class SASRecNet(NextItemNet):
             self.item_emb.weight[0].zero_()
 
     def forward(
-        self, seq: Tensor, return_attention: bool = False
+        self, seq: Tensor, return_attention: bool = False, keep: Tensor | None = None
     ) -> tuple[Tensor, list[AttentionWeights] | None]:
-        """seq [B, T] left-padded item indices -> hidden [B, T, D] (and per-layer [B, H, T, T] weights)."""
-        t = seq.shape[1]
-        keep = seq != 0
-        x = self.item_emb(seq) * math.sqrt(self.cfg.dim)
-        if self.cfg.positions == "from_start":  # the oldest item read is position 0, as with right padding
-            x = x + self.pos_emb((keep.cumsum(1) - 1).clamp(min=0))
-        elif self.cfg.positions == "from_end":
-            x = x + self.pos_emb(torch.arange(self.cfg.max_len - t, self.cfg.max_len, device=seq.device)[None])
-        x = self.emb_dropout(x) * keep[..., None]
+        """seq [B, T] left-padded item indices -> hidden [B, T, D] (and per-layer [B, H, T, T] weights).
+
+        `keep` [B, T] (default: seq != 0) hides positions in place: a hidden position is neither attended to
+        nor read, while every other item keeps its position (what `masked_last_hidden` computes for each one).
+        """
+        keep = seq != 0 if keep is None else keep & (seq != 0)
+        x = self.embed(seq) * keep[..., None]  # [B, T, D]
         attentions = []
         for block in self.blocks:
             x, weights = block(x, keep, return_attention)
             attentions.append(weights)
         return self.ln_f(x) * keep[..., None], attentions if return_attention else None
+
+    def embed(self, seq: Tensor) -> Tensor:
+        """Item plus position embeddings [B, T, D] of left-padded seq [B, T] (with embedding dropout)."""
+        t = seq.shape[1]
+        x = self.item_emb(seq) * math.sqrt(self.cfg.dim)
+        if self.cfg.positions == "from_start":  # the oldest item read is position 0, as with right padding
+            x = x + self.pos_emb(((seq != 0).cumsum(1) - 1).clamp(min=0))
+        elif self.cfg.positions == "from_end":
+            x = x + self.pos_emb(torch.arange(self.cfg.max_len - t, self.cfg.max_len, device=seq.device)[None])
+        return self.emb_dropout(x)
+
+    def masked_last_hidden(self, seq: Tensor) -> Tensor:
+        """[B, T, D]: column j is the last hidden state with position j hidden in place (see `nn.masking`)."""
+        return masked_last_hidden(self, seq)

@@ -1,0 +1,50 @@
+"""Every position hidden in turn: the one-pass shortcut equals one forward pass per hidden position."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqlens.nn.masking import masked_last_hidden
+from seqlens.nn.sasrec import SASRecConfig, SASRecNet
+
+CONFIGS = [
+    dict(layers=1, heads=1),
+    dict(layers=2, heads=2),
+    dict(layers=3, heads=2, positions="from_start"),
+    dict(layers=2, heads=1, positions="none", rotary=True),
+    dict(layers=2, heads=2, score="additive"),
+    dict(layers=2, heads=1, score="dot", ffn_dim=24),
+    dict(layers=3, heads=1, refinement="additive", refine_layers=[1], rank=4),  # refines a middle layer only
+    dict(layers=2, heads=1, refinement="simple", rank=4),  # refines the first and last: one pass each
+]
+
+
+def by_definition(net: SASRecNet, seq: torch.Tensor) -> torch.Tensor:
+    """[B, T, D]: the last hidden state with column j hidden (`keep`), one forward pass per column."""
+    out = torch.zeros(*seq.shape, net.cfg.dim)
+    for j in range(seq.shape[1] - 1):
+        keep = torch.ones_like(seq, dtype=torch.bool)
+        keep[:, j] = False
+        hidden, _ = net(seq, keep=keep)
+        out[:, j] = hidden[:, -1] * (seq[:, j] != 0)[:, None]
+    return out
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_shortcut_equals_one_pass_per_hidden_position(config):
+    torch.manual_seed(0)
+    net = SASRecNet(SASRecConfig(n_items=30, max_len=12, dim=16, dropout=0.3, **config)).eval()
+    seq = torch.randint(1, 31, (3, 12))
+    seq[1, :4] = 0  # left padding
+    seq[2, :10] = 0  # a history of two items
+    with torch.inference_mode():
+        fast, slow = masked_last_hidden(net, seq), by_definition(net, seq)
+    torch.testing.assert_close(fast, slow, atol=2e-5, rtol=1e-4)
+    assert (fast[:, -1] == 0).all() and (fast[1, :4] == 0).all()
+
+
+def test_needs_eval_mode():
+    net = SASRecNet(SASRecConfig(n_items=5, max_len=4, dim=8))
+    with pytest.raises(RuntimeError, match="eval mode"):
+        masked_last_hidden(net, torch.tensor([[1, 2, 3, 4]]))
