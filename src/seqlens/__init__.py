@@ -12,6 +12,7 @@ from seqlens.data import (
     planted_log,
     synthetic_log,
     temporal_split,
+    trigger_families,
 )
 from seqlens.errors import ArtifactError, DataError, SeqlensError
 from seqlens.eval import EvalResult, evaluate
@@ -21,5 +22,5 @@ from seqlens.recommenders import load_model as load
 __all__ = [
     "ArtifactError", "DataError", "EvalResult", "GRU4Rec", "InteractionLog", "ItemKNN", "MarkovChain", "Popular", "Recommender", "SASRec",
     "SeqlensError", "Split", "__version__", "evaluate", "leave_one_out", "load", "read_interactions", "read_log",
-    "planted_log", "read_movielens", "read_sequences", "synthetic_log", "temporal_split",
+    "planted_log", "read_movielens", "read_sequences", "synthetic_log", "temporal_split", "trigger_families",
 ]  # fmt: skip

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqlens import synthetic_log
-from seqlens.data.synthetic import LONG_RANGE, SECOND_ORDER, planted_log
+from seqlens import synthetic_log, trigger_families
+from seqlens.data.synthetic import FAMILIES, LONG_RANGE, SECOND_ORDER, planted_log
 
 
 def test_same_seed_same_log_other_seed_other_log(synth_log):
@@ -99,3 +99,34 @@ def test_many_users_end_on_a_rule_governed_item(planted):
     assert last["user_id"].is_unique
     assert len(last) > 0.3 * planted.log.n_users
     assert (last["rule"] == SECOND_ORDER).sum() >= 20
+
+
+@pytest.fixture(scope="module")
+def families():
+    return trigger_families(n_users=600, seed=3)
+
+
+def test_trigger_families_are_reproducible_and_hold_every_family(families):
+    again = trigger_families(n_users=600, seed=3)
+    assert again.log.fingerprint() == families.log.fingerprint()
+    last = families.truth[families.truth["is_last"]]
+    assert set(last["family"]) == set(FAMILIES)
+
+
+def test_trigger_families_truth_points_at_real_triggers_before_the_target(families):
+    sequences = families.log.sequences()
+    for row in families.truth.itertuples():
+        seq = sequences[row.user_id]
+        assert seq[row.position] == row.item_id
+        assert all(t < row.position for t in row.triggers)
+        distance = row.position - max(row.triggers)
+        if row.family == "recent":
+            assert distance < 8
+        elif row.family == "early":
+            assert row.position - min(row.triggers) >= 20
+        if row.family == "two_triggers":
+            assert len({seq[t] for t in row.triggers}) == 2  # both triggers of the and-rule occurred
+        if row.family == "distractors":
+            assert row.decoys and set(row.decoys) <= {row.position - 2, row.position - 1}
+            assert min(row.decoys) > max(row.triggers)  # recent: placed after the trigger
+            assert not {seq[d] for d in row.decoys} & {seq[t] for t in row.triggers}

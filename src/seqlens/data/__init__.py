@@ -4,10 +4,10 @@ from seqlens.data.log import ITEM, TIME, USER, InteractionLog
 from seqlens.data.readers import FORMATS, read_interactions, read_log, read_movielens, read_movielens_titles, read_sequences
 from seqlens.data.sequences import PAD, Sequences
 from seqlens.data.splits import Split, leave_one_out, temporal_split
-from seqlens.data.synthetic import PlantedLog, planted_log, synthetic_log
+from seqlens.data.synthetic import FAMILIES, PlantedLog, planted_log, synthetic_log, trigger_families
 
 __all__ = [
     "ITEM", "PAD", "PlantedLog", "planted_log", "TIME", "USER", "InteractionLog", "Sequences", "Split", "leave_one_out",
-    "read_interactions", "read_log", "FORMATS", "read_movielens", "read_movielens_titles", "read_sequences", "synthetic_log",
+    "read_interactions", "read_log", "FORMATS", "read_movielens", "read_movielens_titles", "read_sequences", "synthetic_log", "trigger_families", "FAMILIES",
     "temporal_split",
 ]  # fmt: skip

@@ -40,6 +40,58 @@ class PlantedLog:
     truth: pd.DataFrame
 
 
+@dataclass
+class _World:
+    """The background process every generator shares: genres, Zipf-like popularity, typical successors."""
+
+    genre: np.ndarray
+    successors: np.ndarray
+    by_genre: list[np.ndarray]
+    genre_weights: list[np.ndarray]
+    p_transition: float
+    p_noise: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, n_items: int, n_genres: int, p_transition: float, p_noise: float) -> _World:
+        genre = rng.integers(0, n_genres, n_items)
+        popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+        popularity = popularity[rng.permutation(n_items)]
+        successors = rng.integers(0, n_items, (n_items, 3))
+        by_genre = [np.flatnonzero(genre == g) for g in range(n_genres)]
+        weights = [popularity[idx] / popularity[idx].sum() for idx in by_genre]
+        return cls(genre, successors, by_genre, weights, p_transition, p_noise)
+
+    def taste(self, rng: np.random.Generator) -> np.ndarray:
+        """A user's preference over genres (concentrated on a few)."""
+        return rng.dirichlet(np.full(len(self.by_genre), 0.3))
+
+    def next_item(self, rng: np.random.Generator, seq: list[int], taste: np.ndarray) -> int:
+        """A rule-free next item: a typical successor of the last one, noise, or a popular item of a liked genre."""
+        if seq and rng.random() < self.p_transition:
+            return int(rng.choice(self.successors[seq[-1]]))
+        if rng.random() < self.p_noise:
+            return int(rng.integers(len(self.genre)))
+        g = rng.choice(len(self.by_genre), p=taste)
+        return int(rng.choice(self.by_genre[g], p=self.genre_weights[g]))
+
+    def log(self, users: list[str], items: list[int], times: list[int], name: str) -> InteractionLog:
+        df = pd.DataFrame({USER: users, ITEM: [f"i{i}" for i in items], TIME: np.array(times, dtype=np.int64)})
+        titles = pd.DataFrame(
+            {
+                ITEM: [f"i{i}" for i in range(len(self.genre))],
+                "title": [f"Item {i} (genre {chr(65 + g)})" for i, g in enumerate(self.genre)],
+                "genre": [chr(65 + g) for g in self.genre],
+            }
+        )
+        return InteractionLog.from_frame(df, titles, name)
+
+
+def _times(rng: np.random.Generator, length: int) -> list[int]:
+    """Increasing timestamps for one user's sequence: a random start, then a minute to a day apart."""
+    start = 1_600_000_000 + int(rng.integers(0, 10_000_000))
+    return list(start + np.cumsum(rng.integers(60, 86_400, length)))
+
+
 def synthetic_log(
     n_users: int = 2000,
     n_items: int = 400,
@@ -83,12 +135,7 @@ def planted_log(
             f"rules and {n_genres} genres"
         )
     rng = np.random.default_rng(seed)
-    genre = rng.integers(0, n_genres, n_items)
-    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
-    popularity = popularity[rng.permutation(n_items)]
-    successors = rng.integers(0, n_items, (n_items, 3))
-    by_genre = [np.flatnonzero(genre == g) for g in range(n_genres)]
-    genre_weights = [popularity[idx] / popularity[idx].sum() for idx in by_genre]
+    world = _World.draw(rng, n_items, n_genres, p_transition, p_noise)
     rule_items = rng.choice(n_items, 2 * n_triggers + 3 * n_second_order, replace=False)
     follower_of = dict(zip(rule_items[:n_triggers], rule_items[n_triggers : 2 * n_triggers]))
     gap_of = dict(zip(rule_items[:n_triggers], rng.integers(10, 41, n_triggers))) if fixed_gaps else None
@@ -98,7 +145,7 @@ def planted_log(
 
     users, items, times, truth = [], [], [], []
     for u in range(n_users):
-        taste = rng.dirichlet(np.full(n_genres, 0.3))
+        taste = world.taste(rng)
         length = max(5, int(rng.poisson(mean_length)))
         seq: list[int] = []
         last_seen: dict[int, int] = {}  # item -> its latest position
@@ -110,13 +157,8 @@ def planted_log(
                 governed.append((step, item, rule, triggers))
             elif p_plant and rng.random() < p_plant:
                 item = int(rng.choice(plantable[int(n_second_order > 0 and rng.random() < 0.5)]))
-            elif seq and rng.random() < p_transition:
-                item = int(rng.choice(successors[seq[-1]]))
-            elif rng.random() < p_noise:
-                item = int(rng.integers(n_items))
             else:
-                g = rng.choice(n_genres, p=taste)
-                item = int(rng.choice(by_genre[g], p=genre_weights[g]))
+                item = world.next_item(rng, seq, taste)
             if item in follower_of:
                 gap = int(gap_of[item] if gap_of else rng.integers(10, 41))
                 due.setdefault(step + gap, (int(follower_of[item]), LONG_RANGE, [step]))
@@ -132,18 +174,120 @@ def planted_log(
                 length = ends[-1] + 1
                 seq = seq[:length]
         truth += [(f"u{u}", s, f"i{i}", rule, trig, s == length - 1) for s, i, rule, trig in governed if s < length]
-        start = 1_600_000_000 + int(rng.integers(0, 10_000_000))
         users += [f"u{u}"] * length
         items += seq
-        times += list(start + np.cumsum(rng.integers(60, 86_400, length)))
-    df = pd.DataFrame({USER: users, ITEM: [f"i{i}" for i in items], TIME: np.array(times, dtype=np.int64)})
-    titles = pd.DataFrame(
-        {
-            ITEM: [f"i{i}" for i in range(n_items)],
-            "title": [f"Item {i} (genre {chr(65 + g)})" for i, g in enumerate(genre)],
-            "genre": [chr(65 + g) for g in genre],
-        }
-    )
+        times += _times(rng, length)
     name = f"synthetic(seed={seed})" if not (n_second_order or p_plant) else f"planted(seed={seed})"
     truth_frame = pd.DataFrame(truth, columns=[USER, "position", ITEM, "rule", "triggers", "is_last"])
-    return PlantedLog(InteractionLog.from_frame(df, titles, name), truth_frame)
+    return PlantedLog(world.log(users, items, times, name), truth_frame)
+
+
+#: the case families of `trigger_families`, by where the triggers are and what surrounds them
+FAMILIES = ("recent", "mid", "early", "two_triggers", "distractors")
+GAP_RULE, AND_RULE = "gap", "and"
+
+
+def trigger_families(
+    n_users: int = 4000,
+    n_items: int = 400,
+    n_genres: int = 8,
+    mean_length: int = 40,
+    p_transition: float = 0.3,
+    p_noise: float = 0.1,
+    n_gap_rules: int = 6,
+    n_and_rules: int = 2,
+    max_gap: int = 40,
+    p_plant: float = 0.12,
+    p_decoy: float = 0.3,
+    end_on_rule: float = 0.6,
+    seed: int = 0,
+) -> PlantedLog:
+    """A second test bed, built unlike `planted_log`: triggers at varying distances, pairs of triggers, decoys.
+
+    Rules (the background is `planted_log`'s: taste, typical successors, noise):
+    - gap rule: a trigger A makes its item B due after a gap drawn anew each time (3 to `max_gap` steps), so
+      the model cannot time B from a fixed distance; it must notice that A is somewhere in the history;
+    - and rule: D becomes due 2 to 10 steps after both of its triggers A1 and A2 have occurred (in any order);
+    - decoys: before a due item, with probability `p_decoy`, the two preceding steps are triggers of *other*
+      gap rules: recent, usually meaningful items that play no part in this one.
+    Each governed case gets a family: `two_triggers` (and rule), `distractors` (decoys placed), else by the
+    trigger's distance d: `recent` (d < 8), `mid` (8 <= d < 20), `early` (d >= 20). `truth` has `planted_log`'s
+    columns plus `family` and `decoys` (positions of the decoy items). Users ending on a governed item are
+    spread evenly over the families they hold.
+    """
+    n_rule_items = 2 * n_gap_rules + 3 * n_and_rules
+    if n_gap_rules < 2 or n_items < n_rule_items + n_genres:
+        raise ValueError(f"need at least 2 gap rules and n_items >= {n_rule_items + n_genres}, got {n_gap_rules}, {n_items}")
+    rng = np.random.default_rng(seed)
+    world = _World.draw(rng, n_items, n_genres, p_transition, p_noise)
+    rule_items = rng.choice(n_items, n_rule_items, replace=False).astype(int)
+    gap_triggers, gap_items = rule_items[:n_gap_rules], rule_items[n_gap_rules : 2 * n_gap_rules]
+    follower_of = dict(zip(gap_triggers.tolist(), gap_items.tolist()))
+    and_rules = rule_items[2 * n_gap_rules :].reshape(n_and_rules, 3).tolist()  # (A1, A2, D)
+    plantable = np.concatenate([gap_triggers, rule_items[2 * n_gap_rules :].reshape(-1, 3)[:, :2].ravel()])
+
+    users, items, times, truth = [], [], [], []
+    for u in range(n_users):
+        taste = world.taste(rng)
+        length = max(8, int(rng.poisson(mean_length)))
+        seq: list[int] = []
+        last_seen: dict[int, int] = {}
+        due: dict[int, tuple[int, str, list[int]]] = {}
+        decoy_at: dict[int, int] = {}  # step -> decoy item placed there
+        governed: list[tuple[int, int, str, list[int], list[int]]] = []
+        for step in range(length):
+            if step in due:
+                item, rule, fired = due.pop(step)
+                # every occurrence of the trigger items since the rule fired counts as a trigger
+                wanted = {seq[s] for s in fired}
+                triggers = [s for s in range(min(fired), step) if seq[s] in wanted]
+                decoys = [s for s in (step - 2, step - 1) if s in decoy_at and s > max(triggers)]
+                governed.append((step, item, rule, triggers, decoys))
+            elif step in decoy_at:
+                item = decoy_at[step]
+            elif rng.random() < p_plant:
+                item = int(rng.choice(plantable))
+            else:
+                item = world.next_item(rng, seq, taste)
+            seq.append(item)
+            new_due: list[tuple[int, tuple[int, str, list[int]]]] = []
+            if item in follower_of:
+                new_due.append((step + int(rng.integers(3, max_gap + 1)), (follower_of[item], GAP_RULE, [step])))
+            for a1, a2, d in and_rules:
+                other = a2 if item == a1 else a1 if item == a2 else None
+                if other is not None and other in last_seen:
+                    new_due.append((step + int(rng.integers(2, 11)), (d, AND_RULE, sorted([last_seen[other], step]))))
+            last_seen[item] = step
+            for at, event in new_due:
+                if at in due or at in decoy_at:
+                    continue
+                due[at] = event
+                if rng.random() < p_decoy and at - 2 > step and not ({at - 2, at - 1} & (due.keys() | decoy_at.keys())):
+                    others = [t for t in gap_triggers.tolist() if follower_of[t] != event[0]]
+                    decoy_at.update(zip((at - 2, at - 1), rng.choice(others, 2, replace=False).tolist()))
+        cases = [g for g in governed if g[0] >= 2]
+        if end_on_rule and cases and rng.random() < end_on_rule:
+            families = sorted({_family(g) for g in cases})
+            chosen = families[int(rng.integers(len(families)))]
+            length = [g[0] for g in cases if _family(g) == chosen][-1] + 1
+            seq = seq[:length]
+        truth += [
+            (f"u{u}", s, f"i{i}", rule, trig, s == length - 1, _family((s, i, rule, trig, dec)), dec)
+            for s, i, rule, trig, dec in governed
+            if s < length
+        ]
+        users += [f"u{u}"] * length
+        items += seq
+        times += _times(rng, length)
+    columns = [USER, "position", ITEM, "rule", "triggers", "is_last", "family", "decoys"]
+    return PlantedLog(world.log(users, items, times, f"trigger families(seed={seed})"), pd.DataFrame(truth, columns=columns))
+
+
+def _family(case: tuple[int, int, str, list[int], list[int]]) -> str:
+    position, _, rule, triggers, decoys = case
+    if rule == AND_RULE:
+        return "two_triggers"
+    if decoys:
+        return "distractors"
+    distance = position - triggers[-1]  # the nearest occurrence of the trigger
+    return "recent" if distance < 8 else "mid" if distance < 20 else "early"
