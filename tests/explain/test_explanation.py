@@ -42,8 +42,8 @@ def test_time_ago(seconds, text):
 
 def test_explanation_narrative_cites_top_items_with_shares_and_ages(model, history):
     times = [1_000_000 + DAY * i for i in range(len(history))]
-    e = explain(model, history=history, method="attention", k=3, timestamps=times, verb="bought")
-    pattern = r"^Recommended (.+) because you recently bought (.+ \(\d+%, (\d+ \w+|moments) ago\))( and .+)?$"
+    e = explain(model, history=history, method="occlusion", k=3, timestamps=times, verb="bought")
+    pattern = r"^Recommended (.+) because you recently bought (.+ \(\d+%, (\d+ \w+|moments) ago\))( and .+)?(, despite .+)?$"
     assert re.match(pattern, e.narrative), e.narrative
     assert e.narrative.startswith(f"Recommended {model.item_titles_[e.recommended]} because")
     top_title = model.item_titles_[e.top(1)[0][0]]
@@ -175,5 +175,5 @@ def test_ages_are_measured_from_now(model, history):
     e = explain(model, history=history, timestamps=times, now=now, k=1)
     item = e.top(1)[0][0]
     latest = max(j for j, i in enumerate(history) if i == item)
-    assert e.narrative.endswith(f", {time_ago(now - times[latest])})")
+    assert f", {time_ago(now - times[latest])})" in e.narrative
     assert "weeks ago" in e.narrative or "month" in e.narrative

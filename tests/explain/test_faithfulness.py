@@ -11,7 +11,7 @@ from seqlens.errors import DataError
 from seqlens.eval.protocol import targets_with_histories
 from seqlens.explain import METHODS, Attributions
 from seqlens.explain import planted as planted_module
-from seqlens.explain.faithfulness import RANDOM, faithfulness, top_k_mask
+from seqlens.explain.faithfulness import RANDOM, RECENCY, faithfulness, top_k_mask
 from seqlens.explain.planted import trigger_hits
 
 
@@ -23,8 +23,11 @@ def result(model, synth_split):
 
 def test_table_has_every_method_and_finite_numbers(result):
     table = result.table
-    assert list(table.index) == [*METHODS, RANDOM]
+    assert list(table.index) == [*METHODS, RECENCY, RANDOM]
     assert np.isfinite(table.to_numpy(dtype=float)).all()
+    assert table.loc["occlusion", "spearman"] == pytest.approx(1.0)
+    assert table.loc["occlusion", "of_occlusion_margin@3"] == pytest.approx(1.0)
+    assert table.loc[RECENCY, "x_recency@3"] == pytest.approx(1.0) and table.loc[RECENCY, "top1_latest"] == 1.0
     for k in (1, 2, 3, 5):
         assert table[f"left_top10@{k}"].between(0, 1).all() and table[f"in_top10@{k}"].between(0, 1).all()
     assert table.loc["occlusion", "of_occlusion@3"] == pytest.approx(1.0)
@@ -34,6 +37,18 @@ def test_table_has_every_method_and_finite_numbers(result):
     assert table.loc["attention", "aopc"] == pytest.approx(
         np.mean([table.loc["attention", f"drop@{k}"] for k in (1, 2, 3, 5)])
     )
+
+
+def test_occlusion_never_names_an_item_whose_removal_raises_the_score(result):
+    """Its top item is named only when positive, and then its own removal lowers the score by definition."""
+    assert result.table.loc["occlusion", "top1_against"] == 0.0
+    assert result.agreement.set_index("method").loc["occlusion", "top1_against"].dropna().eq(0).all()
+
+
+def test_drops_pair_methods_per_user(result):
+    drops = result.drops(3)
+    assert len(drops) == result.protocol["n_users"] and {"masking", RECENCY, RANDOM} <= set(drops.columns)
+    assert drops.mean()["masking"] == pytest.approx(result.table.loc["masking", "drop@3"])
 
 
 def test_occlusion_is_the_best_single_deletion_for_every_user(result):
@@ -93,21 +108,31 @@ def test_trigger_hits_table(planted_model):
     planted, model = planted_model
     table = trigger_hits(model, planted, methods=("attention", "occlusion"))
     last = planted.truth[planted.truth["is_last"]]
-    assert set(table["rule"]) == {"all", "long_range", "second_order"}
-    assert (table.loc[table["rule"] == "all", "cases"] == len(last)).all()
+    assert set(table["family"]) == {"all", "long_range", "second_order"}
+    assert (table.loc[table["family"] == "all", "cases"] == len(last)).all()
     assert table["hit"].between(0, 1).all() and (table["hit_distant"] <= table["hit"] + 1e-12).all()
+    assert (table["hit3"] >= 0).all() and (table["predicted"] <= table["cases"]).all()
 
 
 def test_trigger_positions_are_mapped_back_to_the_sequence(planted_model, monkeypatch):
     """A fake method that always points at the latest history item hits exactly the second-order B triggers."""
     planted, model = planted_model
 
-    def latest(net, seq, method, target=None, exclude_seen=True):
+    def latest(net, seq, method, target):
         scores = torch.zeros(seq.shape)
         scores[:, -1] = 1.0
         return Attributions(scores, target, torch.zeros(len(seq)))
 
     monkeypatch.setattr(planted_module, "attribute", latest)
-    table = trigger_hits(model, planted, methods=("attention",)).set_index("rule")
+    table = trigger_hits(model, planted, methods=("attention",)).set_index("family")
     assert table.loc["second_order", "hit"] == 1.0 and table.loc["second_order", "hit_distant"] == 0.0
     assert table.loc["long_range", "hit"] == 0.0  # a long-range trigger is 10 to 40 steps back
+
+
+def test_trigger_families_report_every_family():
+    planted = seqlens.trigger_families(n_users=300, n_items=120, mean_length=30, seed=2)
+    split = seqlens.leave_one_out(planted.log)
+    model = seqlens.SASRec(dim=16, max_len=50, epochs=2, progress=False).fit(split.train, split.valid)
+    table = trigger_hits(model, planted, methods=("masking",))
+    assert set(table["family"]) == {"all", *seqlens.data.synthetic.FAMILIES}
+    assert table["hit3"].between(0, 1).all()

@@ -92,7 +92,7 @@ def test_cli_faithfulness_writes_table_and_plot(tmp_path, model, synth_split):
                                  "--methods", "attention,occlusion", "--out", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     payload = json.loads((out / "faithfulness.json").read_text())
-    assert [r["method"] for r in payload["table"]] == ["attention", "occlusion", "random"]
+    assert [r["method"] for r in payload["table"]] == ["attention", "occlusion", "recency", "random"]
     assert payload["protocol"]["n_users"] == 10
     assert (out / "faithfulness.png").read_bytes().startswith(PNG)
     assert "| attention |" in (out / "faithfulness.md").read_text()

@@ -29,6 +29,7 @@ def test_explanation_equals_the_library_for_the_top_item(client, model, method):
     np.testing.assert_allclose([a["score"] for a in exp["attributions"]], expected.scores, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose([a["share"] for a in exp["attributions"]], expected.shares, rtol=1e-4, atol=1e-6)
     assert exp["target_agnostic"] == (method in explain_package.TARGET_AGNOSTIC)
+    assert exp["signed"] == (method in explain_package.SIGNED)
     assert exp["score"] == pytest.approx(body["recommendations"][0]["score"], rel=1e-4, abs=1e-4)
     assert body["attention"]["items"] == HISTORY  # the heatmap comes with every explanation
 
@@ -56,7 +57,9 @@ def test_unknown_method_is_422_listing_the_methods(client):
     r = client.post("/v1/recommend", json={"items": HISTORY, "explain": True, "method": "tea-leaves"})
     body = assert_error(r, 422, "method 'tea-leaves' is unknown; choose one of")
     assert all(m in body["error"] for m in explain_package.METHODS)
-    assert client.get("/v1/model").json()["explain_methods"] == list(explain_package.METHODS)
+    info = client.get("/v1/model").json()
+    assert info["explain_methods"] == list(explain_package.METHODS)
+    assert info["default_explain_method"] == explain_package.DEFAULT_METHOD  # what the web page preselects
 
 
 @pytest.fixture(scope="module")
@@ -82,27 +85,10 @@ def test_a_model_without_attention_recommends_but_cannot_explain(popular_client,
     assert info["attention"] is False and info["explain_methods"] == []
 
 
-def test_without_the_fast_builder_the_public_path_gives_the_same_answer(client, monkeypatch):
-    from seqlens.serve import explain as explaining
-
+def test_attention_from_the_recommend_pass_equals_the_librarys_explanation(client, model):
+    """The service reads `attention` from the weights its recommend pass computed; the answer is the library's."""
     body = {"items": HISTORY, "k": 3, "explain": True, "method": "attention"}
-    fast = client.post("/v1/recommend", json=body).json()["explanation"]
-    monkeypatch.setattr(explaining, "_BUILDER", [None])
-    public = client.post("/v1/recommend", json=body).json()["explanation"]
-    assert public["narrative"] == fast["narrative"]
-    np.testing.assert_allclose(
-        [a["score"] for a in public["attributions"]], [a["score"] for a in fast["attributions"]], atol=1e-5
-    )
-    assert [a["item_id"] for a in public["attributions"]] == [a["item_id"] for a in fast["attributions"]]
-
-
-def test_a_changed_builder_signature_falls_back_to_the_public_path(client, monkeypatch):
-    from seqlens.serve import explain as explaining
-
-    def changed(*args, **kwargs):
-        raise TypeError("build_explanation() missing 1 required positional argument")
-
-    monkeypatch.setattr(explaining, "_BUILDER", [changed])
-    r = client.post("/v1/recommend", json={"items": HISTORY, "k": 3, "explain": True, "method": "attention"})
-    assert r.status_code == 200 and r.json()["explanation"]["narrative"]
-    assert explaining._BUILDER == [None]
+    served = client.post("/v1/recommend", json=body).json()["explanation"]
+    library = model.explain(history=HISTORY, method="attention")
+    assert served["item_id"] == library.recommended and served["narrative"] == library.narrative
+    np.testing.assert_allclose([a["score"] for a in served["attributions"]], library.scores, atol=1e-5)

@@ -19,6 +19,7 @@ from seqlens.cli.config import Config, load_config
 from seqlens.data import InteractionLog, Split, leave_one_out, read_log, temporal_split
 from seqlens.errors import SeqlensError
 from seqlens.explain.attributions import METHODS
+from seqlens.explain.explanation import DEFAULT_METHOD
 from seqlens.eval import EvalResult, evaluate
 from seqlens.recommenders import Popular, Recommender, SASRec, load_model
 from seqlens.train import TrainingInterrupted
@@ -30,11 +31,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+#: errors go to stderr, unwrapped: a message is read (and grepped) whole, whatever the terminal width
+errors = Console(stderr=True, soft_wrap=True)
 SHOWN = ("recall@1", "recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(2)
 
 
@@ -460,7 +463,8 @@ def explain_cmd(
     items: Optional[str] = typer.Option(None, help="Comma-separated item ids, oldest first (an ad-hoc history)."),
     item: Optional[str] = typer.Option(None, help="Item to explain (default: the top recommendation)."),
     method: Optional[str] = typer.Option(
-        None, help="attention, rollout, norm, gradrollout, gradxinput or occlusion (default: the library's)."
+        None, help=f"One of {', '.join(METHODS)} (default: {DEFAULT_METHOD}; signed methods cite only "
+        "items that raised the score)."
     ),
     k: int = typer.Option(5, "-k", "--k", help="At most this many items cited in the narrative."),
     verb: Optional[str] = typer.Option(None, help="Verb of the narrative, e.g. watched, bought."),
@@ -475,7 +479,7 @@ def explain_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the explanations as JSON."),
 ) -> None:
     """Explain recommendations: print each narrative and write a self-contained HTML report."""
-    from seqlens.explain import DEFAULT_METHOD, DEFAULT_VERB, explain_batch
+    from seqlens.explain import DEFAULT_VERB, explain_batch
     from seqlens.explain.explanation import timestamps_from_log
     from seqlens.explain.report import html_report
 
@@ -526,7 +530,9 @@ def faithfulness_cmd(
     seed: int = typer.Option(0, help="Seed of the user sample and the random deletions."),
     out: Optional[Path] = typer.Option(None, help="Directory for faithfulness.md, .json and .png."),
 ) -> None:
-    """Deletion/insertion curves per method against random deletions and occlusion, with AOPC."""
+    """How faithful each attribution method is: deletion and insertion curves, AOPC, rank agreement with exact
+    occlusion, and how often the top item raises the score when removed or is simply the most recent one,
+    against the recency and random baselines."""
     from seqlens.eval.protocol import targets_with_histories
     from seqlens.eval.report import frame_markdown
     from seqlens.explain.faithfulness import faithfulness
@@ -542,7 +548,8 @@ def faithfulness_cmd(
         result = faithfulness(model, histories, chosen, n_users=users, draws=draws, seed=seed)
     except SeqlensError as e:
         _fail(str(e))
-    shown = ["drop@1", "drop@3", "drop@5", "left_top10@3", "aopc", "insert@3", "x_random@3", "of_occlusion@3"]
+    shown = ["drop@3", "rank@3", "left_top10@3", "aopc", "insertion_area", "spearman", "top1_against", "top1_latest",
+             "x_random@3", "x_recency@3", "of_occlusion@3"]  # fmt: skip
     shown = [c for c in shown if c in result.table.columns]
     table = Table(title=f"faithfulness on {result.protocol['n_users']} test users (score = logit of the top item)")
     table.add_column("method")

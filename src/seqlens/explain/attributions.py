@@ -1,25 +1,29 @@
-"""Six ways to attribute a next-item score to the history positions, all batched over users.
+"""Eight ways to attribute one item's score to the history positions, all batched over users.
 
 Every method takes left-padded internal item indices `seq` [B, T] (padding 0, most recent item in the
-last column, as `Sequences.padded` builds them) and returns one score per column [B, T], zero at padding:
+last column, as `Sequences.padded` builds them) and the item to explain per row, `target` [B], and returns
+one score per column [B, T], zero at padding. Which item is explained is the caller's decision
+(`seqlens.explain.explain_batch` explains what `recommend` shows).
 
-- `attention`: the last layer's attention from the last position (mean over heads; per head kept).
-- `rollout`: attention rollout over all layers with the residual (Abnar & Zuidema 2020):
-  each layer's head-averaged A becomes 0.5 A + 0.5 I, rows renormalised, and the layers are multiplied.
-- `norm`: attention weight times the norm of the transformed value vector (Kobayashi et al. 2020), last
-  layer: ||sum_h a^h_j f^h(x_j)|| with f^h(x) = (LN1(x) W_V^h + b_V^h) W_O^h; per head a^h_j ||f^h(x_j)||.
+Signed methods say how much each item raised (> 0) or lowered (< 0) the item's score:
+- `masking`: the exact score drop when the item is hidden in place (it is neither attended to nor read,
+  every other item keeps its position); the most recent item, which the model reads its prediction from,
+  is removed instead (the model then predicts from the item before). One pass over all positions that
+  reuses what hiding leaves unchanged (`SASRecNet.masked_last_hidden`).
+- `occlusion`: the exact score drop when the item is removed from the history (the items before it move one
+  step closer to the present), one forward pass per position.
+- `intgrad`: integrated gradients (Sundararajan et al. 2017) of the score along the path that scales every
+  item embedding from 0 to its value (`INTGRAD_STEPS` midpoints); they sum to score(x) - score(no items).
+- `gradxinput`: gradient of the score w.r.t. each item embedding, dotted with it (the first-order term).
+
+Unsigned views show where the model looked, not what an item did to the score:
 - `gradrollout`: gradient-weighted attention rollout (Chefer, Gur & Wolf, ICCV 2021): each layer's weights
-  times the gradient of the target's score w.r.t. them, negatives dropped, mean over heads (A_bar); the flow
-  starts as the identity (the residual) and each layer adds A_bar @ flow. Target-specific like occlusion, at
-  the cost of one backward pass.
-- `gradxinput`: gradient of the target item's score w.r.t. each history item embedding, dotted with it.
-- `occlusion`: the exact drop of the target's score when each history item is removed from the history
-  (the rest keeps its order), all removals in one batched pass.
-
-The three attention-based methods are target-agnostic in SASRec: the weights do not depend on which item
-is being explained (every candidate is scored from the same last hidden state), so they say what the
-model read, not why it preferred this item over another. `gradrollout`, `gradxinput` and `occlusion` are
-target-specific.
+  times the gradient of the score w.r.t. them, negatives dropped, mean over heads, rolled out from the
+  identity (the residual). Target-specific, but positive by construction.
+- `attention`: the last layer's attention from the last position (mean over heads; per head kept).
+- `rollout`: attention rollout over all layers with the residual (Abnar & Zuidema 2020).
+- `norm`: attention weight times the norm of the transformed value vector (Kobayashi et al. 2020), last layer.
+The last three are target-agnostic in SASRec: every candidate is scored from the same last hidden state.
 Attention-based methods use the weights that multiplied V (`AttentionWeights.applied`: AWRSR's refined
 A' or A* when the model refines, the plain softmax otherwise).
 """
@@ -33,13 +37,18 @@ import torch
 from torch import Tensor, nn
 
 from seqlens.errors import DataError
-from seqlens.eval.metrics import exclude
 
-METHODS = ("attention", "rollout", "norm", "gradrollout", "gradxinput", "occlusion")
+METHODS = ("masking", "occlusion", "intgrad", "gradxinput", "gradrollout", "attention", "rollout", "norm")
+SIGNED = frozenset({"masking", "occlusion", "intgrad", "gradxinput"})
 TARGET_AGNOSTIC = frozenset({"attention", "rollout", "norm"})
+#: what a method needs of the network besides scoring: attention layers, or in-place masking
+NEEDS = {"gradrollout": "blocks", "attention": "blocks", "rollout": "blocks", "norm": "blocks",
+         "masking": "masked_last_hidden"}  # fmt: skip
 
 #: sequences per forward pass when many perturbed histories are scored (bounds the T x T attention memory)
 CHUNK = 512
+#: midpoints of the integrated-gradients path (the error of the sum against its exact value shrinks as 1/steps^2)
+INTGRAD_STEPS = 16
 
 
 @dataclass
@@ -58,33 +67,39 @@ def check_method(method: str) -> str:
     return method
 
 
-def attribute(
-    net: nn.Module, seq: Tensor, method: str, target: Tensor | None = None, exclude_seen: bool = True
-) -> Attributions:
-    """Attributions of `target` [B] (None or 0: the row's top-scoring item) to every column of `seq` [B, T]."""
+def supports(net: nn.Module, method: str) -> bool:
+    """Whether `net` has what `method` needs (attention layers for the attention views, in-place masking)."""
+    return method not in NEEDS or hasattr(net, NEEDS[method])
+
+
+def attribute(net: nn.Module, seq: Tensor, method: str, target: Tensor) -> Attributions:
+    """Attributions of `target` [B] (internal item indices) to every column of `seq` [B, T]."""
     check_method(method)
     if seq.dim() != 2 or seq.shape[1] == 0:
         raise DataError(f"seq must be a [batch, length] tensor of item indices, got shape {tuple(seq.shape)}")
     if not (seq != 0).any(1).all():
         raise DataError("every history must hold at least one item known to the model")
-    if method == "gradxinput":
-        return _gradxinput(net, seq, target, exclude_seen)
+    n_items = net.item_emb.num_embeddings
+    if target.shape != (len(seq),) or (target < 1).any() or (target >= n_items).any():
+        raise DataError(f"target must hold one known item index per row, got {target.tolist()}")
+    if not supports(net, method):
+        raise DataError(f"method {method!r} needs {NEEDS[method]!r}, which {type(net).__name__} does not have")
+    if method in _SIGNED_METHODS:
+        return _SIGNED_METHODS[method](net, seq, target)
     if method == "gradrollout":
-        return _gradrollout(net, seq, target, exclude_seen)
-    if method == "occlusion":
-        return _occlusion(net, seq, target, exclude_seen)
+        return _gradrollout(net, seq, target)
     with torch.inference_mode():
         with _captured_input(net.blocks[-1].attn) as captured:
             hidden, weights = net(seq, return_attention=True)
-        target, target_score = _resolve(net, hidden[:, -1], seq, target, exclude_seen)
+        score = net.score_of(hidden[:, -1], target)
         last = weights[-1].applied[:, :, -1, :]  # [B, H, T]: the last query's weights in the last layer
         if method == "attention":
-            return Attributions(last.mean(1), target, target_score, last)
+            return Attributions(last.mean(1), target, score, last)
         if method == "rollout":
             flow = rollout([w.applied.mean(1) for w in weights])
-            return Attributions(flow[:, -1, :], target, target_score)
+            return Attributions(flow[:, -1, :], target, score)
         per_head, combined = _value_norms(net.blocks[-1].attn, captured[0], last)
-        return Attributions(combined, target, target_score, per_head)
+        return Attributions(combined, target, score, per_head)
 
 
 def rollout(weights: list[Tensor]) -> Tensor:
@@ -101,17 +116,12 @@ def rollout(weights: list[Tensor]) -> Tensor:
     return flow
 
 
-def target_scores(net: nn.Module, last_hidden: Tensor, target: Tensor) -> Tensor:
-    """Scores [B] of `target` [B] from the last hidden states, through the network's own scoring."""
-    return net.scores(last_hidden).gather(1, target[:, None])[:, 0]
-
-
 def score_sequences(net: nn.Module, seq: Tensor, target: Tensor, chunk: int = CHUNK) -> Tensor:
     """Scores [N] of `target` [N] after each left-padded sequence [N, T], in chunks (no gradients)."""
     out = torch.empty(len(seq))
     with torch.inference_mode():
         for lo in range(0, len(seq), chunk):
-            out[lo : lo + chunk] = target_scores(net, net.last_hidden(seq[lo : lo + chunk]), target[lo : lo + chunk])
+            out[lo : lo + chunk] = net.score_of(net.last_hidden(seq[lo : lo + chunk]), target[lo : lo + chunk])
     return out
 
 
@@ -126,19 +136,78 @@ def keep_only(seq: Tensor, keep: Tensor) -> Tensor:
     return torch.where(keep.gather(1, order), seq.gather(1, order), torch.zeros_like(seq))
 
 
-def _resolve(
-    net: nn.Module, last_hidden: Tensor, seq: Tensor, target: Tensor | None, exclude_seen: bool
-) -> tuple[Tensor, Tensor]:
-    """The target of each row (given, or the top item where 0 or None, history excluded if asked) and its score."""
-    scores = net.scores(last_hidden)
-    top = (exclude(scores, seq) if exclude_seen else scores).argmax(1)
-    if target is None:
-        target = top
-    elif target.shape != (len(seq),) or (target < 0).any() or (target >= scores.shape[1]).any():
-        raise DataError(f"target must hold one item index per row (0 = the top item), got {target.tolist()}")
-    else:
-        target = torch.where(target > 0, target, top)
-    return target, scores.gather(1, target[:, None])[:, 0]
+def _masking(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
+    """score(history) - score(history with item j hidden in place); the most recent item is removed."""
+    real = seq != 0
+    with torch.inference_mode():
+        full = net.score_of(net.last_hidden(seq), target)  # [B]
+        hidden = net.masked_last_hidden(seq)  # [B, T, D]
+        without = net.score_of(hidden, target[:, None].expand_as(seq))  # [B, T]
+        if seq.shape[1] > 1:  # the latest item removed (a history of one item leaves nothing: score 0)
+            without[:, -1] = net.score_of(net.last_hidden(seq[:, :-1]), target)
+    return Attributions((full[:, None] - without) * real, target, full)
+
+
+def _occlusion(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
+    """score(full history) - score(history without item j), for every real position j."""
+    with torch.inference_mode():
+        full = net.score_of(net.last_hidden(seq), target)
+    row, col = (seq != 0).nonzero(as_tuple=True)  # one occluded copy per real position
+    keep = torch.arange(seq.shape[1])[None, :] != col[:, None]
+    without = score_sequences(net, keep_only(seq[row], keep), target[row])
+    scores = torch.zeros(seq.shape, dtype=full.dtype)
+    scores[row, col] = full[row] - without
+    return Attributions(scores, target, full)
+
+
+@contextmanager
+def _embedding_leaf(net: nn.Module, scale: Tensor | None = None):
+    """Make the history's item embeddings a leaf to differentiate against (optionally scaled per row [N, 1, 1]).
+
+    Only the first lookup is the history's; later ones (the scored item's embedding) are left alone.
+    """
+    leaves: list[Tensor] = []
+
+    def as_leaf(module, args, out):
+        if leaves:
+            return None
+        leaves.append(out.detach().requires_grad_(True))
+        return leaves[-1] if scale is None else leaves[-1] * scale
+
+    handle = net.item_emb.register_forward_hook(as_leaf)
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            yield leaves
+    finally:
+        handle.remove()
+
+
+def _gradxinput(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
+    """Rows are independent in eval mode, so one backward of the summed target scores gives every row's gradient."""
+    with _embedding_leaf(net) as leaves:
+        score = net.score_of(net.last_hidden(seq), target)
+        (grad,) = torch.autograd.grad(score.sum(), leaves[0])
+    scores = (grad * leaves[0]).sum(-1).detach() * (seq != 0)
+    return Attributions(scores, target, score.detach())
+
+
+def _intgrad(net: nn.Module, seq: Tensor, target: Tensor, steps: int = INTGRAD_STEPS) -> Attributions:
+    """Integrated gradients: the mean gradient along embeddings scaled by alpha in (0, 1], times the embedding."""
+    b, t = seq.shape
+    alphas = (torch.arange(steps) + 0.5) / steps  # midpoints of the path
+    scale = alphas.repeat(b)[:, None, None]  # [B * steps, 1, 1]
+    with _embedding_leaf(net, scale) as leaves:
+        path = net.score_of(net.last_hidden(seq.repeat_interleave(steps, 0)), target.repeat_interleave(steps))
+        (grad,) = torch.autograd.grad(path.sum(), leaves[0])
+    mean_grad = (grad / scale).view(b, steps, t, -1).mean(1)  # [B, T, D]: d score / d (alpha x) along the path
+    embedding = leaves[0].view(b, steps, t, -1)[:, 0]  # the unscaled embeddings (the same at every step)
+    scores = (mean_grad * embedding).sum(-1).detach() * (seq != 0)
+    with torch.inference_mode():
+        full = net.score_of(net.last_hidden(seq), target)
+    return Attributions(scores, target, full)
+
+
+_SIGNED_METHODS = {"masking": _masking, "occlusion": _occlusion, "intgrad": _intgrad, "gradxinput": _gradxinput}
 
 
 @contextmanager
@@ -166,55 +235,14 @@ def _value_norms(attn: nn.Module, x: Tensor, alpha: Tensor) -> tuple[Tensor, Ten
     return weighted.norm(dim=-1).permute(0, 2, 1), weighted.sum(2).norm(dim=-1)
 
 
-def _scored_with_grad(
-    net: nn.Module, seq: Tensor, target: Tensor | None, exclude_seen: bool, return_attention: bool = False
-) -> tuple[Tensor, Tensor, list | None]:
-    """Resolved targets, their scores (still in the autograd graph; call with gradients enabled) and, if
-    asked, the attention weights."""
-    hidden, weights = net(seq, return_attention=return_attention)
-    with torch.no_grad():
-        target, _ = _resolve(net, hidden[:, -1].detach(), seq, target, exclude_seen)
-    return target, target_scores(net, hidden[:, -1], target), weights
-
-
-def _gradxinput(net: nn.Module, seq: Tensor, target: Tensor | None, exclude_seen: bool) -> Attributions:
-    """Rows are independent in eval mode, so one backward of the summed target scores gives every row's gradient."""
-    leaves: list[Tensor] = []
-
-    def as_leaf(module, args, out):  # the embedding output becomes a leaf we can differentiate against
-        leaves.append(out.detach().requires_grad_(True))
-        return leaves[-1]
-
-    handle = net.item_emb.register_forward_hook(as_leaf)
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            target, score, _ = _scored_with_grad(net, seq, target, exclude_seen)
-            (grad,) = torch.autograd.grad(score.sum(), leaves[0])
-    finally:
-        handle.remove()
-    scores = (grad * leaves[0]).sum(-1).detach() * (seq != 0)
-    return Attributions(scores, target, score.detach())
-
-
-def _gradrollout(net: nn.Module, seq: Tensor, target: Tensor | None, exclude_seen: bool) -> Attributions:
+def _gradrollout(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
     """Chefer et al.'s relevance from the last position: flow = I, then flow += mean_h (dS/dA * A)^+ @ flow."""
     with torch.inference_mode(False), torch.enable_grad():
-        target, score, weights = _scored_with_grad(net, seq, target, exclude_seen, return_attention=True)
+        hidden, weights = net(seq, return_attention=True)
+        score = net.score_of(hidden[:, -1], target)
         grads = torch.autograd.grad(score.sum(), [w.applied for w in weights])
     eye = torch.eye(seq.shape[1], dtype=score.dtype)
     flow = eye.expand(len(seq), -1, -1)
     for w, g in zip(weights, grads):
         flow = flow + (g * w.applied).clamp(min=0).mean(1).detach() @ flow
     return Attributions(flow[:, -1, :] * (seq != 0), target, score.detach())
-
-
-def _occlusion(net: nn.Module, seq: Tensor, target: Tensor | None, exclude_seen: bool) -> Attributions:
-    """score(full history) - score(history without item j), for every real position j."""
-    with torch.inference_mode():
-        target, full = _resolve(net, net.last_hidden(seq), seq, target, exclude_seen)
-    row, col = (seq != 0).nonzero(as_tuple=True)  # one occluded copy per real position
-    keep = torch.arange(seq.shape[1])[None, :] != col[:, None]
-    without = score_sequences(net, keep_only(seq[row], keep), target[row])
-    scores = torch.zeros(seq.shape, dtype=full.dtype)
-    scores[row, col] = full[row] - without
-    return Attributions(scores, target, full)

@@ -1,8 +1,9 @@
 """One sentence a user can read: "Recommended Heat because you recently watched Ronin (41%) and Fargo (22%)".
 
 Percentages are each item's share of the positive attribution mass of the chosen method (an item seen
-twice is cited once, with its positions' shares summed, and its latest time); deny-listed items are
-never named and their share is reported as "other items".
+twice is cited once, with its positions' scores summed, and its latest time); deny-listed items are
+never named and their share is reported as "other items". Only items that raised the score are reasons;
+the item that lowered it most follows "despite" (signed methods only: the others cannot tell).
 """
 
 from __future__ import annotations
@@ -52,13 +53,33 @@ def _percent(share: float) -> str:
     return f"{share:.0%}" if share >= 0.005 else "<1%"
 
 
-def narrative(recommended: str, cited: list[Citation], other_share: float = 0.0, verb: str = DEFAULT_VERB) -> str:
-    """The sentence for a recommendation given the items to cite (most important first) and the hidden share."""
-    parts = [f"{c.title} ({_percent(c.share)}{', ' + time_ago(c.age) if c.age is not None else ''})" for c in cited]
+def _cite(c: Citation) -> str:
+    return f"{c.title} ({_percent(c.share)}{', ' + time_ago(c.age) if c.age is not None else ''})"
+
+
+def narrative(
+    recommended: str,
+    cited: list[Citation],
+    other_share: float = 0.0,
+    verb: str = DEFAULT_VERB,
+    signed: bool = True,
+    against: Citation | None = None,
+) -> str:
+    """The sentence for a recommendation given the items to cite (most important first) and the hidden share.
+
+    With a `signed` method the cited items raised the score ("because you ..."), and `against`, the item that
+    lowered it most, is named after "despite"; an unsigned method only says where the model looked.
+    """
+    parts = [_cite(c) for c in cited]
     if other_share >= 0.005:
         parts.append(f"other items ({_percent(other_share)})")
+    despite = f", despite {against.title}" if against is not None else ""
+    if not signed:
+        if not parts:
+            return f"Recommended {recommended}"
+        return f"Recommended {recommended}; the model looked most at {_join(parts)}"
     if not parts:
-        return f"Recommended {recommended}; no item in your history raised its score"
+        return f"Recommended {recommended}; no item in your history raised its score{despite}"
     if not cited:
-        return f"Recommended {recommended} because of {_join(parts)} you {verb}"
-    return f"Recommended {recommended} because you recently {verb} {_join(parts)}"
+        return f"Recommended {recommended} because of {_join(parts)} you {verb}{despite}"
+    return f"Recommended {recommended} because you recently {verb} {_join(parts)}{despite}"

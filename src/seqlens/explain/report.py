@@ -30,6 +30,8 @@ METHOD_NOTES = {
     "gradrollout": "attention rollout weighted by the gradient of the item's score (Chefer et al. 2021)",
     "gradxinput": "gradient of the item's score w.r.t. each item embedding, dotted with it",
     "occlusion": "exact drop of the item's score when the item is removed from the history",
+    "masking": "exact drop of the item's score when the item is hidden in place (the latest item: removed)",
+    "intgrad": "integrated gradients of the item's score over the item embeddings (Sundararajan et al. 2017)",
 }
 
 STYLE = """
@@ -120,8 +122,9 @@ def html_report(
     parts.append(  # every method is charted below, so the caveat applies whichever one the narratives use
         "<p class='note'>Attention-based methods (attention, rollout, norm) are target-agnostic in SASRec: "
         "every candidate item is scored from the same attention, so they show what the model read, not why "
-        "it preferred this item. Gradient-weighted rollout, gradient&times;input and occlusion are specific to "
-        "the recommended item.</p>"
+        "it preferred this item. Gradient-weighted rollout is specific to the item but only shows where the model "
+        "looked. Masking, occlusion, integrated gradients and gradient&times;input are signed: a negative score "
+        "means the item lowered the recommended item's score, and such items are never cited as reasons.</p>"
     )
     if len(deny):
         parts.append(f"<p class='note'>Items on the privacy deny-list are shown as “{OTHER}” and never named.</p>")

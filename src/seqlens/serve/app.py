@@ -123,7 +123,8 @@ def create_app(
     @app.get("/v1/model")
     async def model_info() -> dict:
         engine = state.current()
-        return {**engine.describe(), "explain_methods": explaining.methods(engine)}
+        return {**engine.describe(), "explain_methods": explaining.methods(engine),
+                "default_explain_method": explaining.default_method()}  # fmt: skip
 
     @app.get("/v1/items", response_model=ItemList)
     async def search_items(

@@ -7,14 +7,10 @@ Kept apart from the app so the service still starts and recommends when the mode
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from seqlens.errors import SeqlensError
 from seqlens.serve.engine import Engine, RequestError, Result
-
-log = logging.getLogger("seqlens.serve")
 
 #: methods cheap enough to run on the event loop (one forward pass); the others (gradient, occlusion)
 #: run in a thread so a slow explanation does not hold up the worker's other requests
@@ -27,6 +23,12 @@ def _explain_package():
     except ImportError:
         return None
     return package
+
+
+def default_method() -> str | None:
+    """The library's default explanation method (None without the explain package)."""
+    package = _explain_package()
+    return None if package is None else package.DEFAULT_METHOD
 
 
 def methods(engine: Engine) -> list[str]:
@@ -63,38 +65,21 @@ def from_pass(engine: Engine, result: Result) -> dict | None:
 
     `attention` attributes to each position the last layer's applied weight from the last position,
     averaged over heads: weights the recommend pass has already computed, so a second forward pass
-    (what `model.explain` would run) is skipped, which halves an explained request's CPU time. The
-    Explanation (shares, narrative, deny-list) is still built by seqlens.explain's own builder, so both
-    paths give the same answer (the tests compare them with `model.explain`). None when that builder is
-    unavailable, and the caller falls back to `explain_many`.
+    (what `model.explain` would run) is skipped. The Explanation (shares, narrative, deny-list) is built by
+    seqlens.explain's own builder, so both paths give the same answer (the tests compare them with
+    `model.explain`). None when there is nothing to explain, and the caller takes the public path.
     """
-    build = _builder()
-    if build is None or result.attentions is None or len(result.items) == 0:
+    if result.attentions is None or len(result.items) == 0:
         return None
+    from seqlens.explain.explanation import build_explanation
+
     last = result.attentions[-1]  # [heads, T]: the last layer's applied weights of the last position
-    try:
-        exp = build(engine.model, "request", result.used, last.mean(0).numpy(), int(result.items[0]),
-                    float(result.scores[0]), last.numpy(), "attention", 5, None, None, _no_deny(), _verb())  # fmt: skip
-    except TypeError:  # the builder's signature changed: from now on, the public path
-        log.warning("seqlens.explain's builder has a new signature; explanations take the slower public path")
-        _BUILDER[0] = None
-        return None
+    exp = build_explanation(
+        engine.model, label="request", window=result.used, scores=last.mean(0).numpy(),
+        target=int(result.items[0]), value=float(result.scores[0]), method="attention", per_head=last.numpy(),
+        deny=_no_deny(), verb=_verb(),
+    )  # fmt: skip
     return _response(exp)
-
-
-#: seqlens.explain's Explanation builder, looked up on first use ([None] when unavailable)
-_BUILDER: list = []
-
-
-def _builder():
-    """The builder behind `model.explain` (`seqlens.explain.explanation.build_explanation`)."""
-    if not _BUILDER:
-        try:
-            from seqlens.explain.explanation import build_explanation
-        except ImportError:
-            build_explanation = None
-        _BUILDER.append(build_explanation)
-    return _BUILDER[0]
 
 
 def _no_deny():
@@ -133,6 +118,7 @@ def _response(exp) -> dict:
         "score": float(exp.score),
         "method": str(exp.method),
         "target_agnostic": bool(exp.target_agnostic),
+        "signed": bool(exp.signed),
         "narrative": str(exp.narrative),
         "other_share": float(exp.other_share),
         "attributions": [

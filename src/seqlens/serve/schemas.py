@@ -64,6 +64,10 @@ class Explanation(BaseModel):
     score: float
     method: str
     target_agnostic: bool = Field(description="attention-based: the same for whichever item is explained")
+    signed: bool = Field(
+        True, description="scores are effects on the item's score (negative: it counted against the item); "
+        "otherwise where the model looked"
+    )
     narrative: str
     other_share: float = Field(0.0, description="share of deny-listed items, shown as 'other items'")
     attributions: list[Attribution]

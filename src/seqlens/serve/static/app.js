@@ -35,7 +35,8 @@ async function loadModel() {
     option.value = m;
     $("method").appendChild(option);
   }
-  if ((body.explain_methods || []).includes("attention")) $("method").value = "attention";
+  // the library's default method, the one chosen by measurement (docs/explanations.md)
+  if ((body.explain_methods || []).includes(body.default_explain_method)) $("method").value = body.default_explain_method;
 }
 
 function renderHistory() {
