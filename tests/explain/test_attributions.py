@@ -11,7 +11,7 @@ import torch
 from seqlens import SASRec
 from seqlens.data.log import InteractionLog
 from seqlens.explain import METHODS, explain, explain_batch, rollout
-from seqlens.explain.attributions import SIGNED, attribute, keep_only
+from seqlens.explain.attributions import SIGNED, attribute
 
 
 def _seq(model, history):
@@ -182,12 +182,6 @@ def test_long_histories_explain_the_window_the_model_reads(model):
         e = explain(model, history=long, method=method)
         assert e.items == long[-model.max_len :]
         assert len(e.scores) == model.max_len
-
-
-def test_keep_only_removes_items_and_keeps_order():
-    seq = torch.tensor([[0, 0, 5, 6, 7, 8]])
-    keep = torch.tensor([[True, True, True, False, True, False]])
-    assert keep_only(seq, keep).tolist() == [[0, 0, 0, 0, 5, 7]]
 
 
 def test_attribute_rejects_bad_input(model):

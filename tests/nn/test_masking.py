@@ -1,11 +1,11 @@
-"""Every position hidden in turn: the one-pass shortcut equals one forward pass per hidden position."""
+"""Every position hidden or removed in turn: the one-pass shortcut equals one forward pass per position."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from seqlens.nn.masking import masked_last_hidden
+from seqlens.nn.masking import keep_only, masked_last_hidden, removed_last_hidden
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
 
 CONFIGS = [
@@ -17,7 +17,18 @@ CONFIGS = [
     dict(layers=2, heads=1, score="dot", ffn_dim=24),
     dict(layers=3, heads=1, refinement="additive", refine_layers=[1], rank=4),  # refines a middle layer only
     dict(layers=2, heads=1, refinement="simple", rank=4),  # refines the first and last: one pass each
+    dict(layers=1, heads=2, positions="none", rotary=True),
 ]
+
+
+def removed_by_definition(net: SASRecNet, seq: torch.Tensor) -> torch.Tensor:
+    """[B, T, D]: the last hidden state with item j removed (older items one column later), one pass per column."""
+    out = torch.zeros(*seq.shape, net.cfg.dim)
+    for j in range(seq.shape[1]):
+        keep = torch.ones_like(seq, dtype=torch.bool)
+        keep[:, j] = False
+        out[:, j] = net.last_hidden(keep_only(seq, keep)) * (seq[:, j] != 0)[:, None]
+    return out
 
 
 def by_definition(net: SASRecNet, seq: torch.Tensor) -> torch.Tensor:
@@ -42,9 +53,21 @@ def test_shortcut_equals_one_pass_per_hidden_position(config):
         fast, slow = masked_last_hidden(net, seq), by_definition(net, seq)
     torch.testing.assert_close(fast, slow, atol=2e-5, rtol=1e-4)
     assert (fast[:, -1] == 0).all() and (fast[1, :4] == 0).all()
+    with torch.inference_mode():
+        fast, slow = removed_last_hidden(net, seq), removed_by_definition(net, seq)
+    torch.testing.assert_close(fast, slow, atol=2e-5, rtol=1e-4)
+    assert (fast[1, :4] == 0).all()
 
 
 def test_needs_eval_mode():
     net = SASRecNet(SASRecConfig(n_items=5, max_len=4, dim=8))
     with pytest.raises(RuntimeError, match="eval mode"):
         masked_last_hidden(net, torch.tensor([[1, 2, 3, 4]]))
+    with pytest.raises(RuntimeError, match="eval mode"):
+        removed_last_hidden(net, torch.tensor([[1, 2, 3, 4]]))
+
+
+def test_keep_only_removes_items_and_keeps_order():
+    seq = torch.tensor([[0, 0, 5, 6, 7, 8]])
+    keep = torch.tensor([[True, True, True, False, True, False]])
+    assert keep_only(seq, keep).tolist() == [[0, 0, 0, 0, 5, 7]]

@@ -11,7 +11,8 @@ Signed methods say how much each item raised (> 0) or lowered (< 0) the item's s
   is removed instead (the model then predicts from the item before). One pass over all positions that
   reuses what hiding leaves unchanged (`SASRecNet.masked_last_hidden`).
 - `occlusion`: the exact score drop when the item is removed from the history (the items before it move one
-  step closer to the present), one forward pass per position.
+  step closer to the present); all removals in one pass that reuses what a removal leaves unchanged
+  (`SASRecNet.removed_last_hidden`).
 - `intgrad`: integrated gradients (Sundararajan et al. 2017) of the score along the path that scales every
   item embedding from 0 to its value (`INTGRAD_STEPS` midpoints); they sum to score(x) - score(no items).
 - `gradxinput`: gradient of the score w.r.t. each item embedding, dotted with it (the first-order term).
@@ -37,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from seqlens.errors import DataError
+from seqlens.nn.masking import keep_only
 
 METHODS = ("masking", "occlusion", "intgrad", "gradxinput", "gradrollout", "attention", "rollout", "norm")
 SIGNED = frozenset({"masking", "occlusion", "intgrad", "gradxinput"})
@@ -47,6 +49,8 @@ NEEDS = {"gradrollout": "blocks", "attention": "blocks", "rollout": "blocks", "n
 
 #: sequences per forward pass when many perturbed histories are scored (bounds the T x T attention memory)
 CHUNK = 512
+#: floats in the prefix sums of one exact-occlusion pass (rows x T x T x D): bounds its memory at 64 MB
+PREFIX_SUMS = 2**24
 #: midpoints of the integrated-gradients path (the error of the sum against its exact value shrinks as 1/steps^2)
 INTGRAD_STEPS = 16
 
@@ -125,17 +129,6 @@ def score_sequences(net: nn.Module, seq: Tensor, target: Tensor, chunk: int = CH
     return out
 
 
-def keep_only(seq: Tensor, keep: Tensor) -> Tensor:
-    """Left-padded sequences [N, T] holding only the items where `keep` [N, T] is True, in their order.
-
-    This is how an item is removed from a history: the items before it move one step closer to the
-    present (positions are right-aligned), exactly as if the user had never interacted with it.
-    """
-    keep = keep & (seq != 0)
-    order = torch.argsort(keep.to(torch.int8), dim=1, stable=True)  # dropped first, kept in order after
-    return torch.where(keep.gather(1, order), seq.gather(1, order), torch.zeros_like(seq))
-
-
 def _masking(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
     """score(history) - score(history with item j hidden in place); the most recent item is removed."""
     real = seq != 0
@@ -149,10 +142,24 @@ def _masking(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
 
 
 def _occlusion(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
-    """score(full history) - score(history without item j), for every real position j."""
+    """score(full history) - score(history without item j), for every real position j.
+
+    SASRec computes all removals in one pass that reuses what a removal leaves unchanged
+    (`SASRecNet.removed_last_hidden`), a few rows at a time to bound its T x T x D prefix sums; other
+    networks run one forward pass per position.
+    """
+    real = seq != 0
     with torch.inference_mode():
         full = net.score_of(net.last_hidden(seq), target)
-    row, col = (seq != 0).nonzero(as_tuple=True)  # one occluded copy per real position
+        if hasattr(net, "removed_last_hidden"):
+            rows = max(1, PREFIX_SUMS // (seq.shape[1] ** 2 * net.cfg.dim))
+            each = target[:, None].expand_as(seq)  # the target, once per removed position
+            without = torch.cat(
+                [net.score_of(net.removed_last_hidden(seq[lo : lo + rows]), each[lo : lo + rows])
+                 for lo in range(0, len(seq), rows)]
+            )  # fmt: skip
+            return Attributions((full[:, None] - without) * real, target, full)
+    row, col = real.nonzero(as_tuple=True)  # one occluded copy per real position
     keep = torch.arange(seq.shape[1])[None, :] != col[:, None]
     without = score_sequences(net, keep_only(seq[row], keep), target[row])
     scores = torch.zeros(seq.shape, dtype=full.dtype)

@@ -31,8 +31,9 @@ from torch import Tensor, nn
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
 from seqlens.eval.metrics import MISS, exclude, target_ranks
-from seqlens.explain.attributions import CHUNK, METHODS, SIGNED, attribute, check_method, keep_only
+from seqlens.explain.attributions import CHUNK, METHODS, SIGNED, attribute, check_method
 from seqlens.explain.explanation import recommended_items
+from seqlens.nn.masking import keep_only
 
 if TYPE_CHECKING:  # annotations only: explain reads fitted models, it does not build them
     from seqlens.recommenders.neural import NextItemModel

@@ -1,20 +1,28 @@
-"""Every history position hidden in turn, exactly, in one pass that reuses what hiding leaves unchanged.
+"""Every history item hidden, or removed, in turn: exactly, in one pass that reuses what the change leaves alone.
 
-Hiding position j in place (the item is neither attended to nor read; every other item keeps its position)
-changes nothing before j, because attention is causal and no position moves. So instead of running the
-network once per position (T passes of T positions: ~200 ms for T=200 on one CPU thread), this module:
+Two ways to take item j out of a left-padded history (most recent item in the last column):
+- hidden in place (`masked_last_hidden`): j is neither attended to nor read; every other item keeps its
+  position. Nothing before j changes (attention is causal and no position moves).
+- removed (`removed_last_hidden`): the history without j, right-aligned as always, so the items before j
+  move one column closer to the present. Those items then hold exactly the states of the history shifted
+  one column right (its last item dropped), computed once for every j, since attention is causal.
 
-1. runs the network once and keeps each layer's input, keys and values;
-2. in the first layer, where the inputs other than j are unchanged, gets every query i > j exactly by taking
-   j's term out of the softmax and renormalising: o_i(-j) = (o_i - a_ij v_j) / (1 - a_ij), per head;
+Either way the rows after j must be recomputed, the rest is known. Instead of running the network once per
+position (T passes of T positions: ~200 ms for T=200 on one CPU thread), this module:
+
+1. runs the network once (removal: twice, on the history and on the shifted one), keeping each layer's input;
+2. in the first layer, gets every row i > j's attention output from what is known: when hiding, by taking
+   j's term out of the softmax and renormalising, o_i(-j) = (o_i - a_ij v_j) / (1 - a_ij), per head; when
+   removing, from the full row's softmax sums and a prefix sum (up to j) of what swapping in the shifted
+   keys changes;
 3. in the middle layers (models of three or more), recomputes the rows after j with a full block;
-4. in the last layer, computes only the last query, attending to the unchanged keys before j and the
+4. in the last layer, computes only the last query, attending to the known keys before j and the
    recomputed ones after it.
 
 Only (j, i) pairs with i > j are carried from layer to layer: T(T-1)/2 rows instead of T^2, about 8x less
-work than T full passes for a two-layer model. The result equals `net(seq, keep=...)` run once per hidden
-position (the tests compare them). The shortcut needs the plain softmax weights in the first and last
-layer; with AWRSR refinement there, every hidden position is run as its own pass.
+work than T full passes for a two-layer model. The results equal one forward pass per position (the tests
+compare them). The shortcut needs the plain softmax weights in the first and last layer (and, for removal,
+positions counted from the end, or none); otherwise every position is run as its own pass.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from seqlens.nn.attention import attention_mask, masked_softmax
 if TYPE_CHECKING:
     from seqlens.nn.sasrec import SASRecNet
 
-#: hidden positions evaluated per chunk of the generic path (bounds its T x T attention memory)
+#: perturbed sequences evaluated per chunk of the one-pass-each path (bounds its T x T attention memory)
 CHUNK = 512
 
 
@@ -37,31 +45,60 @@ def masked_last_hidden(net: SASRecNet, seq: Tensor) -> Tensor:
     """[B, T, D]: column j is the last hidden state of `seq` [B, T] with position j hidden in place.
 
     Columns at padding are zero, and so is the last column (hiding the position the model reads from
-    leaves nothing to read); callers wanting "without the last item" run `net.last_hidden(seq[:, :-1])`.
+    leaves nothing to read); callers wanting "without the last item" use `removed_last_hidden`.
     """
+    if _shortcut_applies(net, remove=False):
+        return _reusing_prefix(net, seq, remove=False)
+    return _one_pass_each(net, seq, remove=False)
+
+
+def removed_last_hidden(net: SASRecNet, seq: Tensor) -> Tensor:
+    """[B, T, D]: column j is the last hidden state of `seq` [B, T] with item j removed (the items before it
+    one column closer to the present, as if the user had never interacted with it). Zero at padding."""
+    if _shortcut_applies(net, remove=True):
+        return _reusing_prefix(net, seq, remove=True)
+    return _one_pass_each(net, seq, remove=True)
+
+
+def keep_only(seq: Tensor, keep: Tensor) -> Tensor:
+    """Left-padded sequences [N, T] holding only the items where `keep` [N, T] is True, in their order.
+
+    This is how an item is removed from a history: the items before it move one step closer to the
+    present (positions are right-aligned), exactly as if the user had never interacted with it.
+    """
+    keep = keep & (seq != 0)
+    order = torch.argsort(keep.to(torch.int8), dim=1, stable=True)  # dropped first, kept in order after
+    return torch.where(keep.gather(1, order), seq.gather(1, order), torch.zeros_like(seq))
+
+
+def _shortcut_applies(net: SASRecNet, remove: bool) -> bool:
     cfg = net.cfg
     if net.training:
-        raise RuntimeError("masked_last_hidden needs the network in eval mode (call net.eval())")
-    if cfg.refines(0) or cfg.refines(cfg.layers - 1):
-        return _one_pass_each(net, seq)
-    return _reusing_prefix(net, seq)
+        raise RuntimeError("masking and removal need the network in eval mode (call net.eval())")
+    plain = not (cfg.refines(0) or cfg.refines(cfg.layers - 1))
+    return plain and not (remove and cfg.positions == "from_start")  # from the start, later items would move
 
 
-def _one_pass_each(net: SASRecNet, seq: Tensor) -> Tensor:
-    """The definition: one forward pass per (row, hidden position), in chunks."""
+def _one_pass_each(net: SASRecNet, seq: Tensor, remove: bool) -> Tensor:
+    """The definition: one forward pass per (row, position), in chunks."""
     b, t = seq.shape
     out = torch.zeros(b, t, net.cfg.dim)
-    row, col = (seq[:, :-1] != 0).nonzero(as_tuple=True)
+    real = seq != 0
+    row, col = (real if remove else real[:, :-1]).nonzero(as_tuple=True)
     for lo in range(0, len(row), CHUNK):
         r, c = row[lo : lo + CHUNK], col[lo : lo + CHUNK]
         keep = torch.arange(t)[None, :] != c[:, None]  # [N, T]
-        hidden, _ = net(seq[r], keep=keep)
+        hidden, _ = net(keep_only(seq[r], keep)) if remove else net(seq[r], keep=keep)
         out[r, c] = hidden[:, -1]
     return out
 
 
-def _reusing_prefix(net: SASRecNet, seq: Tensor) -> Tensor:
-    """The shortcut; pair rows live in flat [B * P, ...] tables so that gathers are cheap row look-ups."""
+def _reusing_prefix(net: SASRecNet, seq: Tensor, remove: bool) -> Tensor:
+    """The shortcut; pair rows live in flat [B * P, ...] tables so that gathers are cheap row look-ups.
+
+    `known` is what the rows before j attend to or read: the unchanged sequence when hiding, the shifted one
+    when removing (where column j holds the item before j, so `through` = 1 includes it).
+    """
     b, t = seq.shape
     blocks = list(net.blocks)
     keep = seq != 0  # [B, T]
@@ -69,60 +106,117 @@ def _reusing_prefix(net: SASRecNet, seq: Tensor) -> Tensor:
     if len(blocks) == 1:  # the first layer is also the last: only the last row is needed
         j_of, i_of = j_of[i_of == t - 1], i_of[i_of == t - 1]
     offset = torch.arange(b)[:, None]
-    row_i, row_j = (offset * t + i_of).ravel(), (offset * t + j_of).ravel()  # rows of [B * T, ...] tables
     pair_ji = (offset * t * t + j_of * t + i_of).ravel()  # rows of [B * T(j) * T(i), ...] tables
-    x = net.embed(seq) * keep[..., None]  # [B, T, D]: the first layer's input, the same for every j != row
+    x = net.embed(seq) * keep[..., None]  # [B, T, D]: the first layer's input
+    if remove:
+        shifted = torch.cat((torch.zeros_like(seq[:, :1]), seq[:, :-1]), 1)  # every item one column later
+        known_keep = shifted != 0
+        known = net.embed(shifted) * known_keep[..., None]
+        x_pairs = _first_layer_removed(blocks[0], x, known, keep, known_keep, j_of, i_of)
+    else:
+        known_keep = keep
+        x_pairs = _first_layer_hidden(blocks[0], x, keep, j_of, i_of)
+    through = 1 if remove else 0  # the known keys of pair j: columns < j + through
 
-    # first layer: each later row's attention output without j's term, renormalised. The output projection
-    # is linear, so it is applied to the T outputs and values once, not to every pair: per head h,
-    # W o_i(-j) = W o_i + c (W o_i - W v_j) with c = a_ij / (1 - a_ij)
-    first = blocks[0]
+    x = blocks[0](x, keep)[0]  # the unchanged sequence, as the next layer reads it
+    known = blocks[0](known, known_keep)[0] if remove else x
+    for block in blocks[1:-1]:  # middle layers: rows after j recomputed in full
+        before = torch.arange(t)[None, :] < torch.arange(t)[:, None] + through  # [T(j), T]: known columns
+        dense = torch.where(before[None, :, :, None], known[:, None], x[:, None]).reshape(b * t * t, -1)
+        dense[pair_ji] = x_pairs  # [B * T(j) * T, D]: one sequence per j
+        keep_j = torch.where(before, known_keep[:, None, :], keep[:, None, :] & ~torch.eye(t, dtype=torch.bool))
+        dense = block(dense.view(b * t, t, -1) * keep_j.reshape(b * t, t, 1), keep_j.reshape(b * t, t))[0]
+        x_pairs = dense.reshape(b * t * t, -1).index_select(0, pair_ji)
+        x = block(x, keep)[0]
+        known = block(known, known_keep)[0] if remove else x
+
+    if len(blocks) == 1:
+        last_x = x_pairs  # [B * (T-1), D]: row T-1 of each j < T-1
+    else:  # last layer: the last query of each j over the known keys before j and recomputed ones after
+        attn, h_pairs = blocks[-1].attn, blocks[-1].ln1(x_pairs)  # the last layer's attention from here on
+        _, k, v = attn.project(blocks[-1].ln1(known))  # [B, H, T, dh]: keys and values of the known rows
+        k_p, v_p = attn.keys_values_at(h_pairs, i_of.repeat(b))  # [B * P, H, dh]: the recomputed rows
+        last = (offset * len(i_of) + torch.flatten(torch.nonzero(i_of == t - 1))).ravel()  # pair rows (j, T-1)
+        q = attn.query_at(h_pairs.index_select(0, last), torch.full((len(last),), t - 1))  # [B * (T-1), H, dh]
+        q_j = (offset * (t - 1) + j_of).ravel()  # each pair's query row
+        pair_jt = (offset * (t - 1) * t + j_of * t + i_of).ravel()  # rows of [B * (T-1) * T, H] tables
+        scores = attn.logits(q.view(b, t - 1, *q.shape[1:]).transpose(1, 2), k)  # [B, H, T-1, T]: known keys
+        scores = scores.permute(0, 2, 3, 1).contiguous()  # [B, T-1, T, H]
+        after = attn.logits(q.index_select(0, q_j)[:, :, None], k_p[:, :, None])[..., 0, 0]  # [B * P, H]
+        scores.view(-1, scores.shape[-1]).index_copy_(0, pair_jt, after)
+        columns, rows = torch.arange(t)[None, :], torch.arange(t - 1)[:, None]
+        known_part = columns < rows + through  # [T-1, T]
+        allowed = torch.where(known_part, known_keep[:, None, :], (columns > rows) & keep[:, None, :])
+        weights = scores.masked_fill(~allowed[..., None], float("-inf")).softmax(2)
+        out = _rows((weights * known_part[:, :, None]).permute(0, 3, 1, 2) @ v)  # [B * (T-1), H, dh]: known keys
+        w_after = weights.view(-1, weights.shape[-1]).index_select(0, pair_jt)[..., None]  # [B * P, H, 1]
+        out = out.index_add(0, q_j, w_after * v_p)  # plus the keys after j
+        last_x = blocks[-1].after_attention(x_pairs.index_select(0, last), attn.proj(out.flatten(1)))
+
+    hidden = torch.zeros(b, t, net.cfg.dim)
+    hidden[:, :-1] = net.ln_f(last_x).view(b, t - 1, -1) * keep[:, :-1, None]  # padding columns: left at zero
+    if remove:  # the latest item removed: the shifted sequence's last row
+        final = known if len(blocks) == 1 else blocks[-1](known, known_keep)[0]
+        hidden[:, -1] = net.ln_f(final[:, -1]) * keep[:, -1:]
+    return hidden
+
+
+def _first_layer_hidden(first, x: Tensor, keep: Tensor, j_of: Tensor, i_of: Tensor) -> Tensor:
+    """[B * P, D]: the first block's output at row i with position j hidden, for every pair (j, i).
+
+    Row i's attention output without j's term, renormalised. The output projection is linear, so it is
+    applied to the T outputs and values once, not to every pair: per head h,
+    W o_i(-j) = W o_i + c (W o_i - W v_j) with c = a_ij / (1 - a_ij).
+    """
+    b, t, _ = x.shape
+    offset = torch.arange(b)[:, None]
     attn = first.attn
     q, k, v = attn.project(first.ln1(x))  # [B, H, T, dh]
     a = masked_softmax(attn.logits(q, k), attention_mask(keep), keep)  # [B, H, T, T]
     o = a @ v  # [B, H, T, dh]
     w_o = attn.proj.weight.view(-1, attn.heads, attn.head_dim)  # [D, H, dh]
     p_o, p_v = (torch.einsum("nhk,dhk->nhd", _rows(z), w_o) for z in (o, v))  # [B * T, H, D]
-    y = x + attn.proj(o.transpose(1, 2).flatten(2))  # [B, T, D]: the unhidden residual stream after attention
+    y = x + attn.proj(o.transpose(1, 2).flatten(2))  # [B, T, D]: the unchanged residual stream after attention
     a_ij = a.permute(0, 2, 3, 1).reshape(b * t * t, -1).index_select(0, (offset * t * t + i_of * t + j_of).ravel())
     c = (a_ij / (1 - a_ij).clamp(min=1e-12))[..., None]  # [B * P, H, 1]
+    row_i, row_j = (offset * t + i_of).ravel(), (offset * t + j_of).ravel()
     change = (c * (p_o.index_select(0, row_i) - p_v.index_select(0, row_j))).sum(1)  # [B * P, D]
-    x_pairs = first.feed_forward(y.view(b * t, -1).index_select(0, row_i) + change)  # [B * P, D]
-    x = first.feed_forward(y) * keep[..., None]  # the unhidden sequence, as the next layer reads it
+    return first.feed_forward(y.view(b * t, -1).index_select(0, row_i) + change)
 
-    for block in blocks[1:-1]:  # middle layers: rows after j recomputed in full
-        dense = x[:, None].repeat(1, t, 1, 1).view(b * t * t, -1)  # [B * T(j) * T, D]: one sequence per j
-        dense[pair_ji] = x_pairs
-        keep_j = keep[:, None, :] & ~torch.eye(t, dtype=torch.bool)  # [B, T(j), T]: j hidden
-        dense = block(dense.view(b * t, t, -1) * keep_j.view(b * t, t, 1), keep_j.view(b * t, t))[0]
-        x_pairs = dense.reshape(b * t * t, -1).index_select(0, pair_ji)
-        x = block(x, keep)[0]
 
-    if len(blocks) == 1:
-        last_x = x_pairs  # [B * (T-1), D]: row T-1 of each j < T-1
-    else:  # last layer: the last query of each j over unchanged keys before j and recomputed ones after
-        attn, h_pairs = blocks[-1].attn, blocks[-1].ln1(x_pairs)  # the last layer's attention from here on
-        _, k, v = attn.project(blocks[-1].ln1(x))  # [B, H, T, dh]: keys and values of the unhidden rows
-        k_p, v_p = attn.keys_values_at(h_pairs, i_of.repeat(b))  # [B * P, H, dh]: the recomputed rows
-        last = (offset * len(i_of) + torch.flatten(torch.nonzero(i_of == t - 1))).ravel()  # pair rows (j, T-1)
-        q = attn.query_at(h_pairs.index_select(0, last), torch.full((len(last),), t - 1))  # [B * (T-1), H, dh]
-        q_j = (offset * (t - 1) + j_of).ravel()  # each pair's query row
-        pair_jt = (offset * (t - 1) * t + j_of * t + i_of).ravel()  # rows of [B * (T-1) * T, H] tables
-        scores = attn.logits(q.view(b, t - 1, *q.shape[1:]).transpose(1, 2), k)  # [B, H, T-1, T]: unhidden keys
-        scores = scores.permute(0, 2, 3, 1).contiguous()  # [B, T-1, T, H]
-        after = attn.logits(q.index_select(0, q_j)[:, :, None], k_p[:, :, None])[..., 0, 0]  # [B * P, H]
-        scores.view(-1, scores.shape[-1]).index_copy_(0, pair_jt, after)
-        hidden_j = torch.eye(t, dtype=torch.bool)[:-1]  # [T-1, T]: key j hidden for query set j
-        weights = scores.masked_fill((hidden_j | ~keep[:, None, :])[..., None], float("-inf")).softmax(2)
-        before = weights.masked_fill(torch.ones(t - 1, t, dtype=torch.bool).triu()[:, :, None], 0.0)
-        out = _rows(before.permute(0, 3, 1, 2) @ v)  # [B * (T-1), H, dh]: keys before j
-        w_after = weights.view(-1, weights.shape[-1]).index_select(0, pair_jt)[..., None]  # [B * P, H, 1]
-        out = out.index_add(0, q_j, w_after * v_p)  # plus the keys after j
-        last_x = blocks[-1].after_attention(x_pairs.index_select(0, last), attn.proj(out.flatten(1)))
+def _first_layer_removed(
+    first, x: Tensor, known: Tensor, keep: Tensor, known_keep: Tensor, j_of: Tensor, i_of: Tensor
+) -> Tensor:
+    """[B * P, D]: the first block's output at row i with item j removed, for every pair (j, i).
 
-    hidden = torch.zeros(b, t, net.cfg.dim)
-    hidden[:, :-1] = net.ln_f(last_x).view(b, t - 1, -1) * keep[:, :-1, None]  # hiding padding: left at zero
-    return hidden
+    Row i attends to the shifted sequence's keys in columns <= j and the original keys in columns j+1..i, so
+    its softmax numerator is the full row's, sum_m e^(q k_m) v_m, plus the prefix sum up to j of
+    e^(q k'_m) v'_m - e^(q k_m) v_m (and likewise the denominator): one prefix sum over all pairs at once.
+    """
+    b, t, _ = x.shape
+    offset = torch.arange(b)[:, None]
+    attn = first.attn
+    q, k, v = attn.project(first.ln1(x))  # [B, H, T, dh]
+    _, k_s, v_s = attn.project(first.ln1(known))  # the shifted sequence's keys and values
+    causal = attention_mask(keep)[:, 0]  # [B, T, T]
+    logits = attn.logits(q, k).masked_fill(~causal[:, None], float("-inf"))  # [B, H, T(i), T(m)]
+    logits_s = attn.logits(q, k_s).masked_fill(~known_keep[:, None, None, :], float("-inf"))
+    top = torch.maximum(logits.amax(-1, keepdim=True), logits_s.amax(-1, keepdim=True))  # one shift per row
+    e, e_s = (logits - top).exp(), (logits_s - top).exp()  # [B, H, T, T]
+    swap = (e_s[..., None] * v_s[:, :, None] - e[..., None] * v[:, :, None]).cumsum(3)  # [B, H, T(i), T(j), dh]
+    swap_den = (e_s - e).cumsum(3)[..., None]  # [B, H, T(i), T(j), 1]
+    pair_ij = (offset * t * t + i_of * t + j_of).ravel()  # rows of [B * T(i) * T(j), ...] tables
+    row_i = (offset * t + i_of).ravel()
+    numerator = _rows(e @ v).index_select(0, row_i) + _pairs(swap, pair_ij)  # [B * P, H, dh]
+    denominator = _rows(e.sum(-1, keepdim=True)).index_select(0, row_i) + _pairs(swap_den, pair_ij)  # [B * P, H, 1]
+    o = (numerator / denominator).flatten(1)
+    return first.after_attention(x.reshape(b * t, -1).index_select(0, row_i), attn.proj(o))
+
+
+def _pairs(z: Tensor, rows: Tensor) -> Tensor:
+    """[B, H, T, T, e] -> rows of its [B * T * T, H, e] view (one row per (sequence, i, j))."""
+    b, h, t, _, e = z.shape
+    return z.permute(0, 2, 3, 1, 4).reshape(b * t * t, h, e).index_select(0, rows)
 
 
 def _rows(z: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from seqlens.nn.attention import AttentionWeights, CausalSelfAttention
 from seqlens.nn.dropout import Dropout
-from seqlens.nn.masking import masked_last_hidden
+from seqlens.nn.masking import masked_last_hidden, removed_last_hidden
 from seqlens.nn.next_item import NextItemNet
 
 POSITIONS = ("from_end", "from_start", "none")
@@ -128,3 +128,7 @@ class SASRecNet(NextItemNet):
     def masked_last_hidden(self, seq: Tensor) -> Tensor:
         """[B, T, D]: column j is the last hidden state with position j hidden in place (see `nn.masking`)."""
         return masked_last_hidden(self, seq)
+
+    def removed_last_hidden(self, seq: Tensor) -> Tensor:
+        """[B, T, D]: column j is the last hidden state of `seq` without item j (see `nn.masking`)."""
+        return removed_last_hidden(self, seq)
