@@ -239,7 +239,9 @@ def _load_results() -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
         if runs:
             budget = max(map(_budget, runs))
             found[dataset] = [r for r in runs if _budget(r) == budget]
-            left_out[dataset] = [f"{r['variant']}-seed{r['seed']} ({_budget(r)[0]} epochs)" for r in runs if _budget(r) != budget]
+            left_out[dataset] = [
+                f"{r['variant']}-seed{r['seed']} ({_budget(r)[0]} epochs)" for r in runs if _budget(r) != budget
+            ]
     return found, left_out
 
 
@@ -291,7 +293,10 @@ def _dataset_section(dataset: str, runs: list[dict], overheads: dict) -> tuple[l
     lines = [f"## {dataset}", "", f"Data: `{runs[0]['data']}`. Protocol: leave-one-out, "
              f"{runs[0]['protocol']['ranking']}, {seen}, pessimistic ties, "
              f"{runs[0]['protocol']['n_users']} test users. Parameters: `{_params_line(runs[0]['params'])}`.", ""]  # fmt: skip
-    lines += ["| model | seeds | " + " | ".join(METRICS) + " | Δ Recall@1 | Δ NDCG@10 |", "|---|---:|" + "---:|" * (len(METRICS) + 2)]
+    lines += [
+        "| model | seeds | " + " | ".join(METRICS) + " | Δ Recall@1 | Δ NDCG@10 |",
+        "|---|---:|" + "---:|" * (len(METRICS) + 2),
+    ]
     facts = {}
     for v, rs in by_variant.items():
         cells = [_fmt([r["test"][m] for r in rs]) for m in METRICS]
@@ -314,7 +319,9 @@ def _dataset_section(dataset: str, runs: list[dict], overheads: dict) -> tuple[l
         r1 = _paired(dataset, v, seeds, "recall@1")
         r1_ref = np.mean([r["test"]["recall@1"] for r in ref if r["seed"] in seeds])
         facts[v] = {"diff": d, "r1": r1, "seeds": len(seeds), "r1_rel": 100 * r1.mean / r1_ref}  # on the paired seeds
-        lines.append(f"| {_label(v)} | {d.mean:+.4f} | [{d.low:+.4f}, {d.high:+.4f}] | {d.p_value:.3f} | {d.n} | {d.verdict} |")
+        lines.append(
+            f"| {_label(v)} | {d.mean:+.4f} | [{d.low:+.4f}, {d.high:+.4f}] | {d.p_value:.3f} | {d.n} | {d.verdict} |"
+        )
     lines += ["", "Cost and learning speed (per-run medians, mean over seeds; each run in its own process "
               f"on {runs[0]['threads']} thread(s), runs in parallel, so seconds include contention; the overhead "
               "ratio below is the clean comparison):", "",
@@ -366,7 +373,7 @@ def _testbed_lines(by_variant: dict) -> list[str]:
     for v, rs in by_variant.items():
         for rule in sorted(rs[0]["testbed"]):
             t = [r["testbed"][rule] for r in rs]
-            mean_layers = lambda key: np.mean([x[key] for x in t], axis=0).tolist()  # noqa: E731
+            mean_layers = lambda key, t=t: np.mean([x[key] for x in t], axis=0).tolist()  # noqa: E731
             lines.append(
                 f"| {_label(v)} | {rule} | {t[0]['n']} | {_fmt([x['recall@1'] for x in t])} | {_fmt([x['recall@10'] for x in t])} | "
                 f"{_layers(mean_layers('raw_all'))} | {_layers(mean_layers('applied_all'))} | "
@@ -432,8 +439,10 @@ def _trigger_verdict(runs: list[dict]) -> str:
         if rs:
             mass = np.mean([r["testbed"]["second_order"]["applied_first"] for r in rs], axis=0)
             parts.append(f"{_label(v)} {_layers(list(mass))}")
-    return ("- test bed, second-order rules: weight the last query applies to the distant trigger A, per layer "
-            f"(mean over {len({r['seed'] for r in runs})} seed(s)): " + "; ".join(parts) + ".")
+    return (
+        "- test bed, second-order rules: weight the last query applies to the distant trigger A, per layer "
+        f"(mean over {len({r['seed'] for r in runs})} seed(s)): " + "; ".join(parts) + "."
+    )
 
 
 def report() -> None:
@@ -448,15 +457,21 @@ def report() -> None:
     for dataset, runs in results.items():
         lines, facts = _dataset_section(dataset, runs, overheads)
         if left_out[dataset]:
-            lines[1:1] = ["", f"Left out (trained with a smaller budget by an earlier study): {', '.join(left_out[dataset])}."]
+            lines[1:1] = [
+                "",
+                f"Left out (trained with a smaller budget by an earlier study): {', '.join(left_out[dataset])}.",
+            ]
         sections += lines
         verdicts.append(_verdict(dataset, facts))
         if "testbed" in runs[0]:
             verdicts.append(_trigger_verdict(runs))
         if dataset in overheads:
             o = overheads[dataset]
-            verdicts.append(f"- {dataset} epoch time (one process, interleaved): "
-                            + ", ".join(f"{_label(v)} {o['ratio'][v]:.2f}x" for v in VARIANTS[1:]) + " of SASRec's.")
+            verdicts.append(
+                f"- {dataset} epoch time (one process, interleaved): "
+                + ", ".join(f"{_label(v)} {o['ratio'][v]:.2f}x" for v in VARIANTS[1:])
+                + " of SASRec's."
+            )
     head = [
         "# AWRSR: does attention weight refinement help?",
         "",
@@ -485,16 +500,24 @@ def main(argv: list[str]) -> None:
     parser.add_argument("datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, help="epoch budget per run (default: the dataset's own: 60 on "
-                        "synthetic and ml-1m as in the core benchmark, SASRec's 200 on beauty)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        help="epoch budget per run (default: the dataset's own: 60 on "
+        "synthetic and ml-1m as in the core benchmark, SASRec's 200 on beauty)",
+    )
     parser.add_argument("--patience", type=int, help="early-stopping patience (default: the dataset's own)")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on 1 thread)")
     parser.add_argument("--overhead-rounds", type=int, default=8)
     parser.add_argument("--overhead-threads", type=int, default=2)
     parser.add_argument("--no-overhead", action="store_true")
     parser.add_argument("--report-only", action="store_true")
-    parser.add_argument("--one", nargs=3, metavar=("DATASET", "VARIANT", "SEED"),
-                        help="train and evaluate one model in this process (what each parallel job runs)")
+    parser.add_argument(
+        "--one",
+        nargs=3,
+        metavar=("DATASET", "VARIANT", "SEED"),
+        help="train and evaluate one model in this process (what each parallel job runs)",
+    )
     parser.add_argument("--overhead-of", metavar="DATASET", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -512,8 +535,10 @@ def main(argv: list[str]) -> None:
         budgets = {}  # what each dataset's runs get: the overrides, else the dataset's own budget
         for d in args.datasets:
             epochs, patience = dataset_budget(d)
-            budgets[d] = (epochs if args.epochs is None else args.epochs,
-                          patience if args.patience is None else args.patience)
+            budgets[d] = (
+                epochs if args.epochs is None else args.epochs,
+                patience if args.patience is None else args.patience,
+            )
         jobs = [
             (d, v, s)
             for s in range(args.seeds)

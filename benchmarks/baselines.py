@@ -41,7 +41,18 @@ CLI_DATA = {
 
 #: what GRU4Rec takes from the SASRec it is compared with: input, width and loss, and the whole optimiser and
 #: budget (it keeps its own depth and dropout: 1 layer, 0.2)
-SHARED_WITH_GRU = ("max_len", "dim", "loss", "lr", "lr_patience", "epochs", "patience", "batch_size", "weight_decay", "seed")
+SHARED_WITH_GRU = (
+    "max_len",
+    "dim",
+    "loss",
+    "lr",
+    "lr_patience",
+    "epochs",
+    "patience",
+    "batch_size",
+    "weight_decay",
+    "seed",
+)
 
 
 def wanted(dataset: str, cls_name: str, epochs: int | None, patience: int | None) -> dict:
@@ -120,7 +131,9 @@ def run(dataset: str, epochs: int | None, patience: int | None, extra: set[str])
         cli("compare", f"sasrec={temporal}", "popular", "markov", "itemknn", *CLI_DATA[dataset], "--split", "temporal",
             "--reference", "sasrec", *metrics, "--out", str(out / "temporal"))  # fmt: skip
         (out / "temporal" / "gaps.json").write_text(json.dumps(temporal_gaps(dataset, temporal), indent=1))
-    sasrec = train(dataset, "SASRec", "leave_one_out", epochs, patience)  # last: the AWRSR study may still be training it
+    sasrec = train(
+        dataset, "SASRec", "leave_one_out", epochs, patience
+    )  # last: the AWRSR study may still be training it
     cli("compare", f"sasrec={sasrec}", *neural, "popular", "markov", "itemknn", *CLI_DATA[dataset],
         "--reference", "sasrec", *metrics, "--out", str(out / "leave_one_out"))  # fmt: skip
     (out / "models.json").write_text(json.dumps({"sasrec": _budget(sasrec), **budgets}, indent=1))
@@ -246,11 +259,18 @@ def _demote(markdown: str) -> list[str]:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="*", default=["beauty", "ml-1m"])
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="epoch cap of the models trained here (default: the core benchmark's SASRec budget)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epoch cap of the models trained here (default: the core benchmark's SASRec budget)",
+    )
     parser.add_argument("--patience", type=int, default=None, help="early-stopping patience (default: as --epochs)")
-    parser.add_argument("--models", default="gru4rec,temporal",
-                        help="what to train besides SASRec: gru4rec, temporal (a SASRec on the temporal split); '' for none")
+    parser.add_argument(
+        "--models",
+        default="gru4rec,temporal",
+        help="what to train besides SASRec: gru4rec, temporal (a SASRec on the temporal split); '' for none",
+    )
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     if not args.report_only:

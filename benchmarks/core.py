@@ -47,8 +47,9 @@ def params_differ(saved: dict, expected: dict) -> dict:
 # report.py: better on ML-1M, worse on Beauty) and a cap of 60 epochs with patience 10 to bound the run on 2 cores.
 PARAMS = {
     "beauty": dict(max_len=50, dim=64, layers=2, loss="ce"),
-    "ml-1m": dict(max_len=200, dim=64, layers=2, loss="ce", dropout=0.2, positions="none", rotary=True, epochs=60,
-                  patience=10),
+    "ml-1m": dict(
+        max_len=200, dim=64, layers=2, loss="ce", dropout=0.2, positions="none", rotary=True, epochs=60, patience=10
+    ),
 }
 
 
@@ -97,7 +98,23 @@ def run(name: str, epochs: int | None, tag: str = "") -> dict | None:
     model.save(MODELS / stem)  # reused by later studies (baselines, explanations); runs/ is not tracked
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"core_{stem}.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: result[k] for k in ("dataset", "sasrec_test", "popular_test", "best_epoch", "seconds_per_epoch_median", "wall_seconds_to_best", "peak_rss_mib")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "dataset",
+                    "sasrec_test",
+                    "popular_test",
+                    "best_epoch",
+                    "seconds_per_epoch_median",
+                    "wall_seconds_to_best",
+                    "peak_rss_mib",
+                )
+            },
+            indent=1,
+        )
+    )
     return result
 
 
@@ -108,7 +125,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a SASRec parameter, e.g. --set ffn_dim=256 (a JSON value)")  # fmt: skip
-    parser.add_argument("--tag", default="", help="suffix for the result file and model dir (tuning runs keep the reference intact)")
+    parser.add_argument(
+        "--tag", default="", help="suffix for the result file and model dir (tuning runs keep the reference intact)"
+    )
     args = parser.parse_args(argv)
     for item in args.set:
         key, _, value = item.partition("=")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -36,6 +36,7 @@ def one_variant(variant: str, epochs: int) -> dict:
     import seqlens.train.trainer as trainer_module
 
     if variant == "straightforward":
+
         def plain_ce(hidden, targets, item_emb, *args, **kwargs):
             return F.cross_entropy(hidden @ item_emb[1:].T, targets - 1)
 

@@ -81,9 +81,9 @@ TUNING = {
     "0.3, 0.6; 2 heads; ffn_dim 256; the original post-norm block order; lr 2e-3 alone; normal(0.02) init; L2 "
     "weight decay 5e-5; and, with `lr_patience=5` at `lr=1e-3`, positions counted from the start (validation "
     "0.0605 against 0.0610). Rotary attention (seed 0, test NDCG@10): without position embeddings "
-    "(`positions=\"none\", rotary=True`) 0.0530, with them (`rotary=True`) 0.0545 (paired per-user difference "
+    '(`positions="none", rotary=True`) 0.0530, with them (`rotary=True`) 0.0545 (paired per-user difference '
     "-0.0007 [-0.0016, +0.0003], p=0.18), against 0.0552 without it, so Beauty keeps learned positions only",
-    "ml-1m": "rotary attention instead of position embeddings (`positions=\"none\", rotary=True`): test NDCG@10 "
+    "ml-1m": 'rotary attention instead of position embeddings (`positions="none", rotary=True`): test NDCG@10 '
     "0.1842 against 0.1711 with learned positions counted from the end (the library default; same seed and "
     "settings otherwise), paired per-user difference +0.0131 [+0.0067, +0.0196], p=0.0005 (Recall@10 0.3134 "
     "against 0.2938); with both (`rotary=True` alone) 0.1804, +0.0092 [+0.0032, +0.0151]",

@@ -262,10 +262,15 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--modes", default="plain,explain", help="plain, explain or both (comma-separated)")
     parser.add_argument("--out", type=Path, default=RESULTS / "serve_load.json")
     args = parser.parse_args(argv)
-    if not (0 < args.duration <= 600 and 0 < args.concurrency <= 256 and 0 < args.sequential <= 100_000
-            and 0 <= args.warmup <= 60):
-        raise SystemExit("bounds: 0 < duration <= 600, 0 < concurrency <= 256, 0 < sequential <= 100000, "
-                         "0 <= warmup <= 60")
+    if not (
+        0 < args.duration <= 600
+        and 0 < args.concurrency <= 256
+        and 0 < args.sequential <= 100_000
+        and 0 <= args.warmup <= 60
+    ):
+        raise SystemExit(
+            "bounds: 0 < duration <= 600, 0 < concurrency <= 256, 0 < sequential <= 100000, 0 <= warmup <= 60"
+        )
     users = json.loads((args.model_dir / "users.json").read_text())
     config = json.loads((args.model_dir / "config.json").read_text())
     port = free_port()
@@ -286,9 +291,13 @@ def main(argv: list[str]) -> None:
         for mode in args.modes.split(","):
             explain = mode == "explain"
             payloads = bodies(users, explain, args.method, seed=0)
-            seq = measured(port, proc.pid, lambda: sequential(port, payloads, args.sequential, warmup=50))
+            seq = measured(
+                port, proc.pid, lambda payloads=payloads: sequential(port, payloads, args.sequential, warmup=50)
+            )
             print(f"{mode}: one at a time {seq}", flush=True)
-            conc = measured(port, proc.pid, lambda: concurrent(port, payloads, args.concurrency, args.duration))
+            conc = measured(
+                port, proc.pid, lambda payloads=payloads: concurrent(port, payloads, args.concurrency, args.duration)
+            )
             conc["rss_mib"], conc["rss_peak_mib"] = rss_mib(proc.pid)
             conc["rss_mib_by_process"] = rss_each(proc.pid)  # the supervisor first, then its children
             print(f"{mode}: concurrency {args.concurrency} {conc}", flush=True)

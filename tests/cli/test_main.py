@@ -126,9 +126,15 @@ def test_compare_model_with_baselines_writes_report(trained, tmp_path):
     rows = {(r["model"], r["metric"]): r for r in report["rows"]}
     assert set(rows) == {(m, k) for m in ("sasrec", "popular", "markov") for k in ("ndcg@10", "recall@10")}
     assert rows["popular", "ndcg@10"]["verdict"] == "reference"
-    assert rows["markov", "ndcg@10"]["ci_low"] <= rows["markov", "ndcg@10"]["diff"] <= rows["markov", "ndcg@10"]["ci_high"]
+    assert (
+        rows["markov", "ndcg@10"]["ci_low"] <= rows["markov", "ndcg@10"]["diff"] <= rows["markov", "ndcg@10"]["ci_high"]
+    )
     markdown = (out / "compare.md").read_text()
-    assert "| markov |" in markdown and "## Beyond accuracy (top-10)" in markdown and "## NDCG@10 by history length" in markdown
+    assert (
+        "| markov |" in markdown
+        and "## Beyond accuracy (top-10)" in markdown
+        and "## NDCG@10 by history length" in markdown
+    )
     assert "## NDCG@10 by popularity of the target" in markdown and "| head |" in markdown
     assert "leave-one-out split" in markdown and "WARNING" not in markdown
     beyond = {r["index"]: r for r in report["Beyond accuracy (top-10)"]}
@@ -150,7 +156,9 @@ def test_compare_on_the_temporal_split_flags_models_trained_on_other_data(traine
 
 
 def test_compare_unknown_metric_is_one_line_error(trained, tmp_path):
-    result = runner.invoke(app, ["compare", "popular", "--data", "synthetic", "--metrics", "ndcg@99", "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["compare", "popular", "--data", "synthetic", "--metrics", "ndcg@99", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert "unknown metric 'ndcg@99'" in result.output
 

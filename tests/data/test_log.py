@@ -11,11 +11,18 @@ from seqlens.errors import DataError
 
 
 def test_from_frame_normalises_and_sorts():
-    df = pd.DataFrame({"user_id": [2, 10, 2, 2], "item_id": [5, 6, 7, 8], "timestamp": [3, 1, 1, 3], "extra": list("abcd")})
+    df = pd.DataFrame(
+        {"user_id": [2, 10, 2, 2], "item_id": [5, 6, 7, 8], "timestamp": [3, 1, 1, 3], "extra": list("abcd")}
+    )
     log = InteractionLog.from_frame(df)
     assert list(log.df.columns) == ["user_id", "item_id", "timestamp"]
     # users sorted as strings ("10" < "2"), then by time, ties in given order
-    assert list(log.df.itertuples(index=False, name=None)) == [("10", "6", 1), ("2", "7", 1), ("2", "5", 3), ("2", "8", 3)]
+    assert list(log.df.itertuples(index=False, name=None)) == [
+        ("10", "6", 1),
+        ("2", "7", 1),
+        ("2", "5", 3),
+        ("2", "8", 3),
+    ]
     assert (log.n_users, log.n_items, len(log)) == (2, 4, 4)
     assert log.sequences() == {"10": ["6"], "2": ["7", "5", "8"]}
     assert df["user_id"].tolist() == [2, 10, 2, 2]  # the input frame is not modified

@@ -84,7 +84,9 @@ def test_date_string_and_float_timestamps(tmp_path):
 
 
 def test_parquet_datetime_column_becomes_seconds(tmp_path):
-    df = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": pd.to_datetime(["2020-01-02", "2020-01-01"])})
+    df = pd.DataFrame(
+        {"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": pd.to_datetime(["2020-01-02", "2020-01-01"])}
+    )
     path = tmp_path / "log.parquet"
     df.to_parquet(path)
     assert rows_of(read_interactions(path)) == [("u", "b", 1577836800), ("u", "a", 1577923200)]
@@ -194,7 +196,10 @@ def test_read_ml100k_u_data_with_u_item(tmp_path):
     )
     log = read_log(tmp_path / "u.data")
     check_movielens(log)
-    assert dict(zip(log.items["item_id"], log.items["genres"])) == {"10": "Animation|Children's|Comedy", "20": "Adventure"}
+    assert dict(zip(log.items["item_id"], log.items["genres"])) == {
+        "10": "Animation|Children's|Comedy",
+        "20": "Adventure",
+    }
 
 
 def test_read_movielens_without_movies_file_has_no_titles(tmp_path):

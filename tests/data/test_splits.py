@@ -216,7 +216,11 @@ def reference_kcore(rows, user_k, item_k):
 )
 def test_kcore_is_the_k_core(rows, user_k, item_k):
     df = pd.DataFrame(
-        {"user_id": [f"u{u}" for u, _, _ in rows], "item_id": [f"i{i}" for _, i, _ in rows], "timestamp": [t for *_, t in rows]}
+        {
+            "user_id": [f"u{u}" for u, _, _ in rows],
+            "item_id": [f"i{i}" for _, i, _ in rows],
+            "timestamp": [t for *_, t in rows],
+        }
     )
     log = InteractionLog.from_frame(df)
     expected = reference_kcore(list(df.itertuples(index=False, name=None)), user_k, item_k)

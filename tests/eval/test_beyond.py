@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqlens.eval.beyond import LENGTH_BUCKETS, beyond_accuracy, breakdown, by_target_popularity, gini, popularity_bucket
+from seqlens.eval.beyond import (
+    LENGTH_BUCKETS,
+    beyond_accuracy,
+    breakdown,
+    by_target_popularity,
+    gini,
+    popularity_bucket,
+)
 
 
 def test_gini_extremes():

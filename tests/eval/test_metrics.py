@@ -115,7 +115,9 @@ def test_evaluate_excluding_seen_items(eval_data):
     assert result.summary["recall@5"] == pytest.approx(3 / 5)
     assert result.summary["ndcg@5"] == pytest.approx((1 / math.log2(3) + 0.5 + 1.0) / 5)
     assert result.summary["mrr@5"] == pytest.approx((1 / 2 + 1 / 3 + 1) / 5)
-    assert per_user.loc["u3", "ndcg@5"] == 0 and per_user.loc["u3", "mrr@5"] == 0 and per_user.loc["u3", "recall@5"] == 0
+    assert (
+        per_user.loc["u3", "ndcg@5"] == 0 and per_user.loc["u3", "mrr@5"] == 0 and per_user.loc["u3", "recall@5"] == 0
+    )
     assert result.protocol == {
         "ranking": "full (all items)",
         "ties": "pessimistic",
@@ -141,7 +143,7 @@ def test_evaluate_passes_histories_in_order_without_unknown_items(eval_data):
     targets, history = eval_data
     scorer = FixedScorer()
     evaluate(scorer, targets, history)
-    (histories, rows), = scorer.calls
+    ((histories, rows),) = scorer.calls
     assert rows.tolist() == [0, 1, 2, 3, 4]
     assert [histories[i].tolist() for i in range(5)] == [[1], [2, 3], [4], [1], []]
 

@@ -143,7 +143,7 @@ def test_gradxinput_matches_a_finite_difference(model, history):
     eps = 1e-2
     for j in (0, len(history) // 2, len(history) - 1):
 
-        def scaled(t):
+        def scaled(t, j=j):
             def hook(m, args, out):
                 out = out.clone()
                 out[:, j] *= 1 + t
@@ -238,7 +238,12 @@ def hand_built(make_log_module) -> SASRec:
     rows = [("u", i, t) for t, i in enumerate(["X", "B", "C", "T"] * 3)]
     model = SASRec(dim=4, layers=1, heads=1, positions="none", dropout=0.0, epochs=1, progress=False)
     model.fit(make_log_module(rows))
-    emb = {"X": [1.0, -1.0, 0.0, 0.0], "B": [0.0, 0.0, 1.0, -1.0], "C": [-0.3, 0.3, 1.0, -1.0], "T": [1.0, -1.0, 0.0, 0.0]}
+    emb = {
+        "X": [1.0, -1.0, 0.0, 0.0],
+        "B": [0.0, 0.0, 1.0, -1.0],
+        "C": [-0.3, 0.3, 1.0, -1.0],
+        "T": [1.0, -1.0, 0.0, 0.0],
+    }
     net = model.net_
     with torch.no_grad():
         for p in net.parameters():

@@ -43,7 +43,9 @@ def test_time_ago(seconds, text):
 def test_explanation_narrative_cites_top_items_with_shares_and_ages(model, history):
     times = [1_000_000 + DAY * i for i in range(len(history))]
     e = explain(model, history=history, method="occlusion", k=3, timestamps=times, verb="bought")
-    pattern = r"^Recommended (.+) because you recently bought (.+ \(\d+%, (\d+ \w+|moments) ago\))( and .+)?(, despite .+)?$"
+    pattern = (
+        r"^Recommended (.+) because you recently bought (.+ \(\d+%, (\d+ \w+|moments) ago\))( and .+)?(, despite .+)?$"
+    )
     assert re.match(pattern, e.narrative), e.narrative
     assert e.narrative.startswith(f"Recommended {model.item_titles_[e.recommended]} because")
     top_title = model.item_titles_[e.top(1)[0][0]]

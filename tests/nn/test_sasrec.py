@@ -15,7 +15,9 @@ N_ITEMS, MAX_LEN = 20, 8
 
 def make(score="scaled_dot", layers=2, heads=2, dropout=0.3, seed=0, **kw) -> SASRecNet:
     torch.manual_seed(seed)
-    cfg = SASRecConfig(n_items=N_ITEMS, max_len=MAX_LEN, dim=16, layers=layers, heads=heads, dropout=dropout, score=score, **kw)
+    cfg = SASRecConfig(
+        n_items=N_ITEMS, max_len=MAX_LEN, dim=16, layers=layers, heads=heads, dropout=dropout, score=score, **kw
+    )
     return SASRecNet(cfg).eval()
 
 
@@ -92,7 +94,6 @@ def test_padding_width_does_not_change_the_prediction():
     torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
 
 
-
 @pytest.mark.parametrize("positions", ["from_end", "from_start"])
 def test_positions_count_from_the_chosen_end(positions):
     """from_start: an item's position is its index in the history, so appending an item changes nothing
@@ -107,6 +108,7 @@ def test_positions_count_from_the_chosen_end(positions):
     assert same == (positions == "from_start")
     torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
 
+
 @pytest.mark.parametrize("positions", ["none", "from_end"])
 def test_rotary_attention_sees_distances(positions):
     """With rotary attention and no positional embeddings, a position's output depends only on the items up to
@@ -120,7 +122,6 @@ def test_rotary_attention_sees_distances(positions):
     assert same == (positions == "none")
     shuffled = seq[:, [1, 0, 2, 3, 4]]  # same items, two of them at swapped distances
     assert not torch.allclose(net.last_hidden(shuffled), net.last_hidden(seq), atol=1e-4)
-
 
 
 @pytest.mark.parametrize("score", SCORES)

@@ -18,7 +18,9 @@ def gru(synth_split):
 def test_learns_a_cycle(make_log):
     """Every user walks the cycle i0 -> i1 -> ... -> i9 -> i0 from a random start: the next item is certain."""
     rng = np.random.default_rng(0)
-    log = make_log([(f"u{u}", f"i{(start + t) % 10}", t) for u in range(60) for start in [rng.integers(10)] for t in range(12)])
+    log = make_log(
+        [(f"u{u}", f"i{(start + t) % 10}", t) for u in range(60) for start in [rng.integers(10)] for t in range(12)]
+    )
     split = leave_one_out(log)
     model = GRU4Rec(dim=16, max_len=20, epochs=30, lr=3e-3, dropout=0.0, progress=False).fit(split.train)
     result = evaluate(model, split.test, split.test_history, exclude_seen=False)

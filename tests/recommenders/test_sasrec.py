@@ -203,7 +203,7 @@ def test_micro_batches_give_the_same_loss_as_one_batch(synth_split, monkeypatch)
         model = SASRec(epochs=1, batch_size=10_000, dropout=0.0, **FAST)
         captured = {}
 
-        def spy(hidden, targets, *args, **kwargs):
+        def spy(hidden, targets, *args, captured=captured, **kwargs):
             loss = original(hidden, targets, *args, **kwargs)
             captured["loss"] = float(loss.detach())
             return loss

@@ -282,7 +282,7 @@ def test_metrics_label_unknown_paths_as_other(client):
 
 def test_the_page_and_its_assets_are_served_locally(client):
     page = client.get("/")
-    assert page.status_code == 200 and "<canvas id=\"heatmap\"" in page.text
+    assert page.status_code == 200 and '<canvas id="heatmap"' in page.text
     assert not re.search(r"(src|href)=\"(https?:)?//", page.text)  # nothing from a CDN
     for asset in ("/static/app.js", "/static/style.css"):
         r = client.get(asset)

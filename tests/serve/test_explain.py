@@ -77,7 +77,9 @@ def test_a_model_without_attention_recommends_but_cannot_explain(popular_client,
     ok = popular_client.post("/v1/recommend", json={"items": HISTORY, "k": 5, "attention": True})
     assert ok.status_code == 200, ok.text
     body = ok.json()
-    assert [x["item_id"] for x in body["recommendations"]] == model.recommend(histories={"x": HISTORY}, k=5)["item_id"].tolist()
+    assert [x["item_id"] for x in body["recommendations"]] == model.recommend(histories={"x": HISTORY}, k=5)[
+        "item_id"
+    ].tolist()
     assert "attention" not in body and any("has no attention weights" in n for n in body["notes"])
     r = popular_client.post("/v1/recommend", json={"items": HISTORY, "explain": True})
     assert_error(r, 422, "the served model (Popular) has no attention network to explain")

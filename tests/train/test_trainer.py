@@ -64,7 +64,14 @@ def test_early_stopping_after_patience_restores_best_weights():
         seen.append(state(module))
         return {"ndcg@10": next(scores)}
 
-    trainer = Trainer(module, mse_loss(module), random_batches(N_EXAMPLES, BATCH), config(epochs=10, patience=3), validate, progress=False)
+    trainer = Trainer(
+        module,
+        mse_loss(module),
+        random_batches(N_EXAMPLES, BATCH),
+        config(epochs=10, patience=3),
+        validate,
+        progress=False,
+    )
     history = trainer.fit()
     # best at epoch 2, then three epochs without improvement: stop after epoch 5
     assert [r["epoch"] for r in history] == [1, 2, 3, 4, 5]
@@ -87,7 +94,9 @@ def test_equal_score_is_not_an_improvement():
 
 def test_without_validation_all_epochs_run_and_last_weights_stay():
     module = tiny_module()
-    trainer = Trainer(module, mse_loss(module), random_batches(N_EXAMPLES, BATCH), config(epochs=4, patience=1), progress=False)
+    trainer = Trainer(
+        module, mse_loss(module), random_batches(N_EXAMPLES, BATCH), config(epochs=4, patience=1), progress=False
+    )
     history = trainer.fit()
     assert [r["epoch"] for r in history] == [1, 2, 3, 4]
     assert history[-1]["loss"] < history[0]["loss"]  # it does learn
@@ -117,7 +126,13 @@ def validate_for(module):
 
 def run(module, loss_fn, checkpoint_dir=None, resume=None, **cfg):
     trainer = Trainer(
-        module, loss_fn, random_batches(N_EXAMPLES, BATCH), config(**cfg), validate_for(module), checkpoint_dir, progress=False
+        module,
+        loss_fn,
+        random_batches(N_EXAMPLES, BATCH),
+        config(**cfg),
+        validate_for(module),
+        checkpoint_dir,
+        progress=False,
     )
     return trainer.fit(resume)
 

@@ -6,7 +6,6 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 import typer
@@ -18,9 +17,9 @@ from seqlens import atomic
 from seqlens.cli.config import Config, load_config
 from seqlens.data import InteractionLog, Split, leave_one_out, read_log, temporal_split
 from seqlens.errors import SeqlensError
+from seqlens.eval import EvalResult, evaluate
 from seqlens.explain.attributions import METHODS
 from seqlens.explain.explanation import DEFAULT_METHOD
-from seqlens.eval import EvalResult, evaluate
 from seqlens.recommenders import Popular, Recommender, SASRec, load_model
 from seqlens.train import TrainingInterrupted
 
@@ -132,31 +131,36 @@ def _int_list(text: str, option: str) -> list[int]:
 
 @app.command()
 def train(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML run configuration."),
-    data: Optional[str] = typer.Option(None, help="Interaction file, or 'synthetic'."),
-    format: Optional[str] = typer.Option(None, help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
-    timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
-    out: Optional[str] = typer.Option(None, help="Output model directory."),
-    max_len: Optional[int] = typer.Option(None), dim: Optional[int] = typer.Option(None),
-    layers: Optional[int] = typer.Option(None), heads: Optional[int] = typer.Option(None),
-    dropout: Optional[float] = typer.Option(None), loss: Optional[str] = typer.Option(None),
-    epochs: Optional[int] = typer.Option(None), patience: Optional[int] = typer.Option(None),
-    batch_size: Optional[int] = typer.Option(None), lr: Optional[float] = typer.Option(None),
-    lr_patience: Optional[int] = typer.Option(
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML run configuration."),
+    data: str | None = typer.Option(None, help="Interaction file, or 'synthetic'."),
+    format: str | None = typer.Option(None, help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
+    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    out: str | None = typer.Option(None, help="Output model directory."),
+    max_len: int | None = typer.Option(None),
+    dim: int | None = typer.Option(None),
+    layers: int | None = typer.Option(None),
+    heads: int | None = typer.Option(None),
+    dropout: float | None = typer.Option(None),
+    loss: str | None = typer.Option(None),
+    epochs: int | None = typer.Option(None),
+    patience: int | None = typer.Option(None),
+    batch_size: int | None = typer.Option(None),
+    lr: float | None = typer.Option(None),
+    lr_patience: int | None = typer.Option(
         None, help="Halve the learning rate after this many epochs without a better validation score (0: never)."
     ),
-    seed: Optional[int] = typer.Option(None),
-    refinement: Optional[str] = typer.Option(None, help="AWRSR refinement: none, simple, value or additive."),
-    rank: Optional[int] = typer.Option(None, help="AWRSR correlation-space dimension r (default 32)."),
-    refine_layers: Optional[str] = typer.Option(None, help="Blocks that refine, e.g. '-1' (last) or '0,1'; default all."),
-    positions: Optional[str] = typer.Option(
+    seed: int | None = typer.Option(None),
+    refinement: str | None = typer.Option(None, help="AWRSR refinement: none, simple, value or additive."),
+    rank: int | None = typer.Option(None, help="AWRSR correlation-space dimension r (default 32)."),
+    refine_layers: str | None = typer.Option(None, help="Blocks that refine, e.g. '-1' (last) or '0,1'; default all."),
+    positions: str | None = typer.Option(
         None, help="Position embeddings: from_end (the latest item is always last; default), from_start or none."
     ),
-    rotary: Optional[bool] = typer.Option(
+    rotary: bool | None = typer.Option(
         None, "--rotary/--no-rotary", help="Rotate queries and keys by position (RoPE): attention sees distances."
     ),
-    resume: Optional[Path] = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
-    model_name: Optional[str] = typer.Option(None, "--model", help="sasrec (default) or gru4rec."),
+    resume: Path | None = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
+    model_name: str | None = typer.Option(None, "--model", help="sasrec (default) or gru4rec."),
 ) -> None:
     """Train SASRec or GRU4Rec (leave-one-out split, early stopping on validation), evaluate on test, save."""
     model_flags = dict(max_len=max_len, dim=dim, layers=layers, heads=heads, dropout=dropout, loss=loss,
@@ -177,7 +181,9 @@ def train(
             raise SeqlensError(f"{config or 'options'}: {cfg.run.model} has no parameter(s) {', '.join(unused)}")
         model = cls(**params)
         out_dir = Path(cfg.run.out)
-        model.fit(split.train, valid=split.valid, checkpoint_dir=out_dir.with_name(out_dir.name + ".ckpt"), resume=resume)
+        model.fit(
+            split.train, valid=split.valid, checkpoint_dir=out_dir.with_name(out_dir.name + ".ckpt"), resume=resume
+        )
     except TrainingInterrupted as e:
         _fail(f"interrupted; checkpoint saved, resume with --resume {e.checkpoint}")
     except SeqlensError as e:
@@ -199,10 +205,10 @@ def evaluate_cmd(
     model_dir: Path = typer.Argument(..., help="Model directory written by train or save()."),
     data: str = typer.Argument(..., help="Interaction file (the model's data; split leave-one-out)."),
     format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
-    timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
     keep_seen: bool = typer.Option(False, help="Keep history items in the ranking (default: excluded)."),
-    per_user: Optional[Path] = typer.Option(None, help="Write per-user metrics (CSV or Parquet) here."),
-    sampled: Optional[str] = typer.Option(
+    per_user: Path | None = typer.Option(None, help="Write per-user metrics (CSV or Parquet) here."),
+    sampled: str | None = typer.Option(
         None, help="Rank against 100 sampled negatives (uniform or popularity) instead of all items; labelled SAMPLED."
     ),
 ) -> None:
@@ -232,8 +238,8 @@ def evaluate_cmd(
 @app.command()
 def recommend(
     model_dir: Path = typer.Argument(..., help="Model directory written by train or save()."),
-    user: Optional[str] = typer.Option(None, help="A user seen in training."),
-    items: Optional[str] = typer.Option(None, help="Comma-separated item ids, oldest first (an ad-hoc history)."),
+    user: str | None = typer.Option(None, help="A user seen in training."),
+    items: str | None = typer.Option(None, help="Comma-separated item ids, oldest first (an ad-hoc history)."),
     k: int = typer.Option(10, "-k", "--k", help="How many items."),
     keep_seen: bool = typer.Option(False, help="Allow items already in the history."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -299,7 +305,9 @@ def _beyond_tables(models: dict, results: dict, split: Split, keep_seen: bool) -
         by_popularity[label] = by_target_popularity(per_user, targets, popularity, ["ndcg@10"])
 
     def table(parts: dict) -> pd.DataFrame:  # the same users for every model
-        return pd.DataFrame({"users": next(iter(parts.values()))["users"], **{k: v["ndcg@10"] for k, v in parts.items()}})
+        return pd.DataFrame(
+            {"users": next(iter(parts.values()))["users"], **{k: v["ndcg@10"] for k, v in parts.items()}}
+        )
 
     return {
         "Beyond accuracy (top-10)": pd.DataFrame(beyond).T,
@@ -324,13 +332,14 @@ def compare_cmd(
     ),
     data: str = typer.Option(..., help="Interaction file the models were trained on."),
     format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
-    timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
     split_name: str = typer.Option(
-        "leave_one_out", "--split",
+        "leave_one_out",
+        "--split",
         help="leave_one_out, or temporal (train before the 90% time quantile, test on the next interaction after it; "
         "models must have been trained on that split: run.split = 'temporal').",
     ),
-    reference: Optional[str] = typer.Option(None, help="Label of the reference model (default: the first run)."),
+    reference: str | None = typer.Option(None, help="Label of the reference model (default: the first run)."),
     metrics: str = typer.Option("ndcg@10,recall@10,recall@1,mrr@10", help="Comma-separated metrics."),
     keep_seen: bool = typer.Option(False, help="Keep history items in the ranking (default: excluded)."),
     out: Path = typer.Option(Path("runs/compare"), help="Directory for compare.md, compare.json, compare.png."),
@@ -372,8 +381,8 @@ def calibrate(
     model_dir: Path = typer.Argument(..., help="Model directory of a SASRec or GRU4Rec model (scores are logits)."),
     data: str = typer.Argument(..., help="Interaction file the model was trained on (split leave-one-out)."),
     format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
-    timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
-    out: Optional[Path] = typer.Option(None, help="Directory for calibration.json and reliability.png."),
+    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    out: Path | None = typer.Option(None, help="Directory for calibration.json and reliability.png."),
 ) -> None:
     """Expected calibration error of the top-1 probability, before and after temperature scaling.
 
@@ -418,7 +427,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes, each with one torch thread."),
-    reload_token: Optional[str] = typer.Option(
+    reload_token: str | None = typer.Option(
         None, envvar="SEQLENS_RELOAD_TOKEN", help="Enables POST /v1/admin/reload with this bearer token."
     ),
     log_level: str = typer.Option("warning", help="uvicorn log level (info logs every request)."),
@@ -436,7 +445,8 @@ def serve(
     except OSError as e:  # e.g. the port is taken
         _fail(f"cannot listen on {host}:{port}: {e}")
 
-def _deny_list(deny: Optional[str], deny_file: Optional[Path], deny_attribute: list[str], log: Optional[InteractionLog]):
+
+def _deny_list(deny: str | None, deny_file: Path | None, deny_attribute: list[str], log: InteractionLog | None):
     """--deny a,b, --deny-file (one id per line) and --deny-attribute column=value into a DenyList."""
     from seqlens.explain import DenyList
 
@@ -460,21 +470,22 @@ def _deny_list(deny: Optional[str], deny_file: Optional[Path], deny_attribute: l
 def explain_cmd(
     model_dir: Path = typer.Argument(..., help="Model directory of a SASRec model."),
     user: list[str] = typer.Option([], "--user", "-u", help="A user seen in training (repeat for several)."),
-    items: Optional[str] = typer.Option(None, help="Comma-separated item ids, oldest first (an ad-hoc history)."),
-    item: Optional[str] = typer.Option(None, help="Item to explain (default: the top recommendation)."),
-    method: Optional[str] = typer.Option(
-        None, help=f"One of {', '.join(METHODS)} (default: {DEFAULT_METHOD}; signed methods cite only "
-        "items that raised the score)."
+    items: str | None = typer.Option(None, help="Comma-separated item ids, oldest first (an ad-hoc history)."),
+    item: str | None = typer.Option(None, help="Item to explain (default: the top recommendation)."),
+    method: str | None = typer.Option(
+        None,
+        help=f"One of {', '.join(METHODS)} (default: {DEFAULT_METHOD}; signed methods cite only "
+        "items that raised the score).",
     ),
     k: int = typer.Option(5, "-k", "--k", help="At most this many items cited in the narrative."),
-    verb: Optional[str] = typer.Option(None, help="Verb of the narrative, e.g. watched, bought."),
-    deny: Optional[str] = typer.Option(None, help="Comma-separated item ids never named in explanations."),
-    deny_file: Optional[Path] = typer.Option(None, help="File of item ids (one per line) never named."),
+    verb: str | None = typer.Option(None, help="Verb of the narrative, e.g. watched, bought."),
+    deny: str | None = typer.Option(None, help="Comma-separated item ids never named in explanations."),
+    deny_file: Path | None = typer.Option(None, help="File of item ids (one per line) never named."),
     deny_attribute: list[str] = typer.Option([], help="column=value of item metadata to hide, e.g. genres=Horror."),
-    data: Optional[str] = typer.Option(None, help="The model's interaction file: times and item attributes."),
+    data: str | None = typer.Option(None, help="The model's interaction file: times and item attributes."),
     format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
-    timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
-    out: Optional[Path] = typer.Option(Path("explain.html"), help="HTML report to write."),
+    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    out: Path | None = typer.Option(Path("explain.html"), help="HTML report to write."),
     no_report: bool = typer.Option(False, "--no-report", help="Only print the narratives."),
     as_json: bool = typer.Option(False, "--json", help="Print the explanations as JSON."),
 ) -> None:
@@ -496,7 +507,9 @@ def explain_cmd(
         users = user or None
         histories = None if users else {"query": [i.strip() for i in items.split(",") if i.strip()]}
         times = timestamps_from_log(model, log, users) if users and log is not None else None
-        options = dict(method=method or DEFAULT_METHOD, k=k, timestamps=times, deny=deny_list, verb=verb or DEFAULT_VERB)
+        options = dict(
+            method=method or DEFAULT_METHOD, k=k, timestamps=times, deny=deny_list, verb=verb or DEFAULT_VERB
+        )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if out is not None and not no_report and not as_json:
@@ -523,12 +536,12 @@ def faithfulness_cmd(
     model_dir: Path = typer.Argument(..., help="Model directory of a SASRec model."),
     data: str = typer.Argument(..., help="Interaction file the model was trained on (split leave-one-out)."),
     format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
-    timestamps: Optional[str] = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
     users: int = typer.Option(500, help="Test users sampled (among those with more than 5 history items)."),
     methods: str = typer.Option(",".join(METHODS), help="Comma-separated methods."),
     draws: int = typer.Option(10, help="Random deletions averaged per user and k."),
     seed: int = typer.Option(0, help="Seed of the user sample and the random deletions."),
-    out: Optional[Path] = typer.Option(None, help="Directory for faithfulness.md, .json and .png."),
+    out: Path | None = typer.Option(None, help="Directory for faithfulness.md, .json and .png."),
 ) -> None:
     """How faithful each attribution method is: deletion and insertion curves, AOPC, rank agreement with exact
     occlusion, and how often the top item raises the score when removed or is simply the most recent one,

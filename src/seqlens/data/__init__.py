@@ -1,7 +1,14 @@
 """Interaction data: the log type, readers, splits, padded batches and the synthetic generator."""
 
 from seqlens.data.log import ITEM, TIME, USER, InteractionLog
-from seqlens.data.readers import FORMATS, read_interactions, read_log, read_movielens, read_movielens_titles, read_sequences
+from seqlens.data.readers import (
+    FORMATS,
+    read_interactions,
+    read_log,
+    read_movielens,
+    read_movielens_titles,
+    read_sequences,
+)
 from seqlens.data.sequences import PAD, Sequences
 from seqlens.data.splits import Split, leave_one_out, temporal_split
 from seqlens.data.synthetic import FAMILIES, PlantedLog, planted_log, synthetic_log, trigger_families

@@ -9,8 +9,8 @@ Rows are kept sorted by user, then time; rows with equal timestamps keep the ord
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import pandas as pd

@@ -169,7 +169,9 @@ def read_movielens(path: PathLike, titles: PathLike | None = None) -> Interactio
     columns = [0, 1, 2, 3] if tabs else [0, 2, 4, 6]
     read = dict(sep="\t" if tabs else ":", header=None, encoding="latin-1", keep_default_na=False)
     try:
-        raw = pd.read_csv(path, dtype={columns[0]: str, columns[1]: str, columns[2]: np.int64, columns[3]: np.int64}, **read)
+        raw = pd.read_csv(
+            path, dtype={columns[0]: str, columns[1]: str, columns[2]: np.int64, columns[3]: np.int64}, **read
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: no interactions (the file is empty)") from None
     except (pd.errors.ParserError, ValueError):
@@ -177,9 +179,7 @@ def read_movielens(path: PathLike, titles: PathLike | None = None) -> Interactio
         raise
     if raw.shape[1] != columns[-1] + 1:
         _raise_first_bad_movielens_line(path, sep)
-    df = pd.DataFrame(
-        {USER: raw[columns[0]], ITEM: raw[columns[1]], "rating": raw[columns[2]], TIME: raw[columns[3]]}
-    )
+    df = pd.DataFrame({USER: raw[columns[0]], ITEM: raw[columns[1]], "rating": raw[columns[2]], TIME: raw[columns[3]]})
     if titles is None:
         for candidate in ("movies.dat", "u.item"):
             if (path.parent / candidate).exists():
@@ -204,7 +204,9 @@ def _raise_first_bad_movielens_line(path: Path, sep: str) -> None:
                 )
             for col, label in ((2, "rating"), (3, "timestamp")):
                 if not fields[col].strip().lstrip("-").isdigit():
-                    raise DataError(f"{path}:{lineno}, column {col + 1} ({label}): value {fields[col]!r} is not an integer")
+                    raise DataError(
+                        f"{path}:{lineno}, column {col + 1} ({label}): value {fields[col]!r} is not an integer"
+                    )
 
 
 def read_movielens_titles(path: PathLike) -> pd.DataFrame:

@@ -43,7 +43,9 @@ def leave_one_out(log: InteractionLog, min_len: int = 3) -> Split:
         raise DataError(f"{log.source}: no user has {min_len} or more interactions; leave-one-out needs {min_len}")
     short = int((~eligible).sum())
     if short:
-        warnings.warn(f"{log.source}: {short} users with fewer than {min_len} interactions kept in train only")
+        warnings.warn(
+            f"{log.source}: {short} users with fewer than {min_len} interactions kept in train only", stacklevel=2
+        )
     test_rows = ends[eligible] - 1
     valid_rows = ends[eligible] - 2
     mask = np.ones(len(log), dtype=bool)

@@ -217,7 +217,9 @@ def trigger_families(
     """
     n_rule_items = 2 * n_gap_rules + 3 * n_and_rules
     if n_gap_rules < 2 or n_items < n_rule_items + n_genres:
-        raise ValueError(f"need at least 2 gap rules and n_items >= {n_rule_items + n_genres}, got {n_gap_rules}, {n_items}")
+        raise ValueError(
+            f"need at least 2 gap rules and n_items >= {n_rule_items + n_genres}, got {n_gap_rules}, {n_items}"
+        )
     rng = np.random.default_rng(seed)
     world = _World.draw(rng, n_items, n_genres, p_transition, p_noise)
     rule_items = rng.choice(n_items, n_rule_items, replace=False).astype(int)
@@ -280,7 +282,9 @@ def trigger_families(
         items += seq
         times += _times(rng, length)
     columns = [USER, "position", ITEM, "rule", "triggers", "is_last", "family", "decoys"]
-    return PlantedLog(world.log(users, items, times, f"trigger families(seed={seed})"), pd.DataFrame(truth, columns=columns))
+    return PlantedLog(
+        world.log(users, items, times, f"trigger families(seed={seed})"), pd.DataFrame(truth, columns=columns)
+    )
 
 
 def _family(case: tuple[int, int, str, list[int], list[int]]) -> str:

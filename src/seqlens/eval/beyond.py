@@ -65,7 +65,9 @@ def popularity_bucket(popularity: np.ndarray) -> np.ndarray:
     return labels
 
 
-def by_target_popularity(per_user: pd.DataFrame, target_index: np.ndarray, popularity: np.ndarray, metrics: list[str]) -> pd.DataFrame:
+def by_target_popularity(
+    per_user: pd.DataFrame, target_index: np.ndarray, popularity: np.ndarray, metrics: list[str]
+) -> pd.DataFrame:
     """Mean metrics and user counts per popularity bucket of each user's target item (see `popularity_bucket`)."""
     labels = popularity_bucket(popularity)[np.asarray(target_index)]
     return grouped(per_user, pd.Categorical(labels, categories=POPULARITY_BUCKETS), metrics)

@@ -116,7 +116,9 @@ def rank_among_sampled(
     return ranks
 
 
-def top_k_items(model: Scorer, histories: Sequences, k: int, exclude_seen: bool = True, batch_size: int = 1024) -> np.ndarray:
+def top_k_items(
+    model: Scorer, histories: Sequences, k: int, exclude_seen: bool = True, batch_size: int = 1024
+) -> np.ndarray:
     """[n, k] internal indices of each history's top-k items (0 where fewer than k candidates remain)."""
     top = np.zeros((len(histories), k), dtype=np.int64)
     for rows, scores in scored_batches(model, histories, exclude_seen, batch_size):
@@ -172,7 +174,9 @@ def evaluate(
     )
     per_user["rank"] = per_user["rank"].where(ranks != MISS, other=-1)  # -1: unknown or excluded target
     protocol = {
-        "ranking": "full (all items)" if sampled is None else f"SAMPLED ({n_negatives} {sampled} negatives, not full ranking)",
+        "ranking": "full (all items)"
+        if sampled is None
+        else f"SAMPLED ({n_negatives} {sampled} negatives, not full ranking)",
         "ties": "pessimistic",
         "exclude_seen": exclude_seen or sampled is not None,
         "n_users": int(len(users)),

@@ -97,7 +97,9 @@ def write_comparison(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     extra = extra or {}
-    markdown = "\n".join([comparison_markdown(table, title, protocol), *(frame_markdown(f, t) for t, f in extra.items())])
+    markdown = "\n".join(
+        [comparison_markdown(table, title, protocol), *(frame_markdown(f, t) for t, f in extra.items())]
+    )
     atomic.write_text(out / "compare.md", markdown)
     payload = {
         "protocol": protocol,

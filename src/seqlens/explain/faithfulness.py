@@ -241,7 +241,9 @@ def _agreement(orders: dict, reference: Tensor, real: Tensor, rows: np.ndarray) 
         if isinstance(name, tuple) and name[1] > 0:
             continue  # one random draw is enough for the agreement columns
         top1 = scores.masked_fill(~real, float("-inf")).argmax(1)
-        names_one = scores.gather(1, top1[:, None])[:, 0] > 0 if method in SIGNED else torch.ones(len(top1), dtype=torch.bool)
+        names_one = (
+            scores.gather(1, top1[:, None])[:, 0] > 0 if method in SIGNED else torch.ones(len(top1), dtype=torch.bool)
+        )
         against = reference.gather(1, top1[:, None])[:, 0] < 0
         for i in range(len(rows)):
             a, r = scores[i][real[i]].numpy(), reference[i][real[i]].numpy()

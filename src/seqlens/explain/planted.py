@@ -68,7 +68,10 @@ def trigger_hits(
         top1 = np.array([bool(r) and r[0] in t for r, t in zip(ranked, triggers)])
         distant = np.array([bool(r) and r[0] == f for r, f in zip(ranked, first)])
         top3 = np.array(
-            [n <= {sequences[u][p] for p in r[:3] if p in t} for r, t, n, u in zip(ranked, triggers, needed, cases[USER])]
+            [
+                n <= {sequences[u][p] for p in r[:3] if p in t}
+                for r, t, n, u in zip(ranked, triggers, needed, cases[USER])
+            ]
         )
         for family in ["all", *sorted(families.unique())]:
             sel = np.ones(len(cases), bool) if family == "all" else (families == family).to_numpy()

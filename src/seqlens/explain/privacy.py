@@ -58,7 +58,7 @@ class DenyList:
                 )
             wanted = {str(v) for v in ([values] if isinstance(values, str) else values)}
             cells = metadata[column].astype(str).str.split(sep, regex=False)
-            hit = cells.map(lambda parts: bool(wanted.intersection(p.strip() for p in parts)))
+            hit = cells.map(lambda parts, wanted=wanted: bool(wanted.intersection(p.strip() for p in parts)))
             denied |= set(metadata.loc[hit.to_numpy(), ITEM].astype(str))
         return cls(frozenset(denied))
 

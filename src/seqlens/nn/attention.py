@@ -89,8 +89,10 @@ class CausalSelfAttention(nn.Module):
         if dim % heads:
             raise ValueError(f"dim={dim} is not divisible by heads={heads}")
         if rotary and (score == "additive" or (dim // heads) % 2):
-            raise ValueError(f"rotary positions need a dot-product score and an even head width (score={score!r}, "
-                             f"head width {dim // heads})")
+            raise ValueError(
+                f"rotary positions need a dot-product score and an even head width (score={score!r}, "
+                f"head width {dim // heads})"
+            )
         if score not in SCORES:
             raise ValueError(f"score={score!r}; choose one of {', '.join(SCORES)}")
         if refinement not in REFINEMENTS:

@@ -60,9 +60,7 @@ class Block(nn.Module):
             cfg.dim, cfg.heads, cfg.dropout, cfg.score, refinement, cfg.rank, cfg.max_len, cfg.rotary
         )
         self.ln2 = nn.LayerNorm(cfg.dim)
-        self.ffn = nn.Sequential(
-            nn.Linear(cfg.dim, width), nn.GELU(), Dropout(cfg.dropout), nn.Linear(width, cfg.dim)
-        )
+        self.ffn = nn.Sequential(nn.Linear(cfg.dim, width), nn.GELU(), Dropout(cfg.dropout), nn.Linear(width, cfg.dim))
         self.dropout = Dropout(cfg.dropout)
 
     def forward(
@@ -87,9 +85,7 @@ class SASRecNet(NextItemNet):
         self.item_emb = nn.Embedding(cfg.n_items + 1, cfg.dim, padding_idx=0)
         self.pos_emb = None if cfg.positions == "none" else nn.Embedding(cfg.max_len, cfg.dim)
         self.emb_dropout = Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(
-            Block(cfg, cfg.refinement if cfg.refines(i) else "none") for i in range(cfg.layers)
-        )
+        self.blocks = nn.ModuleList(Block(cfg, cfg.refinement if cfg.refines(i) else "none") for i in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.dim)
         for m in self.modules():  # the attention module initialises its own (additive score, refinement)
             if isinstance(m, (nn.Linear, nn.Embedding)):

@@ -8,4 +8,15 @@ from seqlens.recommenders.markov import MarkovChain
 from seqlens.recommenders.popular import Popular
 from seqlens.recommenders.sasrec import SASRec
 
-__all__ = ["GRU4Rec", "ItemKNN", "MarkovChain", "NotFittedError", "Popular", "Recommender", "SASRec", "as_log", "load_model", "save_model"]
+__all__ = [
+    "GRU4Rec",
+    "ItemKNN",
+    "MarkovChain",
+    "NotFittedError",
+    "Popular",
+    "Recommender",
+    "SASRec",
+    "as_log",
+    "load_model",
+    "save_model",
+]

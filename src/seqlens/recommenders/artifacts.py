@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,7 @@ def save_model(model: Recommender, path: str | Path, metrics: dict | None = None
         "params": model.get_params(),
         "config_hash": config_hash(model),
         "dataset": getattr(model, "dataset_", {}),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     tensors = {f"state.{k}": v.detach().contiguous() for k, v in model._state().items()}
     h = model.histories_

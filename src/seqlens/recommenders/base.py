@@ -200,7 +200,9 @@ class Recommender:
                 raise DataError(f"history of user {user!r}: none of its items is known to the model ({items[:5]!r})")
             if (idx == 0).any():
                 unknown = [i for i, j in zip(items, idx) if j == 0]
-                warnings.warn(f"history of user {user!r}: ignored {len(unknown)} unknown item ids {unknown[:5]!r}")
+                warnings.warn(
+                    f"history of user {user!r}: ignored {len(unknown)} unknown item ids {unknown[:5]!r}", stacklevel=2
+                )
             labels.append(str(user))
             seqs.append(idx[idx > 0])
         return np.array(labels, dtype=object), Sequences.from_lists(seqs)

@@ -41,7 +41,9 @@ class ItemKNN(Recommender):
         pairs = np.unique(owner * n + item)  # each (user, item) once
         users, items = pairs // n, pairs % n
         x = torch.sparse_coo_tensor(
-            torch.from_numpy(np.stack([users, items])), torch.ones(len(pairs)), (len(self.histories_), n),
+            torch.from_numpy(np.stack([users, items])),
+            torch.ones(len(pairs)),
+            (len(self.histories_), n),
             check_invariants=True,
         ).coalesce()
         with warnings.catch_warnings():  # torch marks sparse x sparse products as beta; the result is exact

@@ -69,7 +69,9 @@ class SASRec(NextItemModel):
         self._require_int("rank")
         bad = [i for i in self.refine_layers or [] if not -self.layers <= i < self.layers]
         if bad:
-            raise DataError(f"refine_layers {bad} out of range for layers={self.layers} (use 0..{self.layers - 1} or -1)")
+            raise DataError(
+                f"refine_layers {bad} out of range for layers={self.layers} (use 0..{self.layers - 1} or -1)"
+            )
         if self.dim % self.heads:
             raise DataError(f"dim={self.dim} must be divisible by heads={self.heads}")
         if not isinstance(self.rotary, bool):

@@ -173,7 +173,9 @@ def create_app(
             notes.append(f"ignored {len(query.unknown)} item ids unknown to the model")
             metrics.unknown_items.inc(len(query.unknown))
         if truncated:
-            notes.append(f"the history has {len(query.items)} known items; the model read the most recent {len(result.used)}")
+            notes.append(
+                f"the history has {len(query.items)} known items; the model read the most recent {len(result.used)}"
+            )
             metrics.truncated.inc()
         if not ids:
             notes.append("no items left to recommend: every item is in the history (exclude_seen=true)")
@@ -210,7 +212,9 @@ def create_app(
     @app.post("/v1/admin/reload")
     async def reload(request: Request) -> dict:
         if not state.reload_token:
-            raise RequestError(403, "reload is disabled: start the server with --reload-token (or SEQLENS_RELOAD_TOKEN)")
+            raise RequestError(
+                403, "reload is disabled: start the server with --reload-token (or SEQLENS_RELOAD_TOKEN)"
+            )
         auth = request.headers.get("authorization", "")
         given = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
         if not hmac.compare_digest(given.encode(), state.reload_token.encode()):

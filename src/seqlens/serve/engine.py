@@ -76,7 +76,9 @@ class Engine:
         ids = [str(i) for i in model.item_ids_]
         # search: items with a title, most popular first, so a short query lists the familiar ones
         order = np.argsort(-counts[1:], kind="stable")
-        self._search = [(ids[j], self.titles.get(ids[j], "").lower(), ids[j].lower(), int(counts[j + 1])) for j in order]
+        self._search = [
+            (ids[j], self.titles.get(ids[j], "").lower(), ids[j].lower(), int(counts[j + 1])) for j in order
+        ]
 
     @classmethod
     def load(cls, path: str | Path) -> Engine:

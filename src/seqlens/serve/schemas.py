@@ -7,7 +7,7 @@ seqlens.
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -18,7 +18,7 @@ MAX_K = 1000
 #: request bodies larger than this are refused before parsing (413)
 MAX_BODY_BYTES = 1 << 20
 
-ItemId = Annotated[Union[StrictStr, StrictInt], Field(description="an external item id")]
+ItemId = Annotated[StrictStr | StrictInt, Field(description="an external item id")]
 
 
 class RecommendRequest(BaseModel):
@@ -65,8 +65,9 @@ class Explanation(BaseModel):
     method: str
     target_agnostic: bool = Field(description="attention-based: the same for whichever item is explained")
     signed: bool = Field(
-        True, description="scores are effects on the item's score (negative: it counted against the item); "
-        "otherwise where the model looked"
+        True,
+        description="scores are effects on the item's score (negative: it counted against the item); "
+        "otherwise where the model looked",
     )
     narrative: str
     other_share: float = Field(0.0, description="share of deny-listed items, shown as 'other items'")

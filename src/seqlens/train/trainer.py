@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from seqlens.train.memory import keep_freed_memory
 from seqlens.train.checkpoint import (
     load_checkpoint,
     numpy_rng_from_state,
@@ -27,6 +26,7 @@ from seqlens.train.checkpoint import (
     optimizer_to_tensors,
     save_checkpoint,
 )
+from seqlens.train.memory import keep_freed_memory
 
 
 @dataclass
