@@ -43,9 +43,18 @@ def test_recommend_known_user_json(trained):
 
 
 def test_recommend_adhoc_items_warns_about_unknown(trained):
-    result = runner.invoke(app, ["recommend", str(trained), "--items", "i1,i2,nope", "-k", "2"])
+    result = runner.invoke(app, ["recommend", str(trained), "--items", "i1,i2,no[pe]", "-k", "2", "--json"])
     assert result.exit_code == 0, result.output
-    assert "unknown item ids" in result.output and "nope" in result.output
+    assert "unknown item ids" in result.stderr and "no[pe]" in result.stderr  # bracketed text is not markup
+    assert len(json.loads(result.stdout)) == 2  # warnings go to stderr: the JSON on stdout stays parseable
+
+
+def test_errors_go_to_stderr_whole_and_unwrapped(trained):
+    user = "no-such-user-" + "x" * 150 + "[b]"
+    result = runner.invoke(app, ["recommend", str(trained), "--user", user])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert user in result.stderr.replace("\n", "")  # named in full, brackets kept
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -112,6 +121,8 @@ def test_demo_runs(tmp_path):
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "| SASRec |" in report and "| Popular |" in report
     assert (tmp_path / "demo" / "model" / "config.json").exists()
+    assert "why (user " in result.stdout and "Recommended " in result.stdout  # it ends with an explanation
+    assert (tmp_path / "demo" / "explain.html").read_text().startswith("<!doctype html>")
 
 
 def test_compare_model_with_baselines_writes_report(trained, tmp_path):

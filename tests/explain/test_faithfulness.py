@@ -112,6 +112,7 @@ def test_trigger_hits_table(planted_model):
     assert (table.loc[table["family"] == "all", "cases"] == len(last)).all()
     assert table["hit"].between(0, 1).all() and (table["hit_distant"] <= table["hit"] + 1e-12).all()
     assert (table["hit3"] >= 0).all() and (table["predicted"] <= table["cases"]).all()
+    assert (table["top1"] <= table["predicted"]).all()
 
 
 def test_trigger_positions_are_mapped_back_to_the_sequence(planted_model, monkeypatch):

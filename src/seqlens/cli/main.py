@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import seqlens
@@ -36,7 +37,7 @@ SHOWN = ("recall@1", "recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")
 
 
 def _fail(message: str) -> None:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(2)
 
 
@@ -95,7 +96,8 @@ def demo(
     epochs: int = typer.Option(40, help="Training epochs (early stopping may end sooner)."),
     seed: int = typer.Option(0, help="Seed for data generation and training."),
 ) -> None:
-    """Train SASRec on the built-in synthetic data, compare with popularity, recommend, save a report."""
+    """Train SASRec on the built-in synthetic data, compare with popularity, recommend, and explain one
+    recommendation (narrative printed, HTML report saved)."""
     start = time.perf_counter()
     log = seqlens.synthetic_log(seed=seed)
     console.print(f"[bold]data[/bold]  {log}")
@@ -118,8 +120,14 @@ def demo(
         f"## Top-5 recommendations\n{recs_md}\n"
     )
     atomic.write_text(out / "report.md", report)
+    from seqlens.explain.report import html_report
+
+    page, explanations = html_report(model, users=users[:1], title="Why this recommendation? (seqlens demo)")
+    atomic.write_text(out / "explain.html", page)
     console.print(f"\nmodel saved to [bold]{out / 'model'}[/bold], report to [bold]{out / 'report.md'}[/bold] "
                   f"({time.perf_counter() - start:.0f} s)")  # fmt: skip
+    console.print(f"\n[bold]why[/bold] (user {escape(users[0])}): {escape(explanations[0].narrative)}")
+    console.print(f"explanation report: [bold]{out / 'explain.html'}[/bold]")
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -259,7 +267,7 @@ def recommend(
     except SeqlensError as e:
         _fail(str(e))
     for w in caught:
-        console.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
+        errors.print(f"[yellow]warning:[/yellow] {escape(str(w.message))}", highlight=False)
     recs["title"] = [model.item_titles_.get(i, "") for i in recs["item_id"]]
     if as_json:
         print(json.dumps(recs.to_dict(orient="records")))
@@ -362,7 +370,7 @@ def compare_cmd(
         _fail(str(e))
     protocol = f"{split_name.replace('_', '-')} split, " + _protocol_line(next(iter(results.values()))[0])
     for label in _trained_elsewhere(models, split):
-        console.print(f"[yellow]warning:[/yellow] {label} was not trained on this split's training data: "
+        errors.print(f"[yellow]warning:[/yellow] {escape(label)} was not trained on this split's training data: "
                       "its test targets may be in its training data", highlight=False)  # fmt: skip
         protocol += f"; WARNING: {label} was trained on other data than this split's training part"
     shown = Table(title=f"compared with {table.loc[table['verdict'] == 'reference', 'model'].iloc[0]} ({protocol})")
@@ -521,7 +529,7 @@ def explain_cmd(
     except SeqlensError as e:
         _fail(str(e))
     for w in caught:
-        console.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
+        errors.print(f"[yellow]warning:[/yellow] {escape(str(w.message))}", highlight=False)
     if as_json:
         print(json.dumps([e.to_dict() for e in explanations], default=str))
         return

@@ -34,8 +34,9 @@ def trigger_hits(
     """Per method and family (and "all"): cases, top-1 hit rate, top-3 hit rate, distant-trigger hit rate.
 
     The same rates are also given over the `predicted` cases, those where the model ranks the governed item
-    in its top 10 (the history kept: rule items recur on a test bed): a model that has not learned a rule
-    gives its trigger little weight, and a faithful explanation of that model should not point at it.
+    in its top 10, and the `top1` cases, where it is the model's first choice (the history kept: rule items
+    recur on a test bed): a model that has not learned a rule gives its trigger little weight, and a faithful
+    explanation of that model should not point at it.
 
     The model should be trained on `leave_one_out(planted.log).train` (+ valid): the explained history is
     each user's sequence without the last item. A trigger older than the model's window is a miss (counted
@@ -61,7 +62,8 @@ def trigger_hits(
     triggers = [set(t) for t in cases["triggers"]]
     first = [min(t) for t in triggers]
     outside = np.array([f < p[0] if len(p) else True for f, p in zip(first, positions)])
-    predicted = rank_targets(model, histories, targets, exclude_seen=False) <= 10
+    rank = rank_targets(model, histories, targets, exclude_seen=False)
+    predicted, first_choice = rank <= 10, rank == 1
     rows = []
     for method in methods:
         ranked = _top_positions(model, histories, targets, positions, method, batch_size)
@@ -75,7 +77,7 @@ def trigger_hits(
         )
         for family in ["all", *sorted(families.unique())]:
             sel = np.ones(len(cases), bool) if family == "all" else (families == family).to_numpy()
-            both = sel & predicted
+            both, top = sel & predicted, sel & first_choice
 
             def rate(hit: np.ndarray, where: np.ndarray) -> float:
                 return float(hit[where].mean()) if where.any() else float("nan")
@@ -93,6 +95,9 @@ def trigger_hits(
                     "hit_predicted": rate(top1, both),
                     "hit3_predicted": rate(top3, both),
                     "hit_distant_predicted": rate(distant, both),
+                    "top1": int(top.sum()),
+                    "hit_top1": rate(top1, top),
+                    "hit3_top1": rate(top3, top),
                 }
             )
     return pd.DataFrame(rows)
