@@ -31,14 +31,19 @@ A' or A* when the model refines, the plain softmax otherwise).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
 from seqlens.errors import DataError
+from seqlens.nn.attention import CausalSelfAttention
 from seqlens.nn.masking import keep_only
+from seqlens.nn.next_item import NextItemNet
+from seqlens.nn.sasrec import SASRecNet
 
 METHODS = ("masking", "occlusion", "intgrad", "gradxinput", "gradrollout", "attention", "rollout", "norm")
 SIGNED = frozenset({"masking", "occlusion", "intgrad", "gradxinput"})
@@ -71,12 +76,12 @@ def check_method(method: str) -> str:
     return method
 
 
-def supports(net: nn.Module, method: str) -> bool:
+def supports(net: NextItemNet, method: str) -> bool:
     """Whether `net` has what `method` needs (attention layers for the attention views, in-place masking)."""
     return method not in NEEDS or hasattr(net, NEEDS[method])
 
 
-def attribute(net: nn.Module, seq: Tensor, method: str, target: Tensor) -> Attributions:
+def attribute(net: NextItemNet, seq: Tensor, method: str, target: Tensor) -> Attributions:
     """Attributions of `target` [B] (internal item indices) to every column of `seq` [B, T]."""
     check_method(method)
     if seq.dim() != 2 or seq.shape[1] == 0:
@@ -90,10 +95,12 @@ def attribute(net: nn.Module, seq: Tensor, method: str, target: Tensor) -> Attri
         raise DataError(f"method {method!r} needs {NEEDS[method]!r}, which {type(net).__name__} does not have")
     if method in _SIGNED_METHODS:
         return _SIGNED_METHODS[method](net, seq, target)
+    sasrec = cast(SASRecNet, net)  # supports() checked: an attention network from here on
     if method == "gradrollout":
-        return _gradrollout(net, seq, target)
+        return _gradrollout(sasrec, seq, target)
+    last_attention = cast(CausalSelfAttention, sasrec.blocks[-1].attn)
     with torch.inference_mode():
-        with _captured_input(net.blocks[-1].attn) as captured:
+        with _captured_input(last_attention) as captured:
             hidden, weights = net(seq, return_attention=True)
         score = net.score_of(hidden[:, -1], target)
         last = weights[-1].applied[:, :, -1, :]  # [B, H, T]: the last query's weights in the last layer
@@ -102,7 +109,7 @@ def attribute(net: nn.Module, seq: Tensor, method: str, target: Tensor) -> Attri
         if method == "rollout":
             flow = rollout([w.applied.mean(1) for w in weights])
             return Attributions(flow[:, -1, :], target, score)
-        per_head, combined = _value_norms(net.blocks[-1].attn, captured[0], last)
+        per_head, combined = _value_norms(last_attention, captured[0], last)
         return Attributions(combined, target, score, per_head)
 
 
@@ -120,7 +127,7 @@ def rollout(weights: list[Tensor]) -> Tensor:
     return flow
 
 
-def score_sequences(net: nn.Module, seq: Tensor, target: Tensor, chunk: int = CHUNK) -> Tensor:
+def score_sequences(net: NextItemNet, seq: Tensor, target: Tensor, chunk: int = CHUNK) -> Tensor:
     """Scores [N] of `target` [N] after each left-padded sequence [N, T], in chunks (no gradients)."""
     out = torch.empty(len(seq))
     with torch.inference_mode():
@@ -129,19 +136,19 @@ def score_sequences(net: nn.Module, seq: Tensor, target: Tensor, chunk: int = CH
     return out
 
 
-def _masking(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
+def _masking(net: NextItemNet, seq: Tensor, target: Tensor) -> Attributions:
     """score(history) - score(history with item j hidden in place); the most recent item is removed."""
     real = seq != 0
     with torch.inference_mode():
         full = net.score_of(net.last_hidden(seq), target)  # [B]
-        hidden = net.masked_last_hidden(seq)  # [B, T, D]
+        hidden = cast(SASRecNet, net).masked_last_hidden(seq)  # [B, T, D] (supports() checked)
         without = net.score_of(hidden, target[:, None].expand_as(seq))  # [B, T]
         if seq.shape[1] > 1:  # the latest item removed (a history of one item leaves nothing: score 0)
             without[:, -1] = net.score_of(net.last_hidden(seq[:, :-1]), target)
     return Attributions((full[:, None] - without) * real, target, full)
 
 
-def _occlusion(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
+def _occlusion(net: NextItemNet, seq: Tensor, target: Tensor) -> Attributions:
     """score(full history) - score(history without item j), for every real position j.
 
     SASRec computes all removals in one pass that reuses what a removal leaves unchanged
@@ -151,7 +158,7 @@ def _occlusion(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
     real = seq != 0
     with torch.inference_mode():
         full = net.score_of(net.last_hidden(seq), target)
-        if hasattr(net, "removed_last_hidden"):
+        if isinstance(net, SASRecNet):
             rows = max(1, PREFIX_SUMS // (seq.shape[1] ** 2 * net.cfg.dim))
             each = target[:, None].expand_as(seq)  # the target, once per removed position
             without = torch.cat(
@@ -168,7 +175,7 @@ def _occlusion(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
 
 
 @contextmanager
-def _embedding_leaf(net: nn.Module, scale: Tensor | None = None):
+def _embedding_leaf(net: NextItemNet, scale: Tensor | None = None):
     """Make the history's item embeddings a leaf to differentiate against (optionally scaled per row [N, 1, 1]).
 
     Only the first lookup is the history's; later ones (the scored item's embedding) are left alone.
@@ -189,7 +196,7 @@ def _embedding_leaf(net: nn.Module, scale: Tensor | None = None):
         handle.remove()
 
 
-def _gradxinput(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
+def _gradxinput(net: NextItemNet, seq: Tensor, target: Tensor) -> Attributions:
     """Rows are independent in eval mode, so one backward of the summed target scores gives every row's gradient."""
     with _embedding_leaf(net) as leaves:
         score = net.score_of(net.last_hidden(seq), target)
@@ -198,7 +205,7 @@ def _gradxinput(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
     return Attributions(scores, target, score.detach())
 
 
-def _intgrad(net: nn.Module, seq: Tensor, target: Tensor, steps: int = INTGRAD_STEPS) -> Attributions:
+def _intgrad(net: NextItemNet, seq: Tensor, target: Tensor, steps: int = INTGRAD_STEPS) -> Attributions:
     """Integrated gradients: the mean gradient along embeddings scaled by alpha in (0, 1], times the embedding."""
     b, t = seq.shape
     alphas = (torch.arange(steps) + 0.5) / steps  # midpoints of the path
@@ -228,7 +235,7 @@ def _captured_input(module: nn.Module):
         handle.remove()
 
 
-def _value_norms(attn: nn.Module, x: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
+def _value_norms(attn: CausalSelfAttention, x: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
     """Kobayashi et al.'s ||a f(x)||: per head [B, H, T] and for the heads' summed output [B, T].
 
     f^h(x_j) = v^h_j W_O^h is what position j adds to the output through head h before the weighting;
@@ -242,7 +249,7 @@ def _value_norms(attn: nn.Module, x: Tensor, alpha: Tensor) -> tuple[Tensor, Ten
     return weighted.norm(dim=-1).permute(0, 2, 1), weighted.sum(2).norm(dim=-1)
 
 
-def _gradrollout(net: nn.Module, seq: Tensor, target: Tensor) -> Attributions:
+def _gradrollout(net: SASRecNet, seq: Tensor, target: Tensor) -> Attributions:
     """Chefer et al.'s relevance from the last position: flow = I, then flow += mean_h (dS/dA * A)^+ @ flow."""
     with torch.inference_mode(False), torch.enable_grad():
         hidden, weights = net(seq, return_attention=True)

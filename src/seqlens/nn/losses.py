@@ -34,7 +34,7 @@ def next_item_loss(
     if loss == "sampled":
         if sampling_probs is None:
             negatives = torch.randint(1, n_items + 1, (n_negatives,), device=hidden.device)
-            log_q_pos, log_q_neg = 0.0, 0.0  # uniform sampling: the correction is a constant
+            log_q_pos, log_q_neg = torch.zeros(()), torch.zeros(())  # uniform sampling: the correction is a constant
         else:
             negatives = torch.multinomial(sampling_probs, n_negatives, replacement=True)
             log_q_pos, log_q_neg = sampling_probs[targets].log(), sampling_probs[negatives].log()[None, :]

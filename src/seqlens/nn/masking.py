@@ -27,15 +27,15 @@ positions counted from the end, or none); otherwise every position is run as its
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor
 
 from seqlens.nn.attention import attention_mask, masked_softmax
 
-if TYPE_CHECKING:
-    from seqlens.nn.sasrec import SASRecNet
+if TYPE_CHECKING:  # sasrec imports this module: the types only, no cycle at run time
+    from seqlens.nn.sasrec import Block, SASRecNet
 
 #: perturbed sequences evaluated per chunk of the one-pass-each path (bounds its T x T attention memory)
 CHUNK = 512
@@ -100,7 +100,7 @@ def _reusing_prefix(net: SASRecNet, seq: Tensor, remove: bool) -> Tensor:
     when removing (where column j holds the item before j, so `through` = 1 includes it).
     """
     b, t = seq.shape
-    blocks = list(net.blocks)
+    blocks = cast("list[Block]", list(net.blocks))
     keep = seq != 0  # [B, T]
     j_of, i_of = torch.triu_indices(t, t, offset=1)  # the P = T(T-1)/2 pairs (hidden j, later row i)
     if len(blocks) == 1:  # the first layer is also the last: only the last row is needed
@@ -161,7 +161,7 @@ def _reusing_prefix(net: SASRecNet, seq: Tensor, remove: bool) -> Tensor:
     return hidden
 
 
-def _first_layer_hidden(first, x: Tensor, keep: Tensor, j_of: Tensor, i_of: Tensor) -> Tensor:
+def _first_layer_hidden(first: Block, x: Tensor, keep: Tensor, j_of: Tensor, i_of: Tensor) -> Tensor:
     """[B * P, D]: the first block's output at row i with position j hidden, for every pair (j, i).
 
     Row i's attention output without j's term, renormalised. The output projection is linear, so it is
@@ -185,7 +185,7 @@ def _first_layer_hidden(first, x: Tensor, keep: Tensor, j_of: Tensor, i_of: Tens
 
 
 def _first_layer_removed(
-    first, x: Tensor, known: Tensor, keep: Tensor, known_keep: Tensor, j_of: Tensor, i_of: Tensor
+    first: Block, x: Tensor, known: Tensor, keep: Tensor, known_keep: Tensor, j_of: Tensor, i_of: Tensor
 ) -> Tensor:
     """[B * P, D]: the first block's output at row i with item j removed, for every pair (j, i).
 

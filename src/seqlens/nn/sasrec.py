@@ -115,9 +115,11 @@ class SASRecNet(NextItemNet):
         """Item plus position embeddings [B, T, D] of left-padded seq [B, T] (with embedding dropout)."""
         t = seq.shape[1]
         x = self.item_emb(seq) * math.sqrt(self.cfg.dim)
+        if self.pos_emb is None:  # positions="none"
+            return self.emb_dropout(x)
         if self.cfg.positions == "from_start":  # the oldest item read is position 0, as with right padding
             x = x + self.pos_emb(((seq != 0).cumsum(1) - 1).clamp(min=0))
-        elif self.cfg.positions == "from_end":
+        else:  # from_end
             x = x + self.pos_emb(torch.arange(self.cfg.max_len - t, self.cfg.max_len, device=seq.device)[None])
         return self.emb_dropout(x)
 
