@@ -328,6 +328,8 @@ def _planted_summary(planted: dict) -> pd.DataFrame:
                          f"{DEFAULT_METHOD} hit": g.loc[DEFAULT_METHOD, "hit_predicted"],
                          f"{DEFAULT_METHOD} hit3": g.loc[DEFAULT_METHOD, "hit3_predicted"],
                          "occlusion hit": g.loc[REFERENCE, "hit_predicted"],
+                         "first choice": int(g["top1"].iloc[0]),
+                         f"{DEFAULT_METHOD} hit, first choice": g.loc[DEFAULT_METHOD, "hit_top1"],
                          "best other": f"{others.idxmax()} {others.max():.2f}" if others.notna().any() else "-"})  # fmt: skip
     return pd.DataFrame(rows).set_index(["bed/model", "family"])
 
@@ -468,15 +470,16 @@ def render(results: dict) -> str:
             "and `distractors`: two recent triggers of other rules placed just before the due item. `planted_log`",
             "(tuning) has long-range and second-order rules. Each user ending on a governed item is explained for it",
             "on the history before it; a top-1 hit is a top-attributed trigger, `hit3` needs every trigger item the",
-            "rule needs in the top 3. Rates are among the cases the model predicts (the item in its top 10):",
-            "an explanation of a rule the model did not learn should not point at the trigger.",
+            "rule needs in the top 3. Rates are among the cases the model predicts (the item in its top 10), and",
+            "among those where the item is its first choice: an explanation of a rule the model did not learn",
+            "should not point at the trigger.",
             "",
             "#" + frame_markdown(_planted_summary(planted), "Top-1 hit among predicted cases, per family"),
             "",
         ]
         for key, r in planted.items():
             t = pd.DataFrame(r["table"]).set_index(["method", "family"])
-            t = t[["cases", "predicted", "hit", "hit3", "hit_predicted", "hit3_predicted"]]
+            t = t[["cases", "predicted", "hit", "hit3", "hit_predicted", "hit3_predicted", "top1", "hit_top1"]]
             parts += [f"<details><summary>{key}: every method ({r['model']['path']}, {r['log']})</summary>", "",
                       frame_markdown(t, ""), "", "</details>", ""]  # fmt: skip
     if latency:

@@ -180,8 +180,10 @@ def _first_layer_hidden(first: Block, x: Tensor, keep: Tensor, j_of: Tensor, i_o
     a_ij = a.permute(0, 2, 3, 1).reshape(b * t * t, -1).index_select(0, (offset * t * t + i_of * t + j_of).ravel())
     c = (a_ij / (1 - a_ij).clamp(min=1e-12))[..., None]  # [B * P, H, 1]
     row_i, row_j = (offset * t + i_of).ravel(), (offset * t + j_of).ravel()
-    change = (c * (p_o.index_select(0, row_i) - p_v.index_select(0, row_j))).sum(1)  # [B * P, D]
-    return first.feed_forward(y.view(b * t, -1).index_select(0, row_i) + change)
+    # in place where a fresh pair-sized tensor would do: these tables are the bulk of the work
+    change = p_o.index_select(0, row_i).sub_(p_v.index_select(0, row_j)).mul_(c)  # [B * P, H, D]
+    z = y.view(b * t, -1).index_select(0, row_i).add_(change.sum(1) if attn.heads > 1 else change[:, 0])
+    return z.add_(first.ffn(first.ln2(z)))  # the feed-forward's residual (dropout is off in eval mode)
 
 
 def _first_layer_removed(
