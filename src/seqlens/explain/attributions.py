@@ -31,7 +31,6 @@ A' or A* when the model refines, the plain softmax otherwise).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import cast

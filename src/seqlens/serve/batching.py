@@ -53,13 +53,11 @@ class MicroBatcher:
         self.largest = max(self.largest, len(chunk))
         try:
             results = self._run(key, [item for item, _ in chunk])
-        except Exception:
+        except Exception as error:
             if len(chunk) == 1:
                 _, future = chunk[0]
-                import sys
-
                 if not future.done():
-                    future.set_exception(sys.exc_info()[1])
+                    future.set_exception(error)
                 return
             # isolate the failure: each item alone, so one bad item fails only its own request
             for entry in chunk:

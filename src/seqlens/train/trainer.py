@@ -193,6 +193,7 @@ class Trainer:
             "history": snap.history,
             "config": asdict(self.cfg),
         }
+        assert self.checkpoint_dir is not None, "saved only when a checkpoint directory is set"
         return save_checkpoint(self.checkpoint_dir, tensors, state)
 
     def _restore(self, path: str | Path, opt) -> _Snapshot:
