@@ -1,4 +1,4 @@
-"""The evaluation protocol of DESIGN.md: every target ranked against the full catalogue, batched.
+"""The evaluation protocol (README, "Evaluation protocol"): every target ranked against the full catalogue, batched.
 
 `evaluate` works with any model that can encode item ids and score histories (`Scorer`), so baselines
 and SASRec are measured by the same code on the same users.

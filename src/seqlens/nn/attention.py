@@ -6,7 +6,7 @@ At inference, when weights are not requested and the score is scaled-dot, PyTorc
 `scaled_dot_product_attention` computes the same result faster; in training the explicit path is used so
 attention dropout draws its mask with our fast `Dropout`.
 
-Refinement (AWRSR, see docs/awrsr.md and DESIGN.md) maps each head's weight matrix A into an r-dimensional
+Refinement (AWRSR, measured in docs/awrsr.md) maps each head's weight matrix A into an r-dimensional
 "correlation space" and attends there: a query i moves weight onto keys j whose attention patterns
 correlate with its own, which is how higher-order dependencies are expressed.
 
