@@ -131,7 +131,7 @@ def test_trigger_positions_are_mapped_back_to_the_sequence(planted_model, monkey
 
 
 def test_trigger_families_report_every_family():
-    planted = seqlens.trigger_families(n_users=300, n_items=120, mean_length=30, seed=2)
+    planted = seqlens.trigger_families(n_users=400, n_items=120, mean_length=40, seed=2)
     split = seqlens.leave_one_out(planted.log)
     model = seqlens.SASRec(dim=16, max_len=50, epochs=2, progress=False).fit(split.train, split.valid)
     table = trigger_hits(model, planted, methods=("masking",))

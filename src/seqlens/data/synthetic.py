@@ -197,36 +197,45 @@ def trigger_families(
     n_gap_rules: int = 6,
     n_and_rules: int = 2,
     max_gap: int = 40,
-    p_plant: float = 0.12,
-    p_decoy: float = 0.3,
+    p_plant: float = 0.15,
     end_on_rule: float = 0.6,
     seed: int = 0,
 ) -> PlantedLog:
-    """A second test bed, built unlike `planted_log`: triggers at varying distances, pairs of triggers, decoys.
+    """A second test bed, built unlike `planted_log`: triggers at varying distances, pairs of triggers, distractors.
 
-    Rules (the background is `planted_log`'s: taste, typical successors, noise):
-    - gap rule: a trigger A makes its item B due after a gap drawn anew each time (3 to `max_gap` steps), so
-      the model cannot time B from a fixed distance; it must notice that A is somewhere in the history;
-    - and rule: D becomes due 2 to 10 steps after both of its triggers A1 and A2 have occurred (in any order);
-    - decoys: before a due item, with probability `p_decoy`, the two preceding steps are triggers of *other*
-      gap rules: recent, usually meaningful items that play no part in this one.
-    Each governed case gets a family: `two_triggers` (and rule), `distractors` (decoys placed), else by the
-    trigger's distance d: `recent` (d < 8), `mid` (8 <= d < 20), `early` (d >= 20). `truth` has `planted_log`'s
-    columns plus `family` and `decoys` (positions of the decoy items). Users ending on a governed item are
-    spread evenly over the families they hold.
+    Rules (the background is `planted_log`'s: taste, typical successors, noise; rule triggers are planted at
+    random steps with probability `p_plant`):
+    - gap rule: a trigger A makes its item B due a fixed number of steps later, the rule's own gap; the gaps
+      of the rules are spread over three ranges, so triggers lie recent (2-7 steps back), mid (8-19) or
+      early (20 to `max_gap`);
+    - and rule: D becomes due a fixed 2 to 6 steps (per rule) after both of its triggers A1 and A2 have
+      occurred (in any order): the model needs both.
+    - distractors: triggers of *other* rules that happen, by the same random planting, to sit in the two steps
+      just before a due item: recent, meaningful items that play no part in this one (placed independently
+      of any due time, they say nothing about it).
+    Each governed case gets a family: `two_triggers` (and rule), `distractors` (a distractor in the two steps
+    before it), else by the nearest trigger's distance d: `recent` (d < 8), `mid` (8 <= d < 20), `early`
+    (d >= 20). `truth` has `planted_log`'s columns plus `family` and `decoys` (positions of the distractors).
+    Users ending on a governed item are spread evenly over the families they hold.
     """
     n_rule_items = 2 * n_gap_rules + 3 * n_and_rules
-    if n_gap_rules < 2 or n_items < n_rule_items + n_genres:
+    if n_gap_rules < 3 or n_items < n_rule_items + n_genres or max_gap < 20:
         raise ValueError(
-            f"need at least 2 gap rules and n_items >= {n_rule_items + n_genres}, got {n_gap_rules}, {n_items}"
+            f"need at least 3 gap rules, max_gap >= 20 and n_items >= {n_rule_items + n_genres}, "
+            f"got {n_gap_rules}, {max_gap}, {n_items}"
         )
     rng = np.random.default_rng(seed)
     world = _World.draw(rng, n_items, n_genres, p_transition, p_noise)
     rule_items = rng.choice(n_items, n_rule_items, replace=False).astype(int)
     gap_triggers, gap_items = rule_items[:n_gap_rules], rule_items[n_gap_rules : 2 * n_gap_rules]
+    ranges = [(2, 7), (8, 19), (20, max_gap)]  # recent, mid, early: rule r gets a gap in range r mod 3
+    gap_of = {int(a): int(rng.integers(ranges[r % 3][0], ranges[r % 3][1] + 1)) for r, a in enumerate(gap_triggers)}
     follower_of = dict(zip(gap_triggers.tolist(), gap_items.tolist()))
-    and_rules = rule_items[2 * n_gap_rules :].reshape(n_and_rules, 3).tolist()  # (A1, A2, D)
+    and_rules = [
+        (*rule, int(rng.integers(2, 7))) for rule in rule_items[2 * n_gap_rules :].reshape(n_and_rules, 3).tolist()
+    ]
     plantable = np.concatenate([gap_triggers, rule_items[2 * n_gap_rules :].reshape(-1, 3)[:, :2].ravel()])
+    all_triggers = set(plantable.tolist())
 
     users, items, times, truth = [], [], [], []
     for u in range(n_users):
@@ -235,7 +244,6 @@ def trigger_families(
         seq: list[int] = []
         last_seen: dict[int, int] = {}
         due: dict[int, tuple[int, str, list[int]]] = {}
-        decoy_at: dict[int, int] = {}  # step -> decoy item placed there
         governed: list[tuple[int, int, str, list[int], list[int]]] = []
         for step in range(length):
             if step in due:
@@ -243,30 +251,22 @@ def trigger_families(
                 # every occurrence of the trigger items since the rule fired counts as a trigger
                 wanted = {seq[s] for s in fired}
                 triggers = [s for s in range(min(fired), step) if seq[s] in wanted]
-                decoys = [s for s in (step - 2, step - 1) if s in decoy_at and s > max(triggers)]
+                decoys = [s for s in (step - 2, step - 1)
+                          if s > max(triggers) and seq[s] in all_triggers and seq[s] not in wanted]  # fmt: skip
                 governed.append((step, item, rule, triggers, decoys))
-            elif step in decoy_at:
-                item = decoy_at[step]
             elif rng.random() < p_plant:
                 item = int(rng.choice(plantable))
             else:
                 item = world.next_item(rng, seq, taste)
             seq.append(item)
-            new_due: list[tuple[int, tuple[int, str, list[int]]]] = []
             if item in follower_of:
-                new_due.append((step + int(rng.integers(3, max_gap + 1)), (follower_of[item], GAP_RULE, [step])))
-            for a1, a2, d in and_rules:
+                at = step + gap_of[item]
+                due.setdefault(at, (follower_of[item], GAP_RULE, [step]))
+            for a1, a2, d, delay in and_rules:
                 other = a2 if item == a1 else a1 if item == a2 else None
                 if other is not None and other in last_seen:
-                    new_due.append((step + int(rng.integers(2, 11)), (d, AND_RULE, sorted([last_seen[other], step]))))
+                    due.setdefault(step + delay, (d, AND_RULE, sorted([last_seen[other], step])))
             last_seen[item] = step
-            for at, event in new_due:
-                if at in due or at in decoy_at:
-                    continue
-                due[at] = event
-                if rng.random() < p_decoy and at - 2 > step and not ({at - 2, at - 1} & (due.keys() | decoy_at.keys())):
-                    others = [t for t in gap_triggers.tolist() if follower_of[t] != event[0]]
-                    decoy_at.update(zip((at - 2, at - 1), rng.choice(others, 2, replace=False).tolist()))
         cases = [g for g in governed if g[0] >= 2]
         if end_on_rule and cases and rng.random() < end_on_rule:
             families = sorted({_family(g) for g in cases})
