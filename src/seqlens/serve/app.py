@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from seqlens._version import __version__
 from seqlens.errors import SeqlensError
-from seqlens.serve import explain as explaining
+from seqlens.serve import explaining
 from seqlens.serve.batching import MicroBatcher
 from seqlens.serve.engine import Engine, RequestError
 from seqlens.serve.metrics import Metrics
