@@ -12,7 +12,7 @@ import pandas as pd
 from seqlens import atomic
 
 
-def _pyplot():
+def pyplot():
     """pyplot on the file-only Agg backend (no display needed), imported only when a figure is drawn."""
     import matplotlib
 
@@ -26,7 +26,7 @@ def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -61,7 +61,7 @@ def comparison_png(table: pd.DataFrame, metric: str) -> bytes:
     """Horizontal error bars: each model's difference to the reference on `metric`, with its CI."""
     rows = table[(table["metric"] == metric) & (table["verdict"] != "reference")]
     reference = table.loc[table["verdict"] == "reference", "model"].iloc[0]
-    fig, ax = _pyplot().subplots(figsize=(6, 0.5 * len(rows) + 1.5))
+    fig, ax = pyplot().subplots(figsize=(6, 0.5 * len(rows) + 1.5))
     y = range(len(rows))
     ax.errorbar(
         rows["diff"], y, xerr=[rows["diff"] - rows["ci_low"], rows["ci_high"] - rows["diff"]], fmt="o", capsize=4
@@ -113,7 +113,7 @@ def write_comparison(
 
 def reliability_png(curves: dict[str, list[dict]], title: str) -> bytes:
     """Reliability diagram: accuracy against confidence per bin, one line per curve, diagonal = calibrated."""
-    fig, ax = _pyplot().subplots(figsize=(4.5, 4.5))
+    fig, ax = pyplot().subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
     for label, table in curves.items():
         conf, acc = [r["confidence"] for r in table], [r["accuracy"] for r in table]

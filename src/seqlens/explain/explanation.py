@@ -174,14 +174,8 @@ def explain_batch(
     _check_explainable(model, method)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise DataError(f"k must be a positive integer, got {k!r}")
-    if (users is None) == (histories is None):
-        raise DataError("pass exactly one of users=[...] or histories={user: [items...]}")
-    if users is not None:
-        labels, seqs = model._known_users(users)
-        given = None
-    else:
-        labels, seqs = model._adhoc_histories(histories)
-        given = {str(u): [str(i) for i in h] for u, h in histories.items()}
+    labels, seqs = model.encoded_histories(users, histories)
+    given = None if histories is None else {str(u): [str(i) for i in h] for u, h in histories.items()}
     targets = recommended_items(model, seqs, _encode_targets(model, items, len(labels)), exclude_seen)
     deny = as_deny_list(deny)
     out = []

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from seqlens.errors import DataError
-from seqlens.eval.report import _pyplot
+from seqlens.eval.report import pyplot
 from seqlens.explain.explanation import Explanation
 from seqlens.explain.faithfulness import RANDOM, FaithfulnessResult
 from seqlens.explain.privacy import OTHER, as_deny_list
@@ -38,7 +38,7 @@ def figure_bytes(fig, fmt: str = "png") -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format=fmt, dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -58,7 +58,7 @@ def attention_heatmaps(
     """
     if which not in ("applied", "raw"):
         raise DataError(f"which={which!r}; choose applied or raw")
-    _, seqs = model._adhoc_histories({"history": list(history)})
+    _, seqs = model.encoded_histories(histories={"history": list(history)})
     seq = torch.from_numpy(seqs.padded(np.arange(1), model.max_len))
     with torch.inference_mode():
         _, weights = model.net_(seq, return_attention=True)
@@ -70,7 +70,7 @@ def attention_heatmaps(
     cols = min(2, len(panels))
     rows = -(-len(panels) // cols)
     size = 0.32 * n + 2.2
-    fig, axes = _pyplot().subplots(rows, cols, figsize=(size * cols + 0.8, size * rows), squeeze=False)
+    fig, axes = pyplot().subplots(rows, cols, figsize=(size * cols + 0.8, size * rows), squeeze=False)
     for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax, (layer, head) in zip(axes.flat, panels):
@@ -96,7 +96,7 @@ def attribution_bars(explanations: Mapping[str, Explanation], top: int = 8, fmt:
     first = next(iter(explanations.values()))
     positions = sorted({int(j) for e in explanations.values() for j in np.argsort(-e.scores, kind="stable")[:top]})
     labels = [f"{short(first.titles[j] or first.items[j])} [{j - len(first.items)}]" for j in positions]
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(
         1, len(explanations), figsize=(2.3 * len(explanations) + 2.2, 0.3 * len(positions) + 1.6),
         sharey=True, squeeze=False,
@@ -121,7 +121,7 @@ def attribution_bars(explanations: Mapping[str, Explanation], top: int = 8, fmt:
 def faithfulness_curves(result: FaithfulnessResult, title: str = "", fmt: str = "png") -> bytes:
     """Deletion score drop, share leaving the top 10, and insertion score against k, one line per method."""
     curves = result.curves()
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     panels = [
         ("deletion", "score", "score drop after deleting top-k"),

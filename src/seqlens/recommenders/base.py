@@ -144,9 +144,7 @@ class Recommender:
         self._check_fitted()
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise DataError(f"k must be a positive integer, got {k!r}")
-        if (users is None) == (histories is None):
-            raise DataError("pass exactly one of users=[...] or histories={user: [items...]}")
-        labels, seqs = self._known_users(users) if users is not None else self._adhoc_histories(histories)
+        labels, seqs = self.encoded_histories(users, histories)
         k = min(int(k), self.n_items_)
         frames = []
         for rows, scores in scored_batches(self, seqs, exclude_seen, batch_size):
@@ -165,6 +163,17 @@ class Recommender:
                 "rank": np.tile(np.arange(1, k + 1), len(labels))[keep],
             }
         )
+
+    def encoded_histories(
+        self, users: Sequence | None = None, histories: Mapping[str, Sequence] | None = None
+    ) -> tuple[np.ndarray, Sequences]:
+        """(labels, internal-index histories) of known `users` (their `fit` histories) or of ad-hoc `histories`
+        (external item ids, oldest first; unknown items dropped with a warning): what scoring and explaining read."""
+        if users is not None and histories is None:
+            return self._known_users(users)
+        if histories is not None and users is None:
+            return self._adhoc_histories(histories)
+        raise DataError("pass exactly one of users=[...] or histories={user: [items...]}")
 
     def _known_users(self, users: Sequence) -> tuple[np.ndarray, Sequences]:
         """(labels, stored histories) of users seen in `fit`; a DataError names the first unknown one."""
