@@ -134,6 +134,13 @@ def test_bad_recommend_bodies_are_4xx_naming_the_problem(client, body, status, t
     assert_error(client.post("/v1/recommend", json=body), status, text)
 
 
+@pytest.mark.parametrize("body, field", [({"items": ["\ud800", "i3"]}, "items.0"), ({"user_id": "\udfff"}, "user_id")])
+def test_lone_surrogates_are_refused_not_a_500(client, body, field):
+    """JSON may carry "\\ud800"; echoed back in the answer it could not be encoded (it was a 500)."""
+    r = client.post("/v1/recommend", content=json.dumps(body), headers={"content-type": "application/json"})
+    assert_error(r, 422, field)
+
+
 def test_more_than_the_item_limit_is_refused(client):
     items = [f"i{j % 60}" for j in range(MAX_ITEMS + 1)]
     body = assert_error(recommend(client, items=items), 422, f"items: List should have at most {MAX_ITEMS} items")
@@ -234,6 +241,7 @@ def test_model_info_and_health(client, model_dir, model):
     assert info["model"] == "SASRec" and info["max_len"] == 20 and info["n_items"] == model.n_items_
     assert info["seqlens_version"] == config["seqlens_version"] and info["attention"] is True
     assert client.get("/healthz").json() == {"status": "ok", "model": "SASRec", "config_hash": config["config_hash"]}
+    assert "/" not in json.dumps([info["path"], info["dataset"]])  # no server paths shown to clients
 
 
 # --- metrics -------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ def test_reload_swaps_in_the_new_model(reloadable, other_model):
     client, path = reloadable
     old_hash = client.get("/v1/model").json()["config_hash"]
     other_model.save(path)
-    r = client.post("/v1/admin/reload", headers=AUTH)
+    r = client.post("/v1/admin/reload", headers={"Authorization": f"bearer {TOKEN}"})  # the scheme is case-insensitive
     assert r.status_code == 200, r.text
     info = client.get("/v1/model").json()
     assert info["config_hash"] != old_hash and info["params"]["dim"] == 8

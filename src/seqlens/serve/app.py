@@ -216,7 +216,8 @@ def create_app(
                 403, "reload is disabled: start the server with --reload-token (or SEQLENS_RELOAD_TOKEN)"
             )
         auth = request.headers.get("authorization", "")
-        given = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
+        scheme, _, given = auth.partition(" ")
+        given = given.strip() if scheme.lower() == "bearer" else ""  # the scheme is case-insensitive (RFC 7235)
         if not hmac.compare_digest(given.encode(), state.reload_token.encode()):
             raise RequestError(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
         async with state.reload_lock:

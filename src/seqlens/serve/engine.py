@@ -186,15 +186,20 @@ class Engine:
             "config_hash": config.get("config_hash"),
             "trained_at": config.get("created"),
             "params": config.get("params", self.model.get_params()),
-            "dataset": getattr(self.model, "dataset_", {}),
+            "dataset": _without_paths(getattr(self.model, "dataset_", {})),
             "metrics": getattr(self.model, "metrics_", None),
             "n_items": int(self.model.n_items_),
             "n_users": len(self.model.user_ids_),
             "max_len": self.max_len,
             "attention": self.has_attention,
-            "path": str(self.path) if self.path else None,
+            "path": self.path.name if self.path else None,  # the directory's name: no absolute paths to clients
             "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
         }
+
+
+def _without_paths(dataset: dict) -> dict:
+    """The training data's description with file paths cut to their names (a client need not see the server's)."""
+    return {k: Path(v).name if isinstance(v, str) and "/" in v else v for k, v in dataset.items()}
 
 
 def _takes_attention(net: torch.nn.Module) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 #: the largest ad-hoc history accepted; longer requests are refused, not truncated (truncation to the
 #: model's max_len happens after validation and is reported)
@@ -18,7 +18,18 @@ MAX_K = 1000
 #: request bodies larger than this are refused before parsing (413)
 MAX_BODY_BYTES = 1 << 20
 
-ItemId = Annotated[StrictStr | StrictInt, Field(description="an external item id")]
+
+def _encodable(text: str) -> str:
+    """Refuse lone surrogates (JSON allows "\ud800"): the answer, which echoes ids, must encode as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{text!r} is not valid Unicode (a lone surrogate)") from None
+    return text
+
+
+Text = Annotated[StrictStr, AfterValidator(_encodable)]
+ItemId = Annotated[Text | StrictInt, Field(description="an external item id")]
 
 
 class RecommendRequest(BaseModel):
@@ -26,7 +37,7 @@ class RecommendRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: Annotated[StrictStr, Field(min_length=1, max_length=256)] | None = None
+    user_id: Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_encodable)] | None = None
     items: Annotated[list[ItemId], Field(max_length=MAX_ITEMS)] | None = None
     k: Annotated[StrictInt, Field(ge=1, le=MAX_K)] = 10
     exclude_seen: StrictBool = True
