@@ -31,7 +31,7 @@ def test_train_writes_model_and_metrics(trained):
     assert (trained / "model.safetensors").exists()
     metrics = json.loads((trained / "metrics.json").read_text())
     assert 0.0 <= metrics["test"]["ndcg@10"] <= 1.0
-    assert metrics["protocol"]["ties"] == "pessimistic"
+    assert metrics["protocol"]["ties"] == "pessimistic" and metrics["protocol"]["split"] == "leave_one_out"
 
 
 def test_recommend_known_user_json(trained):
@@ -147,7 +147,7 @@ def test_compare_model_with_baselines_writes_report(trained, tmp_path):
         and "## NDCG@10 by history length" in markdown
     )
     assert "## NDCG@10 by popularity of the target" in markdown and "| head |" in markdown
-    assert "leave-one-out split" in markdown and "WARNING" not in markdown
+    assert "leave-one-out test targets" in markdown and "WARNING" not in markdown
     beyond = {r["index"]: r for r in report["Beyond accuracy (top-10)"]}
     assert 0 < beyond["popular"]["coverage@10"] < beyond["markov"]["coverage@10"] <= 1
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
@@ -161,7 +161,7 @@ def test_compare_on_the_temporal_split_flags_models_trained_on_other_data(traine
     assert result.exit_code == 0, result.output
     assert "sasrec was not trained on this split's training data" in " ".join(result.output.split())
     markdown = (out / "compare.md").read_text()
-    assert "temporal split" in markdown and "WARNING: sasrec was trained on other data" in markdown
+    assert "temporal test targets" in markdown and "WARNING: sasrec was trained on other data" in markdown
     result = runner.invoke(app, args[:6] + ["--split", "random", "--out", str(out)])
     assert result.exit_code == 2 and "--split 'random'" in result.output
 

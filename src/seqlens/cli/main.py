@@ -82,11 +82,16 @@ def _print_recommendations(model: Recommender, users: list[str], k: int) -> str:
     return "\n".join(md)
 
 
-def _protocol_line(r: EvalResult) -> str:
+#: fewer test users than this and a metric's confidence interval is wide: the protocol line says so
+SMALL_TEST = 500
+
+
+def _protocol_line(r: EvalResult, split: str = "leave_one_out") -> str:
     p = r.protocol
+    small = f" (a SMALL test set: below {SMALL_TEST} users, differences are noisy)" if p["n_users"] < SMALL_TEST else ""
     return (
-        f"leave-one-out test targets of {p['n_users']} users, {p['ranking']} over {p['n_items']} items, "
-        f"seen items {'excluded' if p['exclude_seen'] else 'kept'}, ties {p['ties']}"
+        f"{split.replace('_', '-')} test targets of {p['n_users']} users{small}, {p['ranking']} over "
+        f"{p['n_items']} items, seen items {'excluded' if p['exclude_seen'] else 'kept'}, ties {p['ties']}"
     )
 
 
@@ -201,8 +206,8 @@ def train(
         name: evaluate(model, split.test, split.test_history),
         "Popular": evaluate(Popular().fit(split.train), split.test, split.test_history),
     }
-    console.print(_metrics_table(results, f"test metrics ({_protocol_line(results[name])})"))
-    model.metrics_ = {"test": results[name].summary, "protocol": results[name].protocol,
+    console.print(_metrics_table(results, f"test metrics ({_protocol_line(results[name], cfg.run.split)})"))
+    model.metrics_ = {"test": results[name].summary, "protocol": {**results[name].protocol, "split": cfg.run.split},
                       "popular_test": results["Popular"].summary}  # fmt: skip
     model.save(out_dir)
     console.print(f"model saved to [bold]{out_dir}[/bold]")
@@ -368,7 +373,7 @@ def compare_cmd(
         table = compare(results, reference or next(iter(results)), [m.strip() for m in metrics.split(",")])
     except SeqlensError as e:
         _fail(str(e))
-    protocol = f"{split_name.replace('_', '-')} split, " + _protocol_line(next(iter(results.values()))[0])
+    protocol = _protocol_line(next(iter(results.values()))[0], split_name)
     for label in _trained_elsewhere(models, split):
         errors.print(f"[yellow]warning:[/yellow] {escape(label)} was not trained on this split's training data: "
                       "its test targets may be in its training data", highlight=False)  # fmt: skip
