@@ -73,3 +73,28 @@ def test_group_bounds():
     assert keys.tolist() == ["a", "b", "c"] and starts.tolist() == [0, 2, 3] and lengths.tolist() == [2, 1, 3]
     keys, starts, lengths = group_bounds(np.array([], dtype=object))
     assert len(keys) == len(starts) == len(lengths) == 0
+
+
+def test_datetimes_and_rectools_datetime_column_are_read_as_seconds():
+    times = pd.to_datetime(["2024-01-02", "2024-01-01", "2024-01-03"])
+    df = pd.DataFrame({"user_id": ["u", "u", "u"], "item_id": ["b", "a", "c"], "datetime": times, "weight": 1.0})
+    log = InteractionLog.from_frame(df)
+    assert log.df["item_id"].tolist() == ["a", "b", "c"]  # ordered by time, not file order
+    assert log.df["timestamp"].iloc[0] == int(pd.Timestamp("2024-01-01").timestamp())
+    aware = df.assign(datetime=times.tz_localize("Europe/Berlin")).rename(columns={"datetime": "timestamp"})
+    assert InteractionLog.from_frame(aware).df["timestamp"].iloc[0] == int(pd.Timestamp("2023-12-31 23:00").timestamp())
+
+
+def test_a_time_column_that_is_not_read_is_named_in_a_warning():
+    df = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "event_time": [2, 1]})
+    with pytest.warns(UserWarning, match="'event_time' look like times but are ignored"):
+        InteractionLog.from_frame(df)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), 1e30, 1.5, True])
+def test_bad_times_are_refused_naming_the_row(bad):
+    df = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [1.0, bad]})
+    if isinstance(bad, bool):
+        df["timestamp"] = [False, True]
+    with pytest.raises(DataError, match="timestamp"):
+        InteractionLog.from_frame(df)

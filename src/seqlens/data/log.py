@@ -9,6 +9,7 @@ Rows are kept sorted by user, then time; rows with equal timestamps keep the ord
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import pandas as pd
 from seqlens.errors import DataError
 
 USER, ITEM, TIME = "user_id", "item_id", "timestamp"
+DATETIME = "datetime"  # RecTools' name for the time column, read as TIME when TIME is absent
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,17 +46,22 @@ class InteractionLog:
             )
         if len(df) == 0:
             raise DataError(f"{source}: no interactions (the file or frame is empty)")
-        cols = [USER, ITEM] + ([TIME] if TIME in df.columns else [])
-        out = pd.DataFrame({c: df[c].to_numpy() for c in cols})
+        time_column = TIME if TIME in df.columns else DATETIME if DATETIME in df.columns else None
+        ignored = [str(c) for c in df.columns if c not in (USER, ITEM, time_column) and _looks_like_time(df[c])]
+        if ignored:
+            warnings.warn(
+                f"{source}: column(s) {', '.join(map(repr, ignored))} look like times but are ignored; seqlens orders "
+                f"each user's interactions by {TIME!r} (or RecTools' {DATETIME!r}) and else keeps the given order",
+                stacklevel=2,
+            )
+        out = pd.DataFrame({USER: df[USER].to_numpy(), ITEM: df[ITEM].to_numpy()})
+        if time_column is not None:
+            out[TIME] = _seconds(df[time_column], source, time_column)
         for c in (USER, ITEM):
             if out[c].isna().any():
                 row = int(np.flatnonzero(out[c].isna().to_numpy())[0])
                 raise DataError(f"{source}: row {row + 1}, column {c!r}: empty value")
             out[c] = out[c].astype(str)
-        if TIME in out.columns:
-            if not np.issubdtype(out[TIME].dtype, np.integer):
-                raise DataError(f"{source}: column {TIME!r} must hold integer seconds, got {out[TIME].dtype}")
-            out[TIME] = out[TIME].astype(np.int64)
         order = ["_user", TIME, "_row"] if TIME in out.columns else ["_user", "_row"]
         out["_user"] = pd.factorize(out[USER], sort=True)[0]
         out["_row"] = np.arange(len(out))
@@ -149,3 +156,35 @@ def group_bounds(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     starts = np.concatenate([[0], np.flatnonzero(keys[1:] != keys[:-1]) + 1])
     lengths = np.diff(np.concatenate([starts, [len(keys)]]))
     return keys[starts], starts, lengths
+
+
+def _looks_like_time(column: pd.Series) -> bool:
+    name = str(column.name).lower()
+    return pd.api.types.is_datetime64_any_dtype(column) or any(w in name for w in ("time", "date"))
+
+
+def _seconds(column: pd.Series, source: str, name: str) -> np.ndarray:
+    """Integer seconds since the epoch from integer seconds, whole-valued floats or datetimes (naive = UTC)."""
+    values = column
+    if pd.api.types.is_datetime64_any_dtype(values):
+        if values.dt.tz is not None:
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        if values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise DataError(f"{source}: row {row + 1}, column {name!r}: empty time")
+        return values.to_numpy().astype("datetime64[s]").astype(np.int64)
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        raise DataError(
+            f"{source}: column {name!r} must hold integer seconds or datetimes, got {values.dtype} "
+            f"(first value {values.iloc[0]!r})"
+        )
+    if pd.api.types.is_integer_dtype(values):
+        return values.to_numpy().astype(np.int64)
+    array = values.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(array) | (array != np.round(array)) | (np.abs(array) > 2**53)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{source}: row {row + 1}, column {name!r}: {float(array[row])!r} is not a whole number of seconds (integer seconds or datetimes expected)"
+        )
+    return array.astype(np.int64)
