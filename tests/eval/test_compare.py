@@ -9,6 +9,7 @@ import pytest
 from seqlens.errors import DataError
 from seqlens.eval import EvalResult
 from seqlens.eval.compare import compare
+from seqlens.eval.significance import format_p, holm
 
 
 def result(values, users=None) -> EvalResult:
@@ -56,3 +57,23 @@ def test_different_users_or_unknown_reference_are_errors():
         compare({"a": a, "b": b}, reference="a")
     with pytest.raises(DataError, match="reference model 'c'"):
         compare({"a": a}, reference="c")
+
+
+def test_verdicts_use_holm_adjusted_p_values_across_the_table():
+    """A difference significant alone is not called better once many tests share the table."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=400)
+    noise = rng.normal(size=400)
+    weak = base + noise / noise.std() - noise.mean() / noise.std() + 0.12  # mean difference 0.12, sd 1: p ~ 0.02
+    models = {"ref": result(base), "weak": result(weak)}
+    models.update({f"null{i}": result(base + rng.normal(size=400)) for i in range(8)})
+    table = compare(models, reference="ref", metrics=("ndcg@10", "recall@10")).set_index(["model", "metric"])
+    weak_row = table.loc[("weak", "ndcg@10")]
+    assert weak_row["p_value"] < 0.05 < weak_row["p_holm"]
+    assert weak_row["verdict"] == "no detectable difference"
+    assert (table["p_holm"] >= table["p_value"]).all()
+
+
+def test_holm_and_p_formatting():
+    np.testing.assert_allclose(holm(np.array([0.01, 0.04, 0.03, 0.005])), [0.03, 0.06, 0.06, 0.02])
+    assert format_p(0.0004) == "< 0.001" and format_p(0.0123) == "0.012"

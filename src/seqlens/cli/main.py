@@ -19,6 +19,7 @@ from seqlens.cli.config import Config, load_config
 from seqlens.data import InteractionLog, Split, leave_one_out, read_log, temporal_split
 from seqlens.errors import SeqlensError
 from seqlens.eval import EvalResult, evaluate
+from seqlens.eval.significance import format_p
 from seqlens.explain.attributions import METHODS
 from seqlens.explain.explanation import DEFAULT_METHOD
 from seqlens.recommenders import Popular, Recommender, SASRec, load_model
@@ -379,11 +380,12 @@ def compare_cmd(
                       "its test targets may be in its training data", highlight=False)  # fmt: skip
         protocol += f"; WARNING: {label} was trained on other data than this split's training part"
     shown = Table(title=f"compared with {table.loc[table['verdict'] == 'reference', 'model'].iloc[0]} ({protocol})")
-    for col in ("metric", "model", "mean", "diff", "95% CI", "p", "verdict"):
+    for col in ("metric", "model", "mean", "diff", "95% CI", "p", "p Holm", "verdict"):
         shown.add_column(col)
     for r in table.itertuples():
         ci = "" if r.verdict == "reference" else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
-        shown.add_row(r.metric, r.model, f"{r.mean:.4f}", f"{r.diff:+.4f}", ci, f"{r.p_value:.4f}", r.verdict)
+        ps = ("", "") if r.verdict == "reference" else (format_p(r.p_value), format_p(r.p_holm))
+        shown.add_row(r.metric, r.model, f"{r.mean:.4f}", f"{r.diff:+.4f}", ci, *ps, r.verdict)
     console.print(shown)
     write_comparison(table, out, f"Comparison on {data}", protocol, _beyond_tables(models, results, split, keep_seen))
     console.print(f"report written to [bold]{out / 'compare.md'}[/bold] (+ compare.json, compare.png)")

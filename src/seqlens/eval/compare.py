@@ -14,7 +14,7 @@ import pandas as pd
 from seqlens.data.log import USER
 from seqlens.errors import DataError
 from seqlens.eval.protocol import EvalResult
-from seqlens.eval.significance import paired_difference
+from seqlens.eval.significance import holm, paired_difference
 
 METRICS = ("ndcg@10", "recall@10", "recall@1", "mrr@10")
 
@@ -46,6 +46,9 @@ def compare(
     """One row per (model, metric): mean, seeds' std, difference to `reference` with CI, p-value, verdict.
 
     Every model must have been evaluated on the same users (the same split); the comparison is paired.
+    One decision rule: a model is "better" or "worse" than the reference on a metric when the sign-flip
+    p-value, Holm-adjusted over every (model, metric) test of the table (`p_holm`), is below 1 - `level`;
+    the confidence interval is shown as computed, per test.
     """
     if reference not in results:
         raise DataError(f"reference model {reference!r} is not among {list(results)}")
@@ -64,6 +67,14 @@ def compare(
                 row.update(diff=0.0, ci_low=0.0, ci_high=0.0, p_value=1.0, verdict="reference")
             else:
                 d = paired_difference(values.to_numpy(), ref.reindex(values.index).to_numpy(), level, n_boot, seed)
-                row.update(diff=d.mean, ci_low=d.low, ci_high=d.high, p_value=d.p_value, verdict=d.verdict)
+                row.update(diff=d.mean, ci_low=d.low, ci_high=d.high, p_value=d.p_value)
             rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    tests = table["verdict"].isna() if "verdict" in table else pd.Series(True, index=table.index)
+    table.loc[tests, "p_holm"] = holm(table.loc[tests, "p_value"].to_numpy())
+    table.loc[~tests, "p_holm"] = 1.0
+    significant = tests & (table["p_holm"] < 1 - level)
+    table.loc[tests, "verdict"] = np.where(
+        significant[tests], np.where(table.loc[tests, "diff"] > 0, "better", "worse"), "no detectable difference"
+    )
+    return table

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from seqlens import atomic
+from seqlens.eval.significance import format_p
 
 
 def pyplot():
@@ -37,22 +38,27 @@ def comparison_markdown(table: pd.DataFrame, title: str, protocol: str) -> str:
         f"# {title}",
         "",
         f"Protocol: {protocol}. Differences are to **{reference}**, paired per user, with a {level} paired "
-        "bootstrap interval and a two-sided sign-flip test p-value.",
+        "bootstrap interval and a two-sided sign-flip test p-value. Verdict rule: better or worse when the p-value, "
+        f"Holm-adjusted over all {int((table['verdict'] != 'reference').sum())} tests of this report (`p Holm`), "
+        "is below 0.05.",
         "",
     ]
     for metric, group in table.groupby("metric", sort=False):
         lines += [
             f"## {metric}",
             "",
-            "| model | mean | seeds (std) | diff | 95% CI | p | users | verdict |",
-            "|---|---:|---:|---:|---|---:|---:|---|",
+            "| model | mean | seeds (std) | diff | 95% CI | p | p Holm | users | verdict |",
+            "|---|---:|---:|---:|---|---:|---:|---:|---|",
         ]
         for r in group.itertuples():
             seeds = f"{r.seeds} ({r.seed_std:.4f})" if r.seeds > 1 else "1"
             ci = "" if r.verdict == "reference" else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
             diff = "" if r.verdict == "reference" else f"{r.diff:+.4f}"
-            p = "" if r.verdict == "reference" else f"{r.p_value:.4f}"
-            lines.append(f"| {r.model} | {r.mean:.4f} | {seeds} | {diff} | {ci} | {p} | {r.n_users} | {r.verdict} |")
+            p = "" if r.verdict == "reference" else format_p(r.p_value)
+            p_holm = "" if r.verdict == "reference" else format_p(r.p_holm)
+            lines.append(
+                f"| {r.model} | {r.mean:.4f} | {seeds} | {diff} | {ci} | {p} | {p_holm} | {r.n_users} | {r.verdict} |"
+            )
         lines.append("")
     return "\n".join(lines)
 

@@ -72,3 +72,18 @@ def paired_difference(
     diff = _paired(a, b)
     low, high = bootstrap_ci(diff, level, n_boot, seed)
     return PairedDifference(float(diff.mean()), low, high, sign_flip_p(diff, n_boot, seed), len(diff), level)
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values: the family-wise error stays at the level across all the tests."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p)
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (len(p) - np.arange(len(p))) * p[order]))
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out
+
+
+def format_p(p: float) -> str:
+    """A p-value as printed: "< 0.001" below what a 2,000-draw randomisation test can resolve."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
