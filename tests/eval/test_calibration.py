@@ -13,10 +13,17 @@ from seqlens.eval.calibration import reliability, top_one_probabilities
 def test_ece_by_hand():
     confidence = np.array([0.1, 0.1, 0.9, 0.9])
     correct = np.array([False, False, True, False])
-    ece, table = reliability(confidence, correct, bins=10)
-    # bin (0, 0.1]: conf 0.1, acc 0; bin (0.8, 0.9]: conf 0.9, acc 0.5
+    ece, table = reliability(confidence, correct, bins=2)
+    # equal-mass bins: the two 0.1s (acc 0) and the two 0.9s (acc 0.5)
     assert ece == pytest.approx(0.5 * 0.1 + 0.5 * 0.4)
     assert [row["users"] for row in table] == [2, 2]
+
+
+def test_bins_hold_equal_numbers_of_users_even_when_confidences_crowd():
+    rng = np.random.default_rng(0)
+    confidence = rng.beta(1, 30, 943)  # small top-1 probabilities: equal-width bins put almost all in the first
+    _, table = reliability(confidence, rng.random(943) < confidence, bins=10)
+    assert len(table) == 10 and {row["users"] for row in table} <= {94, 95}
 
 
 def test_perfectly_calibrated_predictions_have_small_ece():

@@ -427,6 +427,15 @@ def calibrate(
         conf, correct = test.at(t)
         table.add_row(f"{t:.3f}", f"{ece:.4f}", f"{conf.mean():.4f}", f"{correct.mean():.4f}")
     console.print(table)
+    console.print(
+        f"ECE over {len(raw)} equal-mass bins of about {len(test.correct) // max(len(raw), 1)} test users each"
+    )
+    if ece_scaled > ece_raw:
+        errors.print(
+            f"[yellow]warning:[/yellow] temperature scaling fitted on validation made the test ECE worse "
+            f"({ece_raw:.4f} -> {ece_scaled:.4f}); keep the raw scores (T = 1)",
+            highlight=False,
+        )
     if out is not None:
         result = {"temperature": temperature, "ece": ece_raw, "ece_scaled": ece_scaled,
                   "bins": raw, "bins_scaled": scaled, "users": len(test.correct)}  # fmt: skip

@@ -66,16 +66,16 @@ def top_one_probabilities(
 
 
 def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> tuple[float, list[dict]]:
-    """Expected calibration error (equal-width bins, weighted by count) and the per-bin table."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    """Expected calibration error over equal-mass bins (each holds about the same number of users, so no bin
+    is nearly empty while one holds most users, as happens with equal-width bins when top-1 probabilities
+    are small), weighted by count, and the per-bin table (low/high: the bin's confidence range)."""
+    order = np.argsort(confidence, kind="stable")
     table, ece = [], 0.0
-    for b in range(bins):
-        mask = which == b
-        if not mask.any():
+    for rows in np.array_split(order, min(bins, len(order))):
+        if len(rows) == 0:
             continue
-        conf, acc = float(confidence[mask].mean()), float(correct[mask].mean())
-        ece += mask.mean() * abs(acc - conf)
-        table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "users": int(mask.sum()),
-                      "confidence": conf, "accuracy": acc})  # fmt: skip
+        conf, acc = float(confidence[rows].mean()), float(correct[rows].mean())
+        ece += len(rows) / len(order) * abs(acc - conf)
+        table.append({"low": float(confidence[rows].min()), "high": float(confidence[rows].max()),
+                      "users": len(rows), "confidence": conf, "accuracy": acc})  # fmt: skip
     return float(ece), table
