@@ -231,6 +231,8 @@ def report(datasets: list[str]) -> None:
         lines += [
             "## Calibration of SASRec's top-1 probability (test targets; temperature fitted on validation)",
             "",
+            f"ECE over {_binning(cal)}.",
+            "",
             "| temperature | ECE | users |",
             "|---:|---:|---:|",
             f"| 1.000 | {cal['ece']:.4f} | {cal['users']} |",
@@ -284,3 +286,12 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def _binning(cal: dict) -> str:
+    """How the ECE in calibration.json was binned: equal-mass bins report their users, equal-width ones
+    (runs before equal-mass binning) an edge grid of 1/15."""
+    sizes = {row["users"] for row in cal["bins"]}
+    if max(sizes) - min(sizes) <= 1:
+        return f"{len(cal['bins'])} equal-mass bins"
+    return "15 equal-width bins (this run predates equal-mass binning; `seqlens calibrate` now uses equal-mass bins)"
