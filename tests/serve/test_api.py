@@ -295,3 +295,12 @@ def test_the_page_and_its_assets_are_served_locally(client):
     for asset in ("/static/app.js", "/static/style.css"):
         r = client.get(asset)
         assert r.status_code == 200 and "http://" not in r.text and "https://" not in r.text
+
+
+def test_api_docs_work_offline(client):
+    """/docs loads Swagger UI from the service itself, not from a CDN."""
+    page = client.get("/docs").text
+    assert "/openapi.json" in page and "https://" not in page
+    for asset in re.findall(r"(?:src|href)=['\"](/docs-assets/[^'\"]+)", page):
+        assert client.get(asset).status_code == 200, asset
+    assert client.get("/openapi.json").json()["info"]["title"] == "seqlens"

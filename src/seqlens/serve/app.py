@@ -28,9 +28,11 @@ import numpy as np
 import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from seqlens._version import __version__
 from seqlens.errors import SeqlensError
@@ -97,7 +99,7 @@ def create_app(
         title="seqlens",
         version=__version__,
         description="Next-item recommendations from a self-attentive model, with explanations.",
-        docs_url="/docs",
+        docs_url=None,  # served below from the swagger-ui-bundle package: the page works offline (no CDN)
         redoc_url=None,
     )
     app.state.serve = state
@@ -110,6 +112,17 @@ def create_app(
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="seqlens API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict:
