@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -40,6 +41,22 @@ def test_recommend_known_user_json(trained):
     recs = json.loads(result.output)
     assert [r["rank"] for r in recs] == [1, 2, 3]
     assert all(r["title"].startswith("Item ") for r in recs)
+
+
+def test_recommend_for_all_or_listed_users_to_a_file(trained, tmp_path):
+    out = tmp_path / "recs.parquet"
+    result = runner.invoke(app, ["recommend", str(trained), "--users", "all", "-k", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    recs = pd.read_parquet(out)
+    assert recs.groupby("user_id").size().eq(3).all() and recs["user_id"].nunique() > 50
+    listed = tmp_path / "users.txt"
+    listed.write_text("u1\nu2\n\n")
+    csv = tmp_path / "recs.csv"
+    result = runner.invoke(app, ["recommend", str(trained), "--users", str(listed), "--out", str(csv)])
+    assert result.exit_code == 0, result.output
+    assert sorted(pd.read_csv(csv)["user_id"].unique()) == ["u1", "u2"]
+    bad = runner.invoke(app, ["recommend", str(trained), "--users", "all"])
+    assert bad.exit_code == 2 and "--out" in bad.stderr
 
 
 def test_recommend_adhoc_items_warns_about_unknown(trained):

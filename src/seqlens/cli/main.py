@@ -257,15 +257,27 @@ def recommend(
     k: int = typer.Option(10, "-k", "--k", help="How many items."),
     keep_seen: bool = typer.Option(False, help="Allow items already in the history."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    users: str | None = typer.Option(
+        None, help="Batch: 'all' known users, or a file of user ids (one per line); needs --out."
+    ),
+    out: Path | None = typer.Option(
+        None, help="Write the recommendations here (.parquet or .csv) instead of printing."
+    ),
 ) -> None:
-    """Top-k next items for a known user or for an ad-hoc list of items."""
-    if (user is None) == (items is None):
-        _fail("give exactly one of --user U or --items a,b,c")
+    """Top-k next items for a known user, an ad-hoc list of items, or many users at once (--users, --out)."""
+    if sum(x is not None for x in (user, items, users)) != 1:
+        _fail("give exactly one of --user U, --items a,b,c or --users all|FILE")
+    if users is not None and out is None:
+        _fail("--users writes a file: give --out recs.parquet (or .csv)")
+    if out is not None and out.suffix not in (".parquet", ".csv"):
+        _fail(f"--out {out}: use a .parquet or .csv file name")
     try:
         model = load_model(model_dir)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if user is not None:
+            if users is not None:
+                recs = model.recommend(users=_user_list(model, users), k=k, exclude_seen=not keep_seen)
+            elif user is not None:
                 recs = model.recommend(users=[user], k=k, exclude_seen=not keep_seen)
             else:
                 history = [i.strip() for i in items.split(",") if i.strip()]
@@ -275,6 +287,13 @@ def recommend(
     for w in caught:
         errors.print(f"[yellow]warning:[/yellow] {escape(str(w.message))}", highlight=False)
     recs["title"] = [model.item_titles_.get(i, "") for i in recs["item_id"]]
+    if out is not None:
+        data = recs.to_parquet(index=False) if out.suffix == ".parquet" else recs.to_csv(index=False).encode()
+        atomic.write_bytes(out, data)
+        errors.print(
+            f"{recs['user_id'].nunique()} users, {len(recs)} recommendations written to {out}", highlight=False
+        )
+        return
     if as_json:
         print(json.dumps(recs.to_dict(orient="records")))
         return
@@ -284,6 +303,19 @@ def recommend(
     for row in recs.itertuples():
         table.add_row(str(row.rank), row.item_id, row.title, f"{row.score:.4f}")
     console.print(table)
+
+
+def _user_list(model: Recommender, users: str) -> list[str]:
+    """'all' known users, or the ids in a file (one per line, blank lines skipped)."""
+    if users == "all":
+        return [str(u) for u in model.user_ids_]
+    path = Path(users)
+    if not path.is_file():
+        raise SeqlensError(f"--users {users}: not 'all' and no such file")
+    listed = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not listed:
+        raise SeqlensError(f"--users {users}: the file lists no user ids")
+    return listed
 
 
 BASELINES = {"popular": seqlens.Popular, "markov": seqlens.MarkovChain, "itemknn": seqlens.ItemKNN}
