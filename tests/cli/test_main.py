@@ -95,6 +95,7 @@ def test_evaluate_writes_per_user(trained, tmp_path):
     result = runner.invoke(app, ["evaluate", str(trained), "synthetic", "--per-user", str(per_user)])
     assert result.exit_code == 0, result.output
     assert "Popular" in result.output
+    assert "…" not in result.stdout and "ties pessimistic" in result.stdout  # not a terminal: nothing cut
     header = per_user.read_text().splitlines()[0]
     assert header.startswith("user_id,item_id,rank")
 

@@ -34,6 +34,15 @@ app = typer.Typer(
 console = Console()
 #: errors go to stderr, unwrapped: a message is read (and grepped) whole, whatever the terminal width
 errors = Console(stderr=True, soft_wrap=True)
+
+
+@app.callback()
+def _output() -> None:
+    # piped into a file or a log: complete lines, no table cut to an assumed 80-column terminal
+    if not console.is_terminal:
+        console.width = 10_000
+
+
 SHOWN = ("recall@1", "recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")
 
 
