@@ -372,6 +372,11 @@ def decide(results: dict) -> tuple[str | None, list[str]]:
                           f"budget), {latency['methods'][best]['2']['p50_ms']:.1f} ms on two."]  # fmt: skip
 
 
+def _flat(frame: pd.DataFrame) -> pd.DataFrame:
+    """A (bed/model, family) index as one readable label per row."""
+    return frame.set_axis([f"{a}: {b}" for a, b in frame.index])
+
+
 def render(results: dict) -> str:
     faith = results.get("faithfulness", {})
     planted = results.get("planted", {})
@@ -487,7 +492,7 @@ def render(results: dict) -> str:
             "among those where the item is its first choice: an explanation of a rule the model did not learn",
             "should not point at the trigger.",
             "",
-            "#" + frame_markdown(_planted_summary(planted), "Top-1 hit among predicted cases, per family"),
+            "#" + frame_markdown(_flat(_planted_summary(planted)), "Top-1 hit among predicted cases, per family"),
             "",
         ]
         for key, r in planted.items():
