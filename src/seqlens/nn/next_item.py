@@ -13,6 +13,9 @@ class NextItemNet(nn.Module):
     """
 
     item_emb: nn.Embedding
+    #: whether `forward(seq, return_attention=True)` also returns per-layer attention weights (a capability
+    #: the service and the explanations ask for, instead of inspecting signatures)
+    has_attention: bool = False
 
     def scores(self, hidden: Tensor) -> Tensor:
         """hidden [..., D] -> scores over all items [..., n_items + 1], padding column at -inf."""

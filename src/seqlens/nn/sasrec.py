@@ -79,6 +79,8 @@ class Block(nn.Module):
 
 
 class SASRecNet(NextItemNet):
+    has_attention = True
+
     def __init__(self, cfg: SASRecConfig):
         super().__init__()
         self.cfg = cfg

@@ -66,7 +66,7 @@ class Engine:
         self.loaded_at = time.time()
         self.max_len: int | None = getattr(model, "max_len", None)
         net = getattr(model, "net_", None)
-        self.net = net if net is not None and _takes_attention(net) else None
+        self.net = net if getattr(net, "has_attention", False) else None
         counts = np.bincount(model.histories_.flat, minlength=model.n_items_ + 1)
         self.popularity = counts  # interactions per internal index in the stored histories
         self.titles: dict[str, str] = dict(model.item_titles_)
@@ -200,12 +200,3 @@ class Engine:
 def _without_paths(dataset: dict) -> dict:
     """The training data's description with file paths cut to their names (a client need not see the server's)."""
     return {k: Path(v).name if isinstance(v, str) and "/" in v else v for k, v in dataset.items()}
-
-
-def _takes_attention(net: torch.nn.Module) -> bool:
-    import inspect
-
-    try:
-        return "return_attention" in inspect.signature(net.forward).parameters
-    except (TypeError, ValueError):
-        return False
