@@ -335,6 +335,7 @@ def _planted_summary(planted: dict) -> pd.DataFrame:
                          "first choice": int(g["top1"].iloc[0]),
                          f"{DEFAULT_METHOD} hit, first choice": g.loc[DEFAULT_METHOD, "hit_top1"],
                          "occlusion hit, first choice": g.loc[REFERENCE, "hit_top1"],
+                         f"{DEFAULT_METHOD} misses on the latest item": g.loc[DEFAULT_METHOD, "miss_latest_top1"],
                          "best other": f"{others.idxmax()} {others.max():.2f}" if others.notna().any() else "-"})  # fmt: skip
     return pd.DataFrame(rows).set_index(["bed/model", "family"])
 
@@ -528,9 +529,11 @@ def render(results: dict) -> str:
         "- Masking at L=200 spends its time in the pair tables of the first two layers (T(T-1)/2 rows each): about",
         "  27 of its 35 ms; meeting 20 ms on one thread needs fused kernels, not more of the same PyTorch ops.",
         "- On the trigger-family beds the exact effects (masking, occlusion) name the planted trigger first less",
-        "  often than last-layer attention (rotary models) and integrated gradients do: in those cases removing",
-        "  another item changes the score more than removing the trigger. On real data both are far less faithful",
-        "  (tables above); the planted truth is the generator's, not necessarily the model's.",
+        "  often than last-layer attention (rotary models) and integrated gradients do. Where the default misses,",
+        "  its top item is nearly always the most recent one (column above): removing the item the model reads",
+        "  from also moves 'now' one step back, which breaks a rule that fires a fixed number of steps after its",
+        "  trigger, so that removal outweighs the trigger's. On real data attention and integrated gradients are",
+        "  far less faithful (tables above); the planted truth is the generator's, not necessarily the model's.",
         "- The saved model keeps item sequences, not timestamps: ages in narratives need `timestamps=` (the CLI reads",
         "  them from `--data`).",
         "",

@@ -128,6 +128,8 @@ def test_trigger_positions_are_mapped_back_to_the_sequence(planted_model, monkey
     table = trigger_hits(model, planted, methods=("attention",)).set_index("family")
     assert table.loc["second_order", "hit"] == 1.0 and table.loc["second_order", "hit_distant"] == 0.0
     assert table.loc["long_range", "hit"] == 0.0  # a long-range trigger is 10 to 40 steps back
+    missed = table.loc["long_range", "miss_latest_top1"]
+    assert np.isnan(missed) or missed == 1.0  # every miss of this method is the latest item
 
 
 def test_trigger_families_report_every_family():

@@ -36,7 +36,8 @@ def trigger_hits(
     The same rates are also given over the `predicted` cases, those where the model ranks the governed item
     in its top 10, and the `top1` cases, where it is the model's first choice (the history kept: rule items
     recur on a test bed): a model that has not learned a rule gives its trigger little weight, and a faithful
-    explanation of that model should not point at it.
+    explanation of that model should not point at it. `miss_latest_top1`: among the first-choice cases the
+    method misses, the share whose top item is the most recent one.
 
     The model should be trained on `leave_one_out(planted.log).train` (+ valid): the explained history is
     each user's sequence without the last item. A trigger older than the model's window is a miss (counted
@@ -68,6 +69,7 @@ def trigger_hits(
     for method in methods:
         ranked = _top_positions(model, histories, targets, positions, method, batch_size)
         top1 = np.array([bool(r) and r[0] in t for r, t in zip(ranked, triggers)])
+        latest = np.array([bool(r) and r[0] == p[-1] for r, p in zip(ranked, positions)])  # the most recent item
         distant = np.array([bool(r) and r[0] == f for r, f in zip(ranked, first)])
         top3 = np.array(
             [
@@ -98,6 +100,7 @@ def trigger_hits(
                     "top1": int(top.sum()),
                     "hit_top1": rate(top1, top),
                     "hit3_top1": rate(top3, top),
+                    "miss_latest_top1": rate(latest, top & ~top1),
                 }
             )
     return pd.DataFrame(rows)
