@@ -130,3 +130,46 @@ def test_failed_swap_keeps_the_existing_directory(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert target.is_dir() and entries(target) == ["old.txt"]
     assert entries(tmp_path) == ["model"]
+
+
+# --- interrupted directory swaps -------------------------------------------------------------------
+def _kill_between_the_renames(path, new_content: bytes):
+    """What a kill between the two renames of `directory` leaves: the old copy moved aside, the new one whole."""
+    old = path.parent / f".{path.name}.abc.old"
+    old.mkdir()
+    os.replace(path, old / "previous")
+    tmp = path.parent / f".{path.name}.def.tmp"
+    tmp.mkdir()
+    (tmp / "f").write_bytes(new_content)
+    (tmp / atomic.COMPLETE).touch()
+    return old, tmp
+
+
+def test_a_swap_killed_half_way_is_recovered_with_the_new_copy(tmp_path):
+    path = tmp_path / "model"
+    with atomic.directory(path) as d:
+        (d / "f").write_bytes(b"old")
+    _kill_between_the_renames(path, b"new")
+    assert not path.exists()
+    assert atomic.recover(path)
+    assert (path / "f").read_bytes() == b"new"
+
+
+def test_without_a_whole_new_copy_the_previous_one_comes_back(tmp_path):
+    path = tmp_path / "model"
+    with atomic.directory(path) as d:
+        (d / "f").write_bytes(b"old")
+    _, tmp = _kill_between_the_renames(path, b"half")
+    (tmp / atomic.COMPLETE).unlink()  # killed while still writing: not whole
+    assert atomic.recover(path) and (path / "f").read_bytes() == b"old"
+
+
+def test_the_next_save_cleans_what_interrupted_saves_left(tmp_path):
+    path = tmp_path / "model"
+    with atomic.directory(path) as d:
+        (d / "f").write_bytes(b"one")
+    (tmp_path / ".model.x.tmp").mkdir()
+    (tmp_path / ".model.y.old").mkdir()
+    with atomic.directory(path) as d:
+        (d / "f").write_bytes(b"two")
+    assert entries(tmp_path) == ["model"] and (path / "f").read_bytes() == b"two"

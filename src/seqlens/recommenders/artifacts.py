@@ -88,6 +88,7 @@ def _read_json(path: Path, kind: type = object):
 def load_model(path: str | Path) -> Recommender:
     """Rebuild a model saved by `save_model`. Never unpickles; refuses other artifact formats."""
     path = Path(path)
+    atomic.recover(path)  # a save killed half-way through its directory swap left no model here
     if not path.is_dir():
         raise ArtifactError(f"{path}: not a model directory")
     for name in FILES:
