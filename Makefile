@@ -36,7 +36,9 @@ browser:
 
 # mypy covers the packages brought to zero errors so far; explain, recommenders, serve and cli follow
 TYPED := src/seqlens/data src/seqlens/nn src/seqlens/train src/seqlens/eval src/seqlens/monitor \
-	src/seqlens/explain/attributions.py src/seqlens/serve/batching.py
+	src/seqlens/atomic.py src/seqlens/errors.py src/seqlens/explain/attributions.py src/seqlens/explain/narrative.py \
+	src/seqlens/explain/privacy.py src/seqlens/serve/batching.py src/seqlens/serve/schemas.py \
+	src/seqlens/serve/metrics.py src/seqlens/serve/engine.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
