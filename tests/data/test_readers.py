@@ -313,3 +313,29 @@ def test_sequence_line_without_items(tmp_path):
     path.write_text("a 1 2\nlonely\n")
     with pytest.raises(DataError, match=re.escape(f"{path}:2:") + ".*'lonely'"):
         read_sequences(path)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("bad.dat", b"a:b::2::3::4\n1::2::3::4\n", "bad.dat:1: expected 4 fields"),
+        ("bad_seq.txt", b"1 2 3\n2 \xff\xfe 4\n", "bad_seq.txt:2, column 3: byte 0xff is not UTF-8"),
+        (
+            "big.csv",
+            b"user_id,item_id,timestamp\n1,2,3\n1,2,99999999999999999999999\n",
+            "big.csv:3, column 'timestamp'",
+        ),
+        ("sup.csv", "user_id,item_id,timestamp\n1,2,\u00b2\n".encode(), "is neither a number nor a date"),
+        (
+            "cut.csv.gz",
+            gzip.compress(b"user_id,item_id,timestamp\n1,2,3\n1,3,4\n")[:30],
+            "compressed file is truncated",
+        ),
+        ("cut.txt.gz", gzip.compress(b"1 2 3\n2 3 4\n")[:25], "compressed file is truncated"),
+    ],
+)
+def test_broken_files_are_errors_naming_the_place_not_tracebacks(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message.replace("(", r"\(")):
+        read_log(path)

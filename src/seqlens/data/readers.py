@@ -74,6 +74,8 @@ def _read_table(path: Path, sep: str | None, dtype: dict) -> tuple[pd.DataFrame,
         raise DataError(f"{path}: the file is empty") from None
     except pd.errors.ParserError as e:
         raise DataError(f"{path}: {str(e).strip().splitlines()[-1]}") from None
+    except EOFError:
+        raise DataError(f"{path}: the compressed file is truncated (it ends before its end-of-stream marker)") from None
     except (OSError, ValueError) as e:
         raise DataError(f"{path}: cannot be read as a {kind or 'delimited'} table ({e})") from None
 
@@ -90,11 +92,13 @@ def _parse_timestamps(col: pd.Series, name: str, label: str, rows: np.ndarray, l
     if pd.api.types.is_datetime64_any_dtype(col):
         dates = col.dt.tz_localize("UTC") if col.dt.tz is None else col.dt.tz_convert("UTC")
         return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy().astype(np.int64)
+    if pd.api.types.is_bool_dtype(col):
+        raise DataError(f"{_where(name, rows[0], line_offset)}, column {label!r}: true/false is not a timestamp")
     if pd.api.types.is_numeric_dtype(col):
-        return np.floor(col.to_numpy(dtype=np.float64)).astype(np.int64)
+        return _whole_seconds(col.to_numpy(dtype=np.float64), col, name, label, rows, line_offset)
     numeric = pd.to_numeric(col, errors="coerce")
     if not numeric.isna().any():
-        return np.floor(numeric.to_numpy(dtype=np.float64)).astype(np.int64)
+        return _whole_seconds(numeric.to_numpy(dtype=np.float64), col, name, label, rows, line_offset)
     dates = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
     if dates.isna().any():
         row = int(np.argmax(dates.isna().to_numpy() & numeric.isna().to_numpy()))
@@ -103,6 +107,18 @@ def _parse_timestamps(col: pd.Series, name: str, label: str, rows: np.ndarray, l
             "nor a date"
         )
     return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy().astype(np.int64)
+
+
+def _whole_seconds(values: np.ndarray, col: pd.Series, name: str, label: str, rows: np.ndarray, line_offset: int):
+    """Seconds (fractions dropped); a value beyond +-2^53 s (or not finite) cannot be a time: refused by line."""
+    bad = ~np.isfinite(values) | (np.abs(values) > 2**53)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(
+            f"{_where(name, rows[row], line_offset)}, column {label!r}: value {col.iloc[row]!r} is out of range "
+            "for a timestamp in seconds"
+        )
+    return np.floor(values).astype(np.int64)
 
 
 FORMATS = ("auto", "csv", "tsv", "parquet", "movielens", "sequences", "synthetic")
@@ -174,9 +190,11 @@ def read_movielens(path: PathLike, titles: PathLike | None = None) -> Interactio
         )
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: no interactions (the file is empty)") from None
-    except (pd.errors.ParserError, ValueError):
+    except (pd.errors.ParserError, ValueError) as e:
         _raise_first_bad_movielens_line(path, sep)
-        raise
+        raise DataError(f"{path}: cannot be read as MovieLens ratings ({e})") from None
+    except EOFError:
+        raise DataError(f"{path}: the compressed file is truncated (it ends before its end-of-stream marker)") from None
     if raw.shape[1] != columns[-1] + 1:
         _raise_first_bad_movielens_line(path, sep)
     df = pd.DataFrame({USER: raw[columns[0]], ITEM: raw[columns[1]], "rating": raw[columns[2]], TIME: raw[columns[3]]})
@@ -197,10 +215,9 @@ def _raise_first_bad_movielens_line(path: Path, sep: str) -> None:
             if not line.strip():
                 continue
             fields = line.split(sep)
-            if len(fields) != 4:
+            if len(fields) != 4 or (sep == "::" and any(":" in f for f in fields)):
                 raise DataError(
-                    f"{path}:{lineno}: expected 4 fields (user{sep}item{sep}rating{sep}timestamp), "
-                    f"got {len(fields)}: {line[:80]!r}"
+                    f"{path}:{lineno}: expected 4 fields (user{sep}item{sep}rating{sep}timestamp), got {line[:80]!r}"
                 )
             for col, label in ((2, "rating"), (3, "timestamp")):
                 if not fields[col].strip().lstrip("-").isdigit():
@@ -266,11 +283,28 @@ def read_sequences(path: PathLike, timestamps: PathLike | None = None) -> Intera
     return InteractionLog.from_frame(df, None, str(path))
 
 
+def _lines(f, path: Path):
+    """The binary lines of `f`; a truncated compressed file is a DataError, not an EOFError."""
+    try:
+        yield from f
+    except EOFError:
+        raise DataError(f"{path}: the compressed file is truncated (it ends before its end-of-stream marker)") from None
+
+
 def _read_rows(path: Path) -> tuple[list[str], list[np.ndarray], np.ndarray, list[int]]:
     """(first field, remaining fields, their counts, file line numbers) of every non-blank line."""
     users, values, lines = [], [], []
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        for lineno, raw in enumerate(_lines(f, path), 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"{path}:{lineno}, column {e.start + 1}: byte {raw[e.start]:#04x} is not UTF-8 text"
+                ) from None
             fields = line.split()
             if not fields:
                 continue
