@@ -217,3 +217,27 @@ def test_batches_cover_every_example_once():
     assert all(np.array_equal(a, b) for a, b in zip(epoch1, again))
     other = batches(np.random.default_rng(1))
     assert not all(len(a) == len(b) and np.array_equal(a, b) for a, b in zip(epoch1, other))
+
+
+@pytest.fixture
+def interrupted_checkpoint(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    module = tiny_module()
+    with pytest.raises(TrainingInterrupted):
+        run(module, interrupting(module, at_call=12), checkpoint_dir=ckpt)
+    return ckpt
+
+
+def test_resume_with_other_training_settings_is_refused_naming_them(interrupted_checkpoint):
+    module = tiny_module()
+    with pytest.raises(ArtifactError, match=r"lr=0\.05 in the checkpoint, 0\.5 now"):
+        run(module, mse_loss(module), resume=interrupted_checkpoint, lr=0.5)
+    history = run(module, mse_loss(module), resume=interrupted_checkpoint, epochs=8)  # a longer run is fine
+    assert len(history) == 8
+
+
+def test_resume_into_a_network_of_other_shapes_is_refused(interrupted_checkpoint):
+    torch.manual_seed(0)
+    wider = nn.Sequential(Dropout(0.3), nn.Linear(3, 2))
+    with pytest.raises(ArtifactError, match="differs from this model.s in 1.bias, 1.weight"):
+        run(wider, lambda batch: wider(torch.zeros(len(batch), 3)).pow(2).mean(), resume=interrupted_checkpoint)

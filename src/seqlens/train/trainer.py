@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from seqlens.errors import ArtifactError
 from seqlens.train.checkpoint import (
     load_checkpoint,
     numpy_rng_from_state,
@@ -39,6 +40,10 @@ class TrainConfig:
     seed: int = 0
     monitor: str = "ndcg@10"
     lr_patience: int = 0  # halve the learning rate after this many epochs without improvement (0: never)
+
+
+#: training settings a resume may change (it extends or shortens the run); any other must match the checkpoint
+RESUMABLE = frozenset({"epochs", "patience"})
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -200,6 +205,7 @@ class Trainer:
         tensors, state = load_checkpoint(path)
         module = {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
         best = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")} or None
+        self._check_resumable(path, state.get("config", {}), module)
         self.module.load_state_dict(module)
         optimizer_from_tensors(opt, tensors, state["optimizer"])
         torch.set_rng_state(tensors["torch_rng"])
@@ -208,6 +214,26 @@ class Trainer:
             state["epoch"], module, opt.state_dict(), tensors["torch_rng"], state["numpy_rng"], best, best_score,
             state["best_epoch"], state["bad_epochs"], state["history"],
         )  # fmt: skip
+
+    def _check_resumable(self, path: str | Path, saved: dict, module: dict[str, torch.Tensor]) -> None:
+        """Refuse a resume that would silently train otherwise than asked: other training settings than the
+        checkpoint's (only `epochs` and `patience` may change), or a network of other shapes."""
+        changed = {k: (saved[k], v) for k, v in asdict(self.cfg).items() if k in saved and k not in RESUMABLE
+                   and saved[k] != v}  # fmt: skip
+        if changed:
+            listed = ", ".join(f"{k}={was!r} in the checkpoint, {now!r} now" for k, (was, now) in changed.items())
+            raise ArtifactError(f"{path}: cannot resume with other settings ({listed}); use the checkpoint's, "
+                                "or start over without resuming")  # fmt: skip
+        own = self.module.state_dict()
+        differ = sorted(
+            {k for k in own if k not in module or module[k].shape != own[k].shape} | (module.keys() - own.keys())
+        )
+        if differ:
+            raise ArtifactError(
+                f"{path}: the checkpoint's network differs from this model's in {', '.join(differ[:4])}"
+                + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
+                + "; resume with the hyper-parameters it was trained with (e.g. the same dim and layers)"
+            )
 
     # --- display -----------------------------------------------------------------------------------
     def _progress(self) -> Progress:
