@@ -108,3 +108,26 @@ def test_the_workers_socket_disables_nagle_on_accepted_connections():
             with conn:
                 assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
                 assert client.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
+
+
+def test_a_reload_token_given_as_a_flag_is_warned_about(tmp_path):
+    """A flag shows in `ps` to every user; the environment or a file does not. (The model dir is bad, so the
+    command stops right after its checks.)"""
+    flagged = CliRunner().invoke(app, ["serve", str(tmp_path / "missing"), "--reload-token", "t" * 20])
+    assert "visible in `ps`" in flagged.stderr
+    quiet = CliRunner().invoke(app, ["serve", str(tmp_path / "missing")], env={"SEQLENS_RELOAD_TOKEN": "t" * 20})
+    assert "visible in `ps`" not in quiet.stderr
+    missing = CliRunner().invoke(app, ["serve", str(tmp_path / "missing"), "--reload-token-file", str(tmp_path / "no")])
+    assert missing.exit_code == 2 and "--reload-token-file" in missing.stderr
+
+
+def test_info_log_level_turns_the_access_log_on(monkeypatch, tmp_path):
+    from seqlens.serve import runner
+
+    configs = []
+    monkeypatch.setattr(
+        runner.uvicorn, "Server", lambda config: configs.append(config) or type("S", (), {"run": lambda self: None})()
+    )
+    runner.run(tmp_path, log_level="info")
+    runner.run(tmp_path, log_level="warning")
+    assert [c.access_log for c in configs] == [True, False]

@@ -47,8 +47,9 @@ def run(
     # A worker that misses uvicorn's health check is killed and restarted. Importing torch and loading a
     # model can hold the GIL for seconds on a busy machine, so the default 5 s timeout killed healthy
     # workers at start (seen under load): allow a minute.
+    access_log = log_level in ("info", "debug", "trace")  # "info logs every request", as the CLI help says
     config = uvicorn.Config(APP, factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                            access_log=False, timeout_worker_healthcheck=HEALTHCHECK_SECONDS)  # fmt: skip
+                            access_log=access_log, timeout_worker_healthcheck=HEALTHCHECK_SECONDS)  # fmt: skip
     if workers == 1:
         uvicorn.Server(config).run()
         return
