@@ -6,6 +6,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 
 import seqlens
 from seqlens.serve import create_app
@@ -97,3 +98,16 @@ def test_a_failed_reload_keeps_serving_the_previous_model(reloadable):
     shutil.rmtree(path)
     assert_error(client.post("/v1/admin/reload", headers=AUTH), 409, "not a model directory")
     assert top_items(client) == expected
+
+
+def test_a_reload_of_a_model_with_nan_weights_is_refused(reloadable, model):
+    client, path = reloadable
+    expected = top_items(client)
+    broken = seqlens.load(path)
+    with torch.no_grad():
+        next(broken.net_.parameters()).fill_(float("nan"))
+    broken.save(path)
+    r = client.post("/v1/admin/reload", headers=AUTH)
+    assert_error(r, 409, "weights are not finite")
+    assert top_items(client) == expected  # the old model keeps serving
+    assert 'seqlens_model_reloads_total{outcome="failed"}' in client.get("/metrics").text

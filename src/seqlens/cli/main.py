@@ -503,6 +503,7 @@ def serve(
     log_level: str = typer.Option("warning", help="uvicorn log level (info logs every request)."),
 ) -> None:
     """HTTP service: recommendations with explanations, a web page at /, Prometheus metrics at /metrics."""
+    from seqlens.serve.engine import Engine
     from seqlens.serve.runner import run
 
     source = ctx.get_parameter_source("reload_token")
@@ -514,7 +515,7 @@ def serve(
             if not reload_token_file.is_file():
                 raise SeqlensError(f"--reload-token-file {reload_token_file}: no such file")
             reload_token = reload_token_file.read_text().strip() or None
-        load_model(model_dir)  # fail here, with the reason, rather than in every worker
+        Engine.load(model_dir)  # fail here, with the reason, rather than in every worker (includes a smoke test)
     except SeqlensError as e:
         _fail(str(e))
     console.print(f"serving [bold]{model_dir}[/bold] on http://{host}:{port}/ ({workers} worker(s))")

@@ -237,9 +237,10 @@ def create_app(
             start = time.perf_counter()
             try:
                 engine = await asyncio.to_thread(Engine.load, state.model_dir)
-            except (SeqlensError, OSError) as e:
+            except Exception as e:  # whatever went wrong with the new model, the old one keeps serving
                 metrics.reloads.labels("failed").inc()
-                raise RequestError(409, f"reload failed, still serving the previous model: {e}") from None
+                reason = str(e) if isinstance(e, (SeqlensError, OSError)) else f"{type(e).__name__}: {e}"
+                raise RequestError(409, f"reload failed, still serving the previous model: {reason}") from None
             state.engine = engine
             if state.generation_file is not None:
                 state.generation = state.read_generation() + 1

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from seqlens.data.sequences import Sequences
+from seqlens.errors import ArtifactError
 from seqlens.monitor import AttentionStats, applied_weights, last_query_stats
 from seqlens.recommenders import Recommender, load_model
 
@@ -82,7 +83,24 @@ class Engine:
 
     @classmethod
     def load(cls, path: str | Path) -> Engine:
-        return cls(load_model(path), Path(path))
+        """The engine for the model saved at `path`, refused (ArtifactError) unless it actually serves."""
+        engine = cls(load_model(path), Path(path))
+        engine.smoke_test()
+        return engine
+
+    def smoke_test(self) -> None:
+        """Finite weights, and a known user's history ranks items with finite scores: a model that would answer
+        every request with an empty list is refused before it replaces a working one."""
+        net = getattr(self.model, "net_", None)
+        if net is not None:
+            bad = [name for name, p in net.named_parameters() if not torch.isfinite(p).all()]
+            if bad:
+                raise ArtifactError(f"{self.path}: weights are not finite (NaN or inf) in {', '.join(bad[:3])}")
+        if self._users:
+            user = next(iter(self._users))
+            result = self.recommend(self.resolve(user, None), min(10, self.model.n_items_), False, False)
+            if len(result.items) == 0 or not np.isfinite(result.scores).all():
+                raise ArtifactError(f"{self.path}: the model ranks no item with a finite score for user {user!r}")
 
     @property
     def has_attention(self) -> bool:
