@@ -252,3 +252,42 @@ def test_histories_saved_with_padding_load_without_it(sasrec, tmp_path):
     loaded = seqlens.load(tmp_path / "holed")
     assert loaded.history_of(user) == sasrec.history_of(user)
     pd.testing.assert_frame_equal(loaded.recommend(users=[user], k=5), sasrec.recommend(users=[user], k=5))
+
+
+def _edit_config(change):
+    def damage(path):
+        config = json.loads((path / "config.json").read_text())
+        change(config)
+        (path / "config.json").write_text(json.dumps(config))
+
+    return damage
+
+
+def _drop_tensor(name):
+    def damage(path):
+        from safetensors.torch import save_file
+
+        tensors = load_file(path / "model.safetensors")
+        tensors.pop(name)
+        save_file(tensors, path / "model.safetensors")
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_edit_config(lambda c: c.pop("params")), "no 'params'"),
+        (_edit_config(lambda c: c["params"].update(dim=4096)), "do not fit the configuration"),
+        (_edit_config(lambda c: c["params"].update(max_len=8_000_000)), "pos_emb.weight"),  # no allocation first
+        (_edit_config(lambda c: c["params"].update(layers=7)), "do not fit the configuration"),
+        (_drop_tensor("histories.flat"), "corrupt model directory"),
+        (_drop_tensor("state.item_emb.weight"), "item_emb.weight is missing"),
+        (lambda p: (p / "items.json").write_text('{"titles": {}}'), "item_ids"),
+        (lambda p: (p / "users.json").write_text('["u1", "u1"]'), "users.json lists 2 users"),
+    ],
+)
+def test_every_corruption_is_an_artifact_error_at_load(copy_of, damage, message):
+    damage(copy_of)
+    with pytest.raises(ArtifactError, match=re.escape(message)):
+        seqlens.load(copy_of)

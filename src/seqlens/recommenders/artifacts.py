@@ -22,7 +22,7 @@ from safetensors.torch import save as st_save
 from seqlens import atomic
 from seqlens._version import ARTIFACT_FORMAT, __version__
 from seqlens.data.sequences import Sequences
-from seqlens.errors import ArtifactError
+from seqlens.errors import ArtifactError, SeqlensError
 from seqlens.recommenders.base import Recommender
 
 FILES = ("config.json", "model.safetensors", "items.json", "users.json")
@@ -104,6 +104,8 @@ def load_model(path: str | Path) -> Recommender:
     cls = Recommender.registry.get(config.get("model"))
     if cls is None:
         raise ArtifactError(f"{path / 'config.json'}: unknown model class {config.get('model')!r}")
+    if not isinstance(config.get("params"), dict):
+        raise ArtifactError(f"{path / 'config.json'}: no 'params' mapping (the model's hyper-parameters)")
     params = {**{k: v for k, v in ADDED_LATER.items() if k in cls._param_names()}, **config["params"]}
     try:
         model = cls(**params)
@@ -113,17 +115,30 @@ def load_model(path: str | Path) -> Recommender:
         tensors = st_load((path / "model.safetensors").read_bytes())
     except SafetensorError as e:
         raise ArtifactError(f"{path / 'model.safetensors'}: corrupt ({e})") from None
+    try:
+        _restore(model, path, config, tensors)
+    except SeqlensError as e:
+        raise ArtifactError(str(e) if str(path) in str(e) else f"{path}: {e}") from None
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:  # whatever a corrupt file breaks
+        raise ArtifactError(f"{path}: corrupt model directory ({type(e).__name__}: {e})") from None
+    return model
+
+
+def _restore(model: Recommender, path: Path, config: dict, tensors: dict) -> None:
     items = _read_json(path / "items.json", dict)
     model._set_items(np.array(items["item_ids"], dtype=object), items.get("titles", {}))
-    model._set_histories(
-        np.array(_read_json(path / "users.json", list), dtype=object),
-        # models saved before histories left out unknown items may hold them as padding
-        Sequences(*(tensors[f"histories.{k}"].numpy() for k in ("flat", "starts", "lengths"))).without_padding(),
-    )
+    users = np.array(_read_json(path / "users.json", list), dtype=object)
+    # models saved before histories left out unknown items may hold them as padding
+    histories = Sequences(*(tensors[f"histories.{k}"].numpy() for k in ("flat", "starts", "lengths"))).without_padding()
+    if len(users) != len(histories) or len(set(users.tolist())) != len(users):
+        raise ArtifactError(f"users.json lists {len(users)} users ({len(set(users.tolist()))} distinct) for "
+                            f"{len(histories)} stored histories")  # fmt: skip
+    if len(histories.flat) and (histories.flat.min() < 1 or histories.flat.max() > len(items["item_ids"])):
+        raise ArtifactError("stored histories hold item indices outside the item list")
+    model._set_histories(users, histories)
     model.dataset_ = config.get("dataset", {})
     model.history_ = _read_json(path / "history.json") if (path / "history.json").exists() else []
     if (path / "metrics.json").exists():
         model.metrics_ = _read_json(path / "metrics.json")
     model.config_ = config
     model._load_state({k[len("state.") :]: v for k, v in tensors.items() if k.startswith("state.")})
-    return model

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from seqlens.data.log import InteractionLog
 from seqlens.data.sequences import Sequences
-from seqlens.errors import DataError
+from seqlens.errors import ArtifactError, DataError
 from seqlens.eval.metrics import metrics_from_ranks
 from seqlens.eval.protocol import rank_targets, targets_with_histories
 from seqlens.nn.losses import LOSSES, next_item_loss
@@ -127,6 +127,17 @@ class NextItemModel(Recommender):
         return dict(self.net_.state_dict())
 
     def _load_state(self, tensors: dict[str, Tensor]) -> None:
+        with torch.device("meta"):  # shapes only, no memory: a config that asks for gigabytes fails here
+            expected = {k: tuple(v.shape) for k, v in self._build_net().state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in tensors.items()}
+        differ = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+        if differ:
+            k = differ[0]
+            raise ArtifactError(
+                f"the weights do not fit the configuration: {k} is {found.get(k, 'missing')} in model.safetensors, "
+                f"the configuration needs {expected.get(k, 'no such tensor')}"
+                + (f" ({len(differ) - 1} more differ)" if len(differ) > 1 else "")
+            )
         self.net_ = self._build_net()
         self.net_.load_state_dict(tensors)
         self.net_.eval()
