@@ -304,3 +304,8 @@ def test_api_docs_work_offline(client):
     for asset in re.findall(r"(?:src|href)=['\"](/docs-assets/[^'\"]+)", page):
         assert client.get(asset).status_code == 200, asset
     assert client.get("/openapi.json").json()["info"]["title"] == "seqlens"
+
+
+def test_readiness_is_its_own_endpoint(client, model_dir):
+    config = json.loads((model_dir / "config.json").read_text())
+    assert client.get("/readyz").json() == {"ready": True, "config_hash": config["config_hash"]}

@@ -131,3 +131,15 @@ def test_info_log_level_turns_the_access_log_on(monkeypatch, tmp_path):
     runner.run(tmp_path, log_level="info")
     runner.run(tmp_path, log_level="warning")
     assert [c.access_log for c in configs] == [True, False]
+
+
+def test_workers_shed_load_and_bound_shutdown(monkeypatch, tmp_path):
+    from seqlens.serve import runner
+
+    configs = []
+    monkeypatch.setattr(
+        runner.uvicorn, "Server", lambda config: configs.append(config) or type("S", (), {"run": lambda self: None})()
+    )
+    runner.run(tmp_path)
+    assert configs[0].limit_concurrency == runner.MAX_CONCURRENCY  # beyond it: 503 at once, not a queue
+    assert configs[0].timeout_graceful_shutdown == runner.GRACEFUL_SHUTDOWN_SECONDS

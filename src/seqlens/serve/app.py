@@ -45,7 +45,7 @@ from seqlens.serve.schemas import MAX_BODY_BYTES, Item, ItemList, RecommendReque
 log = logging.getLogger("seqlens.serve")
 STATIC = Path(__file__).resolve().parent / "static"
 #: endpoints labelled in metrics; other paths count as "other" so scanners cannot blow up label cardinality
-ENDPOINTS = ("/", "/healthz", "/metrics", "/v1/recommend", "/v1/model", "/v1/items", "/v1/admin/reload")
+ENDPOINTS = ("/", "/healthz", "/readyz", "/metrics", "/v1/recommend", "/v1/model", "/v1/items", "/v1/admin/reload")
 
 
 @dataclass
@@ -123,6 +123,13 @@ def create_app(
             swagger_css_url="/docs-assets/swagger-ui.css",
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
         )
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Readiness for a load balancer, apart from liveness (`/healthz`): a smoke-tested model is serving.
+        A reload swaps models without a gap (the old one serves until the new one passed), so it stays ready."""
+        engine = state.current()
+        return JSONResponse({"ready": True, "config_hash": engine.describe()["config_hash"]})
 
     @app.get("/healthz")
     async def healthz() -> dict:

@@ -32,6 +32,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: per worker: open connections and tasks beyond this are answered 503 immediately (load shedding)
+MAX_CONCURRENCY = 256
+KEEP_ALIVE_SECONDS = 5
+#: how long a shutdown waits for open requests (a stalled upload included) before closing them
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
 def run(
     model_dir: Path,
     host: str = "127.0.0.1",
@@ -48,8 +55,14 @@ def run(
     # model can hold the GIL for seconds on a busy machine, so the default 5 s timeout killed healthy
     # workers at start (seen under load): allow a minute.
     access_log = log_level in ("info", "debug", "trace")  # "info logs every request", as the CLI help says
-    config = uvicorn.Config(APP, factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                            access_log=access_log, timeout_worker_healthcheck=HEALTHCHECK_SECONDS)  # fmt: skip
+    config = uvicorn.Config(
+        APP, factory=True, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log,
+        timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
+        # shed load instead of queueing it: beyond this many open connections and tasks per worker, uvicorn
+        # answers 503 at once; a stalled client cannot hold a shutdown for longer than the grace period
+        limit_concurrency=MAX_CONCURRENCY, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )  # fmt: skip
     if workers == 1:
         uvicorn.Server(config).run()
         return
