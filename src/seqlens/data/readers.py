@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +69,15 @@ def _read_table(path: Path, sep: str | None, dtype: dict) -> tuple[pd.DataFrame,
         if sep is None:
             sep = "," if kind == ".csv" else "\t"
         # blank lines are kept while parsing, then dropped, so row labels stay file line numbers - 2
-        df = pd.read_csv(path, sep=sep, dtype=dtype, keep_default_na=False, na_values=[""], skip_blank_lines=False)
+        with warnings.catch_warnings():  # a row with more fields than the header: an error, not dropped data
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(
+                path, sep=sep, dtype=dtype, keep_default_na=False, na_values=[""], skip_blank_lines=False,
+                index_col=False,  # never take the first column for an index (it did when every row had one more field)
+            )  # fmt: skip
         return df.dropna(how="all"), 2
+    except pd.errors.ParserWarning:
+        raise DataError(f"{path}:{_first_long_line(path, sep)}: more fields than the header (sep {sep!r})") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except pd.errors.ParserError as e:
@@ -78,6 +86,19 @@ def _read_table(path: Path, sep: str | None, dtype: dict) -> tuple[pd.DataFrame,
         raise DataError(f"{path}: the compressed file is truncated (it ends before its end-of-stream marker)") from None
     except (OSError, ValueError) as e:
         raise DataError(f"{path}: cannot be read as a {kind or 'delimited'} table ({e})") from None
+
+
+def _first_long_line(path: Path, sep: str | None) -> int | str:
+    """The first line with more `sep`-separated fields than the header (quotes ignored: a hint, not a parse)."""
+    with _open_text(path) as f:
+        width = None
+        for lineno, line in enumerate(f, 1):
+            fields = len(line.rstrip("\r\n").split(sep or ","))
+            if width is None:
+                width = fields
+            elif fields > width:
+                return lineno
+    return "?"
 
 
 def _where(name: str, row: int, line_offset: int) -> str:
