@@ -169,6 +169,7 @@ def test_interrupt_writes_checkpoint_and_resume_is_exact(tmp_path):
     history = run(resumed, mse_loss(resumed), checkpoint_dir=ckpt, resume=ckpt)
     assert without_timings(history) == without_timings(ref_history)
     assert same_state(state(resumed), state(reference))
+    assert not ckpt.exists()  # a finished resume removes the checkpoint it came from
 
 
 def test_resume_from_an_interrupt_in_the_first_epoch(tmp_path):
@@ -241,3 +242,27 @@ def test_resume_into_a_network_of_other_shapes_is_refused(interrupted_checkpoint
     wider = nn.Sequential(Dropout(0.3), nn.Linear(3, 2))
     with pytest.raises(ArtifactError, match="differs from this model.s in 1.bias, 1.weight"):
         run(wider, lambda batch: wider(torch.zeros(len(batch), 3)).pow(2).mean(), resume=interrupted_checkpoint)
+
+
+def test_sigterm_stops_training_with_a_resumable_checkpoint(tmp_path):
+    """Schedulers send SIGTERM: training stops as on Ctrl-C, and the run resumes exactly."""
+    import os
+    import signal
+
+    reference = tiny_module()
+    ref_history = run(reference, mse_loss(reference))
+    ckpt = tmp_path / "ckpt"
+    module, inner, calls = tiny_module(), None, [0]
+    inner = mse_loss(module)
+
+    def terminated_at_call_12(batch):
+        calls[0] += 1
+        if calls[0] == 13:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return inner(batch)
+
+    with pytest.raises(TrainingInterrupted):
+        run(module, terminated_at_call_12, checkpoint_dir=ckpt)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after training
+    resumed = tiny_module(seed=7)
+    assert without_timings(run(resumed, mse_loss(resumed), resume=ckpt)) == without_timings(ref_history)

@@ -8,7 +8,11 @@ resumed run continues exactly as an uninterrupted one would have.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -44,6 +48,24 @@ class TrainConfig:
 
 #: training settings a resume may change (it extends or shortens the run); any other must match the checkpoint
 RESUMABLE = frozenset({"epochs", "patience"})
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While training, SIGTERM (what schedulers and `kill` send) stops it like Ctrl-C: a resumable checkpoint
+    is written. Only the main thread can own signal handlers; elsewhere SIGTERM keeps its default."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -115,7 +137,7 @@ class Trainer:
             rng = numpy_rng_from_state(snap.numpy_rng)
         else:
             snap = self._snapshot(0, opt, rng, snap)
-        with self._progress() as bar:
+        with self._progress() as bar, _sigterm_as_interrupt():
             epochs_task = bar.add_task("epochs", total=cfg.epochs, completed=snap.epoch, info="")
             batch_task = bar.add_task("batches", total=None, info="")
             try:
@@ -133,6 +155,8 @@ class Trainer:
                 raise TrainingInterrupted(self._save(snap)) from None
         if snap.best_state is not None:
             self.module.load_state_dict(snap.best_state)
+        if resume is not None and self.checkpoint_dir is not None and Path(resume) == self.checkpoint_dir:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)  # the run it saved is finished
         return snap.history
 
     # --- one epoch ---------------------------------------------------------------------------------
