@@ -49,17 +49,17 @@ test: $(STAMP) browser
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) benchmarks/core.py
-	$(PY) benchmarks/epoch_speed.py
-	$(PY) benchmarks/report.py
+	$(PY) -m benchmarks.core
+	$(PY) -m benchmarks.epoch_speed
+	$(PY) -m benchmarks.report
 
 # The AWRSR study (docs/awrsr.md) and the baselines comparison (docs/baselines.md, uses the study's SASRec):
 # hours on 2 cores at the default budgets; see each script's --help for smaller ones.
 bench-awrsr: $(STAMP)
-	$(PY) benchmarks/awrsr_study.py
+	$(PY) -m benchmarks.awrsr_study
 
 bench-baselines: $(STAMP)
-	$(PY) benchmarks/baselines.py
+	$(PY) -m benchmarks.baselines
 
 # RecTools' and RecBole's SASRec next to ours (docs/peers.md). The peers live in their own venv so their pins
 # never touch seqlens' dependencies; torch stays pinned to the local CPU wheel through the constraints file.
@@ -87,7 +87,7 @@ $(PEERS_STAMP): $(PEERS_CONSTRAINTS)
 
 bench-peers: $(STAMP)
 	@$(MAKE) --no-print-directory $(PEERS_STAMP) || echo "note: $(PEERS_VENV) is incomplete; the benchmark reports the peers that cannot run"
-	TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 $(PY) benchmarks/peers.py $(ARGS)
+	TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 $(PY) -m benchmarks.peers $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) runs .pytest_cache

@@ -2,7 +2,7 @@
 
 Reads data from ../shared/data (skips a dataset whose folder is absent) and writes
 benchmarks/results/core_<dataset>.json with test metrics (SASRec and the non-neural baselines), seconds
-per epoch, peak memory and wall time to the best validation NDCG@10; the model goes to runs/bench/<dataset>. Usage: python benchmarks/core.py [beauty] [ml-1m] [--epochs N]
+per epoch, peak memory and wall time to the best validation NDCG@10; the model goes to runs/bench/<dataset>. Usage: python -m benchmarks.core [beauty] [ml-1m] [--epochs N]
 """
 
 from __future__ import annotations

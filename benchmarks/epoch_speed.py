@@ -6,7 +6,7 @@ implementation does: each batch padded to its longest history, `F.cross_entropy`
 logits, `nn.Dropout`, the default (unfused) Adam, and glibc's default memory trimming. Each variant runs in its own process (the memory setting is
 process-wide). Writes benchmarks/results/epoch_speed.json.
 
-Usage: python benchmarks/epoch_speed.py [--epochs 1]
+Usage: python -m benchmarks.epoch_speed [--epochs 1]
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ alone and the document re-rendered from what is there):
 - planted: top-1/top-3 trigger hits per family and method;
 - latency: `model.explain(user, method=...)` at L=200 (ML-1M), p50/p99 with 1 and 2 torch threads, same run.
 
-Usage: python benchmarks/explanations.py [--stages train,faithfulness,agreement,planted,latency] [--users 500] [--render]
+Usage: python -m benchmarks.explanations [--stages train,faithfulness,agreement,planted,latency] [--users 500] [--render]
 """
 
 from __future__ import annotations
@@ -33,16 +33,18 @@ import pandas as pd
 import torch
 
 import seqlens
+from benchmarks.core import (  # Beauty's and ML-1M's settings, as the core benchmark trains them
+    DATA,
+    PARAMS,
+    params_differ,
+)
+from benchmarks.core import load as load_core
 from seqlens.eval.protocol import targets_with_histories
 from seqlens.eval.report import frame_markdown
 from seqlens.eval.significance import paired_difference
 from seqlens.explain import DEFAULT_METHOD, METHODS
 from seqlens.explain.faithfulness import RECENCY, REFERENCE, faithfulness
 from seqlens.explain.planted import trigger_hits
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from core import DATA, PARAMS, params_differ  # noqa: E402  (Beauty's and ML-1M's settings, as the core benchmark trains them)
-from core import load as load_core  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "explanations.json"
@@ -387,7 +389,7 @@ def render(results: dict) -> str:
     parts = [
         "# Explanations: which method, and how faithful it is",
         "",
-        "Regenerate with `python benchmarks/explanations.py` (trains what is missing, about an hour on 2 CPU cores;",
+        "Regenerate with `python -m benchmarks.explanations` (trains what is missing, about an hour on 2 CPU cores;",
         "`--render` rewrites this page from `benchmarks/results/explanations.json`).",
         "",
         "## How to use",

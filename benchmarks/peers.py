@@ -12,7 +12,7 @@ is reported with its error instead of stopping the benchmark.
 
 Writes benchmarks/results/peers.json (datasets from earlier runs are kept unless re-run) and
 docs/peers.md. Usage:
-    python benchmarks/peers.py [--datasets beauty,ml-1m] [--peers rectools,recbole] [--epochs N]
+    python -m benchmarks.peers [--datasets beauty,ml-1m] [--peers rectools,recbole] [--epochs N]
                                [--users N] [--max-minutes M] [--threads N]
                                [--report [--rescore]]
 """
@@ -33,11 +33,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import core
-from peers_worker import cpu_name  # the worker imports no seqlens, so the driver can share its helpers
-
 import seqlens
+from benchmarks import core
+from benchmarks.peers_worker import cpu_name  # the worker imports no seqlens, so the driver can share its helpers
 from seqlens.data.log import ITEM, USER
 from seqlens.eval.compare import compare
 from seqlens.eval.metrics import KS
@@ -657,7 +655,7 @@ def main(argv: list[str]) -> None:
         parser.error(f"unknown peer {unknown[0]!r}; choose from {', '.join(PEERS)}")
     args.skip = [s for s in args.skip.split(",") if s]
     torch.set_num_threads(args.threads)
-    command = "python benchmarks/peers.py " + shlex.join(argv) if argv else "python benchmarks/peers.py"
+    command = "python -m benchmarks.peers " + shlex.join(argv) if argv else "python -m benchmarks.peers"
     datasets = [d for d in args.datasets.split(",") if d]
     for name in datasets:
         if name not in core.PARAMS:

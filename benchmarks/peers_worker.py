@@ -13,7 +13,7 @@ Output folder: recs.csv (user_id, item_id, rank for every test user, rank 1 = be
 excluded, full ranking over the items in the training part) and result.json (per-epoch times and
 validation scores, totals, the settings used and the ones the library cannot match).
 
-Usage: .venv-peers/bin/python benchmarks/peers_worker.py rectools|recbole DATA_DIR OUT_DIR
+Usage: .venv-peers/bin/python -m benchmarks.peers_worker rectools|recbole DATA_DIR OUT_DIR
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ ANCHORS = {
 }
 
 
-#: how the Beauty defaults were chosen (tuning runs: `python benchmarks/core.py beauty --threads 1 --tag T --set K=V`)
+#: how the Beauty defaults were chosen (tuning runs: `python -m benchmarks.core beauty --threads 1 --tag T --set K=V`)
 TUNING = {
     "beauty": "defaults: `lr=2e-3` halved after 5 epochs without a better validation score (`lr_patience=5`) "
     "replaced a constant `lr=1e-3` (test NDCG@10 over seeds 0-2: 0.0537, 0.0542, 0.0524 before); `lr_patience=5` "
@@ -109,7 +109,7 @@ def _seeds(r: dict, runs: list[dict]) -> list[str]:
     values = [o["sasrec_test"]["ndcg@10"] for o in runs]
     return [
         f"- the same configuration over {len(runs)} seeds, test NDCG@10: {each}; mean {statistics.mean(values):.4f} "
-        f"± {statistics.stdev(values):.4f} (other seeds: `python benchmarks/core.py {r['dataset']} --tag seedN "
+        f"± {statistics.stdev(values):.4f} (other seeds: `python -m benchmarks.core {r['dataset']} --tag seedN "
         "--set seed=N`)"
     ]
 

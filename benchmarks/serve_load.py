@@ -12,7 +12,7 @@ to the model's max_len). Server memory is the resident set of the server's proce
 read from /proc. The client is a minimal asyncio HTTP/1.1 client so it takes little of the CPU it
 shares with the server. Every loop is bounded in count and time, and only 127.0.0.1 is contacted.
 
-Usage: python benchmarks/serve_load.py runs/serve/ml-1m [--workers 2] [--duration 60] [--concurrency 16]
+Usage: python -m benchmarks.serve_load runs/serve/ml-1m [--workers 2] [--duration 60] [--concurrency 16]
 Writes benchmarks/results/serve_load.json (the server's own log goes to the temp folder).
 """
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,15 +10,12 @@ import pytest
 
 import seqlens
 
-PEERS_PY = Path(__file__).resolve().parents[2] / "benchmarks" / "peers.py"
-
 
 @pytest.fixture(scope="module")
 def peers():
-    spec = importlib.util.spec_from_file_location("bench_peers", PEERS_PY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import peers
+
+    return peers
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +119,7 @@ def test_work_per_epoch_counted_by_hand(peers):
 
 
 def test_time_cap_is_reached_once_and_stays(peers):
-    import peers_worker  # on the path once benchmarks/peers.py is loaded
+    from benchmarks import peers_worker
 
     assert not peers_worker.TimeCap(None).reached()
     cap = peers_worker.TimeCap(1e-6)  # 60 microseconds
