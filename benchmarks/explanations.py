@@ -389,7 +389,7 @@ def render(results: dict) -> str:
     parts = [
         "# Explanations: which method, and how faithful it is",
         "",
-        "Regenerate with `python -m benchmarks.explanations` (trains what is missing, about an hour on 2 CPU cores;",
+        "Regenerate with `python -m benchmarks.explanations` (trains what is missing, about 1.5 hours on 2 CPU cores;",
         "`--render` rewrites this page from `benchmarks/results/explanations.json`).",
         "",
         "## How to use",
