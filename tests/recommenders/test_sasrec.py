@@ -224,3 +224,15 @@ def test_awrsr_variants_fit_and_round_trip(synth_split, tmp_path, refinement):
     assert loaded.net_.blocks[-1].attn.refinement == refinement and loaded.net_.blocks[0].attn.refinement == "none"
     users = list(model.user_ids_[:5])
     pd.testing.assert_frame_equal(loaded.recommend(users=users), model.recommend(users=users))
+
+
+def test_get_and_set_params_round_trip_like_scikit_learn():
+    model = SASRec(dim=32, dropout=0.2, progress=False)
+    clone = type(model)(**model.get_params())
+    assert clone.get_params() == model.get_params()
+    assert model.set_params(dim=16, lr=1e-3) is model and model.dim == 16 and model.lr == 1e-3
+    with pytest.raises(DataError, match="no parameter"):
+        model.set_params(colour="red")
+    with pytest.raises(DataError, match="heads"):
+        model.set_params(heads=3)  # 16 is not divisible by 3
+    assert model.heads == 1  # a refused change leaves the model as it was
