@@ -309,3 +309,29 @@ def test_api_docs_work_offline(client):
 def test_readiness_is_its_own_endpoint(client, model_dir):
     config = json.loads((model_dir / "config.json").read_text())
     assert client.get("/readyz").json() == {"ready": True, "config_hash": config["config_hash"]}
+
+
+def test_every_answer_carries_a_request_id(client):
+    mine = client.get("/healthz", headers={"X-Request-ID": "trace-42"})
+    assert mine.headers["x-request-id"] == "trace-42"  # a client's id is kept, to follow it across services
+    fresh = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
+    assert fresh != "bad id with spaces" and len(fresh) == 16
+    assert client.get("/healthz").headers["x-request-id"] != fresh
+
+
+def test_log_lines_are_json_with_the_request_id():
+    import logging
+
+    from seqlens.serve.app import JsonLines
+
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord("seqlens.serve", logging.ERROR, __file__, 1, "failed on %s", ("/x",), sys.exc_info())
+    record.request_id = "abc"
+    line = JsonLines().format(record)
+    entry = json.loads(line)
+    assert "\n" not in line and entry["message"] == "failed on /x" and entry["request_id"] == "abc"
+    assert "RuntimeError: boom" in entry["traceback"]

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,11 +263,40 @@ def create_app(
 def app_from_env() -> FastAPI:
     """Factory for uvicorn workers (`seqlens serve --workers N`): configuration comes from the environment."""
     torch.set_num_threads(1)  # one thread per worker: workers are the parallelism, threads would oversubscribe
+    json_logs()
     return create_app(
         os.environ["SEQLENS_MODEL_DIR"],
         os.environ.get("SEQLENS_RELOAD_TOKEN"),
         os.environ.get("SEQLENS_GENERATION_FILE"),
     )
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per log line (time, level, logger, message, request_id, traceback): what log
+    collectors parse, and a traceback no longer spreads over many lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if getattr(record, "request_id", None):
+            entry["request_id"] = record.request_id
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def json_logs() -> None:
+    """Send the service's own log lines (logger "seqlens.serve") to stderr as JSON lines."""
+    logger = logging.getLogger("seqlens.serve")
+    if not any(isinstance(h.formatter, JsonLines) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonLines())
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _error(status: int, message: str, **extra: object) -> JSONResponse:
@@ -295,7 +326,10 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, e: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception(
+            "unhandled error on %s %s", request.method, request.url.path,
+            extra={"request_id": getattr(request.state, "request_id", None)},
+        )  # fmt: skip
         return _error(500, f"internal error ({type(e).__name__}); this is a bug in seqlens, not in the request")
 
 
@@ -337,6 +371,8 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id  # read by the error handler's log line
         path = scope["path"]
         endpoint = path if path in ENDPOINTS else _template(path)
         method = scope["method"]
@@ -351,6 +387,7 @@ class _Guard:
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
                 status["code"], status["started"] = message["status"], True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             # count the request before its last byte leaves: a client that reads /metrics right after the
             # answer must see it (file responses still await cleanup after sending)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
@@ -368,6 +405,17 @@ class _Guard:
                 await _send_json(send_wrapper, 413, _too_large(None))
         finally:
             record()  # a request that ended without a complete answer (client gone, crash)
+
+
+def _request_id(scope) -> str:
+    """The client's X-Request-ID when it is a short printable token (to follow a request across services),
+    else a new one; echoed in the answer and named in the log lines about the request."""
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            given = value.decode("latin-1")
+            if 0 < len(given) <= 64 and given.isascii() and given.isprintable() and " " not in given:
+                return given
+    return uuid.uuid4().hex[:16]
 
 
 def _template(path: str) -> str:
