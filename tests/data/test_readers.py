@@ -326,6 +326,7 @@ def test_sequence_line_without_items(tmp_path):
             "big.csv:3, column 'timestamp'",
         ),
         ("sup.csv", "user_id,item_id,timestamp\n1,2,\u00b2\n".encode(), "is neither a number nor a date"),
+        ("arabic.csv", "user_id,item_id,timestamp\n1,2,\u0661\n".encode(), "only ASCII digits"),  # read as year 1
         (
             "cut.csv.gz",
             gzip.compress(b"user_id,item_id,timestamp\n1,2,3\n1,3,4\n")[:30],

@@ -120,14 +120,34 @@ def _parse_timestamps(col: pd.Series, name: str, label: str, rows: np.ndarray, l
     numeric = pd.to_numeric(col, errors="coerce")
     if not numeric.isna().any():
         return _whole_seconds(numeric.to_numpy(dtype=np.float64), col, name, label, rows, line_offset)
-    dates = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
+    text = col.astype(str)
+    foreign = ~text.map(str.isascii).to_numpy()  # e.g. Arabic-Indic digits, which dateutil reads as a year
+    if foreign.any():
+        row = int(np.argmax(foreign))
+        raise DataError(
+            f"{_where(name, rows[row], line_offset)}, column {label!r}: value {col.iloc[row]!r} is neither a number "
+            "nor a date (only ASCII digits are read)"
+        )
+    try:
+        dates = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
+    except (pd.errors.OutOfBoundsDatetime, OverflowError, ValueError):  # a "date" pandas cannot hold
+        dates = pd.Series([_one_date(v) for v in col], index=col.index)
     if dates.isna().any():
         row = int(np.argmax(dates.isna().to_numpy() & numeric.isna().to_numpy()))
         raise DataError(
             f"{_where(name, rows[row], line_offset)}, column {label!r}: value {col.iloc[row]!r} is neither a number "
             "nor a date"
         )
-    return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy().astype(np.int64)
+    return dates.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64)  # no ns overflow
+
+
+def _one_date(value: object) -> pd.Timestamp | None:
+    """`value` as a UTC date, None when it is not one pandas can hold."""
+    try:
+        date = pd.to_datetime(value, utc=True)
+    except (pd.errors.OutOfBoundsDatetime, OverflowError, ValueError, TypeError):
+        return None
+    return None if pd.isna(date) else date
 
 
 def _whole_seconds(values: np.ndarray, col: pd.Series, name: str, label: str, rows: np.ndarray, line_offset: int):
