@@ -1,4 +1,5 @@
 """Fuzzed input files: every one is read into a log or refused with a SeqlensError, never another exception.
+
 The examples are derandomized so CI is repeatable; hunting for new cases, raise max_examples and drop
 derandomize locally (2,000 random CSV files and 500 damaged directories passed when this was written).
 """

@@ -1,4 +1,5 @@
 """Fuzzed model directories: bytes flipped or cut in any file load as a working model or raise ArtifactError.
+
 The examples are derandomized so CI is repeatable; hunting for new cases, raise max_examples and drop
 derandomize locally (2,000 random CSV files and 500 damaged directories passed when this was written).
 """
