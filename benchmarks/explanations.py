@@ -532,7 +532,7 @@ def render(results: dict) -> str:
         "  27 of its 35 ms; meeting 20 ms on one thread needs fused kernels, not more of the same PyTorch ops.",
         "- On the trigger-family beds the exact effects (masking, occlusion) name the planted trigger first less",
         "  often than last-layer attention (rotary models) and integrated gradients do. Where the default misses,",
-        "  its top item is nearly always the most recent one (column above): removing the item the model reads",
+        "  its top item is most often the most recent one (column above): removing the item the model reads",
         "  from also moves 'now' one step back, which breaks a rule that fires a fixed number of steps after its",
         "  trigger, so that removal outweighs the trigger's. On real data attention and integrated gradients are",
         "  far less faithful (tables above); the planted truth is the generator's, not necessarily the model's.",
