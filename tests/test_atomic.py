@@ -145,6 +145,7 @@ def _kill_between_the_renames(path, new_content: bytes):
     return old, tmp
 
 
+@pytest.mark.fault
 def test_a_swap_killed_half_way_is_recovered_with_the_new_copy(tmp_path):
     path = tmp_path / "model"
     with atomic.directory(path) as d:
@@ -155,6 +156,7 @@ def test_a_swap_killed_half_way_is_recovered_with_the_new_copy(tmp_path):
     assert (path / "f").read_bytes() == b"new"
 
 
+@pytest.mark.fault
 def test_without_a_whole_new_copy_the_previous_one_comes_back(tmp_path):
     path = tmp_path / "model"
     with atomic.directory(path) as d:
@@ -164,6 +166,7 @@ def test_without_a_whole_new_copy_the_previous_one_comes_back(tmp_path):
     assert atomic.recover(path) and (path / "f").read_bytes() == b"old"
 
 
+@pytest.mark.fault
 def test_the_next_save_cleans_what_interrupted_saves_left(tmp_path):
     path = tmp_path / "model"
     with atomic.directory(path) as d:

@@ -66,6 +66,7 @@ def test_recommend_adhoc_items_warns_about_unknown(trained):
     assert len(json.loads(result.stdout)) == 2  # warnings go to stderr: the JSON on stdout stays parseable
 
 
+@pytest.mark.fault
 def test_errors_go_to_stderr_whole_and_unwrapped(trained):
     user = "no-such-user-" + "x" * 150 + "[b]"
     result = runner.invoke(app, ["recommend", str(trained), "--user", user])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 
 import pandas as pd
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,7 @@ def _read(path):
 
 @settings(max_examples=60, derandomize=True)
 @given(rows=st.lists(st.tuples(CELL, CELL, CELL), min_size=1, max_size=6), header=st.booleans())
+@pytest.mark.fault
 def test_csv_files(tmp_path_factory, rows, header):
     path = tmp_path_factory.mktemp("fuzz") / "log.csv"
     lines = (["user_id,item_id,timestamp"] if header else []) + [",".join(r) for r in rows]
@@ -43,6 +45,7 @@ def test_csv_files(tmp_path_factory, rows, header):
 
 @settings(max_examples=60, derandomize=True)
 @given(data=st.binary(max_size=200))
+@pytest.mark.fault
 def test_sequence_files_of_arbitrary_bytes(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("fuzz") / "seqs.txt"
     path.write_bytes(data)
@@ -54,6 +57,7 @@ def test_sequence_files_of_arbitrary_bytes(tmp_path_factory, data):
     users=st.lists(st.one_of(st.integers(), st.floats(), st.text(max_size=4), st.booleans()), min_size=1, max_size=5),
     times=st.one_of(st.integers(-(2**62), 2**62), st.floats(), st.booleans(), st.text(max_size=4)),
 )
+@pytest.mark.fault
 def test_parquet_files(tmp_path_factory, users, times):
     path = tmp_path_factory.mktemp("fuzz") / "log.parquet"
     frame = pd.DataFrame({"user_id": users, "item_id": [str(u) for u in users], "timestamp": [times] * len(users)})

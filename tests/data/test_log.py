@@ -92,6 +92,7 @@ def test_a_time_column_that_is_not_read_is_named_in_a_warning():
 
 
 @pytest.mark.parametrize("bad", [float("inf"), 1e30, 1.5, True])
+@pytest.mark.fault
 def test_bad_times_are_refused_naming_the_row(bad):
     df = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [1.0, bad]})
     if isinstance(bad, bool):

@@ -335,6 +335,7 @@ def test_sequence_line_without_items(tmp_path):
         ("cut.txt.gz", gzip.compress(b"1 2 3\n2 3 4\n")[:25], "compressed file is truncated"),
     ],
 )
+@pytest.mark.fault
 def test_broken_files_are_errors_naming_the_place_not_tracebacks(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)

@@ -287,6 +287,7 @@ def _drop_tensor(name):
         (lambda p: (p / "users.json").write_text('["u1", "u1"]'), "users.json lists 2 users"),
     ],
 )
+@pytest.mark.fault
 def test_every_corruption_is_an_artifact_error_at_load(copy_of, damage, message):
     damage(copy_of)
     with pytest.raises(ArtifactError, match=re.escape(message)):

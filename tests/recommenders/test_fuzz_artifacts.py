@@ -31,6 +31,7 @@ def small_model_dir(tmp_path_factory, synth_split):
     edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=4),
     cut=st.one_of(st.none(), st.floats(0, 1)),
 )
+@pytest.mark.fault
 def test_damaged_files_load_or_raise_a_seqlens_error(small_model_dir, tmp_path_factory, name, edits, cut):
     path = tmp_path_factory.mktemp("damaged") / "model"
     shutil.copytree(small_model_dir, path)

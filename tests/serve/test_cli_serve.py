@@ -110,6 +110,7 @@ def test_the_workers_socket_disables_nagle_on_accepted_connections():
                 assert client.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
 
 
+@pytest.mark.fault
 def test_a_reload_token_given_as_a_flag_is_warned_about(tmp_path):
     """A flag shows in `ps` to every user; the environment or a file does not. (The model dir is bad, so the
     command stops right after its checks.)"""
@@ -121,6 +122,7 @@ def test_a_reload_token_given_as_a_flag_is_warned_about(tmp_path):
     assert missing.exit_code == 2 and "--reload-token-file" in missing.stderr
 
 
+@pytest.mark.fault
 def test_info_log_level_turns_the_access_log_on(monkeypatch, tmp_path):
     from seqlens.serve import runner
 
@@ -133,6 +135,7 @@ def test_info_log_level_turns_the_access_log_on(monkeypatch, tmp_path):
     assert [c.access_log for c in configs] == [True, False]
 
 
+@pytest.mark.fault
 def test_workers_shed_load_and_bound_shutdown(monkeypatch, tmp_path):
     from seqlens.serve import runner
 

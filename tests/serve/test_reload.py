@@ -56,6 +56,7 @@ def test_reload_refuses_a_missing_or_wrong_token(reloadable, headers):
     assert_error(client.post("/v1/admin/reload", headers=headers), 401, "missing or wrong token")
 
 
+@pytest.mark.fault
 def test_reload_swaps_in_the_new_model(reloadable, other_model):
     client, path = reloadable
     old_hash = client.get("/v1/model").json()["config_hash"]
@@ -100,6 +101,7 @@ def test_a_failed_reload_keeps_serving_the_previous_model(reloadable):
     assert top_items(client) == expected
 
 
+@pytest.mark.fault
 def test_a_reload_of_a_model_with_nan_weights_is_refused(reloadable, model):
     client, path = reloadable
     expected = top_items(client)

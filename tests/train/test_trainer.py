@@ -150,6 +150,7 @@ def interrupting(module, at_call):
     return loss_fn
 
 
+@pytest.mark.fault
 def test_interrupt_writes_checkpoint_and_resume_is_exact(tmp_path):
     reference = tiny_module()
     ref_history = run(reference, mse_loss(reference))
@@ -229,6 +230,7 @@ def interrupted_checkpoint(tmp_path):
     return ckpt
 
 
+@pytest.mark.fault
 def test_resume_with_other_training_settings_is_refused_naming_them(interrupted_checkpoint):
     module = tiny_module()
     with pytest.raises(ArtifactError, match=r"lr=0\.05 in the checkpoint, 0\.5 now"):
@@ -237,6 +239,7 @@ def test_resume_with_other_training_settings_is_refused_naming_them(interrupted_
     assert len(history) == 8
 
 
+@pytest.mark.fault
 def test_resume_into_a_network_of_other_shapes_is_refused(interrupted_checkpoint):
     torch.manual_seed(0)
     wider = nn.Sequential(Dropout(0.3), nn.Linear(3, 2))
@@ -244,6 +247,7 @@ def test_resume_into_a_network_of_other_shapes_is_refused(interrupted_checkpoint
         run(wider, lambda batch: wider(torch.zeros(len(batch), 3)).pow(2).mean(), resume=interrupted_checkpoint)
 
 
+@pytest.mark.fault
 def test_sigterm_stops_training_with_a_resumable_checkpoint(tmp_path):
     """Schedulers send SIGTERM: training stops as on Ctrl-C, and the run resumes exactly."""
     import os
