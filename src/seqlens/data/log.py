@@ -19,6 +19,8 @@ import pandas as pd
 from seqlens.errors import DataError
 
 USER, ITEM, TIME = "user_id", "item_id", "timestamp"
+#: the largest number of seconds accepted as a time: beyond it a float no longer holds whole seconds exactly
+MAX_SECONDS = 2**53
 DATETIME = "datetime"  # RecTools' name for the time column, read as TIME when TIME is absent
 
 
@@ -163,16 +165,22 @@ def _looks_like_time(column: pd.Series) -> bool:
     return pd.api.types.is_datetime64_any_dtype(column) or any(w in name for w in ("time", "date"))
 
 
+def epoch_seconds(dates: pd.Series) -> np.ndarray:
+    """Integer seconds since the epoch of a datetime column (naive times read as UTC), without the nanosecond
+    overflow of pandas arithmetic on dates far from 1970."""
+    if dates.dt.tz is not None:
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    return dates.to_numpy().astype("datetime64[s]").astype(np.int64)
+
+
 def _seconds(column: pd.Series, source: str, name: str) -> np.ndarray:
     """Integer seconds since the epoch from integer seconds, whole-valued floats or datetimes (naive = UTC)."""
     values = column
     if pd.api.types.is_datetime64_any_dtype(values):
-        if values.dt.tz is not None:
-            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         if values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
             raise DataError(f"{source}: row {row + 1}, column {name!r}: empty time")
-        return values.to_numpy().astype("datetime64[s]").astype(np.int64)
+        return epoch_seconds(values)
     if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
         raise DataError(
             f"{source}: column {name!r} must hold integer seconds or datetimes, got {values.dtype} "
@@ -181,7 +189,7 @@ def _seconds(column: pd.Series, source: str, name: str) -> np.ndarray:
     if pd.api.types.is_integer_dtype(values):
         return values.to_numpy().astype(np.int64)
     array = values.to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(array) | (array != np.round(array)) | (np.abs(array) > 2**53)
+    bad = ~np.isfinite(array) | (array != np.round(array)) | (np.abs(array) > MAX_SECONDS)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(

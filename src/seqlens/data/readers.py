@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqlens.data.log import ITEM, TIME, USER, InteractionLog
+from seqlens.data.log import ITEM, MAX_SECONDS, TIME, USER, InteractionLog, epoch_seconds
 from seqlens.data.synthetic import synthetic_log
 from seqlens.errors import DataError
 
@@ -83,9 +83,13 @@ def _read_table(path: Path, sep: str | None, dtype: dict) -> tuple[pd.DataFrame,
     except pd.errors.ParserError as e:
         raise DataError(f"{path}: {str(e).strip().splitlines()[-1]}") from None
     except EOFError:
-        raise DataError(f"{path}: the compressed file is truncated (it ends before its end-of-stream marker)") from None
+        raise _truncated(path) from None
     except (OSError, ValueError) as e:
         raise DataError(f"{path}: cannot be read as a {kind or 'delimited'} table ({e})") from None
+
+
+def _truncated(path: Path) -> DataError:
+    return DataError(f"{path}: the compressed file is truncated (it ends before its end-of-stream marker)")
 
 
 def _first_long_line(path: Path, sep: str | None) -> int | str:
@@ -111,8 +115,7 @@ def _parse_timestamps(col: pd.Series, name: str, label: str, rows: np.ndarray, l
         row = int(np.argmax(col.isna().to_numpy()))
         raise DataError(f"{_where(name, rows[row], line_offset)}, column {label!r}: empty timestamp")
     if pd.api.types.is_datetime64_any_dtype(col):
-        dates = col.dt.tz_localize("UTC") if col.dt.tz is None else col.dt.tz_convert("UTC")
-        return (dates - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy().astype(np.int64)
+        return epoch_seconds(col)
     if pd.api.types.is_bool_dtype(col):
         raise DataError(f"{_where(name, rows[0], line_offset)}, column {label!r}: true/false is not a timestamp")
     if pd.api.types.is_numeric_dtype(col):
@@ -138,7 +141,7 @@ def _parse_timestamps(col: pd.Series, name: str, label: str, rows: np.ndarray, l
             f"{_where(name, rows[row], line_offset)}, column {label!r}: value {col.iloc[row]!r} is neither a number "
             "nor a date"
         )
-    return dates.dt.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64)  # no ns overflow
+    return epoch_seconds(dates)
 
 
 def _one_date(value: object) -> pd.Timestamp | None:
@@ -152,7 +155,7 @@ def _one_date(value: object) -> pd.Timestamp | None:
 
 def _whole_seconds(values: np.ndarray, col: pd.Series, name: str, label: str, rows: np.ndarray, line_offset: int):
     """Seconds (fractions dropped); a value beyond +-2^53 s (or not finite) cannot be a time: refused by line."""
-    bad = ~np.isfinite(values) | (np.abs(values) > 2**53)
+    bad = ~np.isfinite(values) | (np.abs(values) > MAX_SECONDS)
     if bad.any():
         row = int(np.argmax(bad))
         raise DataError(
@@ -235,7 +238,7 @@ def read_movielens(path: PathLike, titles: PathLike | None = None) -> Interactio
         _raise_first_bad_movielens_line(path, sep)
         raise DataError(f"{path}: cannot be read as MovieLens ratings ({e})") from None
     except EOFError:
-        raise DataError(f"{path}: the compressed file is truncated (it ends before its end-of-stream marker)") from None
+        raise _truncated(path) from None
     if raw.shape[1] != columns[-1] + 1:
         _raise_first_bad_movielens_line(path, sep)
     df = pd.DataFrame({USER: raw[columns[0]], ITEM: raw[columns[1]], "rating": raw[columns[2]], TIME: raw[columns[3]]})
@@ -329,7 +332,7 @@ def _lines(f, path: Path):
     try:
         yield from f
     except EOFError:
-        raise DataError(f"{path}: the compressed file is truncated (it ends before its end-of-stream marker)") from None
+        raise _truncated(path) from None
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[np.ndarray], np.ndarray, list[int]]:
