@@ -46,6 +46,10 @@ def _output() -> None:
 SHOWN = ("recall@1", "recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")
 
 
+def _warn(message: str) -> None:
+    errors.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
+
+
 def _fail(message: str) -> None:
     errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(2)
@@ -294,7 +298,7 @@ def recommend(
     except SeqlensError as e:
         _fail(str(e))
     for w in caught:
-        errors.print(f"[yellow]warning:[/yellow] {escape(str(w.message))}", highlight=False)
+        _warn(str(w.message))
     recs["title"] = [model.item_titles_.get(i, "") for i in recs["item_id"]]
     if out is not None:
         data = recs.to_parquet(index=False) if out.suffix == ".parquet" else recs.to_csv(index=False).encode()
@@ -417,8 +421,7 @@ def compare_cmd(
         _fail(str(e))
     protocol = _protocol_line(next(iter(results.values()))[0], split_name)
     for label in _trained_elsewhere(models, split):
-        errors.print(f"[yellow]warning:[/yellow] {escape(label)} was not trained on this split's training data: "
-                      "its test targets may be in its training data", highlight=False)  # fmt: skip
+        _warn(f"{label} was not trained on this split's training data: its test targets may be in its training data")
         protocol += f"; WARNING: {label} was trained on other data than this split's training part"
     shown = Table(title=f"compared with {table.loc[table['verdict'] == 'reference', 'model'].iloc[0]} ({protocol})")
     for col in ("metric", "model", "mean", "diff", "95% CI", "p", "p Holm", "verdict"):
@@ -472,10 +475,9 @@ def calibrate(
         f"ECE over {len(raw)} equal-mass bins of about {len(test.correct) // max(len(raw), 1)} test users each"
     )
     if ece_scaled > ece_raw:
-        errors.print(
-            f"[yellow]warning:[/yellow] temperature scaling fitted on validation made the test ECE worse "
-            f"({ece_raw:.4f} -> {ece_scaled:.4f}); keep the raw scores (T = 1)",
-            highlight=False,
+        _warn(
+            f"temperature scaling fitted on validation made the test ECE worse ({ece_raw:.4f} -> {ece_scaled:.4f}); "
+            "keep the raw scores (T = 1)"
         )
     if out is not None:
         result = {"temperature": temperature, "ece": ece_raw, "ece_scaled": ece_scaled,
@@ -508,8 +510,7 @@ def serve(
 
     source = ctx.get_parameter_source("reload_token")
     if source is not None and source.name == "COMMANDLINE":  # by name: typer may bring its own click
-        errors.print("[yellow]warning:[/yellow] --reload-token on the command line is visible in `ps`; use "
-                     "SEQLENS_RELOAD_TOKEN or --reload-token-file", highlight=False)  # fmt: skip
+        _warn("--reload-token on the command line is visible in `ps`; use SEQLENS_RELOAD_TOKEN or --reload-token-file")
     try:
         if reload_token_file is not None:
             if not reload_token_file.is_file():
@@ -600,7 +601,7 @@ def explain_cmd(
     except SeqlensError as e:
         _fail(str(e))
     for w in caught:
-        errors.print(f"[yellow]warning:[/yellow] {escape(str(w.message))}", highlight=False)
+        _warn(str(w.message))
     if as_json:
         print(json.dumps([e.to_dict() for e in explanations], default=str))
         return
