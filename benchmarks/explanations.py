@@ -264,8 +264,8 @@ def _ci(p: dict) -> str:
 
 def _checks(r: dict) -> list[tuple[str, bool]]:
     """The default's acceptance checks on one dataset split: (text, met)."""
-    d = _table(r["table"]).loc[DEFAULT_METHOD]
-    occ, rec = _table(r["table"]).loc[REFERENCE], _table(r["table"]).loc[RECENCY]
+    t = _table(r["table"])
+    d, occ, rec = t.loc[DEFAULT_METHOD], t.loc[REFERENCE], t.loc[RECENCY]
     out = [
         (
             f"top-3 drop {d['of_occlusion@3']:.0%} of occlusion's (>= 90%)",
@@ -289,7 +289,8 @@ def _checks(r: dict) -> list[tuple[str, bool]]:
 
 
 def _faith_section(key: str, r: dict) -> list[str]:
-    table = _table(r["table"])[[c for c in SHOWN if c in _table(r["table"]).columns]]
+    full = _table(r["table"])
+    table = full[[c for c in SHOWN if c in full.columns]]
     p, src = r["protocol"], r["model"]
     ndcg = r.get(f"{r['split']}_ndcg@10")
     paired = r["paired_drop@3"]
