@@ -7,8 +7,10 @@ one score per column [B, T], zero at padding. Which item is explained is the cal
 
 Signed methods say how much each item raised (> 0) or lowered (< 0) the item's score:
 - `masking`: the exact score drop when the item is hidden in place (it is neither attended to nor read,
-  every other item keeps its position); the most recent item, which the model reads its prediction from,
-  is removed instead (the model then predicts from the item before). One pass over all positions that
+  every other item keeps its position); the most recent item, the position the model reads its prediction
+  from, keeps its place and loses its content (its item embedding is zero). Removing it instead would move
+  every older item one step closer to the present, and a model that reads distances ("the item k steps
+  back") would then credit the latest item with what its older ones did. One pass over all positions that
   reuses what hiding leaves unchanged (`SASRecNet.masked_last_hidden`).
 - `occlusion`: the exact score drop when the item is removed from the history (the items before it move one
   step closer to the present); all removals in one pass that reuses what a removal leaves unchanged
@@ -136,14 +138,12 @@ def score_sequences(net: NextItemNet, seq: Tensor, target: Tensor, chunk: int = 
 
 
 def _masking(net: NextItemNet, seq: Tensor, target: Tensor) -> Attributions:
-    """score(history) - score(history with item j hidden in place); the most recent item is removed."""
+    """score(history) - score(history with item j hidden in place); the most recent item's content is hidden."""
     real = seq != 0
     with torch.inference_mode():
         full = net.score_of(net.last_hidden(seq), target)  # [B]
         hidden = cast(SASRecNet, net).masked_last_hidden(seq)  # [B, T, D] (supports() checked)
         without = net.score_of(hidden, target[:, None].expand_as(seq))  # [B, T]
-        if seq.shape[1] > 1:  # the latest item removed (a history of one item leaves nothing: score 0)
-            without[:, -1] = net.score_of(net.last_hidden(seq[:, :-1]), target)
     return Attributions((full[:, None] - without) * real, target, full)
 
 

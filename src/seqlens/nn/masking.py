@@ -44,12 +44,20 @@ CHUNK = 512
 def masked_last_hidden(net: SASRecNet, seq: Tensor) -> Tensor:
     """[B, T, D]: column j is the last hidden state of `seq` [B, T] with position j hidden in place.
 
-    Columns at padding are zero, and so is the last column (hiding the position the model reads from
-    leaves nothing to read); callers wanting "without the last item" use `removed_last_hidden`.
+    Hiding the position the model reads from would leave nothing to read, so the last column hides only the
+    latest item's content: its item embedding is zero, its position stays (removing it instead would move
+    every older item one step closer to the present, which changes what a model of distances reads).
+    Columns at padding are zero.
     """
-    if _shortcut_applies(net, remove=False):
-        return _reusing_prefix(net, seq, remove=False)
-    return _one_pass_each(net, seq, remove=False)
+    out = (
+        _reusing_prefix(net, seq, remove=False)
+        if _shortcut_applies(net, remove=False)
+        else _one_pass_each(net, seq, remove=False)
+    )
+    blank = torch.zeros_like(seq, dtype=torch.bool)
+    blank[:, -1] = True
+    out[:, -1] = net(seq, blank=blank)[0][:, -1]
+    return out
 
 
 def removed_last_hidden(net: SASRecNet, seq: Tensor) -> Tensor:
@@ -135,7 +143,7 @@ def _reusing_prefix(net: SASRecNet, seq: Tensor, remove: bool) -> Tensor:
     else:  # last layer: the last query of each j over the known keys before j and recomputed ones after
         attn, h_pairs = blocks[-1].attn, blocks[-1].ln1(x_pairs)  # the last layer's attention from here on
         _, k, v = attn.project(blocks[-1].ln1(known))  # [B, H, T, dh]: keys and values of the known rows
-        k_p, v_p = attn.keys_values_at(h_pairs, i_of.repeat(b))  # [B * P, H, dh]: the recomputed rows
+        k_p = attn.keys_at(h_pairs, i_of.repeat(b))  # [B * P, H, dh]: the recomputed rows
         last = (offset * len(i_of) + torch.flatten(torch.nonzero(i_of == t - 1))).ravel()  # pair rows (j, T-1)
         q = attn.query_at(h_pairs.index_select(0, last), torch.full((len(last),), t - 1))  # [B * (T-1), H, dh]
         q_j = (offset * (t - 1) + j_of).ravel()  # each pair's query row
@@ -150,7 +158,10 @@ def _reusing_prefix(net: SASRecNet, seq: Tensor, remove: bool) -> Tensor:
         weights = scores.masked_fill(~allowed[..., None], float("-inf")).softmax(2)
         out = _rows((weights * known_part[:, :, None]).permute(0, 3, 1, 2) @ v)  # [B * (T-1), H, dh]: known keys
         w_after = weights.view(-1, weights.shape[-1]).index_select(0, pair_jt)[..., None]  # [B * P, H, 1]
-        out = out.index_add(0, q_j, w_after * v_p)  # plus the keys after j
+        # plus the keys after j: their values through the mix of their inputs (one projection per query)
+        mixed = torch.zeros(len(out), attn.heads, h_pairs.shape[-1]).index_add_(0, q_j, w_after * h_pairs[:, None])
+        mass = torch.zeros(len(out), attn.heads).index_add_(0, q_j, w_after[..., 0])  # [B * (T-1), H]
+        out = out + attn.values_of_mix(mixed, mass)
         last_x = blocks[-1].after_attention(x_pairs.index_select(0, last), attn.proj(out.flatten(1)))
 
     hidden = torch.zeros(b, t, net.cfg.dim)

@@ -98,25 +98,32 @@ class SASRecNet(NextItemNet):
             self.item_emb.weight[0].zero_()
 
     def forward(
-        self, seq: Tensor, return_attention: bool = False, keep: Tensor | None = None
+        self,
+        seq: Tensor,
+        return_attention: bool = False,
+        keep: Tensor | None = None,
+        blank: Tensor | None = None,
     ) -> tuple[Tensor, list[AttentionWeights] | None]:
         """seq [B, T] left-padded item indices -> hidden [B, T, D] (and per-layer [B, H, T, T] weights).
 
         `keep` [B, T] (default: seq != 0) hides positions in place: a hidden position is neither attended to
         nor read, while every other item keeps its position (what `masked_last_hidden` computes for each one).
+        `blank` [B, T] hides only the content of positions: their item embedding is zero, their position stays
+        in the sequence (how the most recent item, which the model reads its prediction from, is hidden).
         """
         keep = seq != 0 if keep is None else keep & (seq != 0)
-        x = self.embed(seq) * keep[..., None]  # [B, T, D]
+        x = self.embed(seq, blank) * keep[..., None]  # [B, T, D]
         attentions = []
         for block in self.blocks:
             x, weights = block(x, keep, return_attention)
             attentions.append(weights)
         return self.ln_f(x) * keep[..., None], attentions if return_attention else None
 
-    def embed(self, seq: Tensor) -> Tensor:
-        """Item plus position embeddings [B, T, D] of left-padded seq [B, T] (with embedding dropout)."""
+    def embed(self, seq: Tensor, blank: Tensor | None = None) -> Tensor:
+        """Item plus position embeddings [B, T, D] of left-padded seq [B, T] (with embedding dropout);
+        the item embedding is zero where `blank` [B, T] is True."""
         t = seq.shape[1]
-        x = self.item_emb(seq) * math.sqrt(self.cfg.dim)
+        x = self.item_emb(seq if blank is None else seq.masked_fill(blank, 0)) * math.sqrt(self.cfg.dim)
         if self.pos_emb is None:  # positions="none"
             return self.emb_dropout(x)
         if self.cfg.positions == "from_start":  # the oldest item read is position 0, as with right padding
