@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqlens import GRU4Rec, evaluate, leave_one_out, load
+from seqlens import GRU4Rec, evaluate, leave_one_out, load, synthetic_log
 from seqlens.errors import DataError
 from tests.recommenders.conftest import check_recommendations
 
@@ -41,6 +41,6 @@ def test_recommend_and_round_trip(gru, tmp_path):
 
 
 @pytest.mark.parametrize("params", [dict(layers=0), dict(dropout=1.0), dict(loss="hinge")])
-def test_bad_parameters(params):
+def test_bad_parameters_are_refused_by_fit(params):
     with pytest.raises(DataError, match=next(iter(params))):
-        GRU4Rec(**params)
+        GRU4Rec(**params).fit(synthetic_log(n_users=20, seed=0))

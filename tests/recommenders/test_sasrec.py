@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import seqlens
-from seqlens import SASRec, evaluate
+from seqlens import SASRec, evaluate, synthetic_log
 from seqlens.errors import DataError
 from seqlens.recommenders import NotFittedError
 from tests.recommenders.conftest import FAST, check_recommendations
@@ -136,9 +136,11 @@ def test_not_fitted():
      dict(rotary=True, score="additive"), dict(rotary=True, dim=12, heads=4), dict(rotary="yes"),
      dict(lr_patience=1.5)],
 )  # fmt: skip
-def test_bad_parameters(params):
-    with pytest.raises(DataError):
-        SASRec(**params)
+def test_bad_parameters_are_stored_then_refused_by_fit_naming_the_parameter(params):
+    model = SASRec(**params)  # scikit-learn style: the constructor only stores
+    name = "rotary" if "rotary" in params else next(iter(params))
+    with pytest.raises(DataError, match=name):
+        model.fit(synthetic_log(n_users=20, seed=0))
 
 
 def test_get_params_round_trip():
@@ -233,6 +235,6 @@ def test_get_and_set_params_round_trip_like_scikit_learn():
     assert model.set_params(dim=16, lr=1e-3) is model and model.dim == 16 and model.lr == 1e-3
     with pytest.raises(DataError, match="no parameter"):
         model.set_params(colour="red")
+    model.set_params(heads=3)  # stored as given (16 is not divisible by 3) ...
     with pytest.raises(DataError, match="heads"):
-        model.set_params(heads=3)  # 16 is not divisible by 3
-    assert model.heads == 1  # a refused change leaves the model as it was
+        model.fit(synthetic_log(n_users=20, seed=0))  # ... and refused by fit, before any work

@@ -45,7 +45,7 @@ def mse_loss(module):
 
 
 def config(**kw):
-    base = dict(epochs=6, patience=100, batch_size=BATCH, lr=0.05, seed=7)
+    base = dict(epochs=6, patience=100, batch_size=BATCH, lr=0.05, seed=7, lr_patience=0, progress=False)
     return TrainConfig(**{**base, **kw})
 
 
@@ -70,7 +70,6 @@ def test_early_stopping_after_patience_restores_best_weights():
         random_batches(N_EXAMPLES, BATCH),
         config(epochs=10, patience=3),
         validate,
-        progress=False,
     )
     history = trainer.fit()
     # best at epoch 2, then three epochs without improvement: stop after epoch 5
@@ -87,7 +86,7 @@ def test_equal_score_is_not_an_improvement():
     scores = iter([0.5, 0.5, 0.5, 0.9])
     trainer = Trainer(
         module, mse_loss(module), random_batches(N_EXAMPLES, BATCH), config(patience=2),
-        lambda: {"ndcg@10": next(scores)}, progress=False,
+        lambda: {"ndcg@10": next(scores)},
     )  # fmt: skip
     assert len(trainer.fit()) == 3
 
@@ -95,7 +94,10 @@ def test_equal_score_is_not_an_improvement():
 def test_without_validation_all_epochs_run_and_last_weights_stay():
     module = tiny_module()
     trainer = Trainer(
-        module, mse_loss(module), random_batches(N_EXAMPLES, BATCH), config(epochs=4, patience=1), progress=False
+        module,
+        mse_loss(module),
+        random_batches(N_EXAMPLES, BATCH),
+        config(epochs=4, patience=1),
     )
     history = trainer.fit()
     assert [r["epoch"] for r in history] == [1, 2, 3, 4]
@@ -108,7 +110,7 @@ def test_lr_halves_after_lr_patience_epochs_without_improvement():
     scores = iter([0.1, 0.3, 0.2, 0.2, 0.2, 0.2, 0.5, 0.4])
     trainer = Trainer(
         module, mse_loss(module), random_batches(N_EXAMPLES, BATCH), config(epochs=8, lr_patience=2),
-        lambda: {"ndcg@10": next(scores)}, progress=False,
+        lambda: {"ndcg@10": next(scores)},
     )  # fmt: skip
     lrs = [r["lr"] for r in trainer.fit()]
     # bad epochs 3, 4 -> halve after 4; 5, 6 -> halve after 6; 7 improves; 8 is one bad epoch
@@ -132,7 +134,6 @@ def run(module, loss_fn, checkpoint_dir=None, resume=None, **cfg):
         config(**cfg),
         validate_for(module),
         checkpoint_dir,
-        progress=False,
     )
     return trainer.fit(resume)
 

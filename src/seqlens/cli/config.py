@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from seqlens.errors import DataError
+from seqlens.recommenders import GRU4Rec, SASRec
 
 
 class _Strict(BaseModel):
@@ -40,30 +41,9 @@ class DataConfig(_Strict):
     kcore: int | None = None
 
 
-class ModelConfig(_Strict):
-    """Hyper-parameters; only those set in the file or by flags reach the model (the rest keep its defaults)."""
-
-    max_len: int | None = None
-    dim: int | None = None
-    layers: int | None = None
-    heads: int | None = None
-    dropout: float | None = None
-    ffn_dim: int | None = None
-    score: Literal["scaled_dot", "dot", "additive"] | None = None
-    refinement: Literal["none", "simple", "value", "additive"] | None = None
-    rank: int | None = None
-    refine_layers: list[int] | None = None
-    positions: Literal["from_end", "from_start", "none"] | None = None
-    rotary: bool | None = None
-    loss: Literal["ce", "sampled", "bce", "gbce"] | None = None
-    n_negatives: int | None = None
-    epochs: int | None = None
-    patience: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    weight_decay: float | None = None
-    lr_patience: int | None = None
-    seed: int | None = None
+#: hyper-parameters of every model `seqlens train` builds, all optional: only those set in the file or by flags
+#: reach the model (the rest keep its defaults). Derived from the models' declarations, not restated here.
+ModelConfig = SASRec.schema.optional_model("ModelConfig", GRU4Rec.schema)
 
 
 class RunConfig(_Strict):
@@ -74,7 +54,7 @@ class RunConfig(_Strict):
 
 class Config(_Strict):
     data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
+    model: ModelConfig = ModelConfig()  # type: ignore[valid-type]  # a class built from the schemas
     run: RunConfig = RunConfig()
 
 

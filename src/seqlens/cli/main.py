@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import re
 import time
+import typing
 import warnings
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from seqlens.eval import EvalResult, evaluate
 from seqlens.eval.significance import format_p
 from seqlens.explain.attributions import METHODS
 from seqlens.explain.explanation import DEFAULT_METHOD
+from seqlens.params import Spec
 from seqlens.recommenders import Popular, Recommender, SASRec, load_model
 from seqlens.train import TrainingInterrupted
 
@@ -156,46 +161,73 @@ def _int_list(text: str, option: str) -> list[int]:
         raise SeqlensError(f"{option}: expected comma-separated integers, got {text!r}") from None
 
 
+#: every hyper-parameter of the models `train` builds, from their declarations (one flag each)
+MODEL_PARAMS = SASRec.schema.all_specs(seqlens.GRU4Rec.schema)
+
+
+def _with_model_flags(command):
+    """Give `command` one option per hyper-parameter in MODEL_PARAMS, collected into its `model_flags`
+    argument (None where not given), so a parameter added to a model's config is a flag without more code."""
+    signature = inspect.signature(command)
+    flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=_flag(spec), annotation=_flag_type(spec))
+             for name, spec in MODEL_PARAMS.items()]  # fmt: skip
+
+    @functools.wraps(command)
+    def with_flags(**kwargs):
+        values = {name: kwargs.pop(name) for name in MODEL_PARAMS}
+        try:
+            for name, spec in MODEL_PARAMS.items():
+                if _is_int_list(spec) and values[name] is not None:
+                    values[name] = _int_list(values[name], "--" + name.replace("_", "-"))
+        except SeqlensError as e:
+            _fail(str(e))
+        return command(**kwargs, model_flags=values)
+
+    kept = [p for p in signature.parameters.values() if p.name != "model_flags"]
+    with_flags.__signature__ = signature.replace(parameters=kept + flags)  # type: ignore[attr-defined]
+    return with_flags
+
+
+def _is_int_list(spec: Spec) -> bool:
+    return "list[int]" in str(spec.annotation)
+
+
+def _flag_type(spec: Spec) -> type:
+    if _is_int_list(spec):
+        return str | None  # type: ignore[return-value]  # comma-separated on the command line
+    base = next(t for t in (bool, int, float, str) if t is spec.annotation or t in typing.get_args(spec.annotation))
+    return base | None  # type: ignore[return-value]
+
+
+def _flag(spec: Spec):
+    first = re.split(r"\.\s+(?=[A-Z])", spec.doc)[0].rstrip(".")
+    choices = f" One of: {', '.join(spec.choices)}." if spec.choices else ""
+    hint = " Comma-separated, e.g. '-1' or '0,1'." if _is_int_list(spec) else ""
+    text = f"{first}.{choices}{hint} SASRec's default: {spec.default!r}."
+    if spec.annotation is bool:
+        option = "--" + spec.name.replace("_", "-")
+        return typer.Option(None, f"{option}/--no-{spec.name.replace('_', '-')}", help=text)
+    return typer.Option(None, help=text)
+
+
 @app.command()
+@_with_model_flags
 def train(
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML run configuration."),
     data: str | None = typer.Option(None, help="Interaction file, or 'synthetic'."),
     format: str | None = typer.Option(None, help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
     timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
     out: str | None = typer.Option(None, help="Output model directory."),
-    max_len: int | None = typer.Option(None),
-    dim: int | None = typer.Option(None),
-    layers: int | None = typer.Option(None),
-    heads: int | None = typer.Option(None),
-    dropout: float | None = typer.Option(None),
-    loss: str | None = typer.Option(None),
-    epochs: int | None = typer.Option(None),
-    patience: int | None = typer.Option(None),
-    batch_size: int | None = typer.Option(None),
-    lr: float | None = typer.Option(None),
-    lr_patience: int | None = typer.Option(
-        None, help="Halve the learning rate after this many epochs without a better validation score (0: never)."
-    ),
-    seed: int | None = typer.Option(None),
-    refinement: str | None = typer.Option(None, help="AWRSR refinement: none, simple, value or additive."),
-    rank: int | None = typer.Option(None, help="AWRSR correlation-space dimension r (default 32)."),
-    refine_layers: str | None = typer.Option(None, help="Blocks that refine, e.g. '-1' (last) or '0,1'; default all."),
-    positions: str | None = typer.Option(
-        None, help="Position embeddings: from_end (the latest item is always last; default), from_start or none."
-    ),
-    rotary: bool | None = typer.Option(
-        None, "--rotary/--no-rotary", help="Rotate queries and keys by position (RoPE): attention sees distances."
-    ),
     resume: Path | None = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
     model_name: str | None = typer.Option(None, "--model", help="sasrec (default) or gru4rec."),
+    *,
+    model_flags: dict,
 ) -> None:
-    """Train SASRec or GRU4Rec (leave-one-out split, early stopping on validation), evaluate on test, save."""
-    model_flags = dict(max_len=max_len, dim=dim, layers=layers, heads=heads, dropout=dropout, loss=loss,
-                       epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, lr_patience=lr_patience,
-                       seed=seed, refinement=refinement, rank=rank, positions=positions, rotary=rotary)  # fmt: skip
+    """Train SASRec or GRU4Rec (leave-one-out split, early stopping on validation), evaluate on test, save.
+
+    Every hyper-parameter of the model is also a flag (see `seqlens.SASRec` for what each does).
+    """
     try:
-        if refine_layers is not None:
-            model_flags["refine_layers"] = _int_list(refine_layers, "--refine-layers")
         cfg = load_config(config, {"data": {"path": data, "format": format, "timestamps": timestamps},
                                    "model": model_flags, "run": {"out": out, "model": model_name}})  # fmt: skip
         log = _load_data(cfg)

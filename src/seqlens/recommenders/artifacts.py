@@ -22,15 +22,12 @@ from safetensors.torch import save as st_save
 from seqlens import atomic
 from seqlens._version import ARTIFACT_FORMAT, __version__
 from seqlens.data.sequences import Sequences
-from seqlens.errors import ArtifactError, SeqlensError
+from seqlens.errors import ArtifactError, DataError, SeqlensError
 from seqlens.recommenders.base import Recommender
 
 FILES = ("config.json", "model.safetensors", "items.json", "users.json")
 #: parameters that change how a run is displayed, not what it computes: left out of the config hash
 DISPLAY_ONLY = {"progress"}
-#: parameters added after a model could already be saved without them, with the value that reproduces how
-#: such a model was trained (the constructor's default may have moved on)
-ADDED_LATER = {"lr_patience": 0, "positions": "from_end", "rotary": False}
 
 
 def config_hash(model: Recommender) -> str:
@@ -106,10 +103,10 @@ def load_model(path: str | Path) -> Recommender:
         raise ArtifactError(f"{path / 'config.json'}: unknown model class {config.get('model')!r}")
     if not isinstance(config.get("params"), dict):
         raise ArtifactError(f"{path / 'config.json'}: no 'params' mapping (the model's hyper-parameters)")
-    params = {**{k: v for k, v in ADDED_LATER.items() if k in cls._param_names()}, **config["params"]}
     try:
-        model = cls(**params)
-    except TypeError as e:
+        model = cls(**{**cls._legacy_params(), **config["params"]})
+        model._validate_params()
+    except (TypeError, DataError) as e:
         raise ArtifactError(f"{path / 'config.json'}: parameters do not fit {cls.__name__} ({e})") from None
     try:
         tensors = st_load((path / "model.safetensors").read_bytes())

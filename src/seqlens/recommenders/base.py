@@ -44,24 +44,22 @@ class Recommender:
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params) -> Recommender:
-        """Change parameters, scikit-learn style (`clone` and grid searches rely on it); validated as in the
-        constructor. Takes effect at the next `fit`."""
+        """Change parameters, scikit-learn style (`clone` and grid searches rely on it). Stored as given and
+        validated at the next `fit`, as constructor arguments are."""
         unknown = sorted(set(params) - set(self._param_names()))
         if unknown:
             raise DataError(f"{type(self).__name__} has no parameter(s) {', '.join(unknown)}")
-        previous = self.get_params()
         for name, value in params.items():
             setattr(self, name, value)
-        try:
-            self._validate_params()
-        except DataError:
-            for name, value in previous.items():  # a refused change leaves the model as it was
-                setattr(self, name, value)
-            raise
         return self
 
     def _validate_params(self) -> None:
-        """Subclasses check their parameters here (the constructor and `set_params` call it)."""
+        """Subclasses check their parameters here (`fit` and `load` call it)."""
+
+    @classmethod
+    def _legacy_params(cls) -> dict:
+        """Values implied for parameters an artifact saved before they existed does not list."""
+        return {}
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 from seqlens.nn.gru4rec import GRU4RecConfig, GRU4RecNet
+from seqlens.params import Schema
 from seqlens.recommenders.neural import NextItemModel
+from seqlens.train.trainer import TrainConfig
 
 
 class GRU4Rec(NextItemModel):
-    """A GRU over the last `max_len` items; same losses, early stopping and artifacts as `SASRec`."""
+    """A GRU over the last `max_len` items; same losses, early stopping and artifacts as `SASRec`.
 
-    def __init__(
-        self,
-        max_len: int = 50,
-        dim: int = 64,
-        layers: int = 1,
-        dropout: float = 0.2,
-        loss: str = "ce",
-        n_negatives: int = 256,
-        epochs: int = 200,
-        patience: int = 20,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        lr_patience: int = 0,
-        seed: int = 0,
-        progress: bool = True,
-    ):
-        self.max_len, self.dim, self.layers, self.dropout = max_len, dim, layers, dropout
-        self.loss, self.n_negatives = loss, n_negatives
-        self.epochs, self.patience, self.batch_size, self.lr = epochs, patience, batch_size, lr
-        self.weight_decay, self.lr_patience, self.seed, self.progress = weight_decay, lr_patience, seed, progress
-        self._validate_params()
+    Its network parameters are declared on `GRU4RecConfig`, training ones on `TrainConfig` (here with a
+    constant learning rate of 1e-3, the GRU4Rec setting).
+    """
+
+    schema = Schema(GRU4RecConfig, TrainConfig, defaults={"lr": 1e-3, "lr_patience": 0})
 
     def _build_net(self) -> GRU4RecNet:
-        return GRU4RecNet(GRU4RecConfig(n_items=self.n_items_, dim=self.dim, layers=self.layers, dropout=self.dropout))
+        return GRU4RecNet(GRU4RecConfig(n_items=self.n_items_, **self._config(GRU4RecConfig)))

@@ -7,48 +7,59 @@ table (`item_emb`, shared with the input), so every loss of `seqlens.nn.losses` 
 
 from __future__ import annotations
 
+import copy
+import inspect
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from seqlens.data.log import InteractionLog
 from seqlens.data.sequences import Sequences
 from seqlens.errors import ArtifactError, DataError
 from seqlens.eval.metrics import metrics_from_ranks
 from seqlens.eval.protocol import rank_targets, targets_with_histories
-from seqlens.nn.losses import LOSSES, next_item_loss
+from seqlens.nn.losses import next_item_loss
+from seqlens.nn.next_item import NextItemNet
+from seqlens.params import Schema
 from seqlens.recommenders.base import Recommender, as_log
 from seqlens.train.trainer import TrainConfig, Trainer, random_batches, seed_everything
 
 #: micro-batches per batch, split by history length (see `fit`)
 MICRO_BATCHES = 4
 
-#: parameters every neural recommender validates as positive integers
-POSITIVE_INTS = ("max_len", "dim", "layers", "epochs", "batch_size", "n_negatives")
-
 
 class NextItemModel(Recommender):
-    """Base estimator; subclasses set their parameters in `__init__` and implement `_build_net`."""
+    """Base estimator. A subclass declares `schema` (its network config and `TrainConfig`, whose `param` fields
+    are its hyper-parameters: the constructor, its signature and docstring, and validation come from there)
+    and implements `_build_net`."""
 
-    def _build_net(self) -> nn.Module:
+    schema: ClassVar[Schema]
+    net_: NextItemNet
+    max_len: int  # declared on every neural model's network config (the constructor sets it)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "schema" in cls.__dict__:
+            cls.__init__ = _constructor(cls.schema)  # type: ignore[method-assign]
+            cls.__doc__ = f"{inspect.cleandoc(cls.__doc__ or '')}\n\n{cls.schema.docstring()}"
+
+    def _build_net(self) -> NextItemNet:
         raise NotImplementedError
 
-    def _require_int(self, name: str, minimum: int = 1, what: str = "a positive integer") -> None:
-        value = getattr(self, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise DataError(f"{name} must be {what}, got {value!r}")
+    def _config(self, config: type) -> dict:
+        """This estimator's values of the parameters `config` declares."""
+        return self.schema.of(config, self.get_params())
 
     def _validate_params(self) -> None:
-        if self.loss not in LOSSES:
-            raise DataError(f"loss={self.loss!r}; choose one of {', '.join(LOSSES)}")
-        for name in POSITIVE_INTS:
-            self._require_int(name)
-        self._require_int("lr_patience", minimum=0, what="a non-negative integer (0: constant learning rate)")
-        if not 0.0 <= self.dropout < 1.0:
-            raise DataError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        self.schema.validate(self.get_params(), where=f"{type(self).__name__}: ")
+
+    @classmethod
+    def _legacy_params(cls) -> dict:
+        return cls.schema.legacy_defaults()
 
     def fit(
         self,
@@ -73,10 +84,11 @@ class NextItemModel(Recommender):
             raise DataError(
                 f"{log.source}: every user has a single interaction; {type(self).__name__} needs sequences of 2 or more"
             )
-        seed_everything(self.seed)  # the initial weights come from the seed too
+        cfg = TrainConfig(**self._config(TrainConfig))
+        seed_everything(cfg.seed)  # the initial weights come from the seed too
         self.net_ = self._build_net()
         sampling = None
-        if self.loss == "sampled":
+        if cfg.loss == "sampled":
             counts = np.bincount(train.flat, minlength=self.n_items_ + 1).astype(np.float64)
             sampling = torch.from_numpy(counts / counts.sum()).float()
 
@@ -95,7 +107,7 @@ class NextItemModel(Recommender):
                 hidden.append(h[y > 0])
                 targets.append(y[y > 0])
             return next_item_loss(
-                torch.cat(hidden), torch.cat(targets), self.net_.item_emb.weight, self.loss, self.n_negatives, sampling
+                torch.cat(hidden), torch.cat(targets), self.net_.item_emb.weight, cfg.loss, cfg.n_negatives, sampling
             )
 
         validate = None
@@ -107,10 +119,7 @@ class NextItemModel(Recommender):
                 return {k: float(v.mean()) for k, v in metrics_from_ranks(ranks, (10,)).items()}
 
         trainer = Trainer(
-            self.net_, loss_fn, random_batches(len(rows), self.batch_size),
-            TrainConfig(self.epochs, self.patience, self.batch_size, self.lr, self.weight_decay, self.seed,
-                        lr_patience=self.lr_patience),
-            validate, checkpoint_dir, self.progress,
+            self.net_, loss_fn, random_batches(len(rows), cfg.batch_size), cfg, validate, checkpoint_dir,
         )  # fmt: skip
         self.history_ = trainer.fit(resume)
         self.net_.eval()
@@ -141,3 +150,18 @@ class NextItemModel(Recommender):
         self.net_ = self._build_net()
         self.net_.load_state_dict(tensors)
         self.net_.eval()
+
+
+def _constructor(schema: Schema):
+    """`__init__(self, *, <every parameter>=<its default>)`: stores each value unchanged (scikit-learn style;
+    `fit` validates), so `type(m)(**m.get_params())` rebuilds an unfitted copy."""
+
+    def __init__(self, **params):
+        unknown = sorted(set(params) - set(schema.specs))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword argument(s) {', '.join(unknown)}")
+        for name, default in schema.defaults.items():
+            setattr(self, name, params[name] if name in params else copy.copy(default))
+
+    __init__.__signature__ = schema.signature()  # type: ignore[attr-defined]
+    return __init__
