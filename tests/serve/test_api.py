@@ -341,3 +341,36 @@ def test_log_lines_are_json_with_the_request_id():
     entry = json.loads(line)
     assert "\n" not in line and entry["message"] == "failed on /x" and entry["request_id"] == "abc"
     assert "RuntimeError: boom" in entry["traceback"]
+
+
+@pytest.mark.fault
+def test_past_the_in_flight_limit_requests_are_shed_with_retry_after_and_probes_still_answer(model_dir):
+    """A stalled upload holds the only slot: the next request gets 503 + Retry-After at once, /healthz 200."""
+    import socket
+    import time
+
+    import httpx
+
+    from seqlens.serve.app import create_app
+    from tests.serve.conftest import Server
+
+    server = Server(create_app(model_dir, max_in_flight=1))
+    stalled = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        stalled.sendall(b"POST /v1/recommend HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 100\r\n\r\n{\"user_id\"")  # fmt: skip
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            deadline = time.monotonic() + 10
+            while (answer := client.get("/v1/model")).status_code != 503 and time.monotonic() < deadline:
+                time.sleep(0.05)  # until the stalled request has reached the app
+            assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+            assert "busy" in answer.json()["error"]
+            assert client.get("/healthz").status_code == 200
+            stalled.close()
+            deadline = time.monotonic() + 10
+            while (answer := client.get("/v1/model")).status_code == 503 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert answer.status_code == 200
+    finally:
+        stalled.close()
+        server.stop()

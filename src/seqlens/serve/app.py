@@ -85,12 +85,22 @@ class ServeState:
             self.generation = generation
 
 
+#: requests one worker works on at once; more are answered 503 with Retry-After at once (load shedding, below
+#: uvicorn's own connection limit, whose bare 503 tells a client nothing about when to come back)
+MAX_IN_FLIGHT = 128
+RETRY_AFTER_SECONDS = 1
+#: answered whatever the load: probes and scrapes must tell "busy" from "down"
+ALWAYS_ANSWERED = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 def create_app(
     model_dir: str | Path,
     reload_token: str | None = None,
     generation_file: str | Path | None = None,
+    max_in_flight: int = MAX_IN_FLIGHT,
 ) -> FastAPI:
-    """The app serving the model saved in `model_dir` (loaded now, so a bad directory fails at start)."""
+    """The app serving the model saved in `model_dir` (loaded now, so a bad directory fails at start);
+    past `max_in_flight` requests in progress, others are answered 503 with Retry-After."""
     model_dir = Path(model_dir)
     state = ServeState(Engine.load(model_dir), model_dir, reload_token or None)
     if generation_file is not None:
@@ -106,7 +116,7 @@ def create_app(
     )
     app.state.serve = state
     app.state.metrics = metrics
-    app.add_middleware(_Guard, metrics=metrics)
+    app.add_middleware(_Guard, metrics=metrics, max_in_flight=max_in_flight)
     _errors(app)
 
     @app.get("/", include_in_schema=False)
@@ -361,10 +371,12 @@ class _BodyTooLarge(StarletteHTTPException):
 
 
 class _Guard:
-    """ASGI middleware: refuses bodies over MAX_BODY_BYTES (413) and records count and latency per endpoint."""
+    """ASGI middleware: sheds load past `max_in_flight` (503 + Retry-After), refuses bodies over MAX_BODY_BYTES
+    (413) and records count and latency per endpoint."""
 
-    def __init__(self, app, metrics: Metrics):
-        self.app, self.metrics = app, metrics
+    def __init__(self, app, metrics: Metrics, max_in_flight: int = MAX_IN_FLIGHT):
+        self.app, self.metrics, self.max_in_flight = app, metrics, max_in_flight
+        self.in_flight = 0  # one event loop per worker: no lock needed
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -395,8 +407,13 @@ class _Guard:
             await send(message)
 
         length = _content_length(scope)
+        shed = self.in_flight >= self.max_in_flight and path not in ALWAYS_ANSWERED
+        self.in_flight += 1
         try:
-            if length is not None and length > MAX_BODY_BYTES:
+            if shed:
+                retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+                await _send_json(send_wrapper, 503, f"busy: {self.in_flight - 1} requests in progress; retry", retry)
+            elif length is not None and length > MAX_BODY_BYTES:
                 await _send_json(send_wrapper, 413, _too_large(length))
             else:
                 await self.app(scope, _limited(receive), send_wrapper)
@@ -404,6 +421,7 @@ class _Guard:
             if not status["started"]:
                 await _send_json(send_wrapper, 413, _too_large(None))
         finally:
+            self.in_flight -= 1
             record()  # a request that ended without a complete answer (client gone, crash)
 
 
@@ -458,10 +476,11 @@ def _limited(receive):
     return wrapped
 
 
-async def _send_json(send, status: int, message: str) -> None:
+async def _send_json(send, status: int, message: str, extra_headers: list | None = None) -> None:
     import json
 
     body = json.dumps({"error": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += extra_headers or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
