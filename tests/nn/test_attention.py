@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from seqlens.nn.attention import REFINEMENTS, SCORES, CausalSelfAttention, attention_mask, rotate
+from seqlens.nn.sasrec import SASRecConfig
 
 DIM, HEADS = 8, 2
 
@@ -17,9 +18,13 @@ def keep_mask(lengths, t):
     return torch.stack([torch.arange(t) >= t - n for n in lengths])
 
 
+def config(**kw) -> SASRecConfig:
+    return SASRecConfig(**{"n_items": 5, "dim": DIM, "heads": HEADS, "dropout": 0.0, "rank": 4, "max_len": 8, **kw})
+
+
 def make(score="scaled_dot", dropout=0.0, seed=0, refinement="none"):
     torch.manual_seed(seed)
-    return CausalSelfAttention(DIM, HEADS, dropout, score, refinement, rank=4, max_len=8).eval()
+    return CausalSelfAttention(config(score=score, dropout=dropout, refinement=refinement), refinement).eval()
 
 
 def assert_rows_are_distributions(w, keep):
@@ -173,17 +178,17 @@ def test_different_scores_give_different_attention():
     assert not torch.allclose(weights[0], weights[2])
 
 
-def test_bad_arguments():
+def test_bad_arguments_are_refused_by_the_config():
     with pytest.raises(ValueError, match="divisible"):
-        CausalSelfAttention(9, 2, 0.0)
+        config(dim=9, heads=2)
     with pytest.raises(ValueError, match="score='cosine'"):
-        CausalSelfAttention(8, 2, 0.0, "cosine")
+        config(score="cosine")
     with pytest.raises(ValueError, match="refinement='deep'"):
-        CausalSelfAttention(8, 2, 0.0, refinement="deep")
-    with pytest.raises(ValueError, match="rotary positions need a dot-product score"):
-        CausalSelfAttention(8, 2, 0.0, "additive", rotary=True)
-    with pytest.raises(ValueError, match="head width 3"):
-        CausalSelfAttention(6, 2, 0.0, rotary=True)
+        config(refinement="deep")
+    with pytest.raises(ValueError, match="rotary=True needs a dot-product score"):
+        config(score="additive", rotary=True)
+    with pytest.raises(ValueError, match="dim/heads=3"):
+        config(dim=6, heads=2, rotary=True)
 
 
 def test_rotary_scores_depend_only_on_the_distance():

@@ -26,13 +26,16 @@ learn "the item k steps back" once for every position instead of once per absolu
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqlens.nn.dropout import Dropout
+
+if TYPE_CHECKING:  # sasrec imports this module: the type only, no cycle at run time
+    from seqlens.nn.sasrec import SASRecConfig
 
 SCORES = ("scaled_dot", "dot", "additive")
 REFINEMENTS = ("none", "simple", "value", "additive")
@@ -76,39 +79,22 @@ def rotate(x: Tensor, positions: Tensor | None = None) -> Tensor:
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(
-        self,
-        dim: int,
-        heads: int,
-        dropout: float,
-        score: str = "scaled_dot",
-        refinement: str = "none",
-        rank: int = 32,
-        max_len: int = 50,
-        rotary: bool = False,
-    ):
+    """One layer's attention, built from the model's config (validated there); `refinement` is this layer's
+    (AWRSR may refine only some layers)."""
+
+    def __init__(self, cfg: SASRecConfig, refinement: str = "none"):
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"dim={dim} is not divisible by heads={heads}")
-        if rotary and (score == "additive" or (dim // heads) % 2):
-            raise ValueError(
-                f"rotary positions need a dot-product score and an even head width (score={score!r}, "
-                f"head width {dim // heads})"
-            )
-        if score not in SCORES:
-            raise ValueError(f"score={score!r}; choose one of {', '.join(SCORES)}")
-        if refinement not in REFINEMENTS:
-            raise ValueError(f"refinement={refinement!r}; choose one of {', '.join(REFINEMENTS)}")
-        self.heads, self.head_dim, self.score, self.dropout = heads, dim // heads, score, dropout
-        self.refinement, self.rank, self.rotary = refinement, rank, rotary
+        dim, heads, rank = cfg.dim, cfg.heads, cfg.rank
+        self.heads, self.head_dim, self.score, self.dropout = heads, dim // heads, cfg.score, cfg.dropout
+        self.refinement, self.rank, self.rotary = refinement, rank, cfg.rotary
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.attn_dropout = Dropout(dropout)
-        if score == "additive":  # Bahdanau: e_ij = v . tanh(q_i + k_j), per head
+        self.attn_dropout = Dropout(cfg.dropout)
+        if cfg.score == "additive":  # Bahdanau: e_ij = v . tanh(q_i + k_j), per head
             self.v = nn.Parameter(torch.randn(heads, self.head_dim) / math.sqrt(self.head_dim))
         if refinement in ("simple", "additive"):  # rows of A are convex weights over positions -> unit scale
-            self.w1 = nn.Parameter(torch.randn(heads, max_len, rank))
-            self.w2 = nn.Parameter(torch.randn(heads, max_len, rank))
+            self.w1 = nn.Parameter(torch.randn(heads, cfg.max_len, rank))
+            self.w2 = nn.Parameter(torch.randn(heads, cfg.max_len, rank))
         elif refinement == "value":  # (A V) has the scale of V -> the usual 1/sqrt(fan-in)
             self.u1 = nn.Parameter(torch.randn(heads, self.head_dim, rank) / math.sqrt(self.head_dim))
             self.u2 = nn.Parameter(torch.randn(heads, self.head_dim, rank) / math.sqrt(self.head_dim))
@@ -131,16 +117,16 @@ class CausalSelfAttention(nn.Module):
             if self.refinement == "none":
                 applied = raw
             else:
-                p, r = self._correlation_space(raw, v)
-                refined = masked_softmax(p @ r.transpose(-2, -1) / math.sqrt(self.rank), allowed, keep)
+                p, r = self._correlation_space(raw, v)  # [B, H, T, r] each
+                refined = masked_softmax(p @ r.transpose(-2, -1) / math.sqrt(self.rank), allowed, keep)  # [B, H, T, T]
                 if self.refinement == "additive":
                     g = torch.sigmoid(self.gamma)[None, :, None, None]
                     applied = (1 - g) * raw + g * refined
                 else:
                     applied = refined
-            out = self.attn_dropout(applied) @ v
+            out = self.attn_dropout(applied) @ v  # [B, H, T, dh]
             weights = AttentionWeights(raw, applied) if return_attention else None
-        out = out.transpose(1, 2).contiguous().view(b, t, d)
+        out = out.transpose(1, 2).contiguous().view(b, t, d)  # [B, T, D]: the heads side by side
         return self.proj(out), weights
 
     def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

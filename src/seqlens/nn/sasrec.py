@@ -16,7 +16,7 @@ from seqlens.nn.attention import REFINEMENTS, SCORES, AttentionWeights, CausalSe
 from seqlens.nn.dropout import Dropout
 from seqlens.nn.masking import masked_last_hidden, removed_last_hidden
 from seqlens.nn.next_item import NextItemNet
-from seqlens.params import param
+from seqlens.params import Schema, param
 
 POSITIONS = ("from_end", "from_start", "none")
 
@@ -67,6 +67,9 @@ class SASRecConfig:
         "`positions='none'` it was better on MovieLens-1M and worse on Beauty.",
     )
 
+    def __post_init__(self) -> None:
+        SCHEMA.validate({k: v for k, v in asdict(self).items() if k != "n_items"}, where="SASRecConfig: ")
+
     @classmethod
     def check(cls, p: dict) -> None:
         """The rules that tie parameters together (each value alone was checked against its declaration)."""
@@ -96,6 +99,10 @@ class SASRecConfig:
         return layer in {i % self.layers for i in self.refine_layers}
 
 
+#: SASRecConfig's hyper-parameters as a schema (the config validates itself against it when built)
+SCHEMA = Schema(SASRecConfig)
+
+
 class Block(nn.Module):
     """Pre-norm transformer block; outputs at padding positions are forced to zero."""
 
@@ -103,9 +110,7 @@ class Block(nn.Module):
         super().__init__()
         width = cfg.ffn_dim or cfg.dim
         self.ln1 = nn.LayerNorm(cfg.dim)
-        self.attn = CausalSelfAttention(
-            cfg.dim, cfg.heads, cfg.dropout, cfg.score, refinement, cfg.rank, cfg.max_len, cfg.rotary
-        )
+        self.attn = CausalSelfAttention(cfg, refinement)
         self.ln2 = nn.LayerNorm(cfg.dim)
         self.ffn = nn.Sequential(nn.Linear(cfg.dim, width), nn.GELU(), Dropout(cfg.dropout), nn.Linear(width, cfg.dim))
         self.dropout = Dropout(cfg.dropout)
@@ -162,9 +167,9 @@ class SASRecNet(NextItemNet):
         x = self.embed(seq, blank) * keep[..., None]  # [B, T, D]
         attentions = []
         for block in self.blocks:
-            x, weights = block(x, keep, return_attention)
+            x, weights = block(x, keep, return_attention)  # [B, T, D], [B, H, T, T] when asked
             attentions.append(weights)
-        return self.ln_f(x) * keep[..., None], attentions if return_attention else None
+        return self.ln_f(x) * keep[..., None], attentions if return_attention else None  # [B, T, D]
 
     def embed(self, seq: Tensor, blank: Tensor | None = None) -> Tensor:
         """Item plus position embeddings [B, T, D] of left-padded seq [B, T] (with embedding dropout);
