@@ -14,6 +14,7 @@ Rules that tie several parameters together (`dim` divisible by `heads`) are the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import textwrap
 import typing
@@ -173,3 +174,9 @@ class Schema:
 def _is_float(spec: Spec, value: Any) -> bool:
     """Integers are accepted where a float is declared (`lr=1`), in strict mode too."""
     return spec.annotation is float and isinstance(value, int) and not isinstance(value, bool)
+
+
+@functools.cache
+def schema_of(config: type) -> Schema:
+    """The schema of one config class (built once): how a config validates itself when constructed."""
+    return Schema(config)

@@ -20,10 +20,11 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from seqlens.errors import DataError
-from seqlens.recommenders import GRU4Rec, SASRec
+from seqlens.recommenders import Recommender
+from seqlens.recommenders.neural import NextItemModel
 
 
 class _Strict(BaseModel):
@@ -41,15 +42,29 @@ class DataConfig(_Strict):
     kcore: int | None = None
 
 
+#: the models `seqlens train` builds, by lower-case class name: every neural recommender in the registry
+TRAINABLE: dict[str, type[NextItemModel]] = {
+    name.lower(): cls
+    for name, cls in Recommender.registry.items()
+    if issubclass(cls, NextItemModel) and "schema" in vars(cls)
+}
 #: hyper-parameters of every model `seqlens train` builds, all optional: only those set in the file or by flags
 #: reach the model (the rest keep its defaults). Derived from the models' declarations, not restated here.
-ModelConfig = SASRec.schema.optional_model("ModelConfig", GRU4Rec.schema)
+_first, *_others = (cls.schema for cls in TRAINABLE.values())
+ModelConfig = _first.optional_model("ModelConfig", *_others)
 
 
 class RunConfig(_Strict):
-    model: Literal["sasrec", "gru4rec"] = "sasrec"
+    model: str = "sasrec"
     out: str = "runs/model"
     split: Literal["leave_one_out", "temporal"] = "leave_one_out"
+
+    @field_validator("model")
+    @classmethod
+    def _trainable(cls, name: str) -> str:
+        if name not in TRAINABLE:
+            raise ValueError(f"unknown model; choose one of {', '.join(TRAINABLE)}")
+        return name
 
 
 class Config(_Strict):

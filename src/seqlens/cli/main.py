@@ -19,7 +19,7 @@ from rich.table import Table
 
 import seqlens
 from seqlens import atomic
-from seqlens.cli.config import Config, load_config
+from seqlens.cli.config import TRAINABLE, Config, load_config
 from seqlens.data import InteractionLog, Split, leave_one_out, read_log, temporal_split
 from seqlens.errors import SeqlensError
 from seqlens.eval import EvalResult, evaluate
@@ -162,7 +162,7 @@ def _int_list(text: str, option: str) -> list[int]:
 
 
 #: every hyper-parameter of the models `train` builds, from their declarations (one flag each)
-MODEL_PARAMS = SASRec.schema.all_specs(seqlens.GRU4Rec.schema)
+MODEL_PARAMS = SASRec.schema.all_specs(*(cls.schema for cls in TRAINABLE.values()))
 
 
 def _with_model_flags(command):
@@ -219,7 +219,7 @@ def train(
     timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
     out: str | None = typer.Option(None, help="Output model directory."),
     resume: Path | None = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
-    model_name: str | None = typer.Option(None, "--model", help="sasrec (default) or gru4rec."),
+    model_name: str | None = typer.Option(None, "--model", help=f"One of: {', '.join(TRAINABLE)} (default sasrec)."),
     *,
     model_flags: dict,
 ) -> None:
@@ -233,7 +233,7 @@ def train(
         log = _load_data(cfg)
         console.print(f"[bold]data[/bold]  {log}")
         split = _split(log, cfg.run.split)
-        cls = {"sasrec": SASRec, "gru4rec": seqlens.GRU4Rec}[cfg.run.model]
+        cls = TRAINABLE[cfg.run.model]
         params = cfg.model.model_dump(exclude_none=True)
         unused = sorted(set(params) - set(cls._param_names()))
         if unused:

@@ -16,7 +16,7 @@ from seqlens.nn.attention import REFINEMENTS, SCORES, AttentionWeights, CausalSe
 from seqlens.nn.dropout import Dropout
 from seqlens.nn.masking import masked_last_hidden, removed_last_hidden
 from seqlens.nn.next_item import NextItemNet
-from seqlens.params import Schema, param
+from seqlens.params import param, schema_of
 
 POSITIONS = ("from_end", "from_start", "none")
 
@@ -68,7 +68,8 @@ class SASRecConfig:
     )
 
     def __post_init__(self) -> None:
-        SCHEMA.validate({k: v for k, v in asdict(self).items() if k != "n_items"}, where="SASRecConfig: ")
+        values = {k: v for k, v in asdict(self).items() if k != "n_items"}
+        schema_of(type(self)).validate(values, where=f"{type(self).__name__}: ")
 
     @classmethod
     def check(cls, p: dict) -> None:
@@ -97,10 +98,6 @@ class SASRecConfig:
         if self.refine_layers is None:
             return True
         return layer in {i % self.layers for i in self.refine_layers}
-
-
-#: SASRecConfig's hyper-parameters as a schema (the config validates itself against it when built)
-SCHEMA = Schema(SASRecConfig)
 
 
 class Block(nn.Module):
