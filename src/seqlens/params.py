@@ -14,7 +14,6 @@ Rules that tie several parameters together (`dim` divisible by `heads`) are the 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import textwrap
 import typing
@@ -176,7 +175,11 @@ def _is_float(spec: Spec, value: Any) -> bool:
     return spec.annotation is float and isinstance(value, int) and not isinstance(value, bool)
 
 
-@functools.cache
+_SCHEMAS: dict[type, Schema] = {}
+
+
 def schema_of(config: type) -> Schema:
     """The schema of one config class (built once): how a config validates itself when constructed."""
-    return Schema(config)
+    if config not in _SCHEMAS:
+        _SCHEMAS[config] = Schema(config)
+    return _SCHEMAS[config]
