@@ -48,14 +48,15 @@ def by_definition(net: SASRecNet, seq: torch.Tensor) -> torch.Tensor:
 
 @contextmanager
 def latest_content_hidden(net: SASRecNet):
-    """The history's item embeddings with the last column zeroed: the latest item keeps only its position."""
+    """The history's item embeddings with the average item in the last column: the latest item keeps only its
+    position."""
 
-    def zero_last(module, args, embedded):
+    def average_last(module, args, embedded):
         embedded = embedded.clone()
-        embedded[:, -1] = 0
+        embedded[:, -1] = net.item_emb.weight[1:].mean(0)
         return embedded
 
-    handle = net.item_emb.register_forward_hook(zero_last)
+    handle = net.item_emb.register_forward_hook(average_last)
     try:
         yield
     finally:

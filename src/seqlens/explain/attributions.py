@@ -8,7 +8,8 @@ one score per column [B, T], zero at padding. Which item is explained is the cal
 Signed methods say how much each item raised (> 0) or lowered (< 0) the item's score:
 - `masking`: the exact score drop when the item is hidden in place (it is neither attended to nor read,
   every other item keeps its position); the most recent item, the position the model reads its prediction
-  from, keeps its place and loses its content (its item embedding is zero). Removing it instead would move
+  from, keeps its place and loses its content (the average item's embedding stands in for its own, chosen
+  over a zero embedding on a trigger test bed not reported). Removing it instead would move
   every older item one step closer to the present, and a model that reads distances ("the item k steps
   back") would then credit the latest item with what its older ones did. One pass over all positions that
   reuses what hiding leaves unchanged (`SASRecNet.masked_last_hidden`).

@@ -45,8 +45,9 @@ def masked_last_hidden(net: SASRecNet, seq: Tensor) -> Tensor:
     """[B, T, D]: column j is the last hidden state of `seq` [B, T] with position j hidden in place.
 
     Hiding the position the model reads from would leave nothing to read, so the last column hides only the
-    latest item's content: its item embedding is zero, its position stays (removing it instead would move
-    every older item one step closer to the present, which changes what a model of distances reads).
+    latest item's content: the average item embedding stands in for its own, its position stays (removing
+    it instead would move every older item one step closer to the present, which changes what a model of
+    distances reads).
     Columns at padding are zero.
     """
     out = (

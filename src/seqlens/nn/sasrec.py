@@ -157,8 +157,9 @@ class SASRecNet(NextItemNet):
 
         `keep` [B, T] (default: seq != 0) hides positions in place: a hidden position is neither attended to
         nor read, while every other item keeps its position (what `masked_last_hidden` computes for each one).
-        `blank` [B, T] hides only the content of positions: their item embedding is zero, their position stays
-        in the sequence (how the most recent item, which the model reads its prediction from, is hidden).
+        `blank` [B, T] hides only the content of positions: the average item embedding stands in for theirs,
+        their position stays in the sequence (how the most recent item, which the model reads its
+        prediction from, is hidden).
         """
         keep = seq != 0 if keep is None else keep & (seq != 0)
         x = self.embed(seq, blank) * keep[..., None]  # [B, T, D]
@@ -170,9 +171,12 @@ class SASRecNet(NextItemNet):
 
     def embed(self, seq: Tensor, blank: Tensor | None = None) -> Tensor:
         """Item plus position embeddings [B, T, D] of left-padded seq [B, T] (with embedding dropout);
-        the item embedding is zero where `blank` [B, T] is True."""
+        where `blank` [B, T] is True, the average item's embedding stands in for the item's."""
         t = seq.shape[1]
-        x = self.item_emb(seq if blank is None else seq.masked_fill(blank, 0)) * math.sqrt(self.cfg.dim)
+        x = self.item_emb(seq)  # [B, T, D]
+        if blank is not None:
+            x = torch.where(blank[..., None], self.item_emb.weight[1:].mean(0), x)
+        x = x * math.sqrt(self.cfg.dim)
         if self.pos_emb is None:  # positions="none"
             return self.emb_dropout(x)
         if self.cfg.positions == "from_start":  # the oldest item read is position 0, as with right padding
