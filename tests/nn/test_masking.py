@@ -92,3 +92,14 @@ def test_keep_only_removes_items_and_keeps_order():
     seq = torch.tensor([[0, 0, 5, 6, 7, 8]])
     keep = torch.tensor([[True, True, True, False, True, False]])
     assert keep_only(seq, keep).tolist() == [[0, 0, 0, 0, 5, 7]]
+
+
+def test_any_next_item_network_removes_by_one_pass_per_position():
+    from seqlens.nn.gru4rec import GRU4RecConfig, GRU4RecNet
+
+    torch.manual_seed(0)
+    net = GRU4RecNet(GRU4RecConfig(n_items=30, dim=16)).eval()
+    seq = torch.randint(1, 31, (2, 7))
+    seq[1, :3] = 0
+    with torch.inference_mode():
+        torch.testing.assert_close(net.removed_last_hidden(seq), removed_by_definition(net, seq))

@@ -43,7 +43,6 @@ from torch import Tensor, nn
 
 from seqlens.errors import DataError
 from seqlens.nn.attention import CausalSelfAttention
-from seqlens.nn.masking import keep_only
 from seqlens.nn.next_item import NextItemNet
 from seqlens.nn.sasrec import SASRecNet
 
@@ -151,27 +150,19 @@ def _masking(net: NextItemNet, seq: Tensor, target: Tensor) -> Attributions:
 def _occlusion(net: NextItemNet, seq: Tensor, target: Tensor) -> Attributions:
     """score(full history) - score(history without item j), for every real position j.
 
-    SASRec computes all removals in one pass that reuses what a removal leaves unchanged
-    (`SASRecNet.removed_last_hidden`), a few rows at a time to bound its T x T x D prefix sums; other
-    networks run one forward pass per position.
+    `removed_last_hidden` computes all removals (SASRec in one pass that reuses what a removal leaves
+    unchanged, other networks one pass per position), a few rows at a time to bound its T x T x D tables.
     """
     real = seq != 0
+    rows = max(1, PREFIX_SUMS // (seq.shape[1] ** 2 * net.item_emb.embedding_dim))
+    each = target[:, None].expand_as(seq)  # the target, once per removed position
     with torch.inference_mode():
         full = net.score_of(net.last_hidden(seq), target)
-        if isinstance(net, SASRecNet):
-            rows = max(1, PREFIX_SUMS // (seq.shape[1] ** 2 * net.cfg.dim))
-            each = target[:, None].expand_as(seq)  # the target, once per removed position
-            without = torch.cat(
-                [net.score_of(net.removed_last_hidden(seq[lo : lo + rows]), each[lo : lo + rows])
-                 for lo in range(0, len(seq), rows)]
-            )  # fmt: skip
-            return Attributions((full[:, None] - without) * real, target, full)
-    row, col = real.nonzero(as_tuple=True)  # one occluded copy per real position
-    keep = torch.arange(seq.shape[1])[None, :] != col[:, None]
-    without = score_sequences(net, keep_only(seq[row], keep), target[row])
-    scores = torch.zeros(seq.shape, dtype=full.dtype)
-    scores[row, col] = full[row] - without
-    return Attributions(scores, target, full)
+        without = torch.cat(
+            [net.score_of(net.removed_last_hidden(seq[lo : lo + rows]), each[lo : lo + rows])
+             for lo in range(0, len(seq), rows)]
+        )  # fmt: skip
+    return Attributions((full[:, None] - without) * real, target, full)
 
 
 @contextmanager

@@ -34,7 +34,8 @@ from torch import Tensor
 
 from seqlens.nn.attention import attention_mask, masked_softmax
 
-if TYPE_CHECKING:  # sasrec imports this module: the types only, no cycle at run time
+if TYPE_CHECKING:  # the networks import this module: the types only, no cycle at run time
+    from seqlens.nn.next_item import NextItemNet
     from seqlens.nn.sasrec import Block, SASRecNet
 
 #: perturbed sequences evaluated per chunk of the one-pass-each path (bounds its T x T attention memory)
@@ -53,7 +54,7 @@ def masked_last_hidden(net: SASRecNet, seq: Tensor) -> Tensor:
     out = (
         _reusing_prefix(net, seq, remove=False)
         if _shortcut_applies(net, remove=False)
-        else _one_pass_each(net, seq, remove=False)
+        else one_pass_each(net, seq, remove=False)
     )
     blank = torch.zeros_like(seq, dtype=torch.bool)
     blank[:, -1] = True
@@ -66,7 +67,7 @@ def removed_last_hidden(net: SASRecNet, seq: Tensor) -> Tensor:
     one column closer to the present, as if the user had never interacted with it). Zero at padding."""
     if _shortcut_applies(net, remove=True):
         return _reusing_prefix(net, seq, remove=True)
-    return _one_pass_each(net, seq, remove=True)
+    return one_pass_each(net, seq, remove=True)
 
 
 def keep_only(seq: Tensor, keep: Tensor) -> Tensor:
@@ -88,10 +89,10 @@ def _shortcut_applies(net: SASRecNet, remove: bool) -> bool:
     return plain and not (remove and cfg.positions == "from_start")  # from the start, later items would move
 
 
-def _one_pass_each(net: SASRecNet, seq: Tensor, remove: bool) -> Tensor:
-    """The definition: one forward pass per (row, position), in chunks."""
+def one_pass_each(net: NextItemNet, seq: Tensor, remove: bool) -> Tensor:
+    """The definition, for any next-item network: one forward pass per (row, position), in chunks."""
     b, t = seq.shape
-    out = torch.zeros(b, t, net.cfg.dim)
+    out = torch.zeros(b, t, net.item_emb.embedding_dim)
     real = seq != 0
     row, col = (real if remove else real[:, :-1]).nonzero(as_tuple=True)
     for lo in range(0, len(row), CHUNK):

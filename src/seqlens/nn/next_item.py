@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from seqlens.nn.masking import one_pass_each
+
 
 class NextItemNet(nn.Module):
     """Subclasses define `item_emb` (index 0 = padding) and `forward(seq) -> (hidden [B, T, D], extras)`.
@@ -27,6 +29,11 @@ class NextItemNet(nn.Module):
         """The hidden state at the last (most recent) position, which predicts the next item."""
         hidden, _ = self(seq)
         return hidden[:, -1]
+
+    def removed_last_hidden(self, seq: Tensor) -> Tensor:
+        """[B, T, D]: column j is the last hidden state of `seq` [B, T] without item j (zero at padding): one
+        forward pass per position here; SASRec reuses what a removal leaves unchanged."""
+        return one_pass_each(self, seq, remove=True)
 
     def score_of(self, hidden: Tensor, items: Tensor) -> Tensor:
         """Scores [...] of one item per hidden state (hidden [..., D], items [...]): `scores` at those items only."""
