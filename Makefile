@@ -39,7 +39,8 @@ TYPED := src/seqlens/data src/seqlens/nn src/seqlens/train src/seqlens/eval src/
 	src/seqlens/atomic.py src/seqlens/errors.py src/seqlens/explain/attributions.py src/seqlens/explain/narrative.py \
 	src/seqlens/explain/privacy.py src/seqlens/serve/batching.py src/seqlens/serve/schemas.py \
 	src/seqlens/serve/metrics.py src/seqlens/serve/engine.py src/seqlens/params.py src/seqlens/cli/config.py \
-	src/seqlens/recommenders/neural.py src/seqlens/recommenders/sasrec.py src/seqlens/recommenders/gru4rec.py
+	src/seqlens/recommenders/neural.py src/seqlens/recommenders/sasrec.py src/seqlens/recommenders/gru4rec.py \
+	src/seqlens/serve/handlers.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -16,17 +16,13 @@ Design choices, and why:
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import json
 import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,10 +33,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from seqlens._version import __version__
-from seqlens.errors import SeqlensError
-from seqlens.serve import explaining
-from seqlens.serve.batching import MicroBatcher
 from seqlens.serve.engine import Engine, RequestError
+from seqlens.serve.handlers import Handlers, ServeState
 from seqlens.serve.metrics import Metrics
 from seqlens.serve.schemas import MAX_BODY_BYTES, Item, ItemList, RecommendRequest, RecommendResponse
 
@@ -48,41 +42,6 @@ log = logging.getLogger("seqlens.serve")
 STATIC = Path(__file__).resolve().parent / "static"
 #: endpoints labelled in metrics; other paths count as "other" so scanners cannot blow up label cardinality
 ENDPOINTS = ("/", "/healthz", "/readyz", "/metrics", "/v1/recommend", "/v1/model", "/v1/items", "/v1/admin/reload")
-
-
-@dataclass
-class ServeState:
-    """What the app holds: the current engine (swapped whole on reload) and the reload machinery."""
-
-    engine: Engine
-    model_dir: Path
-    reload_token: str | None = None
-    generation_file: Path | None = None  # shared by the workers of one `seqlens serve`
-    generation: int = 0
-    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    following: asyncio.Task | None = None
-
-    def read_generation(self) -> int:
-        try:
-            return int(self.generation_file.read_text() or 0) if self.generation_file else 0
-        except (OSError, ValueError):
-            return self.generation
-
-    def current(self) -> Engine:
-        """The engine to use now; starts a background reload if another worker reloaded the model."""
-        if self.generation_file is not None and (self.following is None or self.following.done()):
-            seen = self.read_generation()
-            if seen != self.generation:
-                self.following = asyncio.get_running_loop().create_task(self._follow(seen))
-        return self.engine
-
-    async def _follow(self, generation: int) -> None:
-        async with self.reload_lock:
-            try:
-                self.engine = await asyncio.to_thread(Engine.load, self.model_dir)
-            except Exception as e:  # keep serving the old model; the next request will not retry this generation
-                log.error("following reload %d failed, still serving the previous model: %s", generation, e)
-            self.generation = generation
 
 
 #: requests one worker works on at once; more are answered 503 with Retry-After at once (load shedding, below
@@ -106,7 +65,7 @@ def create_app(
     if generation_file is not None:
         state.generation_file = Path(generation_file)
         state.generation = state.read_generation()
-    metrics = Metrics()
+    handlers = Handlers(state, Metrics())
     app = FastAPI(
         title="seqlens",
         version=__version__,
@@ -114,17 +73,21 @@ def create_app(
         docs_url=None,  # served below from the swagger-ui-bundle package: the page works offline (no CDN)
         redoc_url=None,
     )
-    app.state.serve = state
-    app.state.metrics = metrics
-    app.add_middleware(_Guard, metrics=metrics, max_in_flight=max_in_flight)
+    app.state.serve, app.state.metrics, app.state.batchers = state, handlers.metrics, handlers.batchers
+    app.add_middleware(_Guard, metrics=handlers.metrics, max_in_flight=max_in_flight)
     _errors(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    _routes(app, handlers)
+    return app
+
+
+def _routes(app: FastAPI, handlers: Handlers) -> None:
+    """The endpoints: each a thin route over one `Handlers` method (which documents what it does)."""
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
@@ -140,134 +103,38 @@ def create_app(
     async def readyz() -> JSONResponse:
         """Readiness for a load balancer, apart from liveness (`/healthz`): a smoke-tested model is serving.
         A reload swaps models without a gap (the old one serves until the new one passed), so it stays ready."""
-        engine = state.current()
-        return JSONResponse({"ready": True, "config_hash": engine.describe()["config_hash"]})
+        return JSONResponse(handlers.readiness())
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        engine = state.current()
-        return {"status": "ok", "model": type(engine.model).__name__, "config_hash": engine.describe()["config_hash"]}
+        return handlers.health()
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
-        return Response(metrics.exposition(), media_type=metrics.content_type)
+        return Response(handlers.metrics.exposition(), media_type=handlers.metrics.content_type)
 
     @app.get("/v1/model")
     async def model_info() -> dict:
-        engine = state.current()
-        return {**engine.describe(), "explain_methods": explaining.methods(engine),
-                "default_explain_method": explaining.default_method()}  # fmt: skip
+        return handlers.model_info()
 
     @app.get("/v1/items", response_model=ItemList)
     async def search_items(
         q: str = Query("", max_length=200, description="part of a title or id, case-insensitive"),
         limit: int = Query(20, ge=1, le=100),
     ) -> ItemList:
-        return ItemList(items=[Item(**i) for i in state.current().search(q, limit)])
+        return handlers.search(q, limit)
 
     @app.get("/v1/items/{item_id}", response_model=Item)
     async def get_item(item_id: str) -> Item:
-        found = state.current().item(item_id)
-        if found is None:
-            raise RequestError(404, f"item {item_id!r} is not known to the model")
-        return Item(**found)
-
-    def recommend_batch(engine: Engine, batch: list[tuple]) -> list:
-        queries, ks, exclude = zip(*batch)
-        results, stats = engine.recommend_many(list(queries), list(ks), list(exclude), attention=engine.has_attention)
-        metrics.batch_size.labels("recommend").observe(len(batch))
-        if stats is not None:
-            metrics.observe_attention(stats)
-        return results
-
-    def explain_batch(key: tuple, batch: list[tuple]) -> list:
-        metrics.batch_size.labels("explain").observe(len(batch))
-        return explaining.explain_many(key[0], key[1], batch)
-
-    recommender, explainer = MicroBatcher(recommend_batch), MicroBatcher(explain_batch)
-    app.state.batchers = {"recommend": recommender, "explain": explainer}
+        return handlers.item(item_id)
 
     @app.post("/v1/recommend", response_model=RecommendResponse, response_model_exclude_none=True)
     async def recommend(body: RecommendRequest) -> JSONResponse:
-        # The response is built as plain JSON in the shape of `RecommendResponse` (which documents it and
-        # which the tests validate every answer against): re-validating a few hundred attributions per
-        # request through pydantic cost more than the model's forward pass.
-        engine = state.current()  # this request finishes on this engine, whatever a reload does meanwhile
-        method = explaining.check(engine, body.explain, body.method)
-        items = None if body.items is None else [str(i) for i in body.items]
-        query = engine.resolve(body.user_id, items)
-        result = await recommender.submit(engine, (query, body.k, body.exclude_seen))
-        ids = engine.decode(result.items)
-        titles = engine.titles
-        truncated = len(result.used) < len(query.items)
-        notes = []
-        if query.unknown:
-            notes.append(f"ignored {len(query.unknown)} item ids unknown to the model")
-            metrics.unknown_items.inc(len(query.unknown))
-        if truncated:
-            notes.append(
-                f"the history has {len(query.items)} known items; the model read the most recent {len(result.used)}"
-            )
-            metrics.truncated.inc()
-        if not ids:
-            notes.append("no items left to recommend: every item is in the history (exclude_seen=true)")
-        response = {
-            "recommendations": [
-                {"rank": r + 1, "item_id": i, "title": titles.get(i), "score": s}
-                for r, (i, s) in enumerate(zip(ids, result.scores.tolist()))
-            ],
-            "history_length": len(query.items),
-            "used_length": len(result.used),
-            "truncated": truncated,
-            "unknown_items": query.unknown,
-            "notes": notes,
-        }
-        if body.user_id is not None:
-            response["user_id"] = body.user_id
-        used_ids = engine.decode(result.used) if (method is not None or body.attention) else []
-        if method is not None and ids:
-            fast = explaining.from_pass(engine, result) if method == "attention" else None
-            if fast is not None:
-                response["explanation"] = fast
-            elif method in explaining.INLINE:
-                response["explanation"] = await explainer.submit((engine, method), (used_ids, ids[0]))
-            else:
-                response["explanation"] = await asyncio.to_thread(explaining.explain, engine, used_ids, ids[0], method)
-        if (body.attention or method is not None) and result.attentions is not None:
-            weights = [np.round(w.numpy().astype(np.float64), 5).tolist() for w in result.attentions]
-            response["attention"] = {"items": used_ids, "weights": weights}
-        elif body.attention:
-            notes.append(f"the served model ({type(engine.model).__name__}) has no attention weights")
-        metrics.recommended.labels(query.source, str(method is not None).lower()).inc()
-        return JSONResponse(response)
+        return JSONResponse(await handlers.recommend(body))
 
     @app.post("/v1/admin/reload")
     async def reload(request: Request) -> dict:
-        if not state.reload_token:
-            raise RequestError(
-                403, "reload is disabled: start the server with --reload-token (or SEQLENS_RELOAD_TOKEN)"
-            )
-        auth = request.headers.get("authorization", "")
-        scheme, _, given = auth.partition(" ")
-        given = given.strip() if scheme.lower() == "bearer" else ""  # the scheme is case-insensitive (RFC 7235)
-        if not hmac.compare_digest(given.encode(), state.reload_token.encode()):
-            raise RequestError(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
-        async with state.reload_lock:
-            start = time.perf_counter()
-            try:
-                engine = await asyncio.to_thread(Engine.load, state.model_dir)
-            except Exception as e:  # whatever went wrong with the new model, the old one keeps serving
-                metrics.reloads.labels("failed").inc()
-                reason = str(e) if isinstance(e, (SeqlensError, OSError)) else f"{type(e).__name__}: {e}"
-                raise RequestError(409, f"reload failed, still serving the previous model: {reason}") from None
-            state.engine = engine
-            if state.generation_file is not None:
-                state.generation = state.read_generation() + 1
-                state.generation_file.write_text(str(state.generation))
-            metrics.reloads.labels("ok").inc()
-        return {"reloaded": True, "seconds": round(time.perf_counter() - start, 3), "model": engine.describe()}
-
-    return app
+        return await handlers.reload(request.headers.get("authorization", ""))
 
 
 def app_from_env() -> FastAPI:
