@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import inspect
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,11 @@ class NextItemModel(Recommender):
     schema: ClassVar[Schema]
     net_: NextItemNet
     max_len: int  # declared on every neural model's network config (the constructor sets it)
+
+    def __init__(self, **params: Any) -> None:
+        """Replaced in every subclass that declares `schema` by a keyword-only constructor built from it
+        (this one only tells type checkers that the parameters are keywords)."""
+        raise TypeError(f"{type(self).__name__} declares no `schema`: its hyper-parameters are unknown")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -1,0 +1,85 @@
+"""`seqlens recommend`: top-k for one user, an ad-hoc history, or many users into a file."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from seqlens import atomic
+from seqlens.cli.common import (
+    console,
+    errors,
+    fail,
+    warn,
+)
+from seqlens.errors import SeqlensError
+from seqlens.recommenders import Recommender, load_model
+
+
+def recommend(
+    model_dir: Path = typer.Argument(..., help="Model directory written by train or save()."),
+    user: str | None = typer.Option(None, help="A user seen in training."),
+    items: str | None = typer.Option(None, help="Comma-separated item ids, oldest first (an ad-hoc history)."),
+    k: int = typer.Option(10, "-k", "--k", help="How many items."),
+    keep_seen: bool = typer.Option(False, help="Allow items already in the history."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    users: str | None = typer.Option(
+        None, help="Batch: 'all' known users, or a file of user ids (one per line); needs --out."
+    ),
+    out: Path | None = typer.Option(
+        None, help="Write the recommendations here (.parquet or .csv) instead of printing."
+    ),
+) -> None:
+    """Top-k next items for a known user, an ad-hoc list of items, or many users at once (--users, --out)."""
+    if sum(x is not None for x in (user, items, users)) != 1:
+        fail("give exactly one of --user U, --items a,b,c or --users all|FILE")
+    if users is not None and out is None:
+        fail("--users writes a file: give --out recs.parquet (or .csv)")
+    if out is not None and out.suffix not in (".parquet", ".csv"):
+        fail(f"--out {out}: use a .parquet or .csv file name")
+    model = load_model(model_dir)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if users is not None:
+            recs = model.recommend(users=_user_list(model, users), k=k, exclude_seen=not keep_seen)
+        elif user is not None:
+            recs = model.recommend(users=[user], k=k, exclude_seen=not keep_seen)
+        else:
+            history = [i.strip() for i in items.split(",") if i.strip()]
+            recs = model.recommend(histories={"query": history}, k=k, exclude_seen=not keep_seen)
+    for w in caught:
+        warn(str(w.message))
+    recs["title"] = [model.item_titles_.get(i, "") for i in recs["item_id"]]
+    if out is not None:
+        data = recs.to_parquet(index=False) if out.suffix == ".parquet" else recs.to_csv(index=False).encode()
+        atomic.write_bytes(out, data)
+        errors.print(
+            f"{recs['user_id'].nunique()} users, {len(recs)} recommendations written to {out}", highlight=False
+        )
+        return
+    if as_json:
+        print(json.dumps(recs.to_dict(orient="records")))
+        return
+    table = Table(title=f"top {k} for {'user ' + user if user else 'the given items'}")
+    for col in ("rank", "item_id", "title", "score"):
+        table.add_column(col, justify="right" if col in ("rank", "score") else "left")
+    for row in recs.itertuples():
+        table.add_row(str(row.rank), row.item_id, row.title, f"{row.score:.4f}")
+    console.print(table)
+
+
+def _user_list(model: Recommender, users: str) -> list[str]:
+    """'all' known users, or the ids in a file (one per line, blank lines skipped)."""
+    if users == "all":
+        return [str(u) for u in model.user_ids_]
+    path = Path(users)
+    if not path.is_file():
+        raise SeqlensError(f"--users {users}: not 'all' and no such file")
+    listed = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not listed:
+        raise SeqlensError(f"--users {users}: the file lists no user ids")
+    return listed

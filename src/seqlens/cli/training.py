@@ -1,0 +1,165 @@
+"""`seqlens demo` and `seqlens train` (one flag per hyper-parameter, from the models' declarations)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+import time
+import typing
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+import seqlens
+from seqlens import atomic
+from seqlens.cli.common import (
+    console,
+    fail,
+    int_list,
+    load_data,
+    markdown_metrics,
+    metrics_table,
+    print_recommendations,
+    protocol_line,
+    split_log,
+)
+from seqlens.cli.config import TRAINABLE, load_config
+from seqlens.data import leave_one_out
+from seqlens.errors import SeqlensError
+from seqlens.eval import evaluate
+from seqlens.params import Spec
+from seqlens.recommenders import Popular, SASRec
+from seqlens.train import TrainingInterrupted
+
+
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Directory for the model and report."),
+    epochs: int = typer.Option(40, help="Training epochs (early stopping may end sooner)."),
+    seed: int = typer.Option(0, help="Seed for data generation and training."),
+) -> None:
+    """Train SASRec on the built-in synthetic data, compare with popularity, recommend, and explain one
+    recommendation (narrative printed, HTML report saved)."""
+    start = time.perf_counter()
+    log = seqlens.synthetic_log(seed=seed)
+    console.print(f"[bold]data[/bold]  {log}")
+    split = leave_one_out(log)
+    model = SASRec(max_len=50, dim=64, epochs=epochs, patience=5, dropout=0.2, seed=seed)
+    model.fit(split.train, valid=split.valid)
+    results = {
+        "SASRec": evaluate(model, split.test, split.test_history),
+        "Popular": evaluate(Popular().fit(split.train), split.test, split.test_history),
+    }
+    console.print(metrics_table(results, "test metrics (full ranking, seen items excluded)"))
+    users = list(model.user_ids_[:3])
+    recs_md = print_recommendations(model, users, k=5)
+    model.metrics_ = {name: r.summary for name, r in results.items()}
+    model.save(out / "model")
+    report = (
+        f"# seqlens demo\n\nData: {log}\n\nProtocol: {protocol_line(results['SASRec'])}.\n\n"
+        f"{markdown_metrics(results)}\n\nBest validation epoch: "
+        f"{max(model.history_, key=lambda r: r['ndcg@10'])['epoch']} of {len(model.history_)}.\n\n"
+        f"## Top-5 recommendations\n{recs_md}\n"
+    )
+    atomic.write_text(out / "report.md", report)
+    from seqlens.explain.report import html_report
+
+    page, explanations = html_report(model, users=users[:1], title="Why this recommendation? (seqlens demo)")
+    atomic.write_text(out / "explain.html", page)
+    console.print(f"\nmodel saved to [bold]{out / 'model'}[/bold], report to [bold]{out / 'report.md'}[/bold] "
+                  f"({time.perf_counter() - start:.0f} s)")  # fmt: skip
+    console.print(f"\n[bold]why[/bold] (user {escape(users[0])}): {escape(explanations[0].narrative)}")
+    console.print(f"explanation report: [bold]{out / 'explain.html'}[/bold]")
+
+
+#: every hyper-parameter of the models `train` builds, from their declarations (one flag each)
+MODEL_PARAMS = SASRec.schema.all_specs(*(cls.schema for cls in TRAINABLE.values()))
+
+
+def _with_model_flags(command):
+    """Give `command` one option per hyper-parameter in MODEL_PARAMS, collected into its `model_flags`
+    argument (None where not given), so a parameter added to a model's config is a flag without more code."""
+    signature = inspect.signature(command)
+    flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=_flag(spec), annotation=_flag_type(spec))
+             for name, spec in MODEL_PARAMS.items()]  # fmt: skip
+
+    @functools.wraps(command)
+    def with_flags(**kwargs):
+        values = {name: kwargs.pop(name) for name in MODEL_PARAMS}
+        for name, spec in MODEL_PARAMS.items():
+            if _is_int_list(spec) and values[name] is not None:
+                values[name] = int_list(values[name], "--" + name.replace("_", "-"))
+        return command(**kwargs, model_flags=values)
+
+    kept = [p for p in signature.parameters.values() if p.name != "model_flags"]
+    with_flags.__signature__ = signature.replace(parameters=kept + flags)  # type: ignore[attr-defined]
+    return with_flags
+
+
+def _is_int_list(spec: Spec) -> bool:
+    return "list[int]" in str(spec.annotation)
+
+
+def _flag_type(spec: Spec) -> type:
+    if _is_int_list(spec):
+        return str | None  # type: ignore[return-value]  # comma-separated on the command line
+    base = next(t for t in (bool, int, float, str) if t is spec.annotation or t in typing.get_args(spec.annotation))
+    return base | None  # type: ignore[return-value]
+
+
+def _flag(spec: Spec):
+    first = re.split(r"\.\s+(?=[A-Z])", spec.doc)[0].rstrip(".")
+    choices = f" One of: {', '.join(spec.choices)}." if spec.choices else ""
+    hint = " Comma-separated, e.g. '-1' or '0,1'." if _is_int_list(spec) else ""
+    text = f"{first}.{choices}{hint} SASRec's default: {spec.default!r}."
+    if spec.annotation is bool:
+        option = "--" + spec.name.replace("_", "-")
+        return typer.Option(None, f"{option}/--no-{spec.name.replace('_', '-')}", help=text)
+    return typer.Option(None, help=text)
+
+
+@_with_model_flags
+def train(
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML run configuration."),
+    data: str | None = typer.Option(None, help="Interaction file, or 'synthetic'."),
+    format: str | None = typer.Option(None, help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
+    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    out: str | None = typer.Option(None, help="Output model directory."),
+    resume: Path | None = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
+    model_name: str | None = typer.Option(None, "--model", help=f"One of: {', '.join(TRAINABLE)} (default sasrec)."),
+    *,
+    model_flags: dict,
+) -> None:
+    """Train SASRec or GRU4Rec (leave-one-out split, early stopping on validation), evaluate on test, save.
+
+    Every hyper-parameter of the model is also a flag (see `seqlens.SASRec` for what each does).
+    """
+    try:
+        cfg = load_config(config, {"data": {"path": data, "format": format, "timestamps": timestamps},
+                                   "model": model_flags, "run": {"out": out, "model": model_name}})  # fmt: skip
+        log = load_data(cfg)
+        console.print(f"[bold]data[/bold]  {log}")
+        split = split_log(log, cfg.run.split)
+        cls = TRAINABLE[cfg.run.model]
+        params = cfg.model.model_dump(exclude_none=True)
+        unused = sorted(set(params) - set(cls._param_names()))
+        if unused:
+            raise SeqlensError(f"{config or 'options'}: {cfg.run.model} has no parameter(s) {', '.join(unused)}")
+        model = cls(**params)
+        out_dir = Path(cfg.run.out)
+        model.fit(
+            split.train, valid=split.valid, checkpoint_dir=out_dir.with_name(out_dir.name + ".ckpt"), resume=resume
+        )
+    except TrainingInterrupted as e:
+        fail(f"interrupted; checkpoint saved, resume with --resume {e.checkpoint}")
+    name = type(model).__name__
+    results = {
+        name: evaluate(model, split.test, split.test_history),
+        "Popular": evaluate(Popular().fit(split.train), split.test, split.test_history),
+    }
+    console.print(metrics_table(results, f"test metrics ({protocol_line(results[name], cfg.run.split)})"))
+    model.metrics_ = {"test": results[name].summary, "protocol": {**results[name].protocol, "split": cfg.run.split},
+                      "popular_test": results["Popular"].summary}  # fmt: skip
+    model.save(out_dir)
+    console.print(f"model saved to [bold]{out_dir}[/bold]")
