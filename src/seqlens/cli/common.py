@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,6 +23,11 @@ console = Console()
 #: errors go to stderr, unwrapped: a message is read (and grepped) whole, whatever the terminal width
 errors = Console(stderr=True, soft_wrap=True)
 
+
+# option types shared by the commands (`format: Format = "auto"`): one help text each
+Format = Annotated[str, typer.Option(help="auto, csv, tsv, parquet, movielens, sequences, synthetic.")]
+Timestamps = Annotated[str | None, typer.Option(help="Aligned timestamp file for a sequence file.")]
+ModelDir = Annotated[Path, typer.Argument(help="Model directory written by train or save().")]
 
 SHOWN = ("recall@1", "recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")
 

@@ -12,6 +12,9 @@ from rich.table import Table
 import seqlens
 from seqlens import atomic
 from seqlens.cli.common import (
+    Format,
+    ModelDir,
+    Timestamps,
     console,
     metrics_table,
     protocol_line,
@@ -26,10 +29,10 @@ from seqlens.recommenders import Popular, Recommender, load_model
 
 
 def evaluate_cmd(
-    model_dir: Path = typer.Argument(..., help="Model directory written by train or save()."),
+    model_dir: ModelDir,
     data: str = typer.Argument(..., help="Interaction file (the model's data; split leave-one-out)."),
-    format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
-    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    format: Format = "auto",
+    timestamps: Timestamps = None,
     keep_seen: bool = typer.Option(False, help="Keep history items in the ranking (default: excluded)."),
     per_user: Path | None = typer.Option(None, help="Write per-user metrics (CSV or Parquet) here."),
     sampled: str | None = typer.Option(
@@ -111,8 +114,8 @@ def compare_cmd(
         ..., help="Model directories, 'label=dir1,dir2' to pool seeds, or a baseline: popular, markov, itemknn."
     ),
     data: str = typer.Option(..., help="Interaction file the models were trained on."),
-    format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
-    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    format: Format = "auto",
+    timestamps: Timestamps = None,
     split_name: str = typer.Option(
         "leave_one_out",
         "--split",
@@ -156,8 +159,8 @@ def compare_cmd(
 def calibrate(
     model_dir: Path = typer.Argument(..., help="Model directory of a SASRec or GRU4Rec model (scores are logits)."),
     data: str = typer.Argument(..., help="Interaction file the model was trained on (split leave-one-out)."),
-    format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
-    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    format: Format = "auto",
+    timestamps: Timestamps = None,
     out: Path | None = typer.Option(None, help="Directory for calibration.json and reliability.png."),
 ) -> None:
     """Expected calibration error of the top-1 probability, before and after temperature scaling.

@@ -11,6 +11,8 @@ from rich.table import Table
 
 from seqlens import atomic
 from seqlens.cli.common import (
+    Format,
+    Timestamps,
     console,
     fail,
     warn,
@@ -58,8 +60,8 @@ def explain_cmd(
     deny_file: Path | None = typer.Option(None, help="File of item ids (one per line) never named."),
     deny_attribute: list[str] = typer.Option([], help="column=value of item metadata to hide, e.g. genres=Horror."),
     data: str | None = typer.Option(None, help="The model's interaction file: times and item attributes."),
-    format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
-    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    format: Format = "auto",
+    timestamps: Timestamps = None,
     out: Path | None = typer.Option(Path("explain.html"), help="HTML report to write."),
     no_report: bool = typer.Option(False, "--no-report", help="Only print the narratives."),
     as_json: bool = typer.Option(False, "--json", help="Print the explanations as JSON."),
@@ -104,8 +106,8 @@ def explain_cmd(
 def faithfulness_cmd(
     model_dir: Path = typer.Argument(..., help="Model directory of a SASRec model."),
     data: str = typer.Argument(..., help="Interaction file the model was trained on (split leave-one-out)."),
-    format: str = typer.Option("auto", help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
-    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    format: Format = "auto",
+    timestamps: Timestamps = None,
     users: int = typer.Option(500, help="Test users sampled (among those with more than 5 history items)."),
     methods: str = typer.Option(",".join(METHODS), help="Comma-separated methods."),
     draws: int = typer.Option(10, help="Random deletions averaged per user and k."),

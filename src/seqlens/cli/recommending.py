@@ -11,6 +11,7 @@ from rich.table import Table
 
 from seqlens import atomic
 from seqlens.cli.common import (
+    ModelDir,
     console,
     errors,
     fail,
@@ -21,7 +22,7 @@ from seqlens.recommenders import Recommender, load_model
 
 
 def recommend(
-    model_dir: Path = typer.Argument(..., help="Model directory written by train or save()."),
+    model_dir: ModelDir,
     user: str | None = typer.Option(None, help="A user seen in training."),
     items: str | None = typer.Option(None, help="Comma-separated item ids, oldest first (an ad-hoc history)."),
     k: int = typer.Option(10, "-k", "--k", help="How many items."),

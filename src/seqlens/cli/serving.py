@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from seqlens.cli.common import (
+    ModelDir,
     console,
     fail,
     warn,
@@ -16,7 +17,7 @@ from seqlens.errors import SeqlensError
 
 def serve(
     ctx: typer.Context,
-    model_dir: Path = typer.Argument(..., help="Model directory written by train or save()."),
+    model_dir: ModelDir,
     host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, min=1, help="Worker processes, each with one torch thread."),

@@ -15,6 +15,7 @@ from rich.markup import escape
 import seqlens
 from seqlens import atomic
 from seqlens.cli.common import (
+    Timestamps,
     console,
     fail,
     int_list,
@@ -124,7 +125,7 @@ def train(
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML run configuration."),
     data: str | None = typer.Option(None, help="Interaction file, or 'synthetic'."),
     format: str | None = typer.Option(None, help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
-    timestamps: str | None = typer.Option(None, help="Aligned timestamp file for a sequence file."),
+    timestamps: Timestamps = None,
     out: str | None = typer.Option(None, help="Output model directory."),
     resume: Path | None = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
     model_name: str | None = typer.Option(None, "--model", help=f"One of: {', '.join(TRAINABLE)} (default sasrec)."),
