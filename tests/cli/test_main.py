@@ -219,3 +219,21 @@ def test_evaluate_sampled_is_labelled(trained):
     assert "SAMPLED (100 uniform negatives" in " ".join(result.output.split())
     result = runner.invoke(app, ["evaluate", str(trained), "synthetic", "--sampled", "all"])
     assert result.exit_code == 2 and "sampled='all'" in result.output
+
+
+@pytest.mark.fault
+def test_ctrl_c_during_the_test_evaluation_keeps_the_trained_model(tmp_path, monkeypatch):
+    import seqlens
+    from seqlens.cli import training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "evaluate", interrupted)
+    out = tmp_path / "model"
+    result = runner.invoke(
+        app, ["train", "--data", "synthetic", "--epochs", "1", "--dim", "16", "--max-len", "20", "--out", str(out)]
+    )
+    assert result.exit_code == 2 and "interrupted during the test evaluation" in result.stderr
+    assert seqlens.load(out).recommend(users=["u1"], k=3).shape[0] == 3
+    assert not (out / "metrics.json").exists()

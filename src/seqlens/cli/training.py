@@ -154,13 +154,18 @@ def train(
         )
     except TrainingInterrupted as e:
         fail(f"interrupted; checkpoint saved, resume with --resume {e.checkpoint}")
+    model.save(out_dir)  # before the test evaluation: interrupting that must not lose the trained model
     name = type(model).__name__
-    results = {
-        name: evaluate(model, split.test, split.test_history),
-        "Popular": evaluate(Popular().fit(split.train), split.test, split.test_history),
-    }
+    try:
+        results = {
+            name: evaluate(model, split.test, split.test_history),
+            "Popular": evaluate(Popular().fit(split.train), split.test, split.test_history),
+        }
+    except KeyboardInterrupt:
+        fail(f"interrupted during the test evaluation; the trained model is saved in {out_dir} (without test metrics: "
+             f"`seqlens evaluate {out_dir} DATA` computes them)")  # fmt: skip
     console.print(metrics_table(results, f"test metrics ({protocol_line(results[name], cfg.run.split)})"))
     model.metrics_ = {"test": results[name].summary, "protocol": {**results[name].protocol, "split": cfg.run.split},
                       "popular_test": results["Popular"].summary}  # fmt: skip
-    model.save(out_dir)
+    model.save(out_dir)  # again, with the test metrics
     console.print(f"model saved to [bold]{out_dir}[/bold]")
