@@ -292,3 +292,21 @@ def test_every_corruption_is_an_artifact_error_at_load(copy_of, damage, message)
     damage(copy_of)
     with pytest.raises(ArtifactError, match=re.escape(message)):
         seqlens.load(copy_of)
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("name", ["model.safetensors", "items.json", "history.json"])
+def test_a_changed_byte_that_leaves_a_file_well_formed_is_caught_by_its_checksum(copy_of, name):
+    data = bytearray((copy_of / name).read_bytes())
+    if name == "model.safetensors":
+        data[-3] ^= 0x01  # a bit of the last weight
+    else:
+        data[data.index(b'"', data.index(b"[")) + 1] = ord("Z")  # the first letter of the first string in a list
+    (copy_of / name).write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=re.escape(str(copy_of / name)) + ".*SHA-256 differs"):
+        seqlens.load(copy_of)
+
+
+def test_models_saved_without_checksums_still_load(copy_of):
+    _edit_config(lambda c: c.pop("sha256"))(copy_of)
+    assert seqlens.load(copy_of).recommend(users=[seqlens.load(copy_of).user_ids_[0]], k=3).shape[0] == 3

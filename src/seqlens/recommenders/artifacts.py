@@ -59,15 +59,39 @@ def save_model(model: Recommender, path: str | Path, metrics: dict | None = None
         }
     )
     items = {"item_ids": list(map(str, model.item_ids_)), "titles": model.item_titles_}
+    files = {
+        "model.safetensors": st_save(tensors),
+        "items.json": json.dumps(items).encode(),
+        "users.json": json.dumps(list(map(str, model.user_ids_))).encode(),
+        "history.json": json.dumps(getattr(model, "history_", []), indent=1).encode(),
+    }
+    if metrics is not None:
+        files["metrics.json"] = json.dumps(metrics, indent=2).encode()
+    config["sha256"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     with atomic.directory(path) as tmp:
         atomic.write_text(tmp / "config.json", json.dumps(config, indent=2))
-        atomic.write_bytes(tmp / "model.safetensors", st_save(tensors))
-        atomic.write_text(tmp / "items.json", json.dumps(items))
-        atomic.write_text(tmp / "users.json", json.dumps(list(map(str, model.user_ids_))))
-        atomic.write_text(tmp / "history.json", json.dumps(getattr(model, "history_", []), indent=1))
-        if metrics is not None:
-            atomic.write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
+        for name, data in files.items():
+            atomic.write_bytes(tmp / name, data)
     return Path(path)
+
+
+def _verify_checksums(path: Path, config: dict) -> None:
+    """Every file config.json lists a SHA-256 for must still have it (models saved before checksums list none).
+
+    Run after the structural checks, which name what is wrong in a broken file; this catches the rest: a
+    changed byte that leaves a file well-formed (a weight, an item id)."""
+    listed = config.get("sha256", {})
+    if not isinstance(listed, dict):
+        raise ArtifactError(f"{path / 'config.json'}: 'sha256' must map file names to checksums")
+    for name, expected in listed.items():
+        if not isinstance(name, str) or "/" in name or name.startswith("."):
+            raise ArtifactError(f"{path / 'config.json'}: 'sha256' lists {name!r}, not a file of the directory")
+        file = path / name
+        if not file.is_file():
+            raise ArtifactError(f"{file}: missing; config.json lists its checksum")
+        if hashlib.sha256(file.read_bytes()).hexdigest() != expected:
+            raise ArtifactError(f"{file}: its SHA-256 differs from the one config.json recorded; the file changed "
+                                "after saving or is corrupt")  # fmt: skip
 
 
 def _read_json(path: Path, kind: type = object):
@@ -118,6 +142,7 @@ def load_model(path: str | Path) -> Recommender:
         raise ArtifactError(str(e) if str(path) in str(e) else f"{path}: {e}") from None
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:  # whatever a corrupt file breaks
         raise ArtifactError(f"{path}: corrupt model directory ({type(e).__name__}: {e})") from None
+    _verify_checksums(path, config)
     return model
 
 
