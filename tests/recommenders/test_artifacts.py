@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -310,3 +311,16 @@ def test_a_changed_byte_that_leaves_a_file_well_formed_is_caught_by_its_checksum
 def test_models_saved_without_checksums_still_load(copy_of):
     _edit_config(lambda c: c.pop("sha256"))(copy_of)
     assert seqlens.load(copy_of).recommend(users=[seqlens.load(copy_of).user_ids_[0]], k=3).shape[0] == 3
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models-8581490"
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
+def test_models_saved_by_the_release_before_the_parameter_schema_load_and_recommend_the_same(name):
+    """Saved by commit 8581490 (tests/fixtures/models-8581490: tiny models, their top-5 for five users)."""
+    model = seqlens.load(FIXTURES / name)
+    expected = pd.DataFrame(json.loads((FIXTURES / "recommendations.json").read_text())[name])
+    recs = model.recommend(users=list(expected["user_id"].unique()), k=5)
+    assert recs["item_id"].tolist() == expected["item_id"].tolist()
+    np.testing.assert_allclose(recs["score"], expected["score"], atol=1e-4)
