@@ -411,7 +411,7 @@ def render(results: dict) -> str:
         "",
         "| method | what it is | signed |",
         "|---|---|---|",
-        "| `masking` (default) | exact score drop when the item is hidden in place (no other item moves; the most recent item, which the prediction is read from, keeps its position and loses its content), all positions in one pass that reuses what hiding leaves unchanged | yes |",
+        "| `masking` (default) | exact score drop when the item is hidden in place (no other item moves; the most recent item, which the prediction is read from, gets the smaller of its drops when its content is hidden and when it is removed), all positions in one pass that reuses what hiding leaves unchanged | yes |",
         "| `occlusion` | exact score drop when the item is removed from the history (older items move one step closer); all removals in one pass that reuses what a removal leaves unchanged | yes |",
         "| `intgrad` | integrated gradients over the item embeddings (Sundararajan et al. 2017), 16 midpoint steps | yes |",
         "| `gradxinput` | gradient x embedding (first-order term) | yes |",
