@@ -103,3 +103,15 @@ def test_any_next_item_network_removes_by_one_pass_per_position():
     seq[1, :3] = 0
     with torch.inference_mode():
         torch.testing.assert_close(net.removed_last_hidden(seq), removed_by_definition(net, seq))
+
+
+@pytest.mark.parametrize("rotary", [False, True])
+def test_without_absolute_positions_the_shorter_history_is_the_state_one_column_earlier(rotary):
+    """What masking relies on to get "without the latest item" from the full pass."""
+    torch.manual_seed(0)
+    net = SASRecNet(SASRecConfig(n_items=30, max_len=12, dim=16, positions="none", rotary=rotary)).eval()
+    seq = torch.randint(1, 31, (3, 12))
+    seq[1, :4] = 0
+    seq[2, :11] = 0  # one item: nothing left without it
+    with torch.inference_mode():
+        torch.testing.assert_close(net(seq)[0][:, -2], net.last_hidden(seq[:, :-1]), atol=1e-5, rtol=1e-4)

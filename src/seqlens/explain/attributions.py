@@ -143,12 +143,16 @@ def _masking(net: NextItemNet, seq: Tensor, target: Tensor) -> Attributions:
     """score(history) - score(history with item j hidden in place); for the most recent item, the smaller of
     the drops when its content is hidden and when it is removed."""
     real = seq != 0
+    sasrec = cast(SASRecNet, net)  # supports() checked
     with torch.inference_mode():
-        full = net.score_of(net.last_hidden(seq), target)  # [B]
-        hidden = cast(SASRecNet, net).masked_last_hidden(seq)  # [B, T, D] (supports() checked)
+        states, _ = sasrec(seq)  # [B, T, D]
+        full = net.score_of(states[:, -1], target)  # [B]
+        hidden = sasrec.masked_last_hidden(seq)  # [B, T, D]
         drops = full[:, None] - net.score_of(hidden, target[:, None].expand_as(seq))  # [B, T]
-        removed = full - net.score_of(net.last_hidden(seq[:, :-1]), target)  # [B]; one item: nothing left, 0
-        drops[:, -1] = torch.minimum(drops[:, -1], removed)
+        # without the latest item (one item: nothing left, score 0); when nothing reads absolute positions,
+        # that is the state one column earlier, already computed (attention is causal)
+        before = states[:, -2] if sasrec.cfg.positions == "none" and seq.shape[1] > 1 else net.last_hidden(seq[:, :-1])
+        drops[:, -1] = torch.minimum(drops[:, -1], full - net.score_of(before, target))
     return Attributions(drops * real, target, full)
 
 
