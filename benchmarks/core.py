@@ -25,15 +25,8 @@ MODELS = Path(__file__).resolve().parents[1] / "runs" / "bench"
 
 
 def load(name: str) -> seqlens.InteractionLog | None:
-    if name == "beauty":
-        folder = DATA / "beauty"
-        if not folder.exists():
-            return None
-        return seqlens.read_sequences(folder / "Beauty_item.txt", timestamps=folder / "Beauty_time.txt")
-    if name == "ml-1m":
-        path = DATA / "ml-1m" / "ratings_users_1-2999.dat.gz"
-        return seqlens.read_movielens(path, titles=DATA / "ml-1m" / "movies.dat") if path.exists() else None
-    raise SystemExit(f"unknown dataset {name!r}; choose beauty or ml-1m")
+    """A shared dataset by name (`seqlens.DATASETS`), or None when this machine has no copy of it."""
+    return seqlens.load_dataset(name, DATA) if seqlens.dataset_available(name, DATA) else None
 
 
 def params_differ(saved: dict, expected: dict) -> dict:

@@ -72,14 +72,7 @@ TARGETS = dict(of_occlusion=0.9, x_random=3.0, margin=0.8, spearman=0.7, against
 
 def load(name: str) -> seqlens.InteractionLog | None:
     """A real dataset from ../shared/data, or None when its folder is absent (nothing is redistributed)."""
-    if name in ("beauty", "ml-1m"):
-        return load_core(name)
-    paths = {"ml-100k": DATA / "ml-100k" / "u.data", "toys": DATA / "toys" / "Toys_and_Games.txt",
-             "lastfm": DATA / "lastfm" / "LastFM.txt"}  # fmt: skip
-    path = paths[name]
-    if not path.exists():
-        return None
-    return seqlens.read_movielens(path) if name == "ml-100k" else seqlens.read_sequences(path)
+    return load_core(name)
 
 
 def testbed(name: str) -> seqlens.PlantedLog:

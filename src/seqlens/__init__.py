@@ -2,9 +2,12 @@
 
 from seqlens._version import __version__
 from seqlens.data import (
+    DATASETS,
     InteractionLog,
     Split,
+    dataset_available,
     leave_one_out,
+    load_dataset,
     planted_log,
     read_interactions,
     read_log,
@@ -23,4 +26,5 @@ __all__ = [
     "ArtifactError", "DataError", "EvalResult", "GRU4Rec", "InteractionLog", "ItemKNN", "MarkovChain", "Popular", "Recommender", "SASRec",
     "SeqlensError", "Split", "__version__", "evaluate", "leave_one_out", "load", "read_interactions", "read_log",
     "planted_log", "read_movielens", "read_sequences", "synthetic_log", "temporal_split", "trigger_families",
+    "DATASETS", "dataset_available", "load_dataset",
 ]  # fmt: skip

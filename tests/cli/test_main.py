@@ -237,3 +237,16 @@ def test_ctrl_c_during_the_test_evaluation_keeps_the_trained_model(tmp_path, mon
     assert result.exit_code == 2 and "interrupted during the test evaluation" in result.stderr
     assert seqlens.load(out).recommend(users=["u1"], k=3).shape[0] == 3
     assert not (out / "metrics.json").exists()
+
+
+def test_train_on_a_named_dataset_from_a_data_root(tmp_path):
+    (tmp_path / "data" / "lastfm").mkdir(parents=True)
+    rows = [f"u{u} " + " ".join(f"i{(u * 7 + t) % 40}" for t in range(12)) for u in range(60)]
+    (tmp_path / "data" / "lastfm" / "LastFM.txt").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "model"
+    result = runner.invoke(app, ["train", "--dataset", "lastfm", "--data-root", str(tmp_path / "data"), "--epochs", "1",
+                                 "--dim", "8", "--max-len", "10", "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["dataset"]["n_users"] == 60
+    missing = runner.invoke(app, ["train", "--dataset", "beauty", "--data-root", str(tmp_path / "data")])
+    assert missing.exit_code == 2 and "Beauty_item.txt: missing" in missing.stderr

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from seqlens.cli.config import Config
-from seqlens.data import InteractionLog, Split, leave_one_out, read_log, temporal_split
+from seqlens.data import InteractionLog, Split, leave_one_out, load_dataset, read_log, temporal_split
 from seqlens.errors import SeqlensError
 from seqlens.eval import EvalResult
 from seqlens.recommenders import Recommender
@@ -43,7 +43,10 @@ def fail(message: str) -> None:
 
 def load_data(cfg: Config) -> InteractionLog:
     d = cfg.data
-    log = read_log(d.path, d.format, d.user, d.item, d.time, d.timestamps, d.titles)
+    if d.dataset is not None:
+        log = load_dataset(d.dataset, d.root)
+    else:
+        log = read_log(d.path, d.format, d.user, d.item, d.time, d.timestamps, d.titles)
     return log.kcore(d.kcore, d.kcore) if d.kcore else log
 
 

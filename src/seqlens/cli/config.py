@@ -32,6 +32,8 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
+    dataset: str | None = None  # a name of `seqlens.DATASETS`, read from under `root` (else $SEQLENS_DATA)
+    root: str | None = None
     path: str = "synthetic"
     format: Literal["auto", "csv", "tsv", "parquet", "movielens", "sequences", "synthetic"] = "auto"
     user: str = "user_id"

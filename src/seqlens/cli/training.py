@@ -27,7 +27,7 @@ from seqlens.cli.common import (
     split_log,
 )
 from seqlens.cli.config import TRAINABLE, load_config
-from seqlens.data import leave_one_out
+from seqlens.data import DATASETS, leave_one_out
 from seqlens.errors import SeqlensError
 from seqlens.eval import evaluate
 from seqlens.params import Spec
@@ -124,6 +124,10 @@ def _flag(spec: Spec):
 def train(
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML run configuration."),
     data: str | None = typer.Option(None, help="Interaction file, or 'synthetic'."),
+    dataset: str | None = typer.Option(
+        None, help=f"Instead of --data, a known dataset read from under --data-root: {', '.join(DATASETS)}."
+    ),
+    data_root: str | None = typer.Option(None, help="Folder holding the datasets (default: $SEQLENS_DATA)."),
     format: str | None = typer.Option(None, help="auto, csv, tsv, parquet, movielens, sequences, synthetic."),
     timestamps: Timestamps = None,
     out: str | None = typer.Option(None, help="Output model directory."),
@@ -137,7 +141,7 @@ def train(
     Every hyper-parameter of the model is also a flag (see `seqlens.SASRec` for what each does).
     """
     try:
-        cfg = load_config(config, {"data": {"path": data, "format": format, "timestamps": timestamps},
+        cfg = load_config(config, {"data": {"path": data, "format": format, "timestamps": timestamps, "dataset": dataset, "root": data_root},
                                    "model": model_flags, "run": {"out": out, "model": model_name}})  # fmt: skip
         log = load_data(cfg)
         console.print(f"[bold]data[/bold]  {log}")
