@@ -38,7 +38,7 @@ from benchmarks import core
 from benchmarks.peers_worker import cpu_name  # the worker imports no seqlens, so the driver can share its helpers
 from seqlens.data.log import ITEM, USER
 from seqlens.eval.compare import compare
-from seqlens.eval.metrics import KS
+from seqlens.eval.lists import score_lists
 from seqlens.eval.protocol import EvalResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,49 +73,6 @@ PINNED = {"positions": "from_end", "rotary": False}
 # --- top-K lists as a scorer for seqlens.evaluate -------------------------------------------------
 
 
-class TopKLists:
-    """A `seqlens.eval.protocol.Scorer` made from fixed top-K lists, so `seqlens.evaluate` scores them.
-
-    Item i at rank r of a user's list scores K + 1 - r, every other item -inf: ranks inside the list are
-    exact and a target outside it is a miss, so every metric at K' <= K equals that of full ranking with
-    the model that produced the list (ties aside: a list has none). `users` is the row order in which
-    `evaluate` asks for scores (the order of the targets' users).
-    """
-
-    def __init__(self, recs: pd.DataFrame, items: np.ndarray, users: np.ndarray, k: int = K):
-        self.item_ids_ = np.asarray(items, dtype=object)
-        self.n_items_ = len(self.item_ids_)
-        self._index = pd.Index(self.item_ids_)
-        self.users = np.asarray(users, dtype=object)
-        self.k = k
-        if len(recs) and not recs["rank"].between(1, k).all():
-            raise ValueError(f"ranks must be 1..{k}")
-        recs = recs.assign(**{USER: recs[USER].astype(str), ITEM: recs[ITEM].astype(str)})
-        self.unknown_items = int((self.encode_items(recs[ITEM].to_numpy()) == 0).sum())
-        row = pd.Index(self.users).get_indexer(recs[USER])
-        known = row >= 0
-        self.users_without_list = int(len(self.users) - len(np.unique(row[known])))
-        self._rows = row[known]
-        self._items = self.encode_items(recs[ITEM].to_numpy()[known])
-        self._scores = (self.k + 1 - recs["rank"].to_numpy()[known]).astype(np.float32)
-
-    def encode_items(self, item_ids) -> np.ndarray:
-        idx = self._index.get_indexer(np.asarray(item_ids, dtype=object).astype(str))
-        return np.where(idx >= 0, idx + 1, 0).astype(np.int64)
-
-    def score_histories(self, histories, rows: np.ndarray) -> torch.Tensor:
-        if len(histories) != len(self.users):
-            raise ValueError(f"scores asked for {len(histories)} histories, lists made for {len(self.users)} users")
-        scores = torch.full((len(rows), self.n_items_ + 1), float("-inf"))
-        pos = np.full(len(self.users), -1)
-        pos[rows] = np.arange(len(rows))
-        sel = (pos[self._rows] >= 0) & (self._items > 0)
-        scores[torch.from_numpy(pos[self._rows][sel]), torch.from_numpy(self._items[sel])] = torch.from_numpy(
-            self._scores[sel]
-        )
-        return scores
-
-
 def paired_to_seqlens(results: dict[str, EvalResult]) -> list[dict]:
     """Each peer's per-user NDCG@10 and Recall@10 against seqlens' on the same test users (`results` from
     `score_lists`): mean difference, paired bootstrap 95% CI, sign-flip p-value and verdict."""
@@ -128,34 +85,6 @@ def paired_to_seqlens(results: dict[str, EvalResult]) -> list[dict]:
 def lists_folder(key: str) -> Path:
     """Where a run keeps every library's top-K lists (not tracked: they derive from the licensed data)."""
     return LISTS / key.replace(", ", "-").replace(" ", "")
-
-
-def score_lists(recs: pd.DataFrame, split: seqlens.Split, items: np.ndarray, k: int = K) -> tuple[dict, EvalResult]:
-    """Score top-`k` lists (user_id, item_id, rank) of the test users with seqlens' evaluate (metrics at K <= k):
-    the report's metrics and protocol, and the evaluation itself (its per-user values pair libraries).
-
-    `items` is the catalogue (the items of the training part). The lists are scored as they are
-    (exclude_seen=False), so a seen item in a list costs its slot; how many there were is reported.
-    """
-    scorer = TopKLists(recs, items, split.test.df[USER].to_numpy(), k)
-    ks = tuple(k for k in KS if k <= scorer.k)
-    result = seqlens.evaluate(scorer, split.test, split.test_history, ks=ks, exclude_seen=False)
-    history = split.test_history.df
-    seen = recs.assign(**{USER: recs[USER].astype(str), ITEM: recs[ITEM].astype(str)}).merge(
-        history[[USER, ITEM]].drop_duplicates(), on=[USER, ITEM]
-    )
-    scored = {
-        "metrics": result.summary,
-        "protocol": {
-            **result.protocol,
-            "ranking": f"full (all {len(items)} training items), scored from top-{scorer.k} lists",
-            "list_length": scorer.k,
-            "seen_items_in_lists": len(seen),
-            "unknown_items_in_lists": scorer.unknown_items,
-            "users_without_list": scorer.users_without_list,
-        },
-    }
-    return scored, result
 
 
 # --- data and runs ---------------------------------------------------------------------------------

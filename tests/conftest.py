@@ -57,3 +57,10 @@ def synth_log() -> InteractionLog:
 @pytest.fixture(scope="session")
 def synth_split(synth_log):
     return seqlens.leave_one_out(synth_log)
+
+
+@pytest.fixture(scope="session")
+def fitted(synth_split):
+    """A small SASRec fitted on the synthetic split (shared by the tests that only read it)."""
+    model = seqlens.SASRec(max_len=20, dim=16, layers=1, epochs=2, progress=False, seed=0)
+    return model.fit(synth_split.train, valid=synth_split.valid)
