@@ -43,10 +43,9 @@ def evaluate_cmd(
     model = load_model(model_dir)
     log = read_log(data, format, timestamps=timestamps)
     split = leave_one_out(log)
-    options = dict(exclude_seen=not keep_seen, sampled=sampled)
     results = {
-        type(model).__name__: evaluate(model, split.test, split.test_history, **options),
-        "Popular": evaluate(Popular().fit(split.train), split.test, split.test_history, **options),
+        name: evaluate(m, split.test, split.test_history, exclude_seen=not keep_seen, sampled=sampled)
+        for name, m in ((type(model).__name__, model), ("Popular", Popular().fit(split.train)))
     }
     console.print(metrics_table(results, f"test metrics ({protocol_line(results['Popular'])})"))
     if per_user is not None:

@@ -21,7 +21,7 @@ from seqlens.data import InteractionLog, leave_one_out, read_log
 from seqlens.errors import SeqlensError
 from seqlens.explain.attributions import METHODS
 from seqlens.explain.explanation import DEFAULT_METHOD
-from seqlens.recommenders import load_model
+from seqlens.recommenders import SASRec, load_model
 
 
 def _deny_list(deny: str | None, deny_file: Path | None, deny_attribute: list[str], log: InteractionLog | None):
@@ -76,22 +76,26 @@ def explain_cmd(
     if item is not None and len(user) > 1:
         fail("--item explains one item; give a single --user with it")
     model = load_model(model_dir)
-    if not hasattr(model, "explain"):
+    if not isinstance(model, SASRec):
         raise SeqlensError(f"{type(model).__name__} models cannot be explained; explanations need SASRec")
     log = read_log(data, format, timestamps=timestamps) if data else None
     deny_list = _deny_list(deny, deny_file, deny_attribute, log)
     users = user or None
-    histories = None if users else {"query": [i.strip() for i in items.split(",") if i.strip()]}
+    histories = None if users else {"query": [i.strip() for i in (items or "").split(",") if i.strip()]}
     times = timestamps_from_log(model, log, users) if users and log is not None else None
-    options = dict(method=method or DEFAULT_METHOD, k=k, timestamps=times, deny=deny_list, verb=verb or DEFAULT_VERB)
+    chosen, verb = method or DEFAULT_METHOD, verb or DEFAULT_VERB
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if out is not None and not no_report and not as_json:
-            page, explanations = html_report(model, users, histories, **options)
+            page, explanations = html_report(
+                model, users, histories, method=chosen, k=k, timestamps=times, deny=deny_list, verb=verb
+            )
             atomic.write_text(out, page)
         else:
             targets = [item] if item is not None else None
-            explanations = explain_batch(model, users, histories, targets, **options)
+            explanations = explain_batch(
+                model, users, histories, targets, method=chosen, k=k, timestamps=times, deny=deny_list, verb=verb
+            )
     for w in caught:
         warn(str(w.message))
     if as_json:
@@ -123,7 +127,7 @@ def faithfulness_cmd(
     from seqlens.explain.plots import faithfulness_curves
 
     model = load_model(model_dir)
-    if not hasattr(model, "explain"):
+    if not isinstance(model, SASRec):
         raise SeqlensError(f"{type(model).__name__} models cannot be explained; explanations need SASRec")
     split = leave_one_out(read_log(data, format, timestamps=timestamps))
     _, histories, _ = targets_with_histories(model, split.test, split.test_history)

@@ -50,7 +50,7 @@ def recommend(
         elif user is not None:
             recs = model.recommend(users=[user], k=k, exclude_seen=not keep_seen)
         else:
-            history = [i.strip() for i in items.split(",") if i.strip()]
+            history = [i.strip() for i in (items or "").split(",") if i.strip()]
             recs = model.recommend(histories={"query": history}, k=k, exclude_seen=not keep_seen)
     for w in caught:
         warn(str(w.message))

@@ -147,7 +147,8 @@ def train(
         console.print(f"[bold]data[/bold]  {log}")
         split = split_log(log, cfg.run.split)
         cls = TRAINABLE[cfg.run.model]
-        params = cfg.model.model_dump(exclude_none=True)
+        given: dict[str, object] = dict(cfg.model)
+        params = {k: v for k, v in given.items() if v is not None}
         unused = sorted(set(params) - set(cls._param_names()))
         if unused:
             raise SeqlensError(f"{config or 'options'}: {cfg.run.model} has no parameter(s) {', '.join(unused)}")

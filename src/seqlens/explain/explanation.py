@@ -143,11 +143,12 @@ def explain(
     if (user is None) == (history is None):
         raise DataError("pass exactly one of user=... or history=[item ids, oldest first]")
     label = str(user) if user is not None else "history"
-    options = dict(method=method, k=k, deny=deny, verb=verb, exclude_seen=exclude_seen, now=now)
-    times = None if timestamps is None else {label: timestamps}
-    if user is not None:
-        return explain_batch(model, users=[user], items=[item], timestamps=times, **options)[0]
-    return explain_batch(model, histories={label: history}, items=[item], timestamps=times, **options)[0]
+    users = None if user is None else [str(user)]
+    histories = None if history is None else {label: history}
+    return explain_batch(
+        model, users, histories, [item], method=method, k=k, deny=deny, verb=verb, exclude_seen=exclude_seen,
+        now=now, timestamps=None if timestamps is None else {label: timestamps},
+    )[0]  # fmt: skip
 
 
 def explain_batch(
@@ -325,7 +326,7 @@ def build_explanation(
     summed = np.bincount(which, weights=scores[named][::-1], minlength=len(items))
     latest = named[::-1][first_seen]  # the reversed window sees each item's latest position first
     positive = np.clip(scores, 0.0, None).sum()
-    cited = []
+    cited: list[Citation] = []
     for u in np.argsort(-summed, kind="stable")[:k]:
         share = float(summed[u] / positive) if positive > 0 else 0.0
         if share <= 0 or (cited and share < MIN_SHARE):

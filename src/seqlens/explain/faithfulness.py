@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import ConstantInputWarning, kendalltau, spearmanr
-from torch import Tensor, nn
+from torch import Tensor
 
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
@@ -34,6 +34,7 @@ from seqlens.eval.metrics import MISS, exclude, target_ranks
 from seqlens.explain.attributions import CHUNK, METHODS, SIGNED, attribute, check_method
 from seqlens.explain.explanation import recommended_items
 from seqlens.nn.masking import keep_only
+from seqlens.nn.next_item import NextItemNet
 
 if TYPE_CHECKING:  # annotations only: explain reads fitted models, it does not build them
     from seqlens.recommenders.neural import NextItemModel
@@ -172,7 +173,7 @@ def summarise(per_user: pd.DataFrame, agreement: pd.DataFrame, ks: tuple[int, ..
     return frame
 
 
-def perturbed_outcomes(net: nn.Module, seq: Tensor, target: Tensor, exclude_seen: bool) -> tuple[Tensor, Tensor]:
+def perturbed_outcomes(net: NextItemNet, seq: Tensor, target: Tensor, exclude_seen: bool) -> tuple[Tensor, Tensor]:
     """Score [N] and pessimistic rank [N] of `target` after each sequence [N, T], in chunks."""
     scores, ranks = torch.empty(len(seq)), torch.empty(len(seq), dtype=torch.int64)
     with torch.inference_mode():
@@ -206,9 +207,9 @@ def _batch(net, seq, target, rows, methods, ks, draws, gen, exclude_seen) -> tup
             labels += [(name, "deletion", k), (name, "insertion", k)]
     b = len(seq)
     perturbed = keep_only(seq.repeat(len(masks), 1), torch.cat(masks))
-    score, rank = perturbed_outcomes(net, perturbed, target.repeat(len(masks)), exclude_seen)
-    score, rank = score.view(len(masks), b).numpy(), rank.view(len(masks), b).numpy()
-    base = base.numpy()
+    score_t, rank_t = perturbed_outcomes(net, perturbed, target.repeat(len(masks)), exclude_seen)
+    score, rank = score_t.view(len(masks), b).numpy(), rank_t.view(len(masks), b).numpy()
+    full = base.numpy()
     curves = []
     for i, (name, curve, k) in enumerate(labels):
         deletion = curve == "deletion"
@@ -220,7 +221,7 @@ def _batch(net, seq, target, rows, methods, ks, draws, gen, exclude_seen) -> tup
                     "method": name[0] if isinstance(name, tuple) else name,
                     "curve": curve,
                     "k": k,
-                    "score": base - score[i] if deletion else score[i],
+                    "score": full - score[i] if deletion else score[i],
                     "rank": np.where(rank[i] == MISS, np.nan, rank[i]).astype(np.float64),
                     "top10": ~in_top if deletion else in_top,
                 }

@@ -75,8 +75,9 @@ def _history_table(explanations: Mapping[str, Explanation], rows: int) -> str:
     for j in positions:
         title = first.titles[j] or first.items[j]
         when = ""
-        if first.timestamps is not None and first.timestamps[j] is not None and reference is not None:
-            when = time_ago(reference - first.timestamps[j])
+        stamp = None if first.timestamps is None else first.timestamps[j]
+        if stamp is not None and reference is not None:
+            when = time_ago(reference - stamp)
         cells = "".join(f'<td class="num">{100 * e.shares[j]:.1f}%</td>' for e in explanations.values())
         out.append(f"<tr><td class='num'>{n - j}</td><td>{html.escape(title)}</td><td>{when}</td>{cells}</tr>")
     out.append("</table>")
@@ -106,8 +107,9 @@ def html_report(
         recs = model.recommend(users=users, k=5)
         lists = {u: model.history_of(u) for u in map(str, users)}
     else:
-        recs = model.recommend(histories=histories, k=5)
-        lists = {str(u): list(map(str, h)) for u, h in histories.items()}
+        given = histories or {}
+        recs = model.recommend(histories=given, k=5)
+        lists = {str(u): list(map(str, h)) for u, h in given.items()}
     titles = model.item_titles_
     params = model.get_params()
     refinement = params.get("refinement", "none")
@@ -129,7 +131,7 @@ def html_report(
     if len(deny):
         parts.append(f"<p class='note'>Items on the privacy deny-list are shown as “{OTHER}” and never named.</p>")
     for i, e in enumerate(primary):
-        user = e.user
+        user = str(e.user)
         mine = recs[recs["user_id"] == user]
         rec_rows = "".join(
             f"<tr><td class='num'>{r.rank}</td><td>{html.escape(titles.get(r.item_id, r.item_id))}</td>"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,11 @@ class Recommender:
 
     #: every subclass by name, so `seqlens.load` can rebuild one from its saved config
     registry: dict[str, type[Recommender]] = {}
+    # learned or loaded state that every model may carry (set by fit, load or the caller)
+    dataset_: dict  # what it was trained on: source, counts, fingerprint
+    history_: list[dict]  # one record per training epoch (neural models)
+    metrics_: dict  # test metrics saved with the model
+    config_: dict  # the artifact's config.json, when loaded
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -139,7 +145,7 @@ class Recommender:
     def _load_state(self, tensors: dict[str, Tensor]) -> None:
         raise NotImplementedError
 
-    def save(self, path: str) -> None:
+    def save(self, path: str | Path) -> None:
         """Write the model directory atomically (safetensors + JSON); `seqlens.load(path)` reads it back."""
         from seqlens.recommenders.artifacts import save_model
 

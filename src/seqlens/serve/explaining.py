@@ -7,10 +7,15 @@ Kept apart from the app so the service still starts and recommends when the mode
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import numpy as np
 
 from seqlens.errors import SeqlensError
 from seqlens.serve.engine import Engine, RequestError, Result
+
+if TYPE_CHECKING:
+    from seqlens.recommenders.neural import NextItemModel
 
 #: methods cheap enough to run on the event loop (one forward pass); the others (gradient, occlusion)
 #: run in a thread so a slow explanation does not hold up the worker's other requests
@@ -75,7 +80,7 @@ def from_pass(engine: Engine, result: Result) -> dict | None:
 
     last = result.attentions[-1]  # [heads, T]: the last layer's applied weights of the last position
     exp = build_explanation(
-        engine.model, label="request", window=result.used, scores=last.mean(0).numpy(),
+        cast("NextItemModel", engine.model), label="request", window=result.used, scores=last.mean(0).numpy(),
         target=int(result.items[0]), value=float(result.scores[0]), method="attention", per_head=last.numpy(),
         deny=_no_deny(), verb=_verb(),
     )  # fmt: skip
@@ -103,7 +108,10 @@ def explain_many(engine: Engine, method: str, requests: list[tuple[list[str], st
     """Explanations (JSON shaped like `schemas.Explanation`) of several (history window, item) pairs, batched."""
     histories = {str(i): history for i, (history, _) in enumerate(requests)}
     try:
-        found = engine.model.explain_batch(histories=histories, items=[item for _, item in requests], method=method)
+        from seqlens.explain import explain_batch  # `check` let only explainable models through
+
+        model = cast("NextItemModel", engine.model)
+        found = explain_batch(model, histories=histories, items=[item for _, item in requests], method=method)
     except SeqlensError as e:  # requests were checked already; a failure here is about a history itself
         raise RequestError(422, f"cannot explain: {e}") from None
     return [_response(exp) for exp in found]
