@@ -10,6 +10,7 @@ import torch
 
 from seqlens import SASRec
 from seqlens.data.log import InteractionLog
+from seqlens.errors import DataError
 from seqlens.explain import METHODS, explain, explain_batch, rollout
 from seqlens.explain.attributions import SIGNED, attribute
 
@@ -213,6 +214,12 @@ def test_masking_is_the_exact_drop_when_each_item_is_hidden_in_place(model, hist
         content_hidden = (full - net.score_of(net(seq, blank=blank)[0][:, -1], target)).item()
     removed = full.item() - _score(model, history[:-1], item)
     assert a.scores[0, -1].item() == pytest.approx(min(content_hidden, removed), abs=1e-5)
+    for rule, expected in (("content", content_hidden), ("removal", removed)):
+        other = attribute(model.net_, seq, "masking", target, latest=rule)
+        assert other.scores[0, -1].item() == pytest.approx(expected, abs=1e-5)
+        torch.testing.assert_close(other.scores[0, :-1], a.scores[0, :-1])  # only the latest item's rule differs
+    with pytest.raises(DataError, match="latest='max'"):
+        attribute(model.net_, seq, "masking", target, latest="max")
 
 
 def test_integrated_gradients_sum_to_the_score_gain_over_no_items(model, history):

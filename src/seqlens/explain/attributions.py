@@ -55,6 +55,9 @@ TARGET_AGNOSTIC = frozenset({"attention", "rollout", "norm"})
 NEEDS = {"gradrollout": "blocks", "attention": "blocks", "rollout": "blocks", "norm": "blocks",
          "masking": "masked_last_hidden"}  # fmt: skip
 
+#: masking's rules for the most recent item, which cannot be hidden in place: the smaller of the drops with
+#: its content hidden and with it removed (the default, chosen on tuning data), or either alone
+LATEST_RULES = ("min", "content", "removal")
 #: sequences per forward pass when many perturbed histories are scored (bounds the T x T attention memory)
 CHUNK = 512
 #: floats in the prefix sums of one exact-occlusion pass (rows x T x T x D): bounds its memory at 64 MB
@@ -84,9 +87,14 @@ def supports(net: NextItemNet, method: str) -> bool:
     return method not in NEEDS or hasattr(net, NEEDS[method])
 
 
-def attribute(net: NextItemNet, seq: Tensor, method: str, target: Tensor) -> Attributions:
-    """Attributions of `target` [B] (internal item indices) to every column of `seq` [B, T]."""
+def attribute(net: NextItemNet, seq: Tensor, method: str, target: Tensor, latest: str = "min") -> Attributions:
+    """Attributions of `target` [B] (internal item indices) to every column of `seq` [B, T].
+
+    `latest` is masking's rule for the most recent item (see `LATEST_RULES`); other methods ignore it.
+    """
     check_method(method)
+    if latest not in LATEST_RULES:
+        raise DataError(f"latest={latest!r} is unknown; choose one of {', '.join(LATEST_RULES)}")
     if seq.dim() != 2 or seq.shape[1] == 0:
         raise DataError(f"seq must be a [batch, length] tensor of item indices, got shape {tuple(seq.shape)}")
     if not (seq != 0).any(1).all():
@@ -96,6 +104,8 @@ def attribute(net: NextItemNet, seq: Tensor, method: str, target: Tensor) -> Att
         raise DataError(f"target must hold one known item index per row, got {target.tolist()}")
     if not supports(net, method):
         raise DataError(f"method {method!r} needs {NEEDS[method]!r}, which {type(net).__name__} does not have")
+    if method == "masking":
+        return _masking(net, seq, target, latest)
     if method in _SIGNED_METHODS:
         return _SIGNED_METHODS[method](net, seq, target)
     sasrec = cast(SASRecNet, net)  # supports() checked: an attention network from here on
@@ -139,9 +149,9 @@ def score_sequences(net: NextItemNet, seq: Tensor, target: Tensor, chunk: int = 
     return out
 
 
-def _masking(net: NextItemNet, seq: Tensor, target: Tensor) -> Attributions:
-    """score(history) - score(history with item j hidden in place); for the most recent item, the smaller of
-    the drops when its content is hidden and when it is removed."""
+def _masking(net: NextItemNet, seq: Tensor, target: Tensor, latest: str = "min") -> Attributions:
+    """score(history) - score(history with item j hidden in place); for the most recent item, by `latest`:
+    the smaller of the drops when its content is hidden and when it is removed ("min"), or one of them."""
     real = seq != 0
     sasrec = cast(SASRecNet, net)  # supports() checked
     with torch.inference_mode():
@@ -152,7 +162,11 @@ def _masking(net: NextItemNet, seq: Tensor, target: Tensor) -> Attributions:
         # without the latest item (one item: nothing left, score 0); when nothing reads absolute positions,
         # that is the state one column earlier, already computed (attention is causal)
         before = states[:, -2] if sasrec.cfg.positions == "none" and seq.shape[1] > 1 else net.last_hidden(seq[:, :-1])
-        drops[:, -1] = torch.minimum(drops[:, -1], full - net.score_of(before, target))
+        removed = full - net.score_of(before, target)
+        if latest == "min":
+            drops[:, -1] = torch.minimum(drops[:, -1], removed)
+        elif latest == "removal":
+            drops[:, -1] = removed
     return Attributions(drops * real, target, full)
 
 

@@ -85,12 +85,14 @@ def faithfulness(
     seed: int = 0,
     exclude_seen: bool = True,
     batch_size: int = 32,
+    latest: str = "min",
 ) -> FaithfulnessResult:
     """Deletion and insertion curves and agreement with occlusion for each method and baseline, on up to
     `n_users` histories.
 
     `histories` are internal-index sequences (e.g. `targets_with_histories(model, split.test,
     split.test_history)[1]`); eligible users (more than max(ks) items read) are sampled with `seed`.
+    `latest` is masking's rule for the most recent item (`seqlens.explain.attributions.LATEST_RULES`).
     """
     for m in methods:
         check_method(m)
@@ -112,7 +114,7 @@ def faithfulness(
     for lo in range(0, len(rows), batch_size):
         part = np.arange(lo, min(lo + batch_size, len(rows)))
         seq = torch.from_numpy(subset.padded(part, model.max_len))
-        c, a = _batch(model.net_, seq, targets[part], rows[part], names, ks, draws, gen, exclude_seen)
+        c, a = _batch(model.net_, seq, targets[part], rows[part], names, ks, draws, gen, exclude_seen, latest)
         curves.append(c)
         agreement.append(a)
     per_user = pd.concat(curves, ignore_index=True)
@@ -192,9 +194,9 @@ def top_k_mask(scores: Tensor, real: Tensor, k: int) -> Tensor:
     return (place < k) & real
 
 
-def _batch(net, seq, target, rows, methods, ks, draws, gen, exclude_seen) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _batch(net, seq, target, rows, methods, ks, draws, gen, exclude_seen, latest) -> tuple[pd.DataFrame, pd.DataFrame]:
     real = seq != 0
-    orders = {m: attribute(net, seq, m, target).scores for m in methods}
+    orders = {m: attribute(net, seq, m, target, latest).scores for m in methods}
     orders[RECENCY] = torch.arange(1, seq.shape[1] + 1, dtype=torch.float32).expand(seq.shape) * real
     for d in range(draws):  # random orders: uniform scores over the real positions
         orders[(RANDOM, d)] = torch.rand(seq.shape, generator=gen)

@@ -29,7 +29,11 @@ if TYPE_CHECKING:  # annotations only: explain reads fitted models, it does not 
 
 
 def trigger_hits(
-    model: NextItemModel, planted: PlantedLog, methods: tuple[str, ...] = METHODS, batch_size: int = 256
+    model: NextItemModel,
+    planted: PlantedLog,
+    methods: tuple[str, ...] = METHODS,
+    batch_size: int = 256,
+    latest: str = "min",
 ) -> pd.DataFrame:
     """Per method and family (and "all"): cases, top-1 hit rate, top-3 hit rate, distant-trigger hit rate.
 
@@ -67,9 +71,9 @@ def trigger_hits(
     predicted, first_choice = rank <= 10, rank == 1
     rows = []
     for method in methods:
-        ranked = _top_positions(model, histories, targets, positions, method, batch_size)
+        ranked = _top_positions(model, histories, targets, positions, method, batch_size, latest)
         top1 = np.array([bool(r) and r[0] in t for r, t in zip(ranked, triggers)])
-        latest = np.array([bool(r) and r[0] == p[-1] for r, p in zip(ranked, positions)])  # the most recent item
+        on_latest = np.array([bool(r) and r[0] == p[-1] for r, p in zip(ranked, positions)])  # the most recent item
         distant = np.array([bool(r) and r[0] == f for r, f in zip(ranked, first)])
         top3 = np.array(
             [
@@ -100,19 +104,19 @@ def trigger_hits(
                     "top1": int(top.sum()),
                     "hit_top1": rate(top1, top),
                     "hit3_top1": rate(top3, top),
-                    "miss_latest_top1": rate(latest, top & ~top1),
+                    "miss_latest_top1": rate(on_latest, top & ~top1),
                 }
             )
     return pd.DataFrame(rows)
 
 
-def _top_positions(model, histories, targets, positions, method, batch_size) -> list[list[int]]:
+def _top_positions(model, histories, targets, positions, method, batch_size, latest) -> list[list[int]]:
     """Each case's three top-attributed positions, as positions in the user's sequence (best first)."""
     out: list[list[int]] = []
     for lo in range(0, len(histories), batch_size):
         part = np.arange(lo, min(lo + batch_size, len(histories)))
         seq = torch.from_numpy(histories.padded(part, model.max_len))
-        a = attribute(model.net_, seq, method, torch.from_numpy(targets[part]))
+        a = attribute(model.net_, seq, method, torch.from_numpy(targets[part]), latest)
         order = torch.sort(a.scores.masked_fill(seq == 0, float("-inf")), dim=1, descending=True, stable=True).indices
         for i, r in enumerate(part):  # column in the padded batch -> position in the user's sequence
             offset = seq.shape[1] - len(positions[r])
