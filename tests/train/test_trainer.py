@@ -271,3 +271,29 @@ def test_sigterm_stops_training_with_a_resumable_checkpoint(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after training
     resumed = tiny_module(seed=7)
     assert without_timings(run(resumed, mse_loss(resumed), resume=ckpt)) == without_timings(ref_history)
+
+
+@pytest.mark.fault
+def test_a_full_disk_at_the_interrupt_leaves_the_previous_checkpoint_and_says_so(tmp_path, monkeypatch):
+    import errno
+
+    from seqlens import atomic
+    from seqlens.errors import ArtifactError
+
+    ckpt = tmp_path / "ckpt"
+    module = tiny_module()
+    with pytest.raises(TrainingInterrupted):
+        run(module, interrupting(module, at_call=5), checkpoint_dir=ckpt, epochs=4)
+    before = {p.name: p.read_bytes() for p in ckpt.iterdir()}
+    write_bytes = atomic.write_bytes
+
+    def full_disk(path, data):
+        write_bytes(path, data[: len(data) // 2])  # part of the file reaches the disk, then it is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic, "write_bytes", full_disk)
+    module = tiny_module()
+    with pytest.raises(ArtifactError, match="could not be written \\(No space left on device\\); a checkpoint already"):
+        run(module, interrupting(module, at_call=12), checkpoint_dir=ckpt, epochs=4)
+    assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == before  # the earlier checkpoint, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no half-written directory left beside it

@@ -176,7 +176,14 @@ class Trainer:
             except KeyboardInterrupt:
                 if self.checkpoint_dir is None:
                     raise
-                raise TrainingInterrupted(self._save(snap)) from None
+                try:
+                    saved = self._save(snap)
+                except OSError as e:  # a full disk, say: the write is atomic, so an older checkpoint is intact
+                    raise ArtifactError(
+                        f"{self.checkpoint_dir}: interrupted, and the checkpoint could not be written "
+                        f"({e.strerror or e}); a checkpoint already there is left as it was"
+                    ) from None
+                raise TrainingInterrupted(saved) from None
         if snap.best_state is not None:
             self.module.load_state_dict(snap.best_state)
         if resume is not None and self.checkpoint_dir is not None and Path(resume) == self.checkpoint_dir:
