@@ -12,6 +12,9 @@ to the model's max_len). Server memory is the resident set of the server's proce
 read from /proc. The client is a minimal asyncio HTTP/1.1 client so it takes little of the CPU it
 shares with the server. Every loop is bounded in count and time, and only 127.0.0.1 is contacted.
 
+Mode `reload` is the concurrent load of `plain` while `POST /v1/admin/reload` swaps the model every
+`--reload-every` seconds: failed requests, latency and memory while models are swapped under load.
+
 Usage: python -m benchmarks.serve_load runs/serve/ml-1m [--workers 2] [--duration 60] [--concurrency 16]
 Writes benchmarks/results/serve_load.json (the server's own log goes to the temp folder).
 """
@@ -221,6 +224,38 @@ async def concurrent(port: int, payloads: list[bytes], concurrency: int, seconds
     }  # fmt: skip
 
 
+RELOAD_TOKEN = "benchmark-reload-token"  # the server is on loopback only, started by this script
+
+
+async def reloading(port: int, payloads: list[bytes], concurrency: int, seconds: float, every: float) -> dict:
+    """The concurrent load, with a reload every `every` seconds on its own connection."""
+    reloads: list[dict] = []
+
+    async def reloader() -> None:
+        conn = Connection(port)
+        deadline = time.perf_counter() + seconds - every / 2
+        while time.perf_counter() + every < deadline:
+            await asyncio.sleep(every)
+            start = time.perf_counter()
+            head = (f"POST /v1/admin/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {RELOAD_TOKEN}"
+                    "\r\nContent-Length: 0\r\n\r\n").encode()  # fmt: skip
+            if conn.writer is None:
+                await conn.open()
+            conn.writer.write(head)
+            status_line = await conn.reader.readline()
+            length = 0
+            while (line := await conn.reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await conn.reader.readexactly(length)
+            reloads.append({"status": int(status_line.split()[1]), "seconds": round(time.perf_counter() - start, 3)})
+        conn.close()
+
+    load, _ = await asyncio.gather(concurrent(port, payloads, concurrency, seconds), reloader())
+    return {**load, "reloads": len(reloads), "reload_statuses": sorted({r["status"] for r in reloads}),
+            "reload_seconds_max": max((r["seconds"] for r in reloads), default=None)}  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -234,6 +269,7 @@ def start_server(model_dir: Path, port: int, workers: int, log: Path) -> subproc
             [str(SEQLENS), "serve", str(model_dir), "--port", str(port), "--workers", str(workers),
              "--log-level", "info"],
             stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, "SEQLENS_RELOAD_TOKEN": RELOAD_TOKEN},
         )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -259,7 +295,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--sequential", type=int, default=2000, help="one-at-a-time requests per mode")
     parser.add_argument("--method", default="attention")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of unmeasured load per mode first")
-    parser.add_argument("--modes", default="plain,explain", help="plain, explain or both (comma-separated)")
+    parser.add_argument("--modes", default="plain,explain", help="plain, explain, reload (comma-separated)")
+    parser.add_argument("--reload-every", type=float, default=5.0, help="seconds between reloads (mode reload)")
     parser.add_argument("--out", type=Path, default=RESULTS / "serve_load.json")
     args = parser.parse_args(argv)
     if not (
@@ -291,6 +328,18 @@ def main(argv: list[str]) -> None:
         for mode in args.modes.split(","):
             explain = mode == "explain"
             payloads = bodies(users, explain, args.method, seed=0)
+            if mode == "reload":
+                rss_before = rss_mib(proc.pid)[0]
+                load = measured(
+                    port, proc.pid,
+                    lambda p=payloads: reloading(port, p, args.concurrency, args.duration, args.reload_every),
+                )  # fmt: skip
+                load["rss_mib_before"], (load["rss_mib"], load["rss_peak_mib"]) = rss_before, rss_mib(proc.pid)
+                print(
+                    f"reload: concurrency {args.concurrency}, a reload every {args.reload_every} s: {load}", flush=True
+                )
+                result["modes"][mode] = {"concurrent": load}
+                continue
             seq = measured(
                 port, proc.pid, lambda payloads=payloads: sequential(port, payloads, args.sequential, warmup=50)
             )
