@@ -28,6 +28,7 @@ errors = Console(stderr=True, soft_wrap=True)
 Format = Annotated[str, typer.Option(help="auto, csv, tsv, parquet, movielens, sequences, synthetic.")]
 Timestamps = Annotated[str | None, typer.Option(help="Aligned timestamp file for a sequence file.")]
 ModelDir = Annotated[Path, typer.Argument(help="Model directory written by train or save().")]
+TrainingData = Annotated[str, typer.Argument(help="Interaction file the model was trained on (split leave-one-out).")]
 
 SHOWN = ("recall@1", "recall@10", "ndcg@10", "mrr@10", "recall@20", "ndcg@20")
 

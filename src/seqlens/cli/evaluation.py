@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 import typer
@@ -15,6 +16,7 @@ from seqlens.cli.common import (
     Format,
     ModelDir,
     Timestamps,
+    TrainingData,
     console,
     metrics_table,
     protocol_line,
@@ -30,7 +32,7 @@ from seqlens.recommenders import Popular, Recommender, load_model
 
 def evaluate_cmd(
     model_dir: ModelDir,
-    data: str = typer.Argument(..., help="Interaction file (the model's data; split leave-one-out)."),
+    data: TrainingData,
     format: Format = "auto",
     timestamps: Timestamps = None,
     keep_seen: bool = typer.Option(False, help="Keep history items in the ranking (default: excluded)."),
@@ -156,8 +158,10 @@ def compare_cmd(
 
 
 def calibrate(
-    model_dir: Path = typer.Argument(..., help="Model directory of a SASRec or GRU4Rec model (scores are logits)."),
-    data: str = typer.Argument(..., help="Interaction file the model was trained on (split leave-one-out)."),
+    model_dir: Annotated[
+        Path, typer.Argument(help="Model directory of a SASRec or GRU4Rec model (scores are logits).")
+    ],
+    data: TrainingData,
     format: Format = "auto",
     timestamps: Timestamps = None,
     out: Path | None = typer.Option(None, help="Directory for calibration.json and reliability.png."),

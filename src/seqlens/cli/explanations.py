@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -13,6 +14,7 @@ from seqlens import atomic
 from seqlens.cli.common import (
     Format,
     Timestamps,
+    TrainingData,
     console,
     fail,
     warn,
@@ -45,7 +47,7 @@ def _deny_list(deny: str | None, deny_file: Path | None, deny_attribute: list[st
 
 
 def explain_cmd(
-    model_dir: Path = typer.Argument(..., help="Model directory of a SASRec model."),
+    model_dir: Annotated[Path, typer.Argument(help="Model directory of a SASRec model.")],
     user: list[str] = typer.Option([], "--user", "-u", help="A user seen in training (repeat for several)."),
     items: str | None = typer.Option(None, help="Comma-separated item ids, oldest first (an ad-hoc history)."),
     item: str | None = typer.Option(None, help="Item to explain (default: the top recommendation)."),
@@ -108,8 +110,8 @@ def explain_cmd(
 
 
 def faithfulness_cmd(
-    model_dir: Path = typer.Argument(..., help="Model directory of a SASRec model."),
-    data: str = typer.Argument(..., help="Interaction file the model was trained on (split leave-one-out)."),
+    model_dir: Annotated[Path, typer.Argument(help="Model directory of a SASRec model.")],
+    data: TrainingData,
     format: Format = "auto",
     timestamps: Timestamps = None,
     users: int = typer.Option(500, help="Test users sampled (among those with more than 5 history items)."),
