@@ -140,15 +140,6 @@ def rollout(weights: list[Tensor]) -> Tensor:
     return flow
 
 
-def score_sequences(net: NextItemNet, seq: Tensor, target: Tensor, chunk: int = CHUNK) -> Tensor:
-    """Scores [N] of `target` [N] after each left-padded sequence [N, T], in chunks (no gradients)."""
-    out = torch.empty(len(seq))
-    with torch.inference_mode():
-        for lo in range(0, len(seq), chunk):
-            out[lo : lo + chunk] = net.score_of(net.last_hidden(seq[lo : lo + chunk]), target[lo : lo + chunk])
-    return out
-
-
 def _masking(net: NextItemNet, seq: Tensor, target: Tensor, latest: str = "min") -> Attributions:
     """score(history) - score(history with item j hidden in place); for the most recent item, by `latest`:
     the smaller of the drops when its content is hidden and when it is removed ("min"), or one of them."""
@@ -235,7 +226,8 @@ def _intgrad(net: NextItemNet, seq: Tensor, target: Tensor, steps: int = INTGRAD
     return Attributions(scores, target, full)
 
 
-_SIGNED_METHODS = {"masking": _masking, "occlusion": _occlusion, "intgrad": _intgrad, "gradxinput": _gradxinput}
+#: the signed methods besides masking (which also takes its rule for the latest item)
+_SIGNED_METHODS = {"occlusion": _occlusion, "intgrad": _intgrad, "gradxinput": _gradxinput}
 
 
 @contextmanager
