@@ -17,12 +17,14 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
     from seqlens.data import (
         DATASETS,
         InteractionLog,
+        ItemTable,
         Split,
         dataset_available,
         leave_one_out,
         load_dataset,
         planted_log,
         read_interactions,
+        read_items,
         read_log,
         read_movielens,
         read_sequences,
@@ -37,7 +39,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
 #: public name -> (module, name there)
 _LAZY = {
     **{name: ("seqlens.data", name) for name in (
-        "DATASETS", "InteractionLog", "Split", "dataset_available", "leave_one_out", "load_dataset", "planted_log",
+        "DATASETS", "InteractionLog", "ItemTable", "Split", "read_items", "dataset_available", "leave_one_out", "load_dataset", "planted_log",
         "read_interactions", "read_log", "read_movielens", "read_sequences", "synthetic_log", "temporal_split",
         "trigger_families")},
     **{name: ("seqlens.eval", name) for name in ("EvalResult", "evaluate")},
@@ -50,7 +52,7 @@ __all__ = [
     "ArtifactError", "DataError", "EvalResult", "GRU4Rec", "InteractionLog", "ItemKNN", "MarkovChain", "Popular", "Recommender", "SASRec",
     "SeqlensError", "Split", "__version__", "evaluate", "leave_one_out", "load", "read_interactions", "read_log",
     "planted_log", "read_movielens", "read_sequences", "synthetic_log", "temporal_split", "trigger_families",
-    "DATASETS", "dataset_available", "load_dataset",
+    "DATASETS", "dataset_available", "load_dataset", "ItemTable", "read_items",
 ]  # fmt: skip
 
 

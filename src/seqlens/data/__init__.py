@@ -1,6 +1,7 @@
 """Interaction data: the log type, readers, splits, padded batches and the synthetic generator."""
 
 from seqlens.data.datasets import DATASETS, dataset_available, load_dataset
+from seqlens.data.items import ItemTable, read_items
 from seqlens.data.log import ITEM, TIME, USER, InteractionLog
 from seqlens.data.readers import (
     FORMATS,
@@ -17,5 +18,5 @@ from seqlens.data.synthetic import FAMILIES, PlantedLog, planted_log, synthetic_
 __all__ = [
     "ITEM", "PAD", "PlantedLog", "planted_log", "TIME", "USER", "InteractionLog", "Sequences", "Split", "leave_one_out",
     "read_interactions", "read_log", "FORMATS", "read_movielens", "read_movielens_titles", "read_sequences", "synthetic_log", "trigger_families", "FAMILIES",
-    "temporal_split", "DATASETS", "dataset_available", "load_dataset",
+    "temporal_split", "DATASETS", "dataset_available", "load_dataset", "ItemTable", "read_items",
 ]  # fmt: skip

@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from seqlens.errors import DataError
+
+if TYPE_CHECKING:  # items.py reads tables with the log's column names: the type only, no cycle at run time
+    from seqlens.data.items import ItemTable
 
 USER, ITEM, TIME = "user_id", "item_id", "timestamp"
 #: the largest number of seconds accepted as a time: beyond it a float no longer holds whole seconds exactly
@@ -35,6 +39,7 @@ class InteractionLog:
     df: pd.DataFrame
     items: pd.DataFrame | None = None
     source: str = "<dataframe>"
+    attributes: ItemTable | None = None  # typed item attributes (`with_items`), kept by every operation
 
     @classmethod
     def from_frame(
@@ -77,8 +82,12 @@ class InteractionLog:
         return len(self.df)
 
     def __repr__(self) -> str:
+        extra = ""
+        if self.attributes is not None:
+            covered, cold = self.attributes.coverage(self.df[ITEM].unique())
+            extra = f", attributes for {covered} of them (+{cold} cold items)"
         return (
-            f"InteractionLog({len(self)} interactions, {self.n_users} users, {self.n_items} items, "
+            f"InteractionLog({len(self)} interactions, {self.n_users} users, {self.n_items} items{extra}, "
             f"timestamps={'yes' if self.has_time else 'no'}, source={self.source!r})"
         )
 
@@ -103,7 +112,8 @@ class InteractionLog:
         """Item id -> title, for the items that have one."""
         if self.items is None or "title" not in self.items.columns:
             return {}
-        return dict(zip(self.items[ITEM], self.items["title"].astype(str)))
+        titled = self.items.dropna(subset=["title"])  # items of an attribute table may have none
+        return dict(zip(titled[ITEM], titled["title"].astype(str)))
 
     # --- views -------------------------------------------------------------------------------------
     def sequences(self) -> dict[str, list[str]]:
@@ -115,7 +125,7 @@ class InteractionLog:
         return group_bounds(self.df[USER].to_numpy())
 
     def _with(self, df: pd.DataFrame) -> InteractionLog:
-        return InteractionLog(df.reset_index(drop=True), self.items, self.source)
+        return InteractionLog(df.reset_index(drop=True), self.items, self.source, self.attributes)
 
     def filter_users(self, users: Iterable[str]) -> InteractionLog:
         keep = set(map(str, users))
@@ -126,7 +136,15 @@ class InteractionLog:
         if self.has_time != other.has_time:
             raise DataError("cannot concatenate a log with timestamps and one without")
         items = self.items if self.items is not None else other.items
-        return InteractionLog.from_frame(pd.concat([self.df, other.df], ignore_index=True), items, self.source)
+        both = InteractionLog.from_frame(pd.concat([self.df, other.df], ignore_index=True), items, self.source)
+        return replace(both, attributes=self.attributes if self.attributes is not None else other.attributes)
+
+    def with_items(self, table: ItemTable) -> InteractionLog:
+        """This log with item attributes (`seqlens.read_items`). The table may lack some of the log's items (they
+        get no attribute values) and hold items the log never saw (cold items); `repr` says how many."""
+        titles = self.items[[ITEM, "title"]] if self.items is not None and "title" in self.items.columns else None
+        items = table.frame if titles is None or "title" in table.frame.columns else titles.merge(table.frame, "outer")
+        return replace(self, items=items, attributes=table)
 
     def kcore(self, user_k: int = 5, item_k: int = 5) -> InteractionLog:
         """Iteratively drop users with fewer than `user_k` and items with fewer than `item_k` interactions."""

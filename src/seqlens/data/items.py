@@ -1,0 +1,164 @@
+"""Item attributes read into one table: categorical values, multi-valued ones, numeric values in bands.
+
+`read_items` takes a CSV, TSV, Parquet or JSON table (or a DataFrame), the `item2attributes.json` mapping
+of the Amazon and LastFM data (item id -> attribute ids, one multi-valued column), or MovieLens'
+`movies.dat` / `u.item` (title and genres). Values become strings, multi-valued ones tuples of strings, and
+numeric columns quantile bands ("band 2 of 4"), so a model can embed every column the same way. The
+table may hold items an interaction log never saw: those are the cold items a feature model can rank.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqlens.data.log import ITEM
+from seqlens.data.readers import read_movielens_titles
+from seqlens.errors import DataError
+
+#: the column `item2attributes.json` and MovieLens genres are read into
+ATTRIBUTES, GENRES = "attributes", "genres"
+
+
+@dataclass(frozen=True, eq=False)
+class ItemTable:
+    """Attributes per item (`frame`: one row per item id, as strings). `categorical` columns hold one value,
+    `multi` columns a tuple of values, and `bands` maps each numeric column to its band edges."""
+
+    frame: pd.DataFrame
+    categorical: tuple[str, ...] = ()
+    multi: tuple[str, ...] = ()
+    bands: dict[str, list[float]] = field(default_factory=dict)
+    source: str = "<dataframe>"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every attribute column (numeric ones as their bands, which are categorical)."""
+        return (*self.categorical, *self.multi)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        return f"ItemTable({len(self)} items, categorical={list(self.categorical)}, multi={list(self.multi)}, source={self.source!r})"
+
+    def vocabulary(self, column: str) -> list[str]:
+        """The distinct values of `column`, sorted (multi-valued columns: of every item's values)."""
+        if column not in self.columns:
+            raise DataError(f"{self.source}: no attribute column {column!r} (have {', '.join(self.columns)})")
+        values = self.frame[column]
+        flat = [v for vs in values for v in vs] if column in self.multi else list(values)
+        return sorted(set(flat))
+
+    def coverage(self, item_ids: Sequence[str]) -> tuple[int, int]:
+        """(items of `item_ids` with attributes, table items not in `item_ids`: cold items)."""
+        known, ids = set(self.frame[ITEM]), set(map(str, item_ids))
+        return len(ids & known), len(known - ids)
+
+
+def read_items(
+    source: str | Path | pd.DataFrame,
+    item: str = ITEM,
+    categorical: Sequence[str] = (),
+    multi: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+    bands: int = 4,
+    separator: str = "|",
+) -> ItemTable:
+    """Read an item attribute table; see the module docstring for the formats.
+
+    `item` names the id column; `categorical`, `multi` and `numeric` name the attribute columns to keep
+    (a multi-valued column holds lists, or strings split at `separator`); numeric columns are cut into
+    `bands` quantile bands. For `item2attributes.json` the one column is `attributes` (or the one name in
+    `multi`); for MovieLens it is `genres` (multi-valued) and the title is kept.
+    """
+    frame, name, multi = _frame(source, item, multi)
+    frame = frame.rename(columns={item: ITEM})
+    wanted = [*categorical, *multi, *numeric]
+    missing = [c for c in [ITEM, *wanted] if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{name}: missing column {missing[0]!r} (columns present: {', '.join(map(str, frame.columns))})"
+        )
+    if bands < 2:
+        raise DataError(f"bands={bands} must be at least 2")
+    _refuse_empty(frame, [ITEM, *categorical, *numeric], name)
+    frame = frame.assign(**{ITEM: frame[ITEM].astype(str)})
+    duplicated = frame[ITEM].duplicated()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated.to_numpy())[0])
+        raise DataError(f"{name}: row {row + 1}: item id {frame[ITEM].iloc[row]!r} appears twice")
+    out = pd.DataFrame({ITEM: frame[ITEM].to_numpy()})
+    if "title" in frame.columns:
+        out["title"] = frame["title"].astype(str).to_numpy()
+    for c in categorical:
+        out[c] = frame[c].astype(str).to_numpy()
+    for c in multi:
+        out[c] = [_values(v, separator, name, row, c) for row, v in enumerate(frame[c])]
+    edges = {}
+    for c in numeric:
+        out[c], edges[c] = _banded(frame[c], bands, name, c)
+    return ItemTable(out, (*categorical, *numeric), tuple(multi), edges, name)
+
+
+def _frame(source, item: str, multi: Sequence[str]) -> tuple[pd.DataFrame, str, tuple[str, ...]]:
+    """The raw table, its name for messages, and the multi-valued columns (the formats with one fix them)."""
+    if isinstance(source, pd.DataFrame):
+        return source, "<dataframe>", tuple(multi)
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    name = str(path)
+    if path.name.startswith(("movies.dat", "u.item")):
+        return read_movielens_titles(path).rename(columns={ITEM: item}), name, (GENRES,)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path), name, tuple(multi)
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DataError(f"{path}: not valid JSON ({e})") from None
+        if isinstance(data, dict):  # item2attributes.json: {item id: [attribute ids]}
+            column = multi[0] if len(multi) == 1 else ATTRIBUTES
+            return pd.DataFrame({item: list(data), column: list(data.values())}), name, (column,)
+        if isinstance(data, list):
+            return pd.DataFrame.from_records(data), name, tuple(multi)
+        raise DataError(f"{path}: expected an object (item id -> attributes) or a list of records")
+    sep = "\t" if path.suffix in (".tsv", ".tab") else ","
+    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""]), name, tuple(multi)
+
+
+def _refuse_empty(frame: pd.DataFrame, columns: list[str], name: str) -> None:
+    for c in columns:
+        empty = frame[c].isna().to_numpy()
+        if empty.any():
+            row = int(np.flatnonzero(empty)[0])
+            raise DataError(f"{name}: row {row + 1}, column {c!r}: empty value")
+
+
+def _values(value, separator: str, name: str, row: int, column: str) -> tuple[str, ...]:
+    """A multi-valued cell as a tuple of strings: a list as it is, a string split at `separator`, empty as ()."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(str(v) for v in value)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ()
+    if isinstance(value, str):
+        return tuple(v for v in value.split(separator) if v)
+    raise DataError(f"{name}: row {row + 1}, column {column!r}: expected a list or a string, got {value!r}")
+
+
+def _banded(values: pd.Series, bands: int, name: str, column: str) -> tuple[list[str], list[float]]:
+    """Quantile bands of a numeric column as labels ('band 1 of 4' = lowest), and the edges used."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{name}: row {row + 1}, column {column!r}: {values.iloc[row]!r} is not a number")
+    codes, edges = pd.qcut(numbers, bands, labels=False, retbins=True, duplicates="drop")
+    n = len(edges) - 1
+    return [f"band {int(k) + 1} of {n}" for k in codes], [float(e) for e in edges]
