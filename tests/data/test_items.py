@@ -81,3 +81,30 @@ def test_shared_attribute_files_read():
     assert len(table) == 12_101 and len(table.vocabulary("attributes")) == 637
     genres = seqlens.read_items(movies)
     assert len(genres) == 3_883 and "Film-Noir" in genres.vocabulary("genres")
+
+
+def test_context_columns_are_kept_per_event_through_splits(tmp_path):
+    path = tmp_path / "events.csv"
+    rows = [f"u{u},i{(u + t) % 7},{100 * t},{'mobile' if t % 2 else 'web'}" for u in range(4) for t in range(5)]
+    path.write_text("user_id,item_id,timestamp,device\n" + "\n".join(rows) + "\n")
+    log = seqlens.read_interactions(path, context=["device"])
+    assert log.context == ("device",) and set(log.df["device"]) == {"mobile", "web"}
+    split = seqlens.leave_one_out(log)
+    assert split.test.context == ("device",) and split.test.df["device"].tolist() == ["web"] * 4
+    assert split.train.concat(split.valid).context == ("device",)
+    assert seqlens.read_interactions(path).context == ()  # nothing kept unless named
+
+
+@pytest.mark.parametrize(
+    "header, row, context, message",
+    [
+        ("user_id,item_id,device", "u1,i1,", ["device"], r":2, column 'device': empty value"),
+        ("user_id,item_id", "u1,i1", ["device"], "missing column 'device'"),
+        ("user_id,item_id,timestamp", "u1,i1,5", ["timestamp"], "context column 'timestamp' is already"),
+    ],
+)
+def test_bad_context_columns_are_named(tmp_path, header, row, context, message):
+    path = tmp_path / "events.csv"
+    path.write_text(f"{header}\n{row}\n")
+    with pytest.raises(DataError, match=message):
+        seqlens.read_interactions(path, time="timestamp" if "timestamp" in header else None, context=context)

@@ -43,9 +43,14 @@ class InteractionLog:
 
     @classmethod
     def from_frame(
-        cls, df: pd.DataFrame, items: pd.DataFrame | None = None, source: str = "<dataframe>"
+        cls,
+        df: pd.DataFrame,
+        items: pd.DataFrame | None = None,
+        source: str = "<dataframe>",
+        context: Iterable[str] = (),
     ) -> InteractionLog:
-        """Normalise ids to strings, check the columns, and sort by user then time (stable)."""
+        """Normalise ids to strings, check the columns, and sort by user then time (stable); `context` names
+        per-event columns kept as strings (device, channel)."""
         missing = [c for c in (USER, ITEM) if c not in df.columns]
         if missing:
             raise DataError(
@@ -64,7 +69,13 @@ class InteractionLog:
         out = pd.DataFrame({USER: df[USER].to_numpy(), ITEM: df[ITEM].to_numpy()})
         if time_column is not None:
             out[TIME] = _seconds(df[time_column], source, time_column)
-        for c in (USER, ITEM):
+        context = list(context)
+        absent = [c for c in context if c not in df.columns]
+        if absent:
+            raise DataError(f"{source}: missing context column {absent[0]!r}")
+        for c in context:
+            out[c] = df[c].to_numpy()
+        for c in (USER, ITEM, *context):
             if out[c].isna().any():
                 row = int(np.flatnonzero(out[c].isna().to_numpy())[0])
                 raise DataError(f"{source}: row {row + 1}, column {c!r}: empty value")
@@ -78,6 +89,11 @@ class InteractionLog:
         return cls(out, items, source)
 
     # --- shape -------------------------------------------------------------------------------------
+    @property
+    def context(self) -> tuple[str, ...]:
+        """The per-event context columns kept (`read_interactions(..., context=[...])`)."""
+        return tuple(c for c in self.df.columns if c not in (USER, ITEM, TIME))
+
     def __len__(self) -> int:
         return len(self.df)
 
@@ -136,7 +152,9 @@ class InteractionLog:
         if self.has_time != other.has_time:
             raise DataError("cannot concatenate a log with timestamps and one without")
         items = self.items if self.items is not None else other.items
-        both = InteractionLog.from_frame(pd.concat([self.df, other.df], ignore_index=True), items, self.source)
+        both = InteractionLog.from_frame(
+            pd.concat([self.df, other.df], ignore_index=True), items, self.source, context=self.context
+        )
         return replace(both, attributes=self.attributes if self.attributes is not None else other.attributes)
 
     def with_items(self, table: ItemTable) -> InteractionLog:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +29,14 @@ def read_interactions(
     time: str | None = TIME,
     sep: str | None = None,
     items: pd.DataFrame | None = None,
+    context: Sequence[str] = (),
 ) -> InteractionLog:
     """Read a CSV, TSV or Parquet file (or take a DataFrame) of interactions.
 
     `user`, `item` and `time` name the columns to use; pass `time=None` when there is no timestamp (file
     order is then the interaction order). Timestamps may be integer/float seconds or date strings.
-    `items` is optional item metadata with an `item_id` column (e.g. `title`).
+    `items` is optional item metadata with an `item_id` column (e.g. `title`). `context` names per-event
+    columns to keep (device, channel, any categorical), as strings.
     """
     if isinstance(source, pd.DataFrame):
         name, df, line_offset = "<dataframe>", source, 0
@@ -41,7 +44,10 @@ def read_interactions(
         path = Path(source)
         name = str(path)
         df, line_offset = _read_table(path, sep, dtype={user: str, item: str})
-    for col in (user, item) + ((time,) if time else ()):
+    clash = [c for c in context if c in (user, item, time, USER, ITEM, TIME)]
+    if clash:
+        raise DataError(f"{name}: context column {clash[0]!r} is already the user, item or time column")
+    for col in (user, item, *((time,) if time else ()), *context):
         if col not in df.columns:
             raise DataError(f"{name}: missing column {col!r} (columns present: {', '.join(map(str, df.columns))})")
     if len(df) == 0:
@@ -54,7 +60,12 @@ def read_interactions(
             raise DataError(f"{_where(name, rows[np.argmax(empty)], line_offset)}, column {label!r}: empty value")
     if time:
         out[TIME] = _parse_timestamps(df[time], name, time, rows, line_offset)
-    return InteractionLog.from_frame(out, items, name)
+    for col in context:
+        empty = df[col].isna().to_numpy()
+        if empty.any():
+            raise DataError(f"{_where(name, rows[np.argmax(empty)], line_offset)}, column {col!r}: empty value")
+        out[col] = df[col].astype(str).to_numpy()
+    return InteractionLog.from_frame(out, items, name, context=context)
 
 
 def _read_table(path: Path, sep: str | None, dtype: dict) -> tuple[pd.DataFrame, int]:
