@@ -307,3 +307,14 @@ def test_unsigned_methods_do_not_claim_reasons(hand_built):
     e = explain(hand_built, history=["B", "X", "C"], item="T", method="attention")
     assert not e.signed
     assert "because" not in e.narrative and "looked most at" in e.narrative
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_history_of_one_item_is_explained_by_every_method(model, history, method):
+    item = model.item_ids_[5]
+    a = attribute(model.net_, _seq(model, history[-1:]), method, torch.tensor(model.encode_items([item])))
+    assert a.scores.shape == (1, 1) and torch.isfinite(a.scores).all()
+    if method == "occlusion":  # without its one item nothing is left to score from: the whole score is its
+        torch.testing.assert_close(a.scores[0, 0], a.target_score[0])
+    if method == "masking":  # the smaller of the drops with its content hidden and with it removed (the whole score)
+        assert a.scores[0, 0] <= a.target_score[0] + 1e-6

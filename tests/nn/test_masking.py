@@ -115,3 +115,14 @@ def test_without_absolute_positions_the_shorter_history_is_the_state_one_column_
     seq[2, :11] = 0  # one item: nothing left without it
     with torch.inference_mode():
         torch.testing.assert_close(net(seq)[0][:, -2], net.last_hidden(seq[:, :-1]), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_a_window_of_one_item_equals_the_definition(config):
+    """One column: nothing to pair with (a one-item history explained alone is padded to width 1)."""
+    torch.manual_seed(0)
+    net = SASRecNet(SASRecConfig(n_items=30, max_len=12, dim=16, dropout=0.3, **config)).eval()
+    seq = torch.tensor([[7], [3]])
+    with torch.inference_mode():
+        torch.testing.assert_close(masked_last_hidden(net, seq), by_definition(net, seq), atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(removed_last_hidden(net, seq), removed_by_definition(net, seq))

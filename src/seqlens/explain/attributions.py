@@ -150,9 +150,14 @@ def _masking(net: NextItemNet, seq: Tensor, target: Tensor, latest: str = "min")
         full = net.score_of(states[:, -1], target)  # [B]
         hidden = sasrec.masked_last_hidden(seq)  # [B, T, D]
         drops = full[:, None] - net.score_of(hidden, target[:, None].expand_as(seq))  # [B, T]
-        # without the latest item (one item: nothing left, score 0); when nothing reads absolute positions,
-        # that is the state one column earlier, already computed (attention is causal)
-        before = states[:, -2] if sasrec.cfg.positions == "none" and seq.shape[1] > 1 else net.last_hidden(seq[:, :-1])
+        # without the latest item: when nothing reads absolute positions, that is the state one column earlier,
+        # already computed (attention is causal); a window of one item leaves nothing, a zero state
+        if seq.shape[1] == 1:
+            before = torch.zeros_like(states[:, -1])
+        elif sasrec.cfg.positions == "none":
+            before = states[:, -2]
+        else:
+            before = net.last_hidden(seq[:, :-1])
         removed = full - net.score_of(before, target)
         if latest == "min":
             drops[:, -1] = torch.minimum(drops[:, -1], removed)

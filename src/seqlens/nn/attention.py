@@ -147,7 +147,9 @@ class CausalSelfAttention(nn.Module):
     def keys_at(self, x: Tensor, positions: Tensor) -> Tensor:
         """Keys [N, H, dh] of rows x [N, D] sitting at `positions` [N]."""
         d = x.shape[-1]
-        k = nn.functional.linear(x, self.qkv.weight[d : 2 * d], self.qkv.bias[d : 2 * d]).view(len(x), self.heads, -1)
+        k = nn.functional.linear(x, self.qkv.weight[d : 2 * d], self.qkv.bias[d : 2 * d]).view(
+            len(x), self.heads, self.head_dim
+        )
         return rotate(k, positions[:, None]) if self.rotary else k
 
     def values_of_mix(self, mixed: Tensor, mass: Tensor) -> Tensor:

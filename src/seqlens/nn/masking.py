@@ -110,6 +110,8 @@ def _reusing_prefix(net: SASRecNet, seq: Tensor, remove: bool) -> Tensor:
     when removing (where column j holds the item before j, so `through` = 1 includes it).
     """
     b, t = seq.shape
+    if t == 1:  # no pairs: hiding or removing the one item leaves nothing to read
+        return torch.zeros(b, 1, net.cfg.dim)
     blocks = cast("list[Block]", list(net.blocks))
     keep = seq != 0  # [B, T]
     j_of, i_of = torch.triu_indices(t, t, offset=1)  # the P = T(T-1)/2 pairs (hidden j, later row i)
