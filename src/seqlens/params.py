@@ -34,11 +34,12 @@ def param(
     *,
     choices: tuple[str, ...] | None = None,
     minimum: float | None = None,
+    below: float | None = None,
     legacy: Any = _NO_LEGACY,
 ) -> Any:
     """A hyper-parameter field: `doc` says what it does and when to change it; `legacy` is the value an
     artifact saved before the parameter existed was trained with (when that differs from `default`)."""
-    meta = {"doc": doc, "choices": choices, "minimum": minimum, "legacy": legacy}
+    meta = {"doc": doc, "choices": choices, "minimum": minimum, "below": below, "legacy": legacy}
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -53,7 +54,8 @@ class Spec:
     default: Any
     doc: str
     choices: tuple[str, ...] | None
-    minimum: float | None
+    minimum: float | None  # inclusive
+    below: float | None  # exclusive upper bound
     legacy: Any
 
     @property
@@ -89,7 +91,9 @@ class Schema:
                 factory = cast("Callable[[], Any]", f.default_factory)
                 default = factory() if f.default is dataclasses.MISSING else f.default
                 m = f.metadata
-                specs[f.name] = Spec(f.name, hints[f.name], default, m["doc"], m["choices"], m["minimum"], m["legacy"])
+                specs[f.name] = Spec(
+                    f.name, hints[f.name], default, m["doc"], m["choices"], m["minimum"], m["below"], m["legacy"]
+                )
         unknown = sorted(set(defaults or {}) - set(specs))
         if unknown:
             raise TypeError(f"defaults for undeclared parameters: {unknown}")
@@ -99,7 +103,9 @@ class Schema:
         self._model = pydantic.create_model(  # type: ignore[call-overload]
             "Params",
             __config__=pydantic.ConfigDict(extra="forbid", strict=True),
-            **{s.name: (s.pydantic_type(), pydantic.Field(s.default, ge=s.minimum)) for s in specs.values()},
+            **{
+                s.name: (s.pydantic_type(), pydantic.Field(s.default, ge=s.minimum, lt=s.below)) for s in specs.values()
+            },
         )
 
     @property

@@ -26,12 +26,7 @@ class GRU4RecConfig:
     max_len: int = param(50, "How many of the most recent items the GRU reads.", minimum=1)
     dim: int = param(64, "Width of item embeddings and of the GRU's hidden state.", minimum=1)
     layers: int = param(1, "Stacked GRU layers.", minimum=1)
-    dropout: float = param(0.2, "Dropout on embeddings (and between GRU layers), in [0, 1).", minimum=0.0)
-
-    @classmethod
-    def check(cls, p: dict) -> None:
-        if p["dropout"] >= 1.0:
-            raise ValueError(f"dropout={p['dropout']!r} must be below 1")
+    dropout: float = param(0.2, "Dropout on embeddings (and between GRU layers), in [0, 1).", minimum=0.0, below=1.0)
 
     def to_dict(self) -> dict:
         return asdict(self)

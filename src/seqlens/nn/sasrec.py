@@ -40,6 +40,7 @@ class SASRecConfig:
         "Dropout on embeddings, attention and feed-forward, in [0, 1). 0.5 suits sparse data (Amazon); "
         "0.2 dense (MovieLens).",
         minimum=0.0,
+        below=1.0,
     )
     ffn_dim: int | None = param(
         None, "Width of the point-wise feed-forward layer; None = `dim`, as in the paper.", minimum=1
@@ -74,8 +75,6 @@ class SASRecConfig:
     @classmethod
     def check(cls, p: dict) -> None:
         """The rules that tie parameters together (each value alone was checked against its declaration)."""
-        if p["dropout"] >= 1.0:
-            raise ValueError(f"dropout={p['dropout']!r} must be below 1")
         if p["dim"] % p["heads"]:
             raise ValueError(f"dim={p['dim']} must be divisible by heads={p['heads']}")
         bad = [i for i in p["refine_layers"] or [] if not -p["layers"] <= i < p["layers"]]
