@@ -52,19 +52,14 @@ def read_interactions(
             raise DataError(f"{name}: missing column {col!r} (columns present: {', '.join(map(str, df.columns))})")
     if len(df) == 0:
         raise DataError(f"{name}: no interactions (the file is empty)")
-    out = pd.DataFrame({USER: df[user].to_numpy(), ITEM: df[item].to_numpy()})
+    out = pd.DataFrame({USER: df[user].to_numpy(), ITEM: df[item].to_numpy(), **{c: df[c].to_numpy() for c in context}})
     rows = df.index.to_numpy()  # original row numbers (blank lines dropped), for error messages
-    for col, label in ((USER, user), (ITEM, item)):
+    for col, label in ((USER, user), (ITEM, item), *((c, c) for c in context)):
         empty = out[col].isna().to_numpy()
         if empty.any():
             raise DataError(f"{_where(name, rows[np.argmax(empty)], line_offset)}, column {label!r}: empty value")
     if time:
         out[TIME] = _parse_timestamps(df[time], name, time, rows, line_offset)
-    for col in context:
-        empty = df[col].isna().to_numpy()
-        if empty.any():
-            raise DataError(f"{_where(name, rows[np.argmax(empty)], line_offset)}, column {col!r}: empty value")
-        out[col] = df[col].astype(str).to_numpy()
     return InteractionLog.from_frame(out, items, name, context=context)
 
 
