@@ -17,7 +17,7 @@ import dataclasses
 import inspect
 import textwrap
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -158,22 +158,21 @@ class Schema:
             lines += textwrap.wrap(s.doc, 100, initial_indent="    ", subsequent_indent="    ")
         return "\n".join(lines)
 
-    def optional_model(self, name: str, *others: Schema) -> type[pydantic.BaseModel]:
-        """A pydantic model with every parameter of this schema (and `others`) optional, default None: what a
-        TOML file or the command line may set (unset ones keep the estimator's default)."""
-        fields: dict[str, Any] = {}
-        for schema in (self, *others):
-            for s in schema.specs.values():
-                fields.setdefault(s.name, (s.pydantic_type() | None, None))
-        return pydantic.create_model(name, __config__=pydantic.ConfigDict(extra="forbid"), **fields)  # type: ignore[call-overload]
 
-    def all_specs(self, *others: Schema) -> dict[str, Spec]:
-        """Every parameter of this schema and `others`, the first declaration of a name winning."""
-        out: dict[str, Spec] = {}
-        for schema in (self, *others):
-            for name, spec in schema.specs.items():
-                out.setdefault(name, spec)
-        return out
+def merged_specs(schemas: Iterable[Schema]) -> dict[str, Spec]:
+    """Every parameter of `schemas`, the first declaration of a name winning (its default is the one shown)."""
+    out: dict[str, Spec] = {}
+    for schema in schemas:
+        for name, spec in schema.specs.items():
+            out.setdefault(name, spec)
+    return out
+
+
+def optional_model(name: str, specs: dict[str, Spec]) -> type[pydantic.BaseModel]:
+    """A pydantic model with every parameter of `specs` optional, default None: what a TOML file or the command
+    line may set (unset ones keep the estimator's default)."""
+    fields: dict[str, Any] = {s.name: (s.pydantic_type() | None, None) for s in specs.values()}
+    return pydantic.create_model(name, __config__=pydantic.ConfigDict(extra="forbid"), **fields)  # type: ignore[call-overload]
 
 
 def _is_float(spec: Spec, value: Any) -> bool:

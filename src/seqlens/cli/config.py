@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from seqlens.errors import DataError
+from seqlens.params import merged_specs, optional_model
 from seqlens.recommenders import Recommender
 from seqlens.recommenders.neural import NextItemModel
 
@@ -44,20 +45,24 @@ class DataConfig(_Strict):
     kcore: int | None = None
 
 
-#: the models `seqlens train` builds, by lower-case class name: every neural recommender in the registry
-TRAINABLE: dict[str, type[NextItemModel]] = {
-    name.lower(): cls
-    for name, cls in Recommender.registry.items()
-    if issubclass(cls, NextItemModel) and "schema" in vars(cls)
-}
-#: hyper-parameters of every model `seqlens train` builds, all optional: only those set in the file or by flags
-#: reach the model (the rest keep its defaults). Derived from the models' declarations, not restated here.
-_first, *_others = (cls.schema for cls in TRAINABLE.values())
-ModelConfig = _first.optional_model("ModelConfig", *_others)
+DEFAULT_MODEL = "sasrec"
+#: the models `seqlens train` builds, by lower-case class name: every neural recommender in the registry,
+#: the default first (its declarations win where models share a parameter name)
+TRAINABLE: dict[str, type[NextItemModel]] = dict(
+    sorted(
+        ((name.lower(), cls) for name, cls in Recommender.registry.items()
+         if issubclass(cls, NextItemModel) and "schema" in vars(cls)),
+        key=lambda pair: pair[0] != DEFAULT_MODEL,
+    )
+)  # fmt: skip
+#: every hyper-parameter of the models `seqlens train` builds, from their declarations (one flag each)
+MODEL_PARAMS = merged_specs(cls.schema for cls in TRAINABLE.values())
+#: the same, all optional: only those set in the file or by flags reach the model (the rest keep its defaults)
+ModelConfig = optional_model("ModelConfig", MODEL_PARAMS)
 
 
 class RunConfig(_Strict):
-    model: str = "sasrec"
+    model: str = DEFAULT_MODEL
     out: str = "runs/model"
     split: Literal["leave_one_out", "temporal"] = "leave_one_out"
 

@@ -26,7 +26,7 @@ from seqlens.cli.common import (
     protocol_line,
     split_log,
 )
-from seqlens.cli.config import TRAINABLE, load_config
+from seqlens.cli.config import MODEL_PARAMS, TRAINABLE, load_config
 from seqlens.data import DATASETS, leave_one_out
 from seqlens.errors import SeqlensError
 from seqlens.eval import evaluate
@@ -72,10 +72,6 @@ def demo(
                   f"({time.perf_counter() - start:.0f} s)")  # fmt: skip
     console.print(f"\n[bold]why[/bold] (user {escape(users[0])}): {escape(explanations[0].narrative)}")
     console.print(f"explanation report: [bold]{out / 'explain.html'}[/bold]")
-
-
-#: every hyper-parameter of the models `train` builds, from their declarations (one flag each)
-MODEL_PARAMS = SASRec.schema.all_specs(*(cls.schema for cls in TRAINABLE.values()))
 
 
 def _with_model_flags(command):
