@@ -36,9 +36,9 @@ import seqlens
 from benchmarks.core import (  # Beauty's and ML-1M's settings, as the core benchmark trains them
     DATA,
     PARAMS,
+    load,
     params_differ,
 )
-from benchmarks.core import load as load_core
 from seqlens.eval.protocol import targets_with_histories
 from seqlens.eval.report import frame_markdown
 from seqlens.eval.significance import paired_difference
@@ -69,11 +69,6 @@ FAMILY_SEEDS = (0, 1, 2)
 MIN_CASES = 10  # a family/model cell with fewer correctly predicted cases is too small to judge
 #: the acceptance targets of the default (issue 23)
 TARGETS = dict(of_occlusion=0.9, x_random=3.0, margin=0.8, spearman=0.7, against=0.05, hit=0.9)
-
-
-def load(name: str) -> seqlens.InteractionLog | None:
-    """A real dataset from ../shared/data, or None when its folder is absent (nothing is redistributed)."""
-    return load_core(name)
 
 
 def testbed(name: str) -> seqlens.PlantedLog:
@@ -123,7 +118,7 @@ def _source(path: Path, model: seqlens.SASRec) -> dict:
 
 
 def dataset_model(name: str):
-    log = load(name)
+    log = load(name)  # None when this machine has no copy of the dataset
     if log is None:
         return None
     split = seqlens.leave_one_out(log)
