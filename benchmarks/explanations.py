@@ -13,7 +13,7 @@ alone and the document re-rendered from what is there):
   with paired per-user 95% CIs of the default's top-3 deletion drop against occlusion and recency;
 - agreement: for every ML-100K and ML-1M user, the explained item is the one `recommend` shows first;
 - planted: top-1/top-3 trigger hits per family and method;
-- latency: `model.explain(user, method=...)` at L=200 (ML-1M), p50/p99 with 1 and 2 torch threads, same run.
+- latency: `explain(model, user, method=...)` at L=200 (ML-1M), p50/p99 with 1 and 2 torch threads, same run.
 
 Usage: python -m benchmarks.explanations [--stages train,faithfulness,agreement,planted,latency] [--users 500] [--render]
 """
@@ -42,7 +42,7 @@ from benchmarks.core import (  # Beauty's and ML-1M's settings, as the core benc
 from seqlens.eval.protocol import targets_with_histories
 from seqlens.eval.report import frame_markdown
 from seqlens.eval.significance import paired_difference
-from seqlens.explain import DEFAULT_METHOD, METHODS
+from seqlens.explain import DEFAULT_METHOD, METHODS, explain, explain_batch
 from seqlens.explain.attributions import LATEST_RULES
 from seqlens.explain.faithfulness import RECENCY, REFERENCE, faithfulness
 from seqlens.explain.planted import trigger_hits
@@ -188,7 +188,7 @@ def stage_agreement(datasets: tuple[str, ...]) -> None:
         _, model, _ = found
         users = list(model.user_ids_)
         top = model.recommend(users=users, k=1).set_index("user_id")["item_id"]
-        explained = model.explain_batch(users=users, method="attention")  # the item does not depend on the method
+        explained = explain_batch(model, users=users, method="attention")  # the item does not depend on the method
         same = sum(e.recommended == top[e.user] for e in explained)
         longer = sum(len(model.history_of(u)) > model.max_len for u in users)
         _save("agreement", name, {"users": len(users), "same": same, "longer_than_window": longer})
@@ -247,11 +247,11 @@ def stage_latency(repeats: int = 100) -> None:
         torch.set_num_threads(threads)
         for method in METHODS:
             for _ in range(5):
-                model.explain(user, method=method)
+                explain(model, user, method=method)
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                model.explain(user, method=method)
+                explain(model, user, method=method)
                 times.append(1000 * (time.perf_counter() - start))
             rows.setdefault(method, {})[str(threads)] = {"p50_ms": float(np.percentile(times, 50)),
                                                          "p99_ms": float(np.percentile(times, 99))}  # fmt: skip
@@ -429,9 +429,11 @@ def render(results: dict) -> str:
         "## How to use",
         "",
         "```python",
-        "model.explain('42')                       # the user's top recommendation, explained with the default",
-        "model.explain('42', item='50', method='occlusion')",
-        "model.explain(history=['1', '2', '3'])    # an ad-hoc history",
+        "from seqlens.explain import explain",
+        "",
+        "explain(model, '42')                       # the user's top recommendation, explained with the default",
+        "explain(model, '42', item='50', method='occlusion')",
+        "explain(model, history=['1', '2', '3'])    # an ad-hoc history",
         "```",
         "",
         "```bash",
@@ -548,7 +550,7 @@ def render(results: dict) -> str:
         parts += [
             "## Latency",
             "",
-            f"`model.explain(user, method=...)` end to end for ML-1M user {latency['user']} (full window of "
+            f"`explain(model, user, method=...)` end to end for ML-1M user {latency['user']} (full window of "
             f"{latency['window']}), {latency['repeats']} calls after 5 warm-ups, with 1 and 2 torch threads in the same",
             f"run; {latency['machine']}; load average {', '.join(f'{x:.1f}' for x in latency['load_average'])}.",
             "",

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import seqlens
 from seqlens.cli.main import app as cli
-from seqlens.explain import DEFAULT_METHOD
+from seqlens.explain import DEFAULT_METHOD, explain_batch
 from seqlens.explain.report import html_report
 from seqlens.serve import create_app
 from tests.serve.conftest import Server
@@ -43,7 +43,7 @@ def fitted(tmp_path_factory):
 def test_library_explains_the_top_recommendation_of_every_long_history(fitted):
     model, _, long, top = fitted
     assert len(long) > 800  # nearly every ML-100K user reads past a window of 20
-    explained = model.explain_batch(users=long, method="attention")  # the item does not depend on the method
+    explained = explain_batch(model, users=long, method="attention")  # the item does not depend on the method
     assert {e.user: e.recommended for e in explained} == top
     for e in explained[:50]:
         assert e.recommended not in model.history_of(e.user)  # never an item the user has already seen

@@ -106,21 +106,21 @@ def test_deny_list_by_attribute(model, synth_log, history):
 
 
 def test_explain_a_known_user_three_ways(model):
-    by_name = model.explain("u3")
+    by_name = explain(model, "u3")
     assert by_name.user == "u3"
     assert by_name.items == model.history_of("u3")[-model.max_len :]
-    np.testing.assert_allclose(model.explain(user="u3").scores, by_name.scores)
-    np.testing.assert_allclose(model.explain(model.history_of("u3")).scores, by_name.scores)
+    np.testing.assert_allclose(explain(model, user="u3").scores, by_name.scores)
+    np.testing.assert_allclose(explain(model, model.history_of("u3")).scores, by_name.scores)
 
 
 def test_explain_batch_equals_one_by_one(model):
     users = ["u0", "u5", "u9"]
     items = [None, model.item_ids_[4], None]
     for method in ("attention", "occlusion"):
-        batch = model.explain_batch(users=users, items=items, method=method)
+        batch = explain_batch(model, users=users, items=items, method=method)
         assert [e.user for e in batch] == users
         for e, user, item in zip(batch, users, items):
-            one = model.explain(user=user, item=item, method=method)
+            one = explain(model, user=user, item=item, method=method)
             assert e.recommended == one.recommended and e.narrative == one.narrative
             np.testing.assert_allclose(e.scores, one.scores, atol=1e-5)
         assert batch[1].recommended == items[1]

@@ -9,7 +9,7 @@ import torch
 import seqlens
 from seqlens.errors import DataError
 from seqlens.eval.protocol import targets_with_histories
-from seqlens.explain import METHODS, Attributions
+from seqlens.explain import METHODS, Attributions, explain
 from seqlens.explain import planted as planted_module
 from seqlens.explain.faithfulness import RANDOM, RECENCY, faithfulness, top_k_mask
 from seqlens.explain.planted import trigger_hits
@@ -65,7 +65,7 @@ def test_deletion_of_everything_but_k_matches_insertion_of_the_rest(model, synth
     res = faithfulness(model, histories, methods=("occlusion",), ks=(1, 2), n_users=1, draws=1, seed=3)
     row = int(res.per_user["row"].iloc[0])
     history = list(model.decode_items(histories[row]))[-model.max_len :]
-    e = model.explain(history=history, method="occlusion")
+    e = explain(model, history=history, method="occlusion")
     order = np.argsort(-e.scores, kind="stable")
 
     def score(items):

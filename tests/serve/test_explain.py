@@ -1,4 +1,4 @@
-"""explain=true: the explanation is the library's (`model.explain`) for the top item, for every method."""
+"""explain=true: the explanation is the library's (`seqlens.explain.explain`) for the top item, for every method."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_explanation_equals_the_library_for_the_top_item(client, model, method):
     body = r.json()
     top = body["recommendations"][0]["item_id"]
     exp = body["explanation"]
-    expected = model.explain(history=HISTORY, item=top, method=method)
+    expected = explain_package.explain(model, history=HISTORY, item=top, method=method)
     assert exp["item_id"] == top and exp["method"] == method
     assert exp["narrative"] == expected.narrative and exp["narrative"]
     assert [a["item_id"] for a in exp["attributions"]] == HISTORY
@@ -91,6 +91,6 @@ def test_attention_from_the_recommend_pass_equals_the_librarys_explanation(clien
     """The service reads `attention` from the weights its recommend pass computed; the answer is the library's."""
     body = {"items": HISTORY, "k": 3, "explain": True, "method": "attention"}
     served = client.post("/v1/recommend", json=body).json()["explanation"]
-    library = model.explain(history=HISTORY, method="attention")
+    library = explain_package.explain(model, history=HISTORY, method="attention")
     assert served["item_id"] == library.recommended and served["narrative"] == library.narrative
     np.testing.assert_allclose([a["score"] for a in served["attributions"]], library.scores, atol=1e-5)

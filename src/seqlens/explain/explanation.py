@@ -1,4 +1,4 @@
-"""`Explanation` and the functions behind `model.explain` / `model.explain_batch`.
+"""`Explanation` and the functions that make it: `explain(model, ...)` and `explain_batch(model, ...)`.
 
 An explanation covers the window of history the model reads (the last `max_len` items, oldest first):
 one score per position, in that order, plus ids, titles and, when given, timestamps. The model does not

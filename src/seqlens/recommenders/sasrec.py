@@ -17,17 +17,5 @@ class SASRec(NextItemModel):
 
     schema = Schema(SASRecConfig, TrainConfig)
 
-    def explain(self, query=None, **options):
-        """Attribute a recommendation to the history: see `seqlens.explain.explain` (methods, narrative, privacy)."""
-        from seqlens.explain import explain  # imported here: explain depends on recommenders, not the reverse
-
-        return explain(self, query, **options)
-
-    def explain_batch(self, users=None, histories=None, items=None, **options):
-        """Explanations for many users at once: see `seqlens.explain.explain_batch`."""
-        from seqlens.explain import explain_batch
-
-        return explain_batch(self, users, histories, items, **options)
-
     def _build_net(self) -> SASRecNet:
         return SASRecNet(SASRecConfig(n_items=self.n_items_, **self._config(SASRecConfig)))

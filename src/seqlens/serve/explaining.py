@@ -37,9 +37,9 @@ def default_method() -> str | None:
 
 
 def methods(engine: Engine) -> list[str]:
-    """Explanation methods this engine can answer with ([] when none)."""
+    """Explanation methods this engine can answer with ([] when none): every method, for an attention network."""
     package = _explain_package()
-    if package is None or not engine.has_attention or not hasattr(engine.model, "explain"):
+    if package is None or not engine.has_attention:
         return []
     return list(package.METHODS)
 
@@ -69,10 +69,10 @@ def from_pass(engine: Engine, result: Result) -> dict | None:
     """The `attention` explanation of the top item straight from the weights of the recommend pass.
 
     `attention` attributes to each position the last layer's applied weight from the last position,
-    averaged over heads: weights the recommend pass has already computed, so a second forward pass
-    (what `model.explain` would run) is skipped. The Explanation (shares, narrative, deny-list) is built by
-    seqlens.explain's own builder, so both paths give the same answer (the tests compare them with
-    `model.explain`). None when there is nothing to explain, and the caller takes the public path.
+    averaged over heads: weights the recommend pass has already computed, so a second forward pass (what
+    `seqlens.explain.explain` would run) is skipped. The Explanation (shares, narrative, deny-list) is built
+    by seqlens.explain's own builder, so both paths give the same answer (the tests compare them with
+    `seqlens.explain.explain`). None when there is nothing to explain, and the caller takes the public path.
     """
     if result.attentions is None or len(result.items) == 0:
         return None
