@@ -1,21 +1,26 @@
-"""What every command shares: the consoles, warnings and errors on stderr, metric tables, data loading."""
+"""What every command shares: the consoles, warnings and errors on stderr, metric tables, data loading.
+
+Light to import (no torch, no pandas): `seqlens --help` and a command's own --help load only what they show.
+"""
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from seqlens.cli.config import Config
-from seqlens.data import InteractionLog, Split, leave_one_out, load_dataset, read_log, temporal_split
 from seqlens.errors import SeqlensError
-from seqlens.eval import EvalResult
-from seqlens.recommenders import Recommender
+
+if TYPE_CHECKING:
+    from seqlens.cli.config import Config
+    from seqlens.data import InteractionLog, Split
+    from seqlens.eval import EvalResult
+    from seqlens.recommenders import Recommender
 
 console = Console()
 
@@ -43,6 +48,8 @@ def fail(message: str) -> None:
 
 
 def load_data(cfg: Config) -> InteractionLog:
+    from seqlens.data import load_dataset, read_log
+
     d = cfg.data
     if d.dataset is not None:
         log = load_dataset(d.dataset, d.root)
@@ -52,6 +59,8 @@ def load_data(cfg: Config) -> InteractionLog:
 
 
 def split_log(log: InteractionLog, how: str) -> Split:
+    from seqlens.data import leave_one_out, temporal_split
+
     return leave_one_out(log) if how == "leave_one_out" else temporal_split(log)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -18,7 +19,9 @@ from seqlens.cli.common import (
     warn,
 )
 from seqlens.errors import SeqlensError
-from seqlens.recommenders import Recommender, load_model
+
+if TYPE_CHECKING:
+    from seqlens.recommenders import Recommender
 
 
 def recommend(
@@ -36,6 +39,8 @@ def recommend(
     ),
 ) -> None:
     """Top-k next items for a known user, an ad-hoc list of items, or many users at once (--users, --out)."""
+    from seqlens.recommenders import load_model
+
     if sum(x is not None for x in (user, items, users)) != 1:
         fail("give exactly one of --user U, --items a,b,c or --users all|FILE")
     if users is not None and out is None:
