@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.core import DATA, PARAMS, load, params_differ
+from benchmarks.core import DATA, PARAMS, load
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -80,8 +80,7 @@ def train(dataset: str, cls_name: str, split_name: str, epochs: int | None, pati
                 return saved
     params = wanted(dataset, cls_name, epochs, patience)
     out = MODELS / dataset / f"{cls_name.lower()}-{split_name}"
-    config = out / "config.json"
-    if config.exists() and not params_differ(json.loads(config.read_text())["params"], params):
+    if (out / "config.json").exists() and not seqlens.load(out).params_differ(params):
         return out
     log = load(dataset)
     split = seqlens.leave_one_out(log) if split_name == "leave_one_out" else seqlens.temporal_split(log)

@@ -29,12 +29,6 @@ def load(name: str) -> seqlens.InteractionLog | None:
     return seqlens.load_dataset(name, DATA) if seqlens.dataset_available(name, DATA) else None
 
 
-def params_differ(saved: dict, expected: dict) -> dict:
-    """The saved model's values of the `expected` parameters it does not match (display-only `progress` aside):
-    a saved model is reused only when this is empty, so nothing trained otherwise slips into a benchmark."""
-    return {k: saved.get(k) for k, v in expected.items() if k != "progress" and saved.get(k) != v}
-
-
 # Beauty: the acceptance configuration (everything else default). ML-1M: dense, long histories, so the
 # SASRec paper's dropout for it (0.2), rotary attention instead of position embeddings (see TUNING in
 # report.py: better on ML-1M, worse on Beauty) and a cap of 60 epochs with patience 10 to bound the run on 2 cores.

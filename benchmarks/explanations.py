@@ -33,12 +33,7 @@ import pandas as pd
 import torch
 
 import seqlens
-from benchmarks.core import (  # Beauty's and ML-1M's settings, as the core benchmark trains them
-    DATA,
-    PARAMS,
-    load,
-    params_differ,
-)
+from benchmarks.core import DATA, PARAMS, load  # Beauty's and ML-1M's settings, as the core benchmark trains them
 from seqlens.eval.protocol import targets_with_histories
 from seqlens.eval.report import frame_markdown
 from seqlens.eval.significance import paired_difference
@@ -98,7 +93,7 @@ def model_for(name: str, train: seqlens.InteractionLog, valid, params: dict) -> 
     expected = {**seqlens.SASRec().get_params(), **params, "seed": 0, "progress": False}
     if (path / "model.safetensors").exists():
         model = seqlens.load(path)
-        if model.dataset_["fingerprint"] == train.fingerprint() and not params_differ(model.get_params(), expected):
+        if model.dataset_["fingerprint"] == train.fingerprint() and not model.params_differ(expected):
             return model, _source(path, model)
         print(f"{path}: trained otherwise; training again")
     model = seqlens.SASRec(**expected)

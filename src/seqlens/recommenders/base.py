@@ -11,6 +11,7 @@ import inspect
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from seqlens.data.log import ITEM, USER, InteractionLog
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
 from seqlens.eval.protocol import histories_for, scored_batches
+from seqlens.train.trainer import DISPLAY_ONLY
 
 
 class NotFittedError(RuntimeError):
@@ -58,6 +60,16 @@ class Recommender:
         for name, value in params.items():
             setattr(self, name, value)
         return self
+
+    def params_differ(self, expected: Mapping[str, Any]) -> dict[str, Any]:
+        """This model's values of the `expected` parameters it does not match (None for one it does not have),
+        display-only ones (`progress`) aside.
+
+        Empty when the model was made with those settings: check it before reusing a saved model instead of
+        training again (a benchmark, a cache of runs), so that nothing trained otherwise is taken for it.
+        """
+        params = self.get_params()
+        return {k: params.get(k) for k, v in expected.items() if k not in DISPLAY_ONLY and params.get(k) != v}
 
     def _validate_params(self) -> None:
         """Subclasses check their parameters here (`fit` and `load` call it)."""

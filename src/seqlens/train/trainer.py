@@ -71,8 +71,10 @@ class TrainConfig:
     monitor: str = "ndcg@10"  # the validation metric early stopping follows (not a hyper-parameter)
 
 
+#: settings that change how training is shown, not what it learns
+DISPLAY_ONLY = frozenset({"progress"})
 #: training settings a resume may change (it extends or shortens the run); any other must match the checkpoint
-RESUMABLE = frozenset({"epochs", "patience", "progress"})
+RESUMABLE = frozenset({"epochs", "patience"}) | DISPLAY_ONLY
 
 
 @contextlib.contextmanager
