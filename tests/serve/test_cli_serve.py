@@ -15,8 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 from typer.testing import CliRunner
+from uvicorn.importer import import_from_string
 
 from seqlens.cli.main import app
+from seqlens.errors import SeqlensError
+from seqlens.serve.protocol import BoundedH11Protocol, accept_backlog, fd_limit, process_limits
 
 from .conftest import TOKEN
 
@@ -144,5 +147,30 @@ def test_workers_shed_load_and_bound_shutdown(monkeypatch, tmp_path):
         runner.uvicorn, "Server", lambda config: configs.append(config) or type("S", (), {"run": lambda self: None})()
     )
     runner.run(tmp_path)
-    assert configs[0].limit_concurrency == runner.MAX_CONCURRENCY  # beyond it: 503 at once, not a queue
+    # connections past the cap: 503 + Retry-After when made (the protocol); uvicorn's own limit, whose bare
+    # 503 refused every request on every connection once reached, stays off
+    assert configs[0].http == runner.PROTOCOL and configs[0].limit_concurrency is None
+    assert import_from_string(configs[0].http) is BoundedH11Protocol  # the name imports (as workers do)
+    assert configs[0].backlog == accept_backlog(fd_limit())
     assert configs[0].timeout_graceful_shutdown == runner.GRACEFUL_SHUTDOWN_SECONDS
+
+
+@pytest.mark.fault
+def test_serve_lifts_the_descriptor_limit_and_refuses_bad_timeouts(monkeypatch, tmp_path):
+    import resource
+
+    from seqlens.serve import runner
+
+    monkeypatch.setattr(runner.uvicorn, "Server", lambda config: type("S", (), {"run": lambda self: None})())
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        runner.run(tmp_path)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == (hard if hard != resource.RLIM_INFINITY else 1 << 16)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    process_limits.cache_clear()
+    monkeypatch.setenv("SEQLENS_HEADER_TIMEOUT", "soon")
+    with pytest.raises(SeqlensError, match="SEQLENS_HEADER_TIMEOUT must be a positive number, got 'soon'"):
+        runner.run(tmp_path)
+    process_limits.cache_clear()

@@ -5,6 +5,8 @@ protocol 0, and asyncio only sets TCP_NODELAY on sockets whose protocol is TCP, 
 keep-alive connection waited out the client's delayed ACK (~40 ms instead of ~1 ms, measured). Here the
 socket is bound with IPPROTO_TCP and TCP_NODELAY (inherited by accepted connections on Linux), then
 handed to uvicorn's own worker supervisor. (2) The worker health-check timeout is raised (see `run`).
+(3) Connections are uvicorn's h11 protocol with header and body timeouts and a connection cap below the
+file-descriptor limit, which is lifted to the hard limit first (`seqlens.serve.protocol`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from pathlib import Path
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from seqlens.serve.protocol import accept_backlog, process_limits, raise_fd_limit
+
 APP = "seqlens.serve.app:app_from_env"
+#: uvicorn's h11 protocol with timeouts and a connection cap; named, not passed, so workers import it
+PROTOCOL = "seqlens.serve.protocol:BoundedH11Protocol"
 HEALTHCHECK_SECONDS = 60
 
 
@@ -32,8 +38,6 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-#: per worker: open connections and tasks beyond this are answered 503 immediately (load shedding)
-MAX_CONCURRENCY = 256
 KEEP_ALIVE_SECONDS = 5
 #: how long a shutdown waits for open requests (a stalled upload included) before closing them
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -55,12 +59,16 @@ def run(
     # model can hold the GIL for seconds on a busy machine, so the default 5 s timeout killed healthy
     # workers at start (seen under load): allow a minute.
     access_log = log_level in ("info", "debug", "trace")  # "info logs every request", as the CLI help says
+    backlog = accept_backlog(raise_fd_limit())  # before the workers start: they inherit the limit
+    process_limits(backlog)  # a bad SEQLENS_*_TIMEOUT fails here, with its name, not in a worker
     config = uvicorn.Config(
         APP, factory=True, host=host, port=port, workers=workers, log_level=log_level, access_log=access_log,
         timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
-        # shed load instead of queueing it: beyond this many open connections and tasks per worker, uvicorn
-        # answers 503 at once; a stalled client cannot hold a shutdown for longer than the grace period
-        limit_concurrency=MAX_CONCURRENCY, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # shed load instead of queueing it: connections past the cap are answered 503 + Retry-After when
+        # made (the protocol), requests past the app's in-flight limit too; uvicorn's own limit stays off
+        # (its bare 503 refused every request, old connections included); a stalled client is closed after
+        # the header or body timeout and cannot hold a shutdown for longer than the grace period
+        http=PROTOCOL, backlog=backlog, limit_concurrency=None, timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )  # fmt: skip
     if workers == 1:
