@@ -25,6 +25,7 @@ COMMANDS = {
     "serve": "seqlens.cli.serving:serve",
     "explain": "seqlens.cli.explanations:explain_cmd",
     "faithfulness": "seqlens.cli.explanations:faithfulness_cmd",
+    "monitor": "seqlens.cli.monitoring:monitor_cmd",
 }
 
 

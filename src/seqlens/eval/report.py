@@ -23,7 +23,8 @@ def pyplot():
     return plt
 
 
-def _png(fig) -> bytes:
+def figure_png(fig) -> bytes:
+    """The figure as PNG bytes (closed afterwards, so that long runs do not pile up open figures)."""
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=120)
@@ -75,7 +76,7 @@ def comparison_png(table: pd.DataFrame, metric: str) -> bytes:
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(list(y), rows["model"])
     ax.set_xlabel(f"{metric} difference to {reference} (95% CI)")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def frame_markdown(frame: pd.DataFrame, title: str) -> str:
@@ -130,4 +131,4 @@ def reliability_png(curves: dict[str, list[dict]], title: str) -> bytes:
     ax.set(xlabel="top-1 probability (bin mean; marker area = users)", ylabel="top-1 accuracy",
            xlim=(0, 1), ylim=(0, 1), title=title)  # fmt: skip
     ax.legend()
-    return _png(fig)
+    return figure_png(fig)

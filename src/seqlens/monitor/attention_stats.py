@@ -7,6 +7,9 @@ row that matters is the last query's. Two numbers per layer summarise it, averag
   the maximum possible is log(history length).
 - mass on the last item: the weight the last query puts on itself (the most recent item); a model that
   drifts towards "next item after the last one" shows this rising.
+- top-1 mass: the largest weight in the row (concentration on one item, wherever it is);
+- age: how far back the attended items lie, weight-averaged, as a share of the history (0 = all weight on
+  the latest item, 1 = all on the oldest): recency, comparable across history lengths.
 
 Tracked over time (e.g. as Prometheus histograms), shifts in either flag attention drift. The weights
 used are the ones that multiplied the values (`applied`), so refined (AWRSR) attention is measured as
@@ -24,11 +27,14 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class AttentionStats:
-    """`entropy[b, l]` and `last_mass[b, l]` for batch row b and layer l (head means), plus the row lengths."""
+    """`entropy[b, l]`, `last_mass[b, l]`, `top1_mass[b, l]` and `age[b, l]` for batch row b and layer l (head
+    means), plus the row lengths."""
 
     entropy: Tensor
     last_mass: Tensor
     lengths: Tensor
+    top1_mass: Tensor
+    age: Tensor
 
     @property
     def layers(self) -> int:
@@ -62,10 +68,15 @@ def last_query_stats(attentions: Sequence[object], keep: Tensor) -> AttentionSta
     """
     if len(attentions) == 0:
         raise ValueError("no attention layers given")
-    entropy, mass = [], []
+    entropy, mass, top1, age = [], [], [], []
     for layer in attentions:
         row = applied_weights(layer)[:, :, -1, :].float()  # [B, H, T]: the last query
         plogp = torch.where(row > 0, row * torch.log(row.clamp(min=1e-30)), torch.zeros_like(row))
         entropy.append((-plogp.sum(-1)).mean(1))
         mass.append(row[:, :, -1].mean(1))
-    return AttentionStats(torch.stack(entropy, 1), torch.stack(mass, 1), keep.sum(1))
+        top1.append(row.amax(-1).mean(1))
+        steps_back = torch.arange(row.shape[-1] - 1, -1, -1, dtype=row.dtype)  # [T]: 0 at the latest item
+        span = (keep.sum(1) - 1).clamp(min=1).to(row.dtype)  # [B]: steps back to the oldest item
+        age.append((row * steps_back).sum(-1).mean(1) / span)
+    entropy_, mass_, top1_, age_ = (torch.stack(values, 1) for values in (entropy, mass, top1, age))  # [B, layers]
+    return AttentionStats(entropy_, mass_, keep.sum(1), top1_, age_)

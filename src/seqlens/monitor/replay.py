@@ -1,0 +1,164 @@
+"""A log replayed as the requests a deployed model would have answered, and what the model did with each.
+
+Every event of a log is a request: the user's history just before it, at the event's time. Replaying a log
+through a model (`answer`) gives, per request, the attention statistics of the last query in every layer
+(`last_query_stats`), the items it recommended, and the last layer's attention mass per history item: what
+`windows.summarize` aggregates per time window and `drift` compares with a reference.
+
+Requests are built apart from answering them (`requests_from_log`, then `answer`) so that a test or a
+benchmark can alter them in between (a promoted brand appended to some histories, histories cut short by a
+broken upstream) exactly as a fault in production would.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from seqlens.data.log import ITEM, TIME, USER, InteractionLog
+from seqlens.data.sequences import Sequences
+from seqlens.errors import DataError
+from seqlens.monitor.attention_stats import applied_weights, last_query_stats
+from seqlens.recommenders import Recommender
+from seqlens.recommenders.neural import NextItemModel
+
+#: per-request attention statistics, each recorded per layer as f"{name}@{layer}"
+STATISTICS = ("entropy", "normalized_entropy", "top1_mass", "last_mass", "age")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+@dataclass(frozen=True)
+class Requests:
+    """Histories (internal item indices of the model, oldest first, unknown items dropped) at times (seconds)."""
+
+    times: np.ndarray  # [N] int64
+    users: np.ndarray  # [N] str
+    histories: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def where(self, rows: np.ndarray) -> Requests:
+        """The requests at `rows` (a boolean mask or indices), in order."""
+        picked = np.flatnonzero(rows) if rows.dtype == bool else rows
+        return Requests(self.times[picked], self.users[picked], [self.histories[i] for i in picked])
+
+
+def window_starts(times: np.ndarray, window: str) -> np.ndarray:
+    """The start (seconds) of the window each time falls in; windows of length `window` ("7d", "12h", "2w")
+    counted from the epoch, so the same time always lands in the same window."""
+    return (np.asarray(times, dtype=np.int64) // window_seconds(window)) * window_seconds(window)
+
+
+def window_seconds(window: str) -> int:
+    """Seconds in a window written as a whole number and a unit: s, m, h, d or w ("7d", "12h")."""
+    found = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", window)
+    if found is None or int(found[1]) == 0:
+        raise DataError(f"window={window!r} is not a duration: a whole number above zero and s, m, h, d or w (7d, 12h)")
+    return int(found[1]) * UNIT_SECONDS[found[2]]
+
+
+def requests_from_log(
+    model: Recommender, log: InteractionLog, window: str = "7d", per_window: int | None = 1000, seed: int = 0
+) -> Requests:
+    """Every event with a non-empty known history before it is a request; at most `per_window` of them per
+    window, drawn uniformly with `seed` (so that windows of very different traffic weigh alike)."""
+    if not log.has_time:
+        raise DataError(f"{log.source}: the log has no times, so it cannot be replayed in windows")
+    df = log.df  # sorted by user, then time
+    items = model.encode_items(df[ITEM].astype(str))  # 0 = unknown to the model
+    users = df[USER].to_numpy()
+    times = df[TIME].to_numpy(np.int64)
+    first = np.r_[True, users[1:] != users[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(df)), 0))  # the row where each user begins
+    candidates = np.flatnonzero(~first)
+    if per_window is not None:
+        shuffled = np.random.default_rng(seed).permutation(candidates)
+        windows = window_starts(times[shuffled], window)
+        rank = pd.Series(windows).groupby(windows).cumcount().to_numpy()  # order of each request in its window
+        candidates = np.sort(shuffled[rank < per_window])
+    histories = [items[start[r] : r][items[start[r] : r] > 0] for r in candidates]
+    known = np.array([len(h) > 0 for h in histories], dtype=bool)
+    return Requests(times[candidates], users[candidates].astype(str), histories).where(known)
+
+
+@dataclass(frozen=True)
+class Answers:
+    """What the model did with each request: `records` (one row per request: time, user, history length and
+    the per-layer statistics), `recommended` [N, k] internal indices, the last layer's attention mass per
+    history item as a flat list (`attended_items`, `attended_mass`, request `attended_row`), and each
+    request's `latest` item."""
+
+    records: pd.DataFrame
+    recommended: np.ndarray
+    attended_items: np.ndarray
+    attended_mass: np.ndarray
+    attended_row: np.ndarray
+    layers: int
+    latest: np.ndarray  # [N] the most recent history item of each request
+
+    def where(self, keep: np.ndarray) -> Answers:
+        """The answers to the requests where `keep` [N] is True (rows renumbered)."""
+        renumber = np.cumsum(keep) - 1
+        attended = keep[self.attended_row]
+        return Answers(
+            self.records[keep].reset_index(drop=True), self.recommended[keep], self.attended_items[attended],
+            self.attended_mass[attended], renumber[self.attended_row[attended]], self.layers, self.latest[keep],
+        )  # fmt: skip
+
+
+def answer(model: Recommender, requests: Requests, k: int = 10, batch_size: int = 256) -> Answers:
+    """Run `model` on every request (its most recent `max_len` items), recording what `Answers` holds.
+
+    Recommendations exclude the history, as `recommend` does. Needs an attention network (SASRec).
+    """
+    if not (isinstance(model, NextItemModel) and model.net_.has_attention):
+        raise DataError(f"{type(model).__name__} has no attention to monitor (use an attention model such as SASRec)")
+    net, max_len = model.net_, model.max_len
+    if len(requests) == 0:
+        raise DataError("no requests to replay (no event has a history the model knows)")
+    seqs = Sequences.from_lists(requests.histories)
+    columns: dict[str, list[np.ndarray]] = {}
+    recommended, att_items, att_mass, att_row = [], [], [], []
+    layers = 0
+    with torch.inference_mode():
+        for lo in range(0, len(seqs), batch_size):
+            rows = np.arange(lo, min(lo + batch_size, len(seqs)))
+            seq = torch.from_numpy(seqs.padded(rows, max_len))  # [B, T]
+            hidden, weights = net(seq, return_attention=True)
+            scores = net.scores(hidden[:, -1])  # [B, n_items + 1]
+            scores.scatter_(1, seq, float("-inf"))  # the window's items; older ones below
+            for b, r in enumerate(rows):
+                older = requests.histories[r][:-max_len]
+                if len(older):
+                    scores[b, torch.from_numpy(older)] = float("-inf")
+            recommended.append(scores.topk(k, dim=1).indices.numpy())
+            keep = seq != 0
+            stats = last_query_stats(weights, keep)
+            layers = stats.layers
+            values = {"entropy": stats.entropy, "normalized_entropy": stats.normalized_entropy(),
+                      "top1_mass": stats.top1_mass, "last_mass": stats.last_mass, "age": stats.age}  # fmt: skip
+            for name in STATISTICS:
+                for layer in range(layers):
+                    columns.setdefault(f"{name}@{layer}", []).append(values[name][:, layer].numpy())
+            last = applied_weights(weights[-1])[:, :, -1, :].mean(1)  # [B, T]: head mean of the last query
+            b_idx, t_idx = keep.nonzero(as_tuple=True)
+            att_items.append(seq[b_idx, t_idx].numpy())
+            att_mass.append(last[b_idx, t_idx].numpy())
+            att_row.append(rows[b_idx.numpy()])
+    records = pd.DataFrame(
+        {
+            TIME: requests.times,
+            USER: requests.users,
+            "length": np.minimum(seqs.lengths, max_len),
+            **{name: np.concatenate(parts) for name, parts in columns.items()},
+        }  # fmt: skip
+    )
+    return Answers(
+        records, np.concatenate(recommended), np.concatenate(att_items), np.concatenate(att_mass),
+        np.concatenate(att_row), layers, np.array([h[-1] for h in requests.histories], dtype=np.int64),
+    )  # fmt: skip

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from seqlens.data.log import ITEM, USER
+from seqlens.errors import DataError
+from seqlens.monitor import answer, requests_from_log, window_starts
+
+
+def test_every_event_after_a_users_first_is_a_request_holding_the_history_before_it(fitted, synth_log):
+    requests = requests_from_log(fitted, synth_log, "3d", per_window=None)
+    firsts = synth_log.df[USER].nunique()
+    assert len(requests) == len(synth_log) - firsts  # every item is known to the model here
+    df = synth_log.df
+    row = 37
+    user_rows = df.index[df[USER] == requests.users[row]]
+    before = df.loc[user_rows][df.loc[user_rows, "timestamp"] < requests.times[row]]
+    assert (
+        list(fitted.decode_items(requests.histories[row]))[: len(before)]
+        == list(before[ITEM])[: len(requests.histories[row])]
+    )
+
+
+def test_at_most_per_window_requests_are_drawn_per_window_reproducibly(fitted, synth_log):
+    a = requests_from_log(fitted, synth_log, "3d", per_window=10, seed=1)
+    b = requests_from_log(fitted, synth_log, "3d", per_window=10, seed=1)
+    _, counts = np.unique(window_starts(a.times, "3d"), return_counts=True)
+    assert counts.max() == 10
+    assert np.array_equal(a.times, b.times) and a.users.tolist() == b.users.tolist()
+
+
+def test_a_window_that_is_not_a_duration_is_refused():
+    with pytest.raises(DataError, match="window='weekly' is not a duration"):
+        window_starts(np.array([1, 2]), "weekly")
+    assert window_starts(np.array([86400 * 7 + 5]), "7d").tolist() == [86400 * 7]
+    assert window_starts(np.array([7200 + 5]), "2h").tolist() == [7200]
+
+
+def test_answers_exclude_the_history_and_attention_sums_to_one_per_request(fitted, synth_log):
+    requests = requests_from_log(fitted, synth_log, "3d", per_window=5)
+    answers = answer(fitted, requests, k=5)
+    assert len(answers.records) == len(requests) and answers.recommended.shape == (len(requests), 5)
+    for row in range(len(requests)):
+        assert not set(answers.recommended[row]) & set(requests.histories[row])
+    mass = np.bincount(answers.attended_row, answers.attended_mass, minlength=len(requests))
+    assert np.allclose(mass, 1.0, atol=1e-5)
+    assert ((answers.records.filter(like="age@") >= 0) & (answers.records.filter(like="age@") <= 1 + 1e-6)).all().all()
+    assert np.array_equal(answers.latest, [h[-1] for h in requests.histories])
+
+
+def test_a_model_without_attention_is_refused(synth_split, synth_log):
+    import seqlens
+
+    popular = seqlens.Popular().fit(synth_split.train)
+    with pytest.raises(DataError, match="no attention to monitor"):
+        answer(popular, requests_from_log(popular, synth_log, "3d", per_window=5))
