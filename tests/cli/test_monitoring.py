@@ -28,6 +28,30 @@ def test_monitor_writes_its_report_and_exits_3_when_an_alert_fires(fitted, synth
 def test_monitor_names_a_bad_window(fitted, synth_log, tmp_path):
     fitted.save(tmp_path / "model")
     synth_log.df.to_csv(tmp_path / "log.csv", index=False)
-    result = runner.invoke(app, ["monitor", str(tmp_path / "model"), str(tmp_path / "log.csv"), "--out", str(tmp_path / "o"), "--window", "weekly"])
+    result = runner.invoke(
+        app,
+        [
+            "monitor",
+            str(tmp_path / "model"),
+            str(tmp_path / "log.csv"),
+            "--out",
+            str(tmp_path / "o"),
+            "--window",
+            "weekly",
+        ],
+    )
     assert result.exit_code == 2
     assert "window='weekly' is not a duration" in result.output
+
+
+def test_monitor_compares_a_candidate_with_the_served_model_on_the_same_requests(fitted, synth_log, tmp_path):
+    fitted.save(tmp_path / "served")
+    fitted.save(tmp_path / "candidate")
+    synth_log.df.to_csv(tmp_path / "log.csv", index=False)
+    out = tmp_path / "o"
+    args = ["monitor", str(tmp_path / "served"), str(tmp_path / "log.csv"), "--out", str(out), "--window", "3d",
+            "--min-requests", "20", "--compare", str(tmp_path / "candidate")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output  # the same model: nothing departs
+    report = json.loads((out / "monitor.json").read_text())
+    assert report["baseline"] == "served" and report["model"] == "candidate" and report["reference"] == []

@@ -67,3 +67,13 @@ def test_too_few_windows_for_a_reference_is_an_error(fitted, synth_log):
     answers = answer(fitted, requests_from_log(fitted, synth_log, "60d", per_window=50))
     with pytest.raises(DataError, match="too few for a reference of 8 windows"):
         summarize(fitted, answers, "60d", min_requests=1)
+
+
+def test_a_candidate_model_is_checked_against_every_window_of_the_baseline():
+    rng = np.random.default_rng(1)
+    served = _windows(list(0.3 + 0.01 * rng.standard_normal(12)), [[0.5, 0.5]] * 12)
+    same = detect(served, RULES, baseline=served)
+    assert same.alerts == [] and same.reference == []
+    shifted = _windows([0.3] * 6 + [0.5] * 6, [[0.5, 0.5]] * 12)
+    drift = detect(shifted, RULES, baseline=served)
+    assert {a["window"] for a in drift.alerts} == {i * WEEK for i in range(6, 12)}

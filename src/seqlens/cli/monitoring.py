@@ -29,9 +29,13 @@ def monitor_cmd(
     format: Format = "auto",
     timestamps: Timestamps = None,
     seed: int = typer.Option(0, help="Seed of the per-window draw of requests."),
+    compare: Path | None = typer.Option(
+        None, help="A candidate model: the same requests through it, every window compared with MODEL_DIR's."
+    ),
 ) -> None:
     """Replay DATA through the model window by window; write the statistics, their drift from the reference
-    and the alerts to --out. Exits with status 3 when any alert fires."""
+    and the alerts to --out. With --compare, check a candidate model against MODEL_DIR on the same requests
+    before promoting it. Exits with status 3 when any alert fires."""
     from seqlens.data import read_items, read_log
     from seqlens.monitor import answer, detect, read_rules, requests_from_log, summarize, write_report
     from seqlens.recommenders import load_model
@@ -43,15 +47,24 @@ def monitor_cmd(
     table = read_items(items, multi=[attribute] if attribute else ()) if items is not None else None
     requests = requests_from_log(model, log, window, per_window, seed)
     console.print(f"replaying {len(requests)} requests in {window} windows")
-    answers = answer(model, requests)
-    windows = summarize(model, answers, window, table, attribute, min_requests, reference)
-    drift = detect(windows, read_rules(rules) if rules is not None else None)
-    content = write_report(out, windows, drift, {"model": Path(model_dir).name, "data": Path(data).name})
+    windows = summarize(model, answer(model, requests), window, table, attribute, min_requests, reference)
+    about = {"model": Path(model_dir).name, "data": Path(data).name}
+    baseline = None
+    if compare is not None:
+        candidate = load_model(compare)
+        baseline, windows = (
+            windows,
+            summarize(candidate, answer(candidate, requests), window, table, attribute, min_requests, reference),
+        )
+        about = {**about, "model": Path(compare).name, "baseline": Path(model_dir).name}
+    drift = detect(windows, read_rules(rules) if rules is not None else None, baseline)
+    content = write_report(out, windows, drift, about)
     alerted = sorted({a["window"] for a in content["alerts"]})
-    console.print(
-        f"{len(windows)} windows, {len(drift.reference)} of them the reference; "
-        f"{len(content['alerts'])} alerts in {len(alerted)} windows; written to {out}"
-    )
+    checked = (
+        f"{len(windows)} windows compared with {Path(model_dir).name}'s" if baseline is not None
+        else f"{len(windows)} windows, {len(drift.reference)} of them the reference"
+    )  # fmt: skip
+    console.print(f"{checked}; {len(content['alerts'])} alerts in {len(alerted)} windows; written to {out}")
     for a in content["alerts"][:20]:
         warn(f"alert: window {a['window']}: {a['statistic']} {a['test']} {a['divergence']:.3g} > {a['threshold']:.3g}")
     if content["alerts"]:

@@ -91,33 +91,39 @@ class Drift:
     reference: list[int]
 
 
-def detect(windows: Windows, rules: list[Rule] | None = None) -> Drift:
+def detect(windows: Windows, rules: list[Rule] | None = None, baseline: Windows | None = None) -> Drift:
     """Compare every window with the reference windows, calibrate each statistic's threshold on them, and
-    list the alerts (reference windows never alert)."""
+    list the alerts (reference windows never alert).
+
+    With a `baseline` (the same requests answered by the model in service), every window of `windows` (a
+    candidate model's) is compared with all of the baseline's windows instead, thresholds calibrated on the
+    baseline's own window-to-window variation: a candidate whose attention departs from the served model's
+    alerts before it is promoted.
+    """
     rules = rules if rules is not None else read_rules()
-    ref = windows.reference
+    source = baseline if baseline is not None else windows
+    ref = list(source.scalars.index) if baseline is not None else windows.reference
     divergence: dict[str, pd.Series] = {}
     checks: dict[str, Check] = {}
     for name in windows.scalars.columns:
         rule = _rule_for(rules, name, "shift")
-        if rule is not None:
-            values = windows.scalars[name]
-            divergence[name], loo = _shift(values, values.loc[ref])
+        if rule is not None and name in source.scalars:
+            divergence[name], loo = _shift(windows.scalars[name], source.scalars[name].loc[ref])
             checks[name] = _check(name, rule, loo)
     for name, shares in windows.distributions.items():
         rule = _rule_for(rules, name, "psi")
-        if rule is not None:
-            divergence[name], loo = _psi(shares, shares.loc[ref])
+        if rule is not None and name in source.distributions:
+            divergence[name], loo = _psi(shares, source.distributions[name].loc[ref])
             checks[name] = _check(name, rule, loo)
     table = pd.DataFrame(divergence, index=windows.scalars.index)
     alerts = [
         {"window": int(start), "statistic": name, "divergence": float(table.at[start, name]),
          "threshold": checks[name].threshold, "test": checks[name].test,
          "value": float(windows.scalars.at[start, name]) if name in windows.scalars else None}
-        for start in table.index if start not in ref
+        for start in table.index if baseline is not None or start not in ref
         for name in table.columns if table.at[start, name] > checks[name].threshold
     ]  # fmt: skip
-    return Drift(table, checks, alerts, ref)
+    return Drift(table, checks, alerts, [] if baseline is not None else ref)
 
 
 def _rule_for(rules: list[Rule], name: str, test: str) -> Rule | None:

@@ -71,7 +71,8 @@ def dashboard_png(windows: Windows, drift: Drift) -> bytes:
     reference = pd.to_datetime(drift.reference, unit="s")
     alerted = pd.to_datetime(sorted({a["window"] for a in drift.alerts}), unit="s")
     for ax in axes:
-        ax.axvspan(reference.min(), reference.max(), color="0.85", zorder=0)
+        if len(reference):  # none when a candidate model is compared with a baseline
+            ax.axvspan(reference.min(), reference.max(), color="0.85", zorder=0)
         for t in alerted:
             ax.axvline(t, color="red", alpha=0.35, lw=2, zorder=0)
     axes[0].set_title("grey: reference windows; red: windows with an alert")
@@ -85,6 +86,10 @@ def write_report(out: str | Path, windows: Windows, drift: Drift, about: dict) -
     content = report_dict(windows, drift, about)
     atomic.write_text(out / "monitor.json", json.dumps(content, indent=1, allow_nan=False) + "\n")
     png = base64.b64encode(dashboard_png(windows, drift)).decode()
+    reference = (
+        f"reference: {len(drift.reference)} windows ({content['reference'][0]} to {content['reference'][-1]})"
+        if drift.reference else f"reference: every window of {about.get('baseline', 'the baseline model')}"
+    )  # fmt: skip
     alerts = "".join(
         f"<tr><td>{html.escape(a['window'])}</td><td>{html.escape(a['statistic'])}</td><td>{a['test']}</td>"
         f"<td>{a['divergence']:.3g}</td><td>{a['threshold']:.3g}</td></tr>"
@@ -96,8 +101,7 @@ def write_report(out: str | Path, windows: Windows, drift: Drift, about: dict) -
 img{{max-width:100%}}</style></head><body>
 <h1>Attention monitor</h1>
 <p>Model {html.escape(str(about.get("model", "")))}, requests from {html.escape(str(about.get("data", "")))},
-{len(windows)} windows of {html.escape(windows.window)}; reference: {len(drift.reference)} windows
-({html.escape(content["reference"][0])} to {html.escape(content["reference"][-1])}).
+{len(windows)} windows of {html.escape(windows.window)}; {html.escape(reference)}.
 <strong>{len(content["alerts"])} alerts</strong> in {len({a["window"] for a in content["alerts"]})} windows.</p>
 <img alt="divergence of every statistic over time, and the main attention statistics" src="data:image/png;base64,{png}">
 <h2>Alerts</h2>
