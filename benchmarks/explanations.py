@@ -90,7 +90,7 @@ def _save(section: str, key: str, value) -> None:
 def model_for(name: str, train: seqlens.InteractionLog, valid, params: dict) -> tuple[seqlens.SASRec, dict]:
     """The model saved under runs/explain/<name> when trained with `params` on this data, else a new one."""
     path = RUNS / name
-    expected = {**seqlens.SASRec().get_params(), **params, "seed": 0, "progress": False}
+    expected = {**seqlens.SASRec().get_params(), "seed": 0, **params, "progress": False}
     if (path / "model.safetensors").exists():
         model = seqlens.load(path)
         if model.dataset_["fingerprint"] == train.fingerprint() and not model.params_differ(expected):
