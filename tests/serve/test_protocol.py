@@ -1,6 +1,6 @@
 """`BoundedH11Protocol` under a tiny ASGI app in an in-process uvicorn, with short limits: stalled heads and
-bodies are closed with 408, connections past the cap get 503 + Retry-After, a full server lets the longest
-idle connection go for a newcomer, and slow-but-steady clients are still served."""
+bodies are closed with 408, connections past the cap get 503 + Retry-After, a full server lets a stalled or
+long-idle connection go for a newcomer, and slow-but-steady clients are still served."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import h11
 import pytest
@@ -29,10 +30,13 @@ pytestmark = pytest.mark.fault
 
 
 async def app(scope, receive, send):
-    """Reads the whole body (after `x-delay` seconds, if given), answers its length."""
+    """Reads the whole body (after `x-delay` seconds, if given), answers its length; `x-block` seconds
+    blocks the event loop first (a busy server)."""
     if scope["type"] != "http":
         return
-    delay = dict(scope["headers"]).get(b"x-delay")
+    delay, block = dict(scope["headers"]).get(b"x-delay"), dict(scope["headers"]).get(b"x-block")
+    if block:
+        time.sleep(float(block))
     if delay:
         await asyncio.sleep(float(delay))
     size, more = 0, True
@@ -46,6 +50,7 @@ async def app(scope, receive, send):
     await send({"type": "http.response.body", "body": body})
 
 
+@contextmanager
 def serve(limits: Limits) -> Iterator[int]:
     protocol = type("Tiny", (BoundedH11Protocol,), {"limits_override": limits})
     with socket.socket() as s:
@@ -67,13 +72,15 @@ def serve(limits: Limits) -> Iterator[int]:
 @pytest.fixture
 def quick() -> Iterator[int]:
     """Short timeouts, room for many connections."""
-    yield from serve(Limits(max_connections=50, header_timeout=0.5, body_timeout=0.5, body_deadline=1.5))
+    with serve(Limits(max_connections=50, header_timeout=0.5, body_timeout=0.5, body_deadline=1.5)) as port:
+        yield port
 
 
 @pytest.fixture
 def small() -> Iterator[int]:
     """Three connections at most; idle ones yield their slot after 0.3 s."""
-    yield from serve(Limits(max_connections=3, header_timeout=30, body_timeout=30, crowded_wait=0.3))
+    with serve(Limits(max_connections=3, header_timeout=30, body_timeout=30, crowded_wait=0.3)) as port:
+        yield port
 
 
 def connect(port: int) -> socket.socket:
@@ -204,17 +211,72 @@ def test_past_the_cap_a_new_connection_is_answered_503_with_retry_after_at_once(
             sock.close()
 
 
+def test_a_refused_client_whose_request_had_already_arrived_still_reads_the_503(small):
+    """Closing a socket with unread data resets the connection, and asyncio's streams (aiohttp's too) then
+    raise instead of handing over the 503 that came first: the server reads what came before closing."""
+    busy = [connect(small) for _ in range(3)]
+    try:
+        for sock in busy[:2]:  # requests in progress
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nxx")
+        time.sleep(0.3)
+        busy[2].sendall(b"POST / HTTP/1.1\r\nHost: x\r\nx-block: 1\r\nContent-Length: 0\r\n\r\n")
+        time.sleep(0.2)  # the server's loop is blocked for a second: the requests below arrive before it looks
+
+        async def refused_after_sending() -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", small)
+            writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+            try:
+                return await asyncio.wait_for(reader.read(), 10)
+            finally:
+                writer.close()
+
+        async def twenty() -> list[bytes]:
+            return await asyncio.gather(*(refused_after_sending() for _ in range(20)))
+
+        answers = asyncio.run(twenty())
+        assert all(a.startswith(b"HTTP/1.1 503 ") for a in answers), answers
+        assert response(busy[2]).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in busy:
+            sock.close()
+
+
+def test_when_full_a_connection_stalled_in_its_head_yields_its_slot_at_once():
+    """The slow-client pattern (half a head, then nothing) gives way to a newcomer at any age, so clients
+    reconnecting as fast as they are closed cannot keep probes out; idle-but-young connections stay."""
+    with serve(Limits(max_connections=3, header_timeout=30, body_timeout=30, crowded_wait=30)) as port:
+        held = [connect(port) for _ in range(3)]
+        try:
+            held[1].sendall(b"GET / HTTP/1.1\r\nHo")
+            time.sleep(0.2)
+            held.append(connect(port))
+            assert ask(held[3], b"abc").startswith(b"HTTP/1.1 200 ")  # the newcomer is served
+            assert read_all(held[1]).startswith(b"HTTP/1.1 408 ")  # told why
+            with connect(port) as another:  # nothing stalled left, the others too young to yield: refused
+                assert read_all(another).startswith(b"HTTP/1.1 503 ")
+            for sock in (held[0], held[2]):
+                sock.settimeout(0.2)
+                with pytest.raises(TimeoutError):  # still open
+                    sock.recv(1)
+        finally:
+            for sock in held:
+                sock.close()
+
+
 def test_when_full_the_longest_idle_connection_yields_its_slot(small):
     idle = [connect(small) for _ in range(3)]
     try:
-        idle[0].sendall(b"GET / HTTP/1.1\r\n")  # the oldest: a stalled head
         time.sleep(0.5)  # all three idle longer than crowded_wait
         with connect(small) as newcomer:
             assert ask(newcomer, b"abc").startswith(b"HTTP/1.1 200 ")
-        assert read_all(idle[0]).startswith(b"HTTP/1.1 408 ")  # told why
-        idle[1].settimeout(0.2)
-        with pytest.raises(TimeoutError):  # the others still open
-            idle[1].recv(1)
+        closed = []
+        for sock in idle:
+            sock.settimeout(0.3)
+            try:
+                closed.append(sock.recv(65536).startswith(b"HTTP/1.1 408 "))
+            except TimeoutError:
+                closed.append(False)
+        assert closed == [True, False, False]  # the oldest went, told why
     finally:
         for sock in idle:
             sock.close()

@@ -14,9 +14,12 @@ asyncio logged a traceback per attempt (about 118,000 in 17 s) and `/healthz` ti
   came) does not count against the client;
 - a connection cap kept below the file-descriptor limit (`connection_cap`): a connection beyond it is
   answered `503` with `Retry-After` and closed as soon as it is made, so `accept()` never runs out of
-  descriptors. But when every slot is taken, a connection that has waited `CROWDED_WAIT_SECONDS` without
-  a request in progress (a stalled header, an idle keep-alive) gives its slot to the newcomer instead:
-  stalled clients cannot lock out health probes and real clients for a whole header timeout.
+  descriptors. But when every slot is taken, a connection that holds one without using it gives it to
+  the newcomer instead (closed with 408): first the one stalled longest in a half-sent request head (the
+  slow-client pattern: a real client sends its head at once, so a stalled one yields at any age), else
+  one idle (no request in progress, nothing sent) for `CROWDED_WAIT_SECONDS`. So stalled clients cannot
+  lock out health probes and real clients for a whole header timeout, even when they reconnect as fast
+  as they are closed; connections with a request in progress are never closed for a newcomer.
 
 uvicorn's own concurrency limit stays off (`limit_concurrency=None`): past it, uvicorn answered *every*
 request, on old connections too, with a bare 503 and no `Retry-After`. The cap above replaces its
@@ -58,8 +61,8 @@ MAX_CONNECTIONS = 256
 HEADER_TIMEOUT_SECONDS = 10.0
 BODY_TIMEOUT_SECONDS = 10.0
 BODY_DEADLINE_SECONDS = 60.0  # 1 MiB (the largest body accepted) in a minute is 17 kB/s
-#: when full, a connection idle (no request in progress) this long yields its slot to a new one
-CROWDED_WAIT_SECONDS = 1.0
+#: when full, a connection idle this long (no request in progress, nothing sent) yields its slot to a new one
+CROWDED_WAIT_SECONDS = 0.5
 RETRY_AFTER_SECONDS = 1
 #: descriptors kept for everything but client connections: the listening socket, model files, logs,
 #: the worker's pipes, metrics files (a worker of `seqlens serve --workers 2` holds about 17 after serving)
@@ -175,6 +178,17 @@ class _Tally:
 TALLY = _Tally()
 
 
+def _discard_what_came(transport: asyncio.BaseTransport) -> None:
+    """Read what the client already sent: closing a socket with unread data resets the connection (RST)
+    and a client may then lose the 503 it was sent. (The transport has not started reading yet.)"""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            os.read(sock.fileno(), 1 << 16)
+        except OSError:  # nothing there (EAGAIN), or already reset
+            pass
+
+
 class BoundedH11Protocol(H11Protocol):
     """uvicorn's H11Protocol plus header and body timeouts and a connection cap (see the module's doc)."""
 
@@ -191,8 +205,10 @@ class BoundedH11Protocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = self.limits_override or process_limits(config.backlog)
         self.turned_away = False
-        #: since when no request has been in progress (None while one is): who may yield a slot when full
+        #: since when no request has been in progress (None while one is), and since when the bytes of an
+        #: incomplete request head have been arriving (None before the first): who yields a slot when full
         self.idle_since: float | None = None
+        self.head_since: float | None = None
         self._phase: str | None = None  # "head" or "body" while a timer watches the client
         self._phase_start = 0.0
         self._last_data = 0.0
@@ -207,6 +223,7 @@ class BoundedH11Protocol(H11Protocol):
             self.turned_away = True
             TALLY.add("refused (503, at the connection cap)")
             transport.write(BUSY_ANSWER)
+            _discard_what_came(transport)
             transport.close()
             return
         super().connection_made(transport)
@@ -224,7 +241,7 @@ class BoundedH11Protocol(H11Protocol):
         if self.turned_away:
             return
         self._unwatch()
-        self.idle_since = None
+        self.idle_since = self.head_since = None
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
@@ -240,14 +257,16 @@ class BoundedH11Protocol(H11Protocol):
         if state is h11.IDLE:  # between requests, or a request's head not complete yet
             if self.idle_since is None:
                 self.idle_since = now
+            if data_arrived and self.head_since is None:
+                self.head_since = now
             if data_arrived and self._phase != "head":  # a new request began on a kept-alive connection
                 self._watch("head", self.limits.header_timeout)
         elif state is h11.SEND_BODY:
-            self.idle_since = None
+            self.idle_since = self.head_since = None
             if self._phase != "body":
                 self._watch("body", self.limits.body_timeout)
         else:  # the request is in: the app works on it, nothing to wait for from the client
-            self.idle_since = None
+            self.idle_since = self.head_since = None
             self._unwatch()
 
     def _watch(self, phase: str, seconds: float) -> None:
@@ -284,20 +303,25 @@ class BoundedH11Protocol(H11Protocol):
             reason += " (408)"
         TALLY.add(reason)
         self._unwatch()
-        self.idle_since = None  # not chosen twice while its close is pending
+        self.idle_since = self.head_since = None  # not chosen twice while its close is pending
         self.transport.close()
 
     def _free_a_slot(self) -> bool:
-        """At the cap: close the connection idle the longest, if it has been idle CROWDED_WAIT_SECONDS."""
-        now, oldest = self._clock.time(), None
+        """At the cap: close the connection stalled longest in a half-sent head, else the one idle longest
+        if idle CROWDED_WAIT_SECONDS; False if every connection has a request in progress or just came."""
+        now, chosen, rank = self._clock.time(), None, (2, 0.0)
         for other in self.server_state.connections:
             if not isinstance(other, BoundedH11Protocol) or other.idle_since is None:
                 continue
-            if now - other.idle_since >= self.limits.crowded_wait and (
-                oldest is None or other.idle_since < (oldest.idle_since or 0.0)
-            ):
-                oldest = other
-        if oldest is None:
+            if other.head_since is not None:
+                mine = (0, other.head_since)
+            elif now - other.idle_since >= self.limits.crowded_wait:
+                mine = (1, other.idle_since)
+            else:
+                continue
+            if mine < rank:
+                chosen, rank = other, mine
+        if chosen is None:
             return False
-        oldest.close_stalled("yielded its slot (idle while the server was full)")
+        chosen.close_stalled("yielded its slot to a new connection (the server was full)")
         return True
