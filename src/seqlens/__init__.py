@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
         InteractionLog,
         ItemTable,
         Split,
+        UserTable,
         dataset_available,
         leave_one_out,
         load_dataset,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
         read_log,
         read_movielens,
         read_sequences,
+        read_users,
         synthetic_log,
         temporal_split,
         trigger_families,
@@ -41,7 +43,7 @@ _LAZY = {
     **{name: ("seqlens.data", name) for name in (
         "DATASETS", "InteractionLog", "ItemTable", "Split", "read_items", "dataset_available", "leave_one_out", "load_dataset", "planted_log",
         "read_interactions", "read_log", "read_movielens", "read_sequences", "synthetic_log", "temporal_split",
-        "trigger_families")},
+        "trigger_families", "UserTable", "read_users")},
     **{name: ("seqlens.eval", name) for name in ("EvalResult", "evaluate")},
     **{name: ("seqlens.recommenders", name) for name in (
         "GRU4Rec", "ItemKNN", "MarkovChain", "Popular", "Recommender", "SASRec")},
@@ -52,7 +54,7 @@ __all__ = [
     "ArtifactError", "DataError", "EvalResult", "GRU4Rec", "InteractionLog", "ItemKNN", "MarkovChain", "Popular", "Recommender", "SASRec",
     "SeqlensError", "Split", "__version__", "evaluate", "leave_one_out", "load", "read_interactions", "read_log",
     "planted_log", "read_movielens", "read_sequences", "synthetic_log", "temporal_split", "trigger_families",
-    "DATASETS", "dataset_available", "load_dataset", "ItemTable", "read_items",
+    "DATASETS", "dataset_available", "load_dataset", "ItemTable", "read_items", "UserTable", "read_users",
 ]  # fmt: skip
 
 

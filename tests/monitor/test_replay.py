@@ -53,3 +53,22 @@ def test_a_model_without_attention_is_refused(synth_split, synth_log):
     popular = seqlens.Popular().fit(synth_split.train)
     with pytest.raises(DataError, match="no attention to monitor"):
         answer(popular, requests_from_log(popular, synth_log, "3d", per_window=5))
+
+
+def test_cohorts_by_history_length_and_by_a_user_attribute(fitted, synth_log):
+    import pandas as pd
+
+    from seqlens.data import read_users
+    from seqlens.monitor.windows import cohort_labels
+
+    answers = answer(fitted, requests_from_log(fitted, synth_log, "3d", per_window=20))
+    by_length = cohort_labels(answers, "length")
+    assert len(set(by_length)) == 3
+    lengths = answers.records["length"].to_numpy()
+    short = np.char.startswith(by_length.astype(str), "short")
+    assert lengths[short].max() < lengths[~short].min()
+    users = read_users(pd.DataFrame({"user_id": ["u0", "u1"], "plan": ["paid", "free"]}), categorical=["plan"])
+    by_plan = cohort_labels(answers, "plan", users)
+    assert set(by_plan) <= {"paid", "free", "unknown"} and (by_plan[answers.records["user_id"] == "u0"] == "paid").all()
+    with pytest.raises(DataError, match="give the user table"):
+        cohort_labels(answers, "plan")

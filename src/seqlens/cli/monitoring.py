@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from seqlens.cli.common import Format, ModelDir, Timestamps, console, warn
+from seqlens.errors import SeqlensError
 
 #: the exit status when an alert fires, so that a pipeline step can stop on it
 ALERT_EXIT = 3
@@ -29,6 +30,10 @@ def monitor_cmd(
     format: Format = "auto",
     timestamps: Timestamps = None,
     seed: int = typer.Option(0, help="Seed of the per-window draw of requests."),
+    cohort: str | None = typer.Option(
+        None, help="Also check each cohort on its own: 'length' (short/medium/long histories) or a --users column."
+    ),
+    users: Path | None = typer.Option(None, help="User attribute table (read_users formats: CSV, users.dat, u.user)."),
     compare: Path | None = typer.Option(
         None, help="A candidate model: the same requests through it, every window compared with MODEL_DIR's."
     ),
@@ -36,8 +41,9 @@ def monitor_cmd(
     """Replay DATA through the model window by window; write the statistics, their drift from the reference
     and the alerts to --out. With --compare, check a candidate model against MODEL_DIR on the same requests
     before promoting it. Exits with status 3 when any alert fires."""
-    from seqlens.data import read_items, read_log
+    from seqlens.data import read_items, read_log, read_users
     from seqlens.monitor import answer, detect, read_rules, requests_from_log, summarize, write_report
+    from seqlens.monitor.windows import cohort_labels
     from seqlens.recommenders import load_model
 
     if (items is None) != (attribute is None):
@@ -47,7 +53,8 @@ def monitor_cmd(
     table = read_items(items, multi=[attribute] if attribute else ()) if items is not None else None
     requests = requests_from_log(model, log, window, per_window, seed)
     console.print(f"replaying {len(requests)} requests in {window} windows")
-    windows = summarize(model, answer(model, requests), window, table, attribute, min_requests, reference)
+    answers = answer(model, requests)
+    windows = summarize(model, answers, window, table, attribute, min_requests, reference)
     about = {"model": Path(model_dir).name, "data": Path(data).name}
     baseline = None
     if compare is not None:
@@ -65,7 +72,33 @@ def monitor_cmd(
         else f"{len(windows)} windows, {len(drift.reference)} of them the reference"
     )  # fmt: skip
     console.print(f"{checked}; {len(content['alerts'])} alerts in {len(alerted)} windows; written to {out}")
-    for a in content["alerts"][:20]:
-        warn(f"alert: window {a['window']}: {a['statistic']} {a['test']} {a['divergence']:.3g} > {a['threshold']:.3g}")
-    if content["alerts"]:
+    alerts = [("", a) for a in content["alerts"]]
+    if cohort is not None:  # each cohort against its own reference windows, written to out/cohort-<value>
+        labels = cohort_labels(answers, cohort, read_users(users) if users is not None else None)
+        rules_list = read_rules(rules) if rules is not None else None
+        for value in sorted(set(labels)):
+            part = answers.where(labels == value)
+            try:
+                part_windows = summarize(model, part, window, table, attribute, min_requests, reference)
+            except SeqlensError as err:
+                warn(f"cohort {value}: not checked ({err})")
+                continue
+            found = write_report(
+                out / f"cohort-{_slug(value)}",
+                part_windows,
+                detect(part_windows, rules_list),
+                {**about, "cohort": f"{cohort}={value}"},
+            )
+            console.print(f"cohort {cohort}={value}: {len(found['alerts'])} alerts")
+            alerts += [(f"{cohort}={value}: ", a) for a in found["alerts"]]
+    for where, a in alerts[:20]:
+        warn(
+            f"alert: {where}window {a['window']}: {a['statistic']} {a['test']} {a['divergence']:.3g} > {a['threshold']:.3g}"
+        )
+    if alerts:
         raise typer.Exit(ALERT_EXIT)
+
+
+def _slug(value: str) -> str:
+    """A cohort value as a folder name."""
+    return "".join(ch if ch.isalnum() else "-" for ch in value).strip("-") or "blank"

@@ -14,9 +14,11 @@ from seqlens.data.readers import (
 from seqlens.data.sequences import PAD, Sequences
 from seqlens.data.splits import Split, leave_one_out, temporal_split
 from seqlens.data.synthetic import FAMILIES, PlantedLog, planted_log, synthetic_log, trigger_families
+from seqlens.data.users import UserTable, read_users
 
 __all__ = [
     "ITEM", "PAD", "PlantedLog", "planted_log", "TIME", "USER", "InteractionLog", "Sequences", "Split", "leave_one_out",
     "read_interactions", "read_log", "FORMATS", "read_movielens", "read_movielens_titles", "read_sequences", "synthetic_log", "trigger_families", "FAMILIES",
     "temporal_split", "DATASETS", "dataset_available", "load_dataset", "ItemTable", "read_items",
+    "UserTable", "read_users",
 ]  # fmt: skip

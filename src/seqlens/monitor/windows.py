@@ -22,6 +22,7 @@ import pandas as pd
 
 from seqlens.data.items import ItemTable
 from seqlens.data.log import ITEM
+from seqlens.data.users import UserTable
 from seqlens.errors import DataError
 from seqlens.monitor.replay import Answers, window_starts
 from seqlens.recommenders import Recommender
@@ -63,6 +64,20 @@ def popularity_buckets(model: Recommender, buckets: int = POPULARITY_BUCKETS) ->
     bucket = np.empty(len(counts), dtype=np.int64)
     bucket[order] = np.minimum((cumulative * buckets - 1e-9).astype(np.int64).clip(min=0), buckets - 1)
     return bucket
+
+
+def cohort_labels(answers: Answers, by: str, users: UserTable | None = None) -> np.ndarray:
+    """Each request's cohort: by "length", short / medium / long histories (terciles of the requests' history
+    lengths); otherwise the `by` column of a user table (users it does not hold: "unknown")."""
+    if by == "length":
+        lengths = answers.records["length"].to_numpy()
+        low, high = np.quantile(lengths, [1 / 3, 2 / 3])
+        return np.where(
+            lengths <= low, f"short (<= {low:g})", np.where(lengths <= high, "medium", f"long (> {high:g})")
+        )
+    if users is None:
+        raise DataError(f"cohort {by!r} is a user attribute: give the user table too (or use 'length')")
+    return np.array(users.values_of(answers.records["user_id"].tolist(), by))
 
 
 def attribute_values(model: Recommender, table: ItemTable, column: str) -> tuple[list[str], list[list[int]]]:
