@@ -15,6 +15,13 @@ shares with the server. Every loop is bounded in count and time, and only 127.0.
 Mode `reload` is the concurrent load of `plain` while `POST /v1/admin/reload` swaps the model every
 `--reload-every` seconds: failed requests, latency and memory while models are swapped under load.
 
+Mode `stalled` is the concurrent load of `plain` while `--stalled` connections send half a request head and
+stall (each one the server closes is opened again a quarter second later), with `/healthz` asked on a new
+connection every half second: requests served, failures, latency, how the stalled connections ended and
+the most descriptors a server process held. Mode `burst` opens `--burst` connections at once, each sending
+one request: how many got 200 or 503 (with Retry-After?) and how fast. `--fd-limit N` starts the server
+with at most N open files (soft and hard limit), as issue 18's probe did.
+
 Usage: python -m benchmarks.serve_load runs/serve/ml-1m [--workers 2] [--duration 60] [--concurrency 16]
 Writes benchmarks/results/serve_load.json (the server's own log goes to the temp folder).
 """
@@ -262,14 +269,133 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model_dir: Path, port: int, workers: int, log: Path) -> subprocess.Popen:
+STALLED_HEAD = b"POST /v1/recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le"  # and nothing more
+
+
+def descriptors(root: int) -> int:
+    """The most open file descriptors held by process `root` or one of its children (the workers)."""
+    pids = [root]
+    try:
+        pids += [int(p) for p in Path(f"/proc/{root}/task/{root}/children").read_text().split()]
+    except OSError:
+        pass
+    counts = [0]
+    for pid in pids:
+        try:
+            counts.append(len(os.listdir(f"/proc/{pid}/fd")))
+        except OSError:
+            pass
+    return max(counts)
+
+
+async def stalled(port: int, pid: int, payloads: list[bytes], concurrency: int, seconds: float, n: int) -> dict:
+    """The concurrent load while `n` connections stall in their request head, and /healthz probes."""
+    deadline = time.perf_counter() + seconds
+    ends: dict[str, int] = {}
+    held, samples, fds, probes = [0], [], [], []
+
+    async def holder() -> None:
+        while time.perf_counter() < deadline - 0.3:
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+            except (TimeoutError, OSError):
+                ends["connect failed"] = ends.get("connect failed", 0) + 1
+                await asyncio.sleep(0.25)
+                continue
+            writer.write(STALLED_HEAD)
+            held[0] += 1
+            got, kind = b"", None
+            try:
+                while chunk := await asyncio.wait_for(reader.read(65536), max(0.01, deadline - time.perf_counter())):
+                    got += chunk
+                kind = got.split(b" ")[1].decode() if got.startswith(b"HTTP/1.1 ") else "closed, no answer"
+            except TimeoutError:
+                pass  # still held when the run ended
+            except OSError:
+                kind = "reset"
+            held[0] -= 1
+            writer.close()
+            if kind is not None:
+                ends[kind] = ends.get(kind, 0) + 1
+                await asyncio.sleep(0.25)
+
+    async def prober() -> None:
+        while time.perf_counter() < deadline:
+            conn, start = Connection(port), time.perf_counter()
+            try:
+                status, _ = await asyncio.wait_for(conn.request("GET", "/healthz"), 5)
+            except (TimeoutError, OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+                status = 0
+            probes.append((status, time.perf_counter() - start))
+            conn.close()
+            await asyncio.sleep(0.5)
+
+    async def sampler() -> None:
+        while time.perf_counter() < deadline:
+            samples.append(held[0])
+            fds.append(descriptors(pid))
+            await asyncio.sleep(0.25)
+
+    load, *_ = await asyncio.gather(
+        concurrent(port, payloads, concurrency, seconds), *(holder() for _ in range(n)), prober(), sampler()
+    )
+    ok = [t for status, t in probes if status == 200]
+    return {
+        **load, "stalled": n, "stalled_open_mean": round(float(np.mean(samples)), 1) if samples else None,
+        "stalled_ends": ends, "server_fds_max": max(fds, default=None), "healthz_probes": len(probes),
+        "healthz_failed": len(probes) - len(ok), "healthz_max_ms": round(max(ok) * 1000, 1) if ok else None,
+        "healthz_statuses": {str(s): sum(p == s for p, _ in probes) for s in sorted({p for p, _ in probes})},
+    }  # fmt: skip
+
+
+async def burst(port: int, payload: bytes, n: int) -> dict:
+    """`n` connections opened at once, each sending one request (and Connection: close)."""
+    head = (f"POST /v1/recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Connection: close\r\nContent-Length: {len(payload)}\r\n\r\n").encode()  # fmt: skip
+
+    async def one() -> tuple[str, bool, float]:
+        start, status, retry = time.perf_counter(), "timeout", False
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 30)
+            writer.write(head + payload)
+            line = await asyncio.wait_for(reader.readline(), 30)
+            status = line.split()[1].decode() if line else "closed, no answer"
+            while (field := await asyncio.wait_for(reader.readline(), 30)) not in (b"\r\n", b""):
+                retry = retry or field.lower().startswith(b"retry-after:")
+            writer.close()
+        except TimeoutError:
+            pass
+        except OSError:
+            status = "reset" if status == "timeout" else status  # after the answer's status line: answered
+        return status, retry, time.perf_counter() - start
+
+    start = time.perf_counter()
+    answers = await asyncio.gather(*(one() for _ in range(n)))
+    by_status: dict[str, dict] = {}
+    for status in sorted({a[0] for a in answers}):
+        times = [t for s, _, t in answers if s == status]
+        by_status[status] = {
+            "count": len(times), "with_retry_after": sum(r for s, r, _ in answers if s == status),
+            **percentiles(times), "max_ms": round(max(times) * 1000, 1),
+        }  # fmt: skip
+    return {"connections": n, "seconds": round(time.perf_counter() - start, 2), "by_status": by_status}
+
+
+def start_server(model_dir: Path, port: int, workers: int, log: Path, fd_limit: int | None = None) -> subprocess.Popen:
     """`seqlens serve` in its own session; its output goes to `log` (a pipe nobody reads could fill and stall it)."""
+
+    def limit_descriptors() -> None:
+        if fd_limit is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
+
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [str(SEQLENS), "serve", str(model_dir), "--port", str(port), "--workers", str(workers),
              "--log-level", "info"],
             stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-            env={**os.environ, "SEQLENS_RELOAD_TOKEN": RELOAD_TOKEN},
+            env={**os.environ, "SEQLENS_RELOAD_TOKEN": RELOAD_TOKEN}, preexec_fn=limit_descriptors,
         )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -295,8 +421,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--sequential", type=int, default=2000, help="one-at-a-time requests per mode")
     parser.add_argument("--method", default="attention")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of unmeasured load per mode first")
-    parser.add_argument("--modes", default="plain,explain", help="plain, explain, reload (comma-separated)")
+    parser.add_argument(
+        "--modes", default="plain,explain", help="plain, explain, reload, stalled, burst (comma-separated)"
+    )
     parser.add_argument("--reload-every", type=float, default=5.0, help="seconds between reloads (mode reload)")
+    parser.add_argument("--stalled", type=int, default=300, help="stalled connections (mode stalled, max 2000)")
+    parser.add_argument("--burst", type=int, default=600, help="connections opened at once (mode burst, max 2000)")
+    parser.add_argument("--fd-limit", type=int, default=None, help="the server's limit on open files")
     parser.add_argument("--out", type=Path, default=RESULTS / "serve_load.json")
     args = parser.parse_args(argv)
     if not (
@@ -304,19 +435,23 @@ def main(argv: list[str]) -> None:
         and 0 < args.concurrency <= 256
         and 0 < args.sequential <= 100_000
         and 0 <= args.warmup <= 60
+        and 0 < args.stalled <= 2000
+        and 0 < args.burst <= 2000
+        and (args.fd_limit is None or args.fd_limit >= 64)
     ):
         raise SystemExit(
-            "bounds: 0 < duration <= 600, 0 < concurrency <= 256, 0 < sequential <= 100000, 0 <= warmup <= 60"
+            "bounds: 0 < duration <= 600, 0 < concurrency <= 256, 0 < sequential <= 100000, 0 <= warmup <= 60, "
+            "0 < stalled <= 2000, 0 < burst <= 2000, fd-limit >= 64"
         )
     users = json.loads((args.model_dir / "users.json").read_text())
     config = json.loads((args.model_dir / "config.json").read_text())
     port = free_port()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     server_log = Path(tempfile.gettempdir()) / "seqlens_serve_load.server.log"
-    proc = start_server(args.model_dir, port, args.workers, server_log)
+    proc = start_server(args.model_dir, port, args.workers, server_log, args.fd_limit)
     result = {
         "model_dir": str(args.model_dir), "model": config["model"], "params": config["params"],
-        "workers": args.workers, "load_before": os.getloadavg(), "cpus": os.cpu_count(),
+        "workers": args.workers, "fd_limit": args.fd_limit, "load_before": os.getloadavg(), "cpus": os.cpu_count(),
         "machine": f"{platform.processor() or platform.machine()}, python {platform.python_version()}",
         "rss_mib_idle": rss_mib(proc.pid)[0], "modes": {},
     }  # fmt: skip
@@ -328,6 +463,22 @@ def main(argv: list[str]) -> None:
         for mode in args.modes.split(","):
             explain = mode == "explain"
             payloads = bodies(users, explain, args.method, seed=0)
+            if mode == "stalled":
+                load = measured(
+                    port, proc.pid,
+                    lambda p=payloads: stalled(port, proc.pid, p, args.concurrency, args.duration, args.stalled),
+                )  # fmt: skip
+                print(
+                    f"stalled: concurrency {args.concurrency}, {args.stalled} stalled connections: {load}", flush=True
+                )
+                result["modes"][mode] = {"concurrent": load}
+                continue
+            if mode == "burst":
+                time.sleep(1.0)  # the connections of earlier modes closed
+                load = asyncio.run(burst(port, payloads[0], args.burst))
+                print(f"burst: {load}", flush=True)
+                result["modes"][mode] = load
+                continue
             if mode == "reload":
                 rss_before = rss_mib(proc.pid)[0]
                 load = measured(
@@ -361,6 +512,8 @@ def main(argv: list[str]) -> None:
     log_text = server_log.read_text()
     result["worker_restarts"] = log_text.count("] died")
     result["server_errors_logged"] = log_text.count("ERROR")
+    result["server_tracebacks_logged"] = log_text.count("Traceback")
+    result["server_emfile_logged"] = log_text.count("out of system resource")
     args.out.write_text(json.dumps(result, indent=2))
     print(f"written to {args.out}")
 
