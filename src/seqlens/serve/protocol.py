@@ -15,11 +15,12 @@ asyncio logged a traceback per attempt (about 118,000 in 17 s) and `/healthz` ti
 - a connection cap kept below the file-descriptor limit (`connection_cap`): a connection beyond it is
   answered `503` with `Retry-After` and closed as soon as it is made, so `accept()` never runs out of
   descriptors. But when every slot is taken, a connection that holds one without using it gives it to
-  the newcomer instead (closed with 408): first the one stalled longest in a half-sent request head (the
-  slow-client pattern: a real client sends its head at once, so a stalled one yields at any age), else
-  one idle (no request in progress, nothing sent) for `CROWDED_WAIT_SECONDS`. So stalled clients cannot
-  lock out health probes and real clients for a whole header timeout, even when they reconnect as fast
-  as they are closed; connections with a request in progress are never closed for a newcomer.
+  the newcomer instead (closed; with a 408 unless it was kept alive between requests): first the one
+  stalled longest in a half-sent request head (the slow-client pattern: a real client sends its head at
+  once, so a stalled one yields at any age), else one idle (no request in progress, nothing sent) for
+  `CROWDED_WAIT_SECONDS`. So stalled clients cannot lock out health probes and real clients for a whole
+  header timeout, even when they reconnect as fast as they are closed; connections with a request in
+  progress are never closed for a newcomer.
 
 uvicorn's own concurrency limit stays off (`limit_concurrency=None`): past it, uvicorn answered *every*
 request, on old connections too, with a bare 503 and no `Retry-After`. The cap above replaces its
