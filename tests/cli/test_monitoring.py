@@ -55,3 +55,24 @@ def test_monitor_compares_a_candidate_with_the_served_model_on_the_same_requests
     assert result.exit_code == 0, result.output  # the same model: nothing departs
     report = json.loads((out / "monitor.json").read_text())
     assert report["baseline"] == "served" and report["model"] == "candidate" and report["reference"] == []
+
+
+def test_audit_writes_shares_ratios_and_the_remediation_trade_off(fitted, synth_log, tmp_path):
+    fitted.save(tmp_path / "model")
+    synth_log.df.to_csv(tmp_path / "log.csv", index=False)
+    titles = synth_log.titles()
+    genres = tmp_path / "genres.csv"
+    genres.write_text(
+        "item_id,genre\n" + "".join(f"{i},{t.split('(genre ')[1].rstrip(')')}\n" for i, t in titles.items())
+    )
+    out = tmp_path / "audit"
+    args = ["audit", str(tmp_path / "model"), str(tmp_path / "log.csv"), "--items", str(genres), "--attribute", "genre",
+            "--out", str(out), "--remediate", "0,0.5", "--cohort", "length"]  # fmt: skip
+    result = runner.invoke(app, args)
+    report = json.loads((out / "audit.json").read_text())
+    assert result.exit_code == (3 if report["flagged"] else 0), result.output
+    assert [r["lam"] for r in report["remediation"]] == [0.0, 0.5]
+    assert len(report["audit"]) == 4  # everyone, and three history-length cohorts
+    assert {"value", "attention_ratio", "exposure_ratio_low", "exposure_ratio_flagged"} <= set(
+        report["audit"]["all"][0]
+    )

@@ -26,6 +26,7 @@ COMMANDS = {
     "explain": "seqlens.cli.explanations:explain_cmd",
     "faithfulness": "seqlens.cli.explanations:faithfulness_cmd",
     "monitor": "seqlens.cli.monitoring:monitor_cmd",
+    "audit": "seqlens.cli.monitoring:audit_cmd",
 }
 
 

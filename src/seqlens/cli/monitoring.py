@@ -1,13 +1,14 @@
-"""`seqlens monitor`: replay a log through a model in time windows and alert on attention drift."""
+"""`seqlens monitor` and `seqlens audit`: attention drift over time windows, and bias toward attribute values."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
-from seqlens.cli.common import Format, ModelDir, Timestamps, console, warn
+from seqlens.cli.common import Format, ModelDir, Timestamps, TrainingData, console, warn
 from seqlens.errors import SeqlensError
 
 #: the exit status when an alert fires, so that a pipeline step can stop on it
@@ -102,3 +103,70 @@ def monitor_cmd(
 def _slug(value: str) -> str:
     """A cohort value as a folder name."""
     return "".join(ch if ch.isalnum() else "-" for ch in value).strip("-") or "blank"
+
+
+def audit_cmd(
+    model_dir: ModelDir,
+    data: TrainingData,
+    items: Path = typer.Option(
+        ..., help="Item attribute table (read_items formats: CSV, Parquet, item2attributes.json, movies.dat)."
+    ),
+    attribute: str = typer.Option(..., help="The --items column to audit (e.g. brand, genres)."),
+    out: Path = typer.Option(..., help="Folder for audit.json."),
+    k: int = typer.Option(10, "-k", "--k", help="Length of the recommendation lists."),
+    cohort: str | None = typer.Option(None, help="Also audit each cohort: 'length' or a --users column."),
+    users: Path | None = typer.Option(None, help="User attribute table (read_users formats)."),
+    remediate: str = typer.Option(
+        "0,0.25,0.5,0.75", help="Calibrated re-ranking strengths to measure (0 = the model's own ranking)."
+    ),
+    format: Format = "auto",
+    timestamps: Timestamps = None,
+) -> None:
+    """Audit an item attribute on the test users of DATA (split leave-one-out): its share of attention against
+    its share of the histories, and of recommendations against interactions, with bootstrap CIs, flagged outside
+    0.8-1.25; and calibrated re-ranking's trade-off between accuracy and the exposure gap. Exit status 3 when a
+    value is flagged."""
+    import json
+
+    from seqlens import atomic
+    from seqlens.data import leave_one_out, read_items, read_log, read_users
+    from seqlens.eval.protocol import targets_with_histories
+    from seqlens.monitor import answer
+    from seqlens.monitor.audit import audit, trade_off
+    from seqlens.monitor.replay import Requests
+    from seqlens.monitor.windows import cohort_labels
+    from seqlens.recommenders import load_model
+
+    model = load_model(model_dir)
+    split = leave_one_out(read_log(data, format, timestamps=timestamps))
+    table = read_items(items, multi=[attribute])
+    ids, histories, targets = targets_with_histories(model, split.test, split.test_history)
+    known = (histories.lengths > 0) & (targets > 0)
+    ids, targets = ids[known], targets[known]
+    histories = type(histories)(histories.flat, histories.starts[known], histories.lengths[known])
+    groups = {"all": np.ones(len(ids), dtype=bool)}
+    if cohort is not None:
+        requests = Requests(np.zeros(len(ids), np.int64), ids.astype(str), [histories[i] for i in range(len(ids))])
+        labels = cohort_labels(answer(model, requests, k=1), cohort, read_users(users) if users is not None else None)
+        groups |= {f"{cohort}={v}": labels == v for v in sorted(set(labels))}
+    report: dict = {"model": Path(model_dir).name, "data": Path(data).name, "attribute": attribute, "users": len(ids)}
+    flagged = []
+    for name, rows in groups.items():
+        part = type(histories)(histories.flat, histories.starts[rows], histories.lengths[rows])
+        frame = audit(model, part, table, attribute, k=k)
+        report.setdefault("audit", {})[name] = frame.to_dict(orient="records")
+        console.print(f"{name}: {int(rows.sum())} users")
+        console.print(frame.round(3).to_string(index=False))
+        flagged += [f"{name}: {r['value']} ({kind} ratio {r[kind + '_ratio']:.2f}, CI {r[kind + '_ratio_low']:.2f}-"
+                    f"{r[kind + '_ratio_high']:.2f})"
+                    for r in frame.to_dict(orient="records") for kind in ("attention", "exposure") if r[kind + "_ratio_flagged"]]  # fmt: skip
+    lams = tuple(float(x) for x in remediate.split(",") if x.strip())
+    trade = trade_off(model, histories, targets, table, attribute, lams, k)
+    report["remediation"] = trade.drop(columns="per_user_hit").to_dict(orient="records")
+    console.print(trade.drop(columns="per_user_hit").round(4).to_string(index=False))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out / "audit.json", json.dumps({**report, "flagged": flagged}, indent=1) + "\n")
+    for line in flagged[:20]:
+        warn(f"flagged: {line}")
+    if flagged:
+        raise typer.Exit(ALERT_EXIT)
