@@ -11,54 +11,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from seqlens.data.log import ITEM
+from seqlens.data.log import ITEM, ItemTable
 from seqlens.data.readers import read_movielens_titles
 from seqlens.errors import DataError
 
 #: the column `item2attributes.json` and MovieLens genres are read into
 ATTRIBUTES, GENRES = "attributes", "genres"
-
-
-@dataclass(frozen=True, eq=False)
-class ItemTable:
-    """Attributes per item (`frame`: one row per item id, as strings). `categorical` columns hold one value,
-    `multi` columns a tuple of values, and `bands` maps each numeric column to its band edges."""
-
-    frame: pd.DataFrame
-    categorical: tuple[str, ...] = ()
-    multi: tuple[str, ...] = ()
-    bands: dict[str, list[float]] = field(default_factory=dict)
-    source: str = "<dataframe>"
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """Every attribute column (numeric ones as their bands, which are categorical)."""
-        return (*self.categorical, *self.multi)
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-    def __repr__(self) -> str:
-        return f"ItemTable({len(self)} items, categorical={list(self.categorical)}, multi={list(self.multi)}, source={self.source!r})"
-
-    def vocabulary(self, column: str) -> list[str]:
-        """The distinct values of `column`, sorted (multi-valued columns: of every item's values)."""
-        if column not in self.columns:
-            raise DataError(f"{self.source}: no attribute column {column!r} (have {', '.join(self.columns)})")
-        values = self.frame[column]
-        flat = [v for vs in values for v in vs] if column in self.multi else list(values)
-        return sorted(set(flat))
-
-    def coverage(self, item_ids: Sequence[str]) -> tuple[int, int]:
-        """(items of `item_ids` with attributes, table items not in `item_ids`: cold items)."""
-        known, ids = set(self.frame[ITEM]), set(map(str, item_ids))
-        return len(ids & known), len(known - ids)
 
 
 def read_items(

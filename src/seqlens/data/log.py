@@ -1,4 +1,5 @@
-"""InteractionLog: who interacted with what, when, in order; the one input type of every model.
+"""InteractionLog: who interacted with what, when, in order; the one input type of every model. Also
+ItemTable, the item attributes a log may hold (read by items.py).
 
 Columns follow RecTools' conventions: `user_id`, `item_id`, `timestamp` (optional, integer seconds).
 External ids are kept as strings so that `1193` read from a file and `"1193"` typed by a user agree.
@@ -10,17 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from seqlens.errors import DataError
-
-if TYPE_CHECKING:  # items.py reads tables with the log's column names: the type only, no cycle at run time
-    from seqlens.data.items import ItemTable
 
 USER, ITEM, TIME = "user_id", "item_id", "timestamp"
 #: the largest number of seconds accepted as a time: beyond it a float no longer holds whole seconds exactly
@@ -185,6 +182,47 @@ class InteractionLog:
             values = self.df[col].to_numpy()
             h.update(values.tobytes() if values.dtype.kind in "iuf" else "\x1f".join(values).encode())
         return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class ItemTable:
+    """Attributes per item (`frame`: one row per item id, as strings). `categorical` columns hold one value,
+    `multi` columns a tuple of values, and `bands` maps each numeric column to its band edges.
+
+    Read one with `seqlens.read_items` (items.py). The type is declared here, next to the log that holds one
+    (`InteractionLog.attributes`), so that this module imports nothing of `data/`: items.py reads tables with
+    readers.py, which builds logs.
+    """
+
+    frame: pd.DataFrame
+    categorical: tuple[str, ...] = ()
+    multi: tuple[str, ...] = ()
+    bands: dict[str, list[float]] = field(default_factory=dict)
+    source: str = "<dataframe>"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every attribute column (numeric ones as their bands, which are categorical)."""
+        return (*self.categorical, *self.multi)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        return f"ItemTable({len(self)} items, categorical={list(self.categorical)}, multi={list(self.multi)}, source={self.source!r})"
+
+    def vocabulary(self, column: str) -> list[str]:
+        """The distinct values of `column`, sorted (multi-valued columns: of every item's values)."""
+        if column not in self.columns:
+            raise DataError(f"{self.source}: no attribute column {column!r} (have {', '.join(self.columns)})")
+        values = self.frame[column]
+        flat = [v for vs in values for v in vs] if column in self.multi else list(values)
+        return sorted(set(flat))
+
+    def coverage(self, item_ids: Sequence[str]) -> tuple[int, int]:
+        """(items of `item_ids` with attributes, table items not in `item_ids`: cold items)."""
+        known, ids = set(self.frame[ITEM]), set(map(str, item_ids))
+        return len(ids & known), len(known - ids)
 
 
 def group_bounds(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
