@@ -26,19 +26,17 @@ learn "the item k steps back" once for every position instead of once per absolu
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqlens.nn.config import REFINEMENTS as REFINEMENTS  # declared in config.py (torch-free), importable here
+from seqlens.nn.config import SCORES as SCORES
+from seqlens.nn.config import SASRecConfig
 from seqlens.nn.dropout import Dropout
 
-if TYPE_CHECKING:  # sasrec imports this module: the type only, no cycle at run time
-    from seqlens.nn.sasrec import SASRecConfig
-
-SCORES = ("scaled_dot", "dot", "additive")
-REFINEMENTS = ("none", "simple", "value", "additive")
 ROTARY_BASE = 10_000.0  # the wavelengths span 2 pi .. 2 pi * base positions, as in RoFormer
 
 

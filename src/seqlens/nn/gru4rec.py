@@ -7,29 +7,13 @@ starts at each history's first real item and never reads padding.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from seqlens.nn.config import GRU4RecConfig
 from seqlens.nn.dropout import Dropout
 from seqlens.nn.next_item import NextItemNet
-from seqlens.params import param
-
-
-@dataclass
-class GRU4RecConfig:
-    """GRU4Rec's network hyper-parameters: the one place each is declared, validated and documented."""
-
-    n_items: int  # from the data, not a hyper-parameter
-    max_len: int = param(50, "How many of the most recent items the GRU reads.", minimum=1)
-    dim: int = param(64, "Width of item embeddings and of the GRU's hidden state.", minimum=1)
-    layers: int = param(1, "Stacked GRU layers.", minimum=1)
-    dropout: float = param(0.2, "Dropout on embeddings (and between GRU layers), in [0, 1).", minimum=0.0, below=1.0)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class GRU4RecNet(NextItemNet):

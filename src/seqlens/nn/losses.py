@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-LOSSES = ("ce", "sampled", "bce", "gbce")
+from seqlens.nn.config import LOSSES
 
 
 def next_item_loss(

@@ -27,22 +27,53 @@ positions counted from the end, or none); otherwise every position is run as its
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import Any, Protocol, cast
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from seqlens.nn.attention import attention_mask, masked_softmax
-
-if TYPE_CHECKING:  # the networks import this module: the types only, no cycle at run time
-    from seqlens.nn.next_item import NextItemNet
-    from seqlens.nn.sasrec import Block, SASRecNet
+from seqlens.nn.attention import CausalSelfAttention, attention_mask, masked_softmax
+from seqlens.nn.config import SASRecConfig
 
 #: perturbed sequences evaluated per chunk of the one-pass-each path (bounds its T x T attention memory)
 CHUNK = 512
 
 
-def masked_last_hidden(net: SASRecNet, seq: Tensor) -> Tensor:
+# The networks call this module (`SASRecNet.masked_last_hidden`, `NextItemNet.removed_last_hidden`), so it does not
+# import them back: what it reads of them is spelled out here, and type checkers match the networks against it.
+class _Net(Protocol):
+    """Any next-item network (`NextItemNet`), as `one_pass_each` reads it."""
+
+    item_emb: nn.Embedding
+
+    def __call__(self, seq: Tensor, *args: Any, **kwargs: Any) -> tuple[Tensor, Any]: ...
+
+
+class _Block(Protocol):
+    """A SASRec block (`sasrec.Block`), as the shortcut reads it."""
+
+    attn: CausalSelfAttention
+    ln1: nn.LayerNorm
+    ln2: nn.LayerNorm
+    ffn: nn.Sequential
+
+    def __call__(self, x: Tensor, keep: Tensor) -> tuple[Tensor, Any]: ...
+
+    def after_attention(self, x: Tensor, a: Tensor) -> Tensor: ...
+
+
+class _SASRecNet(_Net, Protocol):
+    """SASRec's network (`sasrec.SASRecNet`), as the shortcut reads it: its config, embedding, blocks, final norm."""
+
+    cfg: SASRecConfig
+    training: bool
+    blocks: nn.ModuleList
+    ln_f: nn.LayerNorm
+
+    def embed(self, seq: Tensor, blank: Tensor | None = None) -> Tensor: ...
+
+
+def masked_last_hidden(net: _SASRecNet, seq: Tensor) -> Tensor:
     """[B, T, D]: column j is the last hidden state of `seq` [B, T] with position j hidden in place.
 
     Hiding the position the model reads from would leave nothing to read, so the last column hides only the
@@ -62,7 +93,7 @@ def masked_last_hidden(net: SASRecNet, seq: Tensor) -> Tensor:
     return out
 
 
-def removed_last_hidden(net: SASRecNet, seq: Tensor) -> Tensor:
+def removed_last_hidden(net: _SASRecNet, seq: Tensor) -> Tensor:
     """[B, T, D]: column j is the last hidden state of `seq` [B, T] with item j removed (the items before it
     one column closer to the present, as if the user had never interacted with it). Zero at padding."""
     if _shortcut_applies(net, remove=True):
@@ -81,7 +112,7 @@ def keep_only(seq: Tensor, keep: Tensor) -> Tensor:
     return torch.where(keep.gather(1, order), seq.gather(1, order), torch.zeros_like(seq))
 
 
-def _shortcut_applies(net: SASRecNet, remove: bool) -> bool:
+def _shortcut_applies(net: _SASRecNet, remove: bool) -> bool:
     cfg = net.cfg
     if net.training:
         raise RuntimeError("masking and removal need the network in eval mode (call net.eval())")
@@ -89,7 +120,7 @@ def _shortcut_applies(net: SASRecNet, remove: bool) -> bool:
     return plain and not (remove and cfg.positions == "from_start")  # from the start, later items would move
 
 
-def one_pass_each(net: NextItemNet, seq: Tensor, remove: bool) -> Tensor:
+def one_pass_each(net: _Net, seq: Tensor, remove: bool) -> Tensor:
     """The definition, for any next-item network: one forward pass per (row, position), in chunks."""
     b, t = seq.shape
     out = torch.zeros(b, t, net.item_emb.embedding_dim)
@@ -103,7 +134,7 @@ def one_pass_each(net: NextItemNet, seq: Tensor, remove: bool) -> Tensor:
     return out
 
 
-def _reusing_prefix(net: SASRecNet, seq: Tensor, remove: bool) -> Tensor:
+def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Tensor:
     """The shortcut; pair rows live in flat [B * P, ...] tables so that gathers are cheap row look-ups.
 
     `known` is what the rows before j attend to or read: the unchanged sequence when hiding, the shifted one
@@ -112,7 +143,7 @@ def _reusing_prefix(net: SASRecNet, seq: Tensor, remove: bool) -> Tensor:
     b, t = seq.shape
     if t == 1:  # no pairs: hiding or removing the one item leaves nothing to read
         return torch.zeros(b, 1, net.cfg.dim)
-    blocks = cast("list[Block]", list(net.blocks))
+    blocks = cast("list[_Block]", list(net.blocks))
     keep = seq != 0  # [B, T]
     j_of, i_of = torch.triu_indices(t, t, offset=1)  # the P = T(T-1)/2 pairs (hidden j, later row i)
     if len(blocks) == 1:  # the first layer is also the last: only the last row is needed
@@ -176,7 +207,7 @@ def _reusing_prefix(net: SASRecNet, seq: Tensor, remove: bool) -> Tensor:
     return hidden
 
 
-def _first_layer_hidden(first: Block, x: Tensor, keep: Tensor, j_of: Tensor, i_of: Tensor) -> Tensor:
+def _first_layer_hidden(first: _Block, x: Tensor, keep: Tensor, j_of: Tensor, i_of: Tensor) -> Tensor:
     """[B * P, D]: the first block's output at row i with position j hidden, for every pair (j, i).
 
     Row i's attention output without j's term, renormalised. The output projection is linear, so it is
@@ -202,7 +233,7 @@ def _first_layer_hidden(first: Block, x: Tensor, keep: Tensor, j_of: Tensor, i_o
 
 
 def _first_layer_removed(
-    first: Block, x: Tensor, known: Tensor, keep: Tensor, known_keep: Tensor, j_of: Tensor, i_of: Tensor
+    first: _Block, x: Tensor, known: Tensor, keep: Tensor, known_keep: Tensor, j_of: Tensor, i_of: Tensor
 ) -> Tensor:
     """[B * P, D]: the first block's output at row i with item j removed, for every pair (j, i).
 

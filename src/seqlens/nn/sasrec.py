@@ -2,101 +2,22 @@
 
 Item index 0 is padding. Scores for the next item are the last hidden state dotted with the item
 embedding table (shared with the input; see `NextItemNet`), so column 0 of `scores` is always -inf.
+Its hyper-parameters are declared on `SASRecConfig`, in config.py (no torch there).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
 
-from seqlens.nn.attention import REFINEMENTS, SCORES, AttentionWeights, CausalSelfAttention
+from seqlens.nn.attention import AttentionWeights, CausalSelfAttention
+from seqlens.nn.config import POSITIONS as POSITIONS  # declared in config.py (torch-free), importable here as before
+from seqlens.nn.config import SASRecConfig
 from seqlens.nn.dropout import Dropout
 from seqlens.nn.masking import masked_last_hidden, removed_last_hidden
 from seqlens.nn.next_item import NextItemNet
-from seqlens.params import param, schema_of
-
-POSITIONS = ("from_end", "from_start", "none")
-
-
-@dataclass
-class SASRecConfig:
-    """SASRec's network hyper-parameters: the one place each is declared, validated and documented."""
-
-    n_items: int  # from the data, not a hyper-parameter
-    max_len: int = param(
-        50,
-        "How many of the most recent items the model reads. Raise it for long, dense histories "
-        "(MovieLens: 200); cost grows with its square.",
-        minimum=1,
-    )
-    dim: int = param(64, "Width of item embeddings and hidden states.", minimum=1)
-    layers: int = param(2, "Self-attention blocks.", minimum=1)
-    heads: int = param(1, "Attention heads per block; `dim` must be divisible by it.", minimum=1)
-    dropout: float = param(
-        0.5,
-        "Dropout on embeddings, attention and feed-forward, in [0, 1). 0.5 suits sparse data (Amazon); "
-        "0.2 dense (MovieLens).",
-        minimum=0.0,
-        below=1.0,
-    )
-    ffn_dim: int | None = param(
-        None, "Width of the point-wise feed-forward layer; None = `dim`, as in the paper.", minimum=1
-    )
-    score: str = param("scaled_dot", "How a query scores a key.", choices=SCORES)
-    refinement: str = param(
-        "none",
-        "AWRSR attention weight refinement (measured in docs/awrsr.md: no gain over plain SASRec so far).",
-        choices=REFINEMENTS,
-    )
-    rank: int = param(32, "Dimension r of AWRSR's correlation space.", minimum=1)
-    refine_layers: list[int] | None = param(
-        None, "The blocks that refine (negative = from the end, e.g. [-1]); None = all."
-    )
-    positions: str = param(
-        "from_end",
-        "Learned position embeddings counted from the most recent item (the latest item is always "
-        "the last position), from the oldest one read, or none.",
-        choices=POSITIONS,
-        legacy="from_end",
-    )
-    rotary: bool = param(
-        False,
-        "Rotate queries and keys by position (RoPE), so attention scores see distances; with "
-        "`positions='none'` it was better on MovieLens-1M and worse on Beauty.",
-    )
-
-    def __post_init__(self) -> None:
-        values = {k: v for k, v in asdict(self).items() if k != "n_items"}
-        schema_of(type(self)).validate(values, where=f"{type(self).__name__}: ")
-
-    @classmethod
-    def check(cls, p: dict) -> None:
-        """The rules that tie parameters together (each value alone was checked against its declaration)."""
-        if p["dim"] % p["heads"]:
-            raise ValueError(f"dim={p['dim']} must be divisible by heads={p['heads']}")
-        bad = [i for i in p["refine_layers"] or [] if not -p["layers"] <= i < p["layers"]]
-        if bad:
-            raise ValueError(
-                f"refine_layers {bad} out of range for layers={p['layers']} (use 0..{p['layers'] - 1} or -1)"
-            )
-        if p["rotary"] and (p["score"] == "additive" or (p["dim"] // p["heads"]) % 2):
-            raise ValueError(
-                f"rotary=True needs a dot-product score and an even dim/heads (score={p['score']!r}, "
-                f"dim/heads={p['dim'] // p['heads']})"
-            )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def refines(self, layer: int) -> bool:
-        if self.refinement == "none":
-            return False
-        if self.refine_layers is None:
-            return True
-        return layer in {i % self.layers for i in self.refine_layers}
 
 
 class Block(nn.Module):

@@ -23,8 +23,6 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from seqlens.errors import ArtifactError
-from seqlens.nn.losses import LOSSES
-from seqlens.params import param
 from seqlens.train.checkpoint import (
     load_checkpoint,
     numpy_rng_from_state,
@@ -33,48 +31,9 @@ from seqlens.train.checkpoint import (
     optimizer_to_tensors,
     save_checkpoint,
 )
+from seqlens.train.config import DISPLAY_ONLY as DISPLAY_ONLY  # declared in config.py (torch-free), importable here
+from seqlens.train.config import RESUMABLE, TrainConfig
 from seqlens.train.memory import keep_freed_memory
-
-
-@dataclass
-class TrainConfig:
-    """The training hyper-parameters every neural model shares: the one place each is declared and documented."""
-
-    loss: str = param(
-        "ce",
-        "Full-softmax cross-entropy ('ce'); sampled softmax with `n_negatives` (log-Q corrected) for large "
-        "catalogues; the paper's binary cross-entropy with one negative ('bce'); gBCE.",
-        choices=LOSSES,
-    )
-    n_negatives: int = param(256, "Negatives per step for the sampled losses.", minimum=1)
-    epochs: int = param(200, "Most epochs to train; early stopping usually ends sooner.", minimum=1)
-    patience: int = param(
-        20, "Epochs without a better validation NDCG@10 before stopping (needs `valid` in `fit`).", minimum=0
-    )
-    batch_size: int = param(128, "Training sequences per step.", minimum=1)
-    lr: float = param(
-        2e-3,
-        "Adam's learning rate. 2e-3 with `lr_patience=5` beat a constant 1e-3 on Beauty (3 seeds) and ML-1M.",
-        minimum=0.0,
-    )
-    weight_decay: float = param(0.0, "Adam's L2 penalty.", minimum=0.0)
-    lr_patience: int = param(
-        5,
-        "Halve the learning rate after this many epochs without a better validation score (0 keeps it constant).",
-        minimum=0,
-        legacy=0,
-    )
-    seed: int = param(
-        0, "Seeds initialisation, batching and dropout: the same seed and data train the same model.", minimum=0
-    )
-    progress: bool = param(True, "Show a progress bar (one line per epoch when the output is not a terminal).")
-    monitor: str = "ndcg@10"  # the validation metric early stopping follows (not a hyper-parameter)
-
-
-#: settings that change how training is shown, not what it learns
-DISPLAY_ONLY = frozenset({"progress"})
-#: training settings a resume may change (it extends or shortens the run); any other must match the checkpoint
-RESUMABLE = frozenset({"epochs", "patience"}) | DISPLAY_ONLY
 
 
 @contextlib.contextmanager

@@ -1,0 +1,116 @@
+"""The networks' hyper-parameters, declared without torch: `SASRecConfig`, `GRU4RecConfig`, and the names their
+choices are made of.
+
+A network's config is where each of its hyper-parameters is declared, validated and documented (`params.py`
+derives the rest from it). The declarations live apart from the networks so that reading them imports no
+torch: `seqlens train --help` makes one flag per hyper-parameter from them. The networks' modules import
+them from here, and every name is still importable where it was declared before (`nn.sasrec.SASRecConfig`,
+`nn.attention.SCORES`, `nn.losses.LOSSES`, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from seqlens.params import param, schema_of
+
+#: how a query scores a key (`attention.py`)
+SCORES = ("scaled_dot", "dot", "additive")
+#: the AWRSR attention weight refinements (`attention.py`)
+REFINEMENTS = ("none", "simple", "value", "additive")
+#: what SASRec's learned position embeddings count from (`sasrec.py`)
+POSITIONS = ("from_end", "from_start", "none")
+#: the next-item losses (`losses.py`), chosen by `TrainConfig.loss`
+LOSSES = ("ce", "sampled", "bce", "gbce")
+
+
+@dataclass
+class SASRecConfig:
+    """SASRec's network hyper-parameters: the one place each is declared, validated and documented."""
+
+    n_items: int  # from the data, not a hyper-parameter
+    max_len: int = param(
+        50,
+        "How many of the most recent items the model reads. Raise it for long, dense histories "
+        "(MovieLens: 200); cost grows with its square.",
+        minimum=1,
+    )
+    dim: int = param(64, "Width of item embeddings and hidden states.", minimum=1)
+    layers: int = param(2, "Self-attention blocks.", minimum=1)
+    heads: int = param(1, "Attention heads per block; `dim` must be divisible by it.", minimum=1)
+    dropout: float = param(
+        0.5,
+        "Dropout on embeddings, attention and feed-forward, in [0, 1). 0.5 suits sparse data (Amazon); "
+        "0.2 dense (MovieLens).",
+        minimum=0.0,
+        below=1.0,
+    )
+    ffn_dim: int | None = param(
+        None, "Width of the point-wise feed-forward layer; None = `dim`, as in the paper.", minimum=1
+    )
+    score: str = param("scaled_dot", "How a query scores a key.", choices=SCORES)
+    refinement: str = param(
+        "none",
+        "AWRSR attention weight refinement (measured in docs/awrsr.md: no gain over plain SASRec so far).",
+        choices=REFINEMENTS,
+    )
+    rank: int = param(32, "Dimension r of AWRSR's correlation space.", minimum=1)
+    refine_layers: list[int] | None = param(
+        None, "The blocks that refine (negative = from the end, e.g. [-1]); None = all."
+    )
+    positions: str = param(
+        "from_end",
+        "Learned position embeddings counted from the most recent item (the latest item is always "
+        "the last position), from the oldest one read, or none.",
+        choices=POSITIONS,
+        legacy="from_end",
+    )
+    rotary: bool = param(
+        False,
+        "Rotate queries and keys by position (RoPE), so attention scores see distances; with "
+        "`positions='none'` it was better on MovieLens-1M and worse on Beauty.",
+    )
+
+    def __post_init__(self) -> None:
+        values = {k: v for k, v in asdict(self).items() if k != "n_items"}
+        schema_of(type(self)).validate(values, where=f"{type(self).__name__}: ")
+
+    @classmethod
+    def check(cls, p: dict) -> None:
+        """The rules that tie parameters together (each value alone was checked against its declaration)."""
+        if p["dim"] % p["heads"]:
+            raise ValueError(f"dim={p['dim']} must be divisible by heads={p['heads']}")
+        bad = [i for i in p["refine_layers"] or [] if not -p["layers"] <= i < p["layers"]]
+        if bad:
+            raise ValueError(
+                f"refine_layers {bad} out of range for layers={p['layers']} (use 0..{p['layers'] - 1} or -1)"
+            )
+        if p["rotary"] and (p["score"] == "additive" or (p["dim"] // p["heads"]) % 2):
+            raise ValueError(
+                f"rotary=True needs a dot-product score and an even dim/heads (score={p['score']!r}, "
+                f"dim/heads={p['dim'] // p['heads']})"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def refines(self, layer: int) -> bool:
+        if self.refinement == "none":
+            return False
+        if self.refine_layers is None:
+            return True
+        return layer in {i % self.layers for i in self.refine_layers}
+
+
+@dataclass
+class GRU4RecConfig:
+    """GRU4Rec's network hyper-parameters: the one place each is declared, validated and documented."""
+
+    n_items: int  # from the data, not a hyper-parameter
+    max_len: int = param(50, "How many of the most recent items the GRU reads.", minimum=1)
+    dim: int = param(64, "Width of item embeddings and of the GRU's hidden state.", minimum=1)
+    layers: int = param(1, "Stacked GRU layers.", minimum=1)
+    dropout: float = param(0.2, "Dropout on embeddings (and between GRU layers), in [0, 1).", minimum=0.0, below=1.0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
