@@ -12,6 +12,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,7 +24,10 @@ from seqlens import atomic
 from seqlens._version import ARTIFACT_FORMAT, __version__
 from seqlens.data.sequences import Sequences
 from seqlens.errors import ArtifactError, DataError, SeqlensError
-from seqlens.recommenders.base import Recommender
+from seqlens.recommenders.registry import MODELS
+
+if TYPE_CHECKING:  # base imports this module to save: the type that load_model returns, no import at run time
+    from seqlens.recommenders.base import Recommender
 
 FILES = ("config.json", "model.safetensors", "items.json", "users.json")
 #: parameters that change how a run is displayed, not what it computes: left out of the config hash
@@ -122,7 +126,7 @@ def load_model(path: str | Path) -> Recommender:
             f"{config.get('seqlens_version')}) is not supported by seqlens {__version__}, which reads format "
             f"{ARTIFACT_FORMAT}; retrain or use a matching seqlens version"
         )
-    cls = Recommender.registry.get(config.get("model"))
+    cls = MODELS.get(config.get("model"))
     if cls is None:
         raise ArtifactError(f"{path / 'config.json'}: unknown model class {config.get('model')!r}")
     if not isinstance(config.get("params"), dict):

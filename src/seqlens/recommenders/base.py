@@ -21,7 +21,9 @@ from seqlens.data.log import ITEM, USER, InteractionLog
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
 from seqlens.eval.protocol import histories_for, scored_batches
-from seqlens.train.trainer import DISPLAY_ONLY
+from seqlens.recommenders.artifacts import save_model
+from seqlens.recommenders.registry import MODELS
+from seqlens.train.config import DISPLAY_ONLY
 
 
 class NotFittedError(RuntimeError):
@@ -31,8 +33,8 @@ class NotFittedError(RuntimeError):
 class Recommender:
     """Base class; subclasses implement `fit`, `score_histories` and their learned state (`_state`)."""
 
-    #: every subclass by name, so `seqlens.load` can rebuild one from its saved config
-    registry: dict[str, type[Recommender]] = {}
+    #: every subclass by name, so `seqlens.load` can rebuild one from its saved config (registry.MODELS)
+    registry: dict[str, type[Recommender]] = MODELS
     # learned or loaded state that every model may carry (set by fit, load or the caller)
     dataset_: dict  # what it was trained on: source, counts, fingerprint
     history_: list[dict]  # one record per training epoch (neural models)
@@ -41,7 +43,7 @@ class Recommender:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        Recommender.registry[cls.__name__] = cls
+        MODELS[cls.__name__] = cls
 
     # --- parameters ------------------------------------------------------------------------------
     @classmethod
@@ -159,8 +161,6 @@ class Recommender:
 
     def save(self, path: str | Path) -> None:
         """Write the model directory atomically (safetensors + JSON); `seqlens.load(path)` reads it back."""
-        from seqlens.recommenders.artifacts import save_model
-
         save_model(self, path)
 
     # --- recommend ---------------------------------------------------------------------------------

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from seqlens.nn.gru4rec import GRU4RecConfig, GRU4RecNet
-from seqlens.params import Schema
 from seqlens.recommenders.neural import NextItemModel
-from seqlens.train.trainer import TrainConfig
+from seqlens.recommenders.registry import NEURAL
 
 
 class GRU4Rec(NextItemModel):
@@ -15,7 +14,7 @@ class GRU4Rec(NextItemModel):
     constant learning rate of 1e-3, the GRU4Rec setting).
     """
 
-    schema = Schema(GRU4RecConfig, TrainConfig, defaults={"lr": 1e-3, "lr_patience": 0})
+    schema = NEURAL["GRU4Rec"].schema  # GRU4RecConfig and TrainConfig, declared without torch in registry.py
 
     def _build_net(self) -> GRU4RecNet:
         return GRU4RecNet(GRU4RecConfig(n_items=self.n_items_, **self._config(GRU4RecConfig)))

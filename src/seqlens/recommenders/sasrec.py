@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
-from seqlens.params import Schema
 from seqlens.recommenders.neural import NextItemModel
-from seqlens.train.trainer import TrainConfig
+from seqlens.recommenders.registry import NEURAL
 
 
 class SASRec(NextItemModel):
@@ -15,7 +14,7 @@ class SASRec(NextItemModel):
     Every parameter is declared once, on `SASRecConfig` (the network) and `TrainConfig` (training).
     """
 
-    schema = Schema(SASRecConfig, TrainConfig)
+    schema = NEURAL["SASRec"].schema  # SASRecConfig and TrainConfig, declared without torch in registry.py
 
     def _build_net(self) -> SASRecNet:
         return SASRecNet(SASRecConfig(n_items=self.n_items_, **self._config(SASRecConfig)))
