@@ -15,6 +15,11 @@ shares with the server. Every loop is bounded in count and time, and only 127.0.
 Mode `reload` is the concurrent load of `plain` while `POST /v1/admin/reload` swaps the model every
 `--reload-every` seconds: failed requests, latency and memory while models are swapped under load.
 
+Mode `bad-reload` serves a copy of the model and, under the same load, replaces that copy in turn with a
+model whose weights are NaN, one whose config.json asks for max_len 8,000,000 and one asking for dim
+2,000,000 (memory bombs), and the good model again, reloading after each: every bad reload must answer 409
+quickly, the old model must keep serving (no failed request) and memory must stay bounded.
+
 Mode `stalled` is the concurrent load of `plain` while `--stalled` connections send half a request head and
 stall (each one the server closes is opened again a quarter second later), with `/healthz` asked on a new
 connection every half second: requests served, failures, latency, how the stalled connections ended and
@@ -34,6 +39,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -234,15 +240,28 @@ async def concurrent(port: int, payloads: list[bytes], concurrency: int, seconds
 RELOAD_TOKEN = "benchmark-reload-token"  # the server is on loopback only, started by this script
 
 
-async def reloading(port: int, payloads: list[bytes], concurrency: int, seconds: float, every: float) -> dict:
-    """The concurrent load, with a reload every `every` seconds on its own connection."""
+async def reloading(
+    port: int,
+    payloads: list[bytes],
+    concurrency: int,
+    seconds: float,
+    every: float,
+    swaps: dict[str, Path] | None = None,
+) -> dict:
+    """The concurrent load, with a reload every `every` seconds on its own connection. With `swaps` (variant name
+    -> a model directory), the served directory `swaps["served"]` is replaced by each other variant in turn first."""
     reloads: list[dict] = []
+    variants = [name for name in (swaps or {}) if name != "served"]
 
     async def reloader() -> None:
         conn = Connection(port)
         deadline = time.perf_counter() + seconds - every / 2
         while time.perf_counter() + every < deadline:
             await asyncio.sleep(every)
+            variant = variants[len(reloads) % len(variants)] if swaps else "same"
+            if swaps:
+                shutil.rmtree(swaps["served"])
+                shutil.copytree(swaps[variant], swaps["served"])
             start = time.perf_counter()
             head = (f"POST /v1/admin/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {RELOAD_TOKEN}"
                     "\r\nContent-Length: 0\r\n\r\n").encode()  # fmt: skip
@@ -255,12 +274,39 @@ async def reloading(port: int, payloads: list[bytes], concurrency: int, seconds:
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
             await conn.reader.readexactly(length)
-            reloads.append({"status": int(status_line.split()[1]), "seconds": round(time.perf_counter() - start, 3)})
+            reloads.append({"variant": variant, "status": int(status_line.split()[1]),
+                            "seconds": round(time.perf_counter() - start, 3)})  # fmt: skip
         conn.close()
 
     load, _ = await asyncio.gather(concurrent(port, payloads, concurrency, seconds), reloader())
+    by_variant = {
+        v: {"reloads": sum(r["variant"] == v for r in reloads),
+            "statuses": sorted({r["status"] for r in reloads if r["variant"] == v}),
+            "seconds_max": max((r["seconds"] for r in reloads if r["variant"] == v), default=None)}
+        for v in sorted({r["variant"] for r in reloads})
+    }  # fmt: skip
     return {**load, "reloads": len(reloads), "reload_statuses": sorted({r["status"] for r in reloads}),
-            "reload_seconds_max": max((r["seconds"] for r in reloads), default=None)}  # fmt: skip
+            "reload_seconds_max": max((r["seconds"] for r in reloads), default=None), "by_variant": by_variant}  # fmt: skip
+
+
+def bad_variants(model_dir: Path, root: Path) -> dict[str, Path]:
+    """The served copy and the variants `bad-reload` swaps in: NaN weights, two memory-bomb configs, the good model."""
+    import torch
+
+    import seqlens
+
+    shutil.copytree(model_dir, root / "served")
+    shutil.copytree(model_dir, root / "good")
+    model = seqlens.load(model_dir)
+    with torch.no_grad():
+        next(model.net_.parameters()).fill_(float("nan"))
+    model.save(root / "nan-weights")
+    for name, param, value in (("max-len-bomb", "max_len", 8_000_000), ("dim-bomb", "dim", 2_000_000)):
+        shutil.copytree(model_dir, root / name)
+        config = json.loads((root / name / "config.json").read_text())
+        config["params"][param] = value
+        (root / name / "config.json").write_text(json.dumps(config))
+    return {name: root / name for name in ("served", "nan-weights", "max-len-bomb", "dim-bomb", "good")}
 
 
 def free_port() -> int:
@@ -422,7 +468,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--method", default="attention")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of unmeasured load per mode first")
     parser.add_argument(
-        "--modes", default="plain,explain", help="plain, explain, reload, stalled, burst (comma-separated)"
+        "--modes", default="plain,explain", help="plain, explain, reload, bad-reload, stalled, burst (comma-separated)"
     )
     parser.add_argument("--reload-every", type=float, default=5.0, help="seconds between reloads (mode reload)")
     parser.add_argument("--stalled", type=int, default=300, help="stalled connections (mode stalled, max 2000)")
@@ -448,7 +494,10 @@ def main(argv: list[str]) -> None:
     port = free_port()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     server_log = Path(tempfile.gettempdir()) / "seqlens_serve_load.server.log"
-    proc = start_server(args.model_dir, port, args.workers, server_log, args.fd_limit)
+    swaps = None
+    if "bad-reload" in args.modes.split(","):  # serve a copy that the mode replaces by broken models
+        swaps = bad_variants(args.model_dir, Path(tempfile.mkdtemp(prefix="seqlens-bad-reload-")))
+    proc = start_server(swaps["served"] if swaps else args.model_dir, port, args.workers, server_log, args.fd_limit)
     result = {
         "model_dir": str(args.model_dir), "model": config["model"], "params": config["params"],
         "workers": args.workers, "fd_limit": args.fd_limit, "load_before": os.getloadavg(), "cpus": os.cpu_count(),
@@ -479,15 +528,16 @@ def main(argv: list[str]) -> None:
                 print(f"burst: {load}", flush=True)
                 result["modes"][mode] = load
                 continue
-            if mode == "reload":
+            if mode in ("reload", "bad-reload"):
                 rss_before = rss_mib(proc.pid)[0]
+                variants = swaps if mode == "bad-reload" else None
                 load = measured(
                     port, proc.pid,
-                    lambda p=payloads: reloading(port, p, args.concurrency, args.duration, args.reload_every),
+                    lambda p=payloads, v=variants: reloading(port, p, args.concurrency, args.duration, args.reload_every, v),
                 )  # fmt: skip
                 load["rss_mib_before"], (load["rss_mib"], load["rss_peak_mib"]) = rss_before, rss_mib(proc.pid)
                 print(
-                    f"reload: concurrency {args.concurrency}, a reload every {args.reload_every} s: {load}", flush=True
+                    f"{mode}: concurrency {args.concurrency}, a reload every {args.reload_every} s: {load}", flush=True
                 )
                 result["modes"][mode] = {"concurrent": load}
                 continue
@@ -508,6 +558,8 @@ def main(argv: list[str]) -> None:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        if swaps:
+            shutil.rmtree(swaps["served"].parent, ignore_errors=True)
     result["load_after"] = os.getloadavg()
     log_text = server_log.read_text()
     result["worker_restarts"] = log_text.count("] died")
