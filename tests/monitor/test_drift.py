@@ -26,9 +26,10 @@ def test_a_shift_far_outside_the_references_own_variation_alerts_and_noise_does_
     shares = [[0.5, 0.5]] * 12
     drift = detect(_windows(values, shares), RULES)
     assert [(a["window"], a["statistic"]) for a in drift.alerts] == [(9 * WEEK, "last_mass@0")]
-    check = drift.checks["last_mass@0"]
-    assert check.threshold == max(3.0, 2.0 * check.reference_max)
-    assert "requests" not in drift.checks  # alert = false
+    thresholds = drift.thresholds["last_mass@0"]
+    assert thresholds.iloc[:6].isna().all() and thresholds.iloc[6:].nunique() == 1  # the reference is not checked
+    assert thresholds.iloc[-1] >= 3.0  # the floor
+    assert "requests" not in drift.tests  # alert = false
 
 
 def test_a_changed_distribution_alerts_through_its_psi():
@@ -67,6 +68,17 @@ def test_too_few_windows_for_a_reference_is_an_error(fitted, synth_log):
     answers = answer(fitted, requests_from_log(fitted, synth_log, "60d", per_window=50))
     with pytest.raises(DataError, match="too few for a reference of 8 windows"):
         summarize(fitted, answers, "60d", min_requests=1)
+
+
+def test_a_trailing_reference_follows_slow_change_and_catches_an_abrupt_one():
+    slow = list(np.linspace(0.2, 0.6, 30) + 0.002 * np.random.default_rng(2).standard_normal(30))
+    slow[25] += 0.2  # an abrupt jump late on
+    shares = [[0.5, 0.5]] * 30
+    fixed = detect(_windows(slow, shares), RULES)
+    trailing = detect(_windows(slow, shares), RULES, trailing=6)
+    assert len({a["window"] for a in fixed.alerts}) > 10  # the slow climb leaves the first weeks far behind
+    assert {a["window"] for a in trailing.alerts} == {25 * WEEK}
+    assert trailing.reference == [] and trailing.thresholds.iloc[:6].isna().all().all()
 
 
 def test_a_candidate_model_is_checked_against_every_window_of_the_baseline():

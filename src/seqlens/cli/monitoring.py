@@ -23,6 +23,9 @@ def monitor_cmd(
     out: Path = typer.Option(..., help="Folder for monitor.json and dashboard.html."),
     window: str = typer.Option("7d", help="Window length, e.g. 7d, 1d, 12h."),
     reference: int = typer.Option(8, help="The first this many windows are the reference that calibrates alerts."),
+    trailing: int | None = typer.Option(
+        None, help="Compare each window with the this many windows before it instead (traffic that changes slowly)."
+    ),
     per_window: int = typer.Option(1000, help="At most this many requests per window, drawn at random (--seed)."),
     min_requests: int = typer.Option(100, help="Windows with fewer requests are left out (too noisy)."),
     rules: Path | None = typer.Option(None, help="Alert rules (TOML); default: the rules shipped with seqlens."),
@@ -65,7 +68,11 @@ def monitor_cmd(
             summarize(candidate, answer(candidate, requests), window, table, attribute, min_requests, reference),
         )
         about = {**about, "model": Path(compare).name, "baseline": Path(model_dir).name}
-    drift = detect(windows, read_rules(rules) if rules is not None else None, baseline)
+    if trailing is not None and baseline is None:
+        about["trailing"] = trailing
+    drift = detect(
+        windows, read_rules(rules) if rules is not None else None, baseline, trailing if baseline is None else None
+    )
     content = write_report(out, windows, drift, about)
     alerted = sorted({a["window"] for a in content["alerts"]})
     checked = (
@@ -87,7 +94,7 @@ def monitor_cmd(
             found = write_report(
                 out / f"cohort-{_slug(value)}",
                 part_windows,
-                detect(part_windows, rules_list),
+                detect(part_windows, rules_list, trailing=trailing),
                 {**about, "cohort": f"{cohort}={value}"},
             )
             console.print(f"cohort {cohort}={value}: {len(found['alerts'])} alerts")

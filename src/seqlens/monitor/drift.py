@@ -71,59 +71,67 @@ def read_rules(path: str | Path = DEFAULT_RULES) -> list[Rule]:
 
 
 @dataclass(frozen=True)
-class Check:
-    """One statistic's calibrated check: its test, the reference windows' divergences and the threshold."""
-
-    statistic: str
-    test: str
-    threshold: float
-    reference_max: float
-
-
-@dataclass(frozen=True)
 class Drift:
-    """`divergence` [windows x statistics], the calibrated `checks`, and the `alerts` (one dict per window
-    and statistic over its threshold: window, statistic, value, threshold, divergence)."""
+    """`divergence` and `thresholds` [windows x statistics] (threshold NaN where a window is not checked: the
+    reference windows themselves), each statistic's `tests`, the `alerts` (one dict per window and statistic
+    over its threshold: window, statistic, test, divergence, threshold, value) and the fixed `reference`
+    windows ([] with a trailing reference or a baseline)."""
 
     divergence: pd.DataFrame
-    checks: dict[str, Check]
+    thresholds: pd.DataFrame
+    tests: dict[str, str]
     alerts: list[dict]
     reference: list[int]
 
 
-def detect(windows: Windows, rules: list[Rule] | None = None, baseline: Windows | None = None) -> Drift:
-    """Compare every window with the reference windows, calibrate each statistic's threshold on them, and
-    list the alerts (reference windows never alert).
+def detect(
+    windows: Windows, rules: list[Rule] | None = None, baseline: Windows | None = None, trailing: int | None = None
+) -> Drift:
+    """Compare windows with a reference, calibrate each statistic's threshold on that reference, list the alerts.
 
-    With a `baseline` (the same requests answered by the model in service), every window of `windows` (a
-    candidate model's) is compared with all of the baseline's windows instead, thresholds calibrated on the
-    baseline's own window-to-window variation: a candidate whose attention departs from the served model's
-    alerts before it is promoted.
+    The reference is, by default, the first windows (`windows.reference`; they are not checked themselves).
+    With `trailing`, each window is compared with the `trailing` windows just before it instead: traffic
+    that changes slowly (new users, longer histories) moves the reference along, while an abrupt change
+    alerts (the first `trailing` windows are not checked). With a `baseline` (the same requests answered by
+    the model in service), every window of `windows` (a candidate model's) is compared with all of the
+    baseline's windows, thresholds calibrated on the baseline's own variation: a candidate whose attention
+    departs from the served model's alerts before it is promoted.
     """
+    if trailing is not None and (trailing < 3 or baseline is not None):
+        raise DataError(f"trailing={trailing}: needs at least 3 windows, and no baseline")
     rules = rules if rules is not None else read_rules()
-    source = baseline if baseline is not None else windows
-    ref = list(source.scalars.index) if baseline is not None else windows.reference
-    divergence: dict[str, pd.Series] = {}
-    checks: dict[str, Check] = {}
-    for name in windows.scalars.columns:
-        rule = _rule_for(rules, name, "shift")
-        if rule is not None and name in source.scalars:
-            divergence[name], loo = _shift(windows.scalars[name], source.scalars[name].loc[ref])
-            checks[name] = _check(name, rule, loo)
-    for name, shares in windows.distributions.items():
-        rule = _rule_for(rules, name, "psi")
-        if rule is not None and name in source.distributions:
-            divergence[name], loo = _psi(shares, source.distributions[name].loc[ref])
-            checks[name] = _check(name, rule, loo)
-    table = pd.DataFrame(divergence, index=windows.scalars.index)
+    starts = list(windows.scalars.index)
+    if baseline is not None:
+        source, plan = baseline, [(starts, list(baseline.scalars.index))]
+    elif trailing is not None:
+        source, plan = windows, [([s], starts[i - trailing : i]) for i, s in enumerate(starts) if i >= trailing]
+    else:
+        ref = windows.reference
+        source, plan = windows, [([s for s in starts if s not in ref], ref)]
+    tests = {
+        **{name: "shift" for name in windows.scalars.columns if name in source.scalars and _rule_for(rules, name, "shift")},
+        **{name: "psi" for name in windows.distributions if name in source.distributions and _rule_for(rules, name, "psi")},
+    }  # fmt: skip
+    divergence = pd.DataFrame(np.nan, index=windows.scalars.index, columns=list(tests))
+    thresholds = divergence.copy()
+    for checked, ref in plan:
+        for name, test in tests.items():
+            rule = _rule_for(rules, name, test)
+            assert rule is not None
+            if test == "shift":
+                values, loo = _shift(windows.scalars[name].loc[checked], source.scalars[name].loc[ref])
+            else:
+                values, loo = _psi(windows.distributions[name].loc[checked], source.distributions[name].loc[ref])
+            divergence.loc[checked, name] = values.to_numpy()
+            thresholds.loc[checked, name] = _threshold(rule, loo)
     alerts = [
-        {"window": int(start), "statistic": name, "divergence": float(table.at[start, name]),
-         "threshold": checks[name].threshold, "test": checks[name].test,
+        {"window": int(start), "statistic": name, "test": tests[name], "divergence": float(divergence.at[start, name]),
+         "threshold": float(thresholds.at[start, name]),
          "value": float(windows.scalars.at[start, name]) if name in windows.scalars else None}
-        for start in table.index if baseline is not None or start not in ref
-        for name in table.columns if table.at[start, name] > checks[name].threshold
+        for start in starts for name in tests if divergence.at[start, name] > thresholds.at[start, name]
     ]  # fmt: skip
-    return Drift(table, checks, alerts, [] if baseline is not None else ref)
+    reference = windows.reference if baseline is None and trailing is None else []
+    return Drift(divergence, thresholds, tests, alerts, reference)
 
 
 def _rule_for(rules: list[Rule], name: str, test: str) -> Rule | None:
@@ -132,9 +140,10 @@ def _rule_for(rules: list[Rule], name: str, test: str) -> Rule | None:
     return matching[-1] if matching and matching[-1].alert else None
 
 
-def _check(name: str, rule: Rule, loo: np.ndarray) -> Check:
+def _threshold(rule: Rule, loo: np.ndarray) -> float:
+    """max(floor, factor x the largest leave-one-out divergence of the reference windows)."""
     worst = float(np.nanmax(loo)) if len(loo) and np.isfinite(loo).any() else 0.0
-    return Check(name, rule.test, max(rule.floor, rule.factor * worst), worst)
+    return max(rule.floor, rule.factor * worst)
 
 
 def _shift(values: pd.Series, ref: pd.Series) -> tuple[pd.Series, np.ndarray]:

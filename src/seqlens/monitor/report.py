@@ -28,16 +28,14 @@ def report_dict(windows: Windows, drift: Drift, about: dict) -> dict:
         rows.append({
             "start": _iso(start), "start_seconds": int(start), "reference": int(start) in drift.reference,
             "statistics": {k: float(v) for k, v in values.items()},
-            "divergence": {k: float(v) for k, v in drift.divergence.loc[start].items()},
+            "divergence": {k: float(v) for k, v in drift.divergence.loc[start].items() if pd.notna(v)},  # NaN: unchecked
+            "thresholds": {k: float(v) for k, v in drift.thresholds.loc[start].items() if pd.notna(v)},
         })  # fmt: skip
     return {
         **about,
         "window": windows.window,
         "reference": [_iso(s) for s in drift.reference],
-        "checks": {
-            name: {"test": c.test, "threshold": c.threshold, "reference_max": c.reference_max}
-            for name, c in drift.checks.items()
-        },  # fmt: skip
+        "tests": drift.tests,
         "windows": rows,
         "distributions": {
             name: {"bins": list(frame.columns), "shares": frame.to_numpy().round(6).tolist()}
@@ -52,7 +50,7 @@ def dashboard_png(windows: Windows, drift: Drift) -> bytes:
     means of the main attention statistics, with the reference shaded and alerting windows marked."""
     plt = pyplot()
     when = pd.to_datetime(windows.scalars.index, unit="s")
-    ratio = drift.divergence / pd.Series({name: check.threshold for name, check in drift.checks.items()})
+    ratio = drift.divergence / drift.thresholds
     last = max((int(c.split("@")[1]) for c in windows.scalars.columns if "@" in c), default=0)
     shown = [
         c
@@ -86,10 +84,14 @@ def write_report(out: str | Path, windows: Windows, drift: Drift, about: dict) -
     content = report_dict(windows, drift, about)
     atomic.write_text(out / "monitor.json", json.dumps(content, indent=1, allow_nan=False) + "\n")
     png = base64.b64encode(dashboard_png(windows, drift)).decode()
-    reference = (
-        f"reference: {len(drift.reference)} windows ({content['reference'][0]} to {content['reference'][-1]})"
-        if drift.reference else f"reference: every window of {about.get('baseline', 'the baseline model')}"
-    )  # fmt: skip
+    if drift.reference:
+        reference = (
+            f"reference: {len(drift.reference)} windows ({content['reference'][0]} to {content['reference'][-1]})"
+        )
+    elif "baseline" in about:
+        reference = f"reference: every window of {about['baseline']}"
+    else:
+        reference = f"reference: the {about.get('trailing', 'previous')} windows before each window"
     alerts = "".join(
         f"<tr><td>{html.escape(a['window'])}</td><td>{html.escape(a['statistic'])}</td><td>{a['test']}</td>"
         f"<td>{a['divergence']:.3g}</td><td>{a['threshold']:.3g}</td></tr>"
