@@ -24,7 +24,7 @@ from seqlens import atomic
 from seqlens._version import ARTIFACT_FORMAT, __version__
 from seqlens.data.sequences import Sequences
 from seqlens.errors import ArtifactError, DataError, SeqlensError
-from seqlens.recommenders.registry import MODELS
+from seqlens.recommenders.registry import model_class
 
 if TYPE_CHECKING:  # base imports this module to save: the type that load_model returns, no import at run time
     from seqlens.recommenders.base import Recommender
@@ -126,9 +126,10 @@ def load_model(path: str | Path) -> Recommender:
             f"{config.get('seqlens_version')}) is not supported by seqlens {__version__}, which reads format "
             f"{ARTIFACT_FORMAT}; retrain or use a matching seqlens version"
         )
-    cls = MODELS.get(config.get("model"))
-    if cls is None:
-        raise ArtifactError(f"{path / 'config.json'}: unknown model class {config.get('model')!r}")
+    try:
+        cls = model_class(config.get("model"))
+    except KeyError:
+        raise ArtifactError(f"{path / 'config.json'}: unknown model class {config.get('model')!r}") from None
     if not isinstance(config.get("params"), dict):
         raise ArtifactError(f"{path / 'config.json'}: no 'params' mapping (the model's hyper-parameters)")
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from seqlens.nn.gru4rec import GRU4RecConfig, GRU4RecNet
 from seqlens.recommenders.neural import NextItemModel
-from seqlens.recommenders.registry import NEURAL
+from seqlens.recommenders.registry import SCHEMAS
 
 
 class GRU4Rec(NextItemModel):
@@ -14,7 +14,7 @@ class GRU4Rec(NextItemModel):
     constant learning rate of 1e-3, the GRU4Rec setting).
     """
 
-    schema = NEURAL["GRU4Rec"].schema  # GRU4RecConfig and TrainConfig, declared without torch in registry.py
+    schema = SCHEMAS["GRU4Rec"]  # GRU4RecConfig and TrainConfig, declared without torch in registry.py
 
     def _build_net(self) -> GRU4RecNet:
         return GRU4RecNet(GRU4RecConfig(n_items=self.n_items_, **self._config(GRU4RecConfig)))

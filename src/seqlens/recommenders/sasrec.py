@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
 from seqlens.recommenders.neural import NextItemModel
-from seqlens.recommenders.registry import NEURAL
+from seqlens.recommenders.registry import SCHEMAS
 
 
 class SASRec(NextItemModel):
@@ -14,7 +14,7 @@ class SASRec(NextItemModel):
     Every parameter is declared once, on `SASRecConfig` (the network) and `TrainConfig` (training).
     """
 
-    schema = NEURAL["SASRec"].schema  # SASRecConfig and TrainConfig, declared without torch in registry.py
+    schema = SCHEMAS["SASRec"]  # SASRecConfig and TrainConfig, declared without torch in registry.py
 
     def _build_net(self) -> SASRecNet:
         return SASRecNet(SASRecConfig(n_items=self.n_items_, **self._config(SASRecConfig)))
