@@ -21,7 +21,7 @@ ROOT = SRC.parents[1]
 #: lowest first; a module may import its own layer and the ones before it. The top-level `seqlens/__init__.py`
 #: (the facade that names everything on first use) sits above them all.
 LAYERS = (
-    ("_version", "errors", "atomic", "params"),
+    ("_version", "_lazy", "errors", "atomic", "params"),
     ("data",),
     ("nn",),
     ("train",),

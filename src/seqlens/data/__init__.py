@@ -1,20 +1,25 @@
 """Interaction data: the log type, readers, splits, padded batches and the synthetic generator."""
 
-from seqlens.data.datasets import DATASETS, dataset_available, load_dataset
-from seqlens.data.items import ItemTable, read_items
-from seqlens.data.log import ITEM, TIME, USER, InteractionLog
-from seqlens.data.readers import (
-    FORMATS,
-    read_interactions,
-    read_log,
-    read_movielens,
-    read_movielens_titles,
-    read_sequences,
-)
-from seqlens.data.sequences import PAD, Sequences
-from seqlens.data.splits import Split, leave_one_out, temporal_split
-from seqlens.data.synthetic import FAMILIES, PlantedLog, planted_log, synthetic_log, trigger_families
-from seqlens.data.users import UserTable, read_users
+from typing import TYPE_CHECKING
+
+from seqlens._lazy import lazy_names
+
+if TYPE_CHECKING:  # imported on first use (seqlens/_lazy.py): importing one module imports no other
+    from seqlens.data.datasets import DATASETS, dataset_available, load_dataset
+    from seqlens.data.items import ItemTable, read_items
+    from seqlens.data.log import ITEM, TIME, USER, InteractionLog
+    from seqlens.data.readers import (
+        FORMATS,
+        read_interactions,
+        read_log,
+        read_movielens,
+        read_movielens_titles,
+        read_sequences,
+    )
+    from seqlens.data.sequences import PAD, Sequences
+    from seqlens.data.splits import Split, leave_one_out, temporal_split
+    from seqlens.data.synthetic import FAMILIES, PlantedLog, planted_log, synthetic_log, trigger_families
+    from seqlens.data.users import UserTable, read_users
 
 __all__ = [
     "ITEM", "PAD", "PlantedLog", "planted_log", "TIME", "USER", "InteractionLog", "Sequences", "Split", "leave_one_out",
@@ -22,3 +27,5 @@ __all__ = [
     "temporal_split", "DATASETS", "dataset_available", "load_dataset", "ItemTable", "read_items",
     "UserTable", "read_users",
 ]  # fmt: skip
+
+__getattr__, __dir__ = lazy_names(__name__)

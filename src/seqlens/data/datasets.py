@@ -11,10 +11,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from seqlens.data.log import InteractionLog
-from seqlens.data.readers import read_interactions, read_movielens, read_sequences
 from seqlens.errors import DataError
+
+if TYPE_CHECKING:
+    from seqlens.data.log import InteractionLog
 
 ROOT_VARIABLE = "SEQLENS_DATA"
 
@@ -28,15 +30,38 @@ class Dataset:
     about: str
 
 
+# The readers (and pandas) are imported when a dataset is read, not when the names are listed (`seqlens train
+# --help` shows them).
 def _beauty(root: Path) -> InteractionLog:
+    from seqlens.data.readers import read_sequences
+
     return read_sequences(root / "beauty" / "Beauty_item.txt", timestamps=root / "beauty" / "Beauty_time.txt")
 
 
 def _ml_1m(root: Path) -> InteractionLog:
+    from seqlens.data.readers import read_movielens
+
     return read_movielens(root / "ml-1m" / "ratings_users_1-2999.dat.gz", titles=root / "ml-1m" / "movies.dat")
 
 
+def _ml_100k(root: Path) -> InteractionLog:
+    from seqlens.data.readers import read_movielens
+
+    return read_movielens(root / "ml-100k" / "u.data")
+
+
+def _sequences(path: str) -> Callable[[Path], InteractionLog]:
+    def read(root: Path) -> InteractionLog:
+        from seqlens.data.readers import read_sequences
+
+        return read_sequences(root / path)
+
+    return read
+
+
 def _diginetica(root: Path) -> InteractionLog:  # anonymous sessions: each session is a "user"
+    from seqlens.data.readers import read_interactions
+
     path = root / "diginetica-sample" / "sample_train-item-views.csv"
     return read_interactions(path, user="session_id", item="item_id", time="timeframe", sep=";")
 
@@ -44,13 +69,11 @@ def _diginetica(root: Path) -> InteractionLog:  # anonymous sessions: each sessi
 DATASETS: dict[str, Dataset] = {
     "beauty": Dataset("beauty/Beauty_item.txt", _beauty, "Amazon Beauty, 5-core sequences with timestamps"),
     "ml-1m": Dataset("ml-1m/ratings_users_1-2999.dat.gz", _ml_1m, "MovieLens-1M, users 1-2999, with titles"),
-    "ml-100k": Dataset("ml-100k/u.data", lambda r: read_movielens(r / "ml-100k" / "u.data"), "MovieLens-100K"),
+    "ml-100k": Dataset("ml-100k/u.data", _ml_100k, "MovieLens-100K"),
     "toys": Dataset(
-        "toys/Toys_and_Games.txt",
-        lambda r: read_sequences(r / "toys" / "Toys_and_Games.txt"),
-        "Amazon Toys and Games, sequences",
-    ),  # fmt: skip
-    "lastfm": Dataset("lastfm/LastFM.txt", lambda r: read_sequences(r / "lastfm" / "LastFM.txt"), "LastFM, sequences"),
+        "toys/Toys_and_Games.txt", _sequences("toys/Toys_and_Games.txt"), "Amazon Toys and Games, sequences"
+    ),
+    "lastfm": Dataset("lastfm/LastFM.txt", _sequences("lastfm/LastFM.txt"), "LastFM, sequences"),
     "diginetica-sample": Dataset(
         "diginetica-sample/sample_train-item-views.csv",
         _diginetica,

@@ -4,12 +4,20 @@ Flow: data -> nn -> train -> eval -> explain. This package reads models (nn, rec
 evaluation helpers; nothing here imports the CLI or the service.
 """
 
-from seqlens.explain.attributions import METHODS, SIGNED, TARGET_AGNOSTIC, Attributions, attribute, rollout
-from seqlens.explain.explanation import DEFAULT_METHOD, Explanation, explain, explain_batch
-from seqlens.explain.narrative import DEFAULT_VERB, narrative
-from seqlens.explain.privacy import OTHER, DenyList
+from typing import TYPE_CHECKING
+
+from seqlens._lazy import lazy_names
+
+if TYPE_CHECKING:  # imported on first use (seqlens/_lazy.py): importing one module imports no other
+    from seqlens.explain.attributions import Attributions, attribute, rollout
+    from seqlens.explain.explanation import Explanation, explain, explain_batch
+    from seqlens.explain.methods import DEFAULT_METHOD, METHODS, SIGNED, TARGET_AGNOSTIC
+    from seqlens.explain.narrative import DEFAULT_VERB, narrative
+    from seqlens.explain.privacy import OTHER, DenyList
 
 __all__ = [
     "DEFAULT_METHOD", "DEFAULT_VERB", "METHODS", "OTHER", "SIGNED", "TARGET_AGNOSTIC", "Attributions", "DenyList",
     "Explanation", "attribute", "explain", "explain_batch", "narrative", "rollout",
 ]  # fmt: skip
+
+__getattr__, __dir__ = lazy_names(__name__)

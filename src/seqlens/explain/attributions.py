@@ -44,14 +44,14 @@ import torch
 from torch import Tensor, nn
 
 from seqlens.errors import DataError
+from seqlens.explain.methods import METHODS as METHODS  # declared in methods.py (torch-free), importable here
+from seqlens.explain.methods import SIGNED as SIGNED
+from seqlens.explain.methods import TARGET_AGNOSTIC as TARGET_AGNOSTIC
 from seqlens.nn.attention import CausalSelfAttention
 from seqlens.nn.next_item import NextItemNet
 from seqlens.nn.sasrec import SASRecNet
 from seqlens.train.memory import keep_freed_memory
 
-METHODS = ("masking", "occlusion", "intgrad", "gradxinput", "gradrollout", "attention", "rollout", "norm")
-SIGNED = frozenset({"masking", "occlusion", "intgrad", "gradxinput"})
-TARGET_AGNOSTIC = frozenset({"attention", "rollout", "norm"})
 #: what a method needs of the network besides scoring: attention layers, or in-place masking
 NEEDS = {"gradrollout": "blocks", "attention": "blocks", "rollout": "blocks", "norm": "blocks",
          "masking": "masked_last_hidden"}  # fmt: skip

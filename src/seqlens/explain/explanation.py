@@ -20,17 +20,13 @@ from seqlens.data.log import ITEM, TIME, USER, InteractionLog
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
 from seqlens.eval.protocol import top_k_items
-from seqlens.explain.attributions import SIGNED, TARGET_AGNOSTIC, attribute, check_method, supports
+from seqlens.explain.attributions import attribute, check_method, supports
+from seqlens.explain.methods import DEFAULT_METHOD, SIGNED, TARGET_AGNOSTIC
 from seqlens.explain.narrative import DEFAULT_VERB, MIN_SHARE, Citation, narrative
 from seqlens.explain.privacy import OTHER, DenyList, as_deny_list
 
 if TYPE_CHECKING:  # annotations only: explain reads fitted models, it does not build them
     from seqlens.recommenders.neural import NextItemModel
-
-#: the method used when none is named, chosen by measurement (docs/explanations.md): exact in-place masking
-#: cites only items whose hiding lowers the score and matches exact occlusion's deletion curve on data it was
-#: not chosen on; it is the fastest method that does (about 35 ms for a window of 200 on one CPU thread)
-DEFAULT_METHOD = "masking"
 
 
 @dataclass

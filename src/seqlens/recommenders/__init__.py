@@ -1,12 +1,17 @@
 """Recommenders with one interface: `fit(log, valid=None)`, `recommend(...)`, `save(dir)`; `load(dir)`."""
 
-from seqlens.recommenders.artifacts import load_model, save_model
-from seqlens.recommenders.base import NotFittedError, Recommender, as_log
-from seqlens.recommenders.gru4rec import GRU4Rec
-from seqlens.recommenders.itemknn import ItemKNN
-from seqlens.recommenders.markov import MarkovChain
-from seqlens.recommenders.popular import Popular
-from seqlens.recommenders.sasrec import SASRec
+from typing import TYPE_CHECKING
+
+from seqlens._lazy import lazy_names
+
+if TYPE_CHECKING:  # imported on first use (seqlens/_lazy.py): importing one module imports no other
+    from seqlens.recommenders.artifacts import load_model, save_model
+    from seqlens.recommenders.base import NotFittedError, Recommender, as_log
+    from seqlens.recommenders.gru4rec import GRU4Rec
+    from seqlens.recommenders.itemknn import ItemKNN
+    from seqlens.recommenders.markov import MarkovChain
+    from seqlens.recommenders.popular import Popular
+    from seqlens.recommenders.sasrec import SASRec
 
 __all__ = [
     "GRU4Rec",
@@ -20,3 +25,5 @@ __all__ = [
     "load_model",
     "save_model",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__)
