@@ -24,8 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from seqlens.errors import DataError
 from seqlens.params import merged_specs, optional_model
-from seqlens.recommenders import Recommender
-from seqlens.recommenders.neural import NextItemModel
+from seqlens.recommenders.registry import SCHEMAS
 
 
 class _Strict(BaseModel):
@@ -46,17 +45,14 @@ class DataConfig(_Strict):
 
 
 DEFAULT_MODEL = "sasrec"
-#: the models `seqlens train` builds, by lower-case class name: every neural recommender in the registry,
-#: the default first (its declarations win where models share a parameter name)
-TRAINABLE: dict[str, type[NextItemModel]] = dict(
-    sorted(
-        ((name.lower(), cls) for name, cls in Recommender.registry.items()
-         if issubclass(cls, NextItemModel) and "schema" in vars(cls)),
-        key=lambda pair: pair[0] != DEFAULT_MODEL,
-    )
-)  # fmt: skip
+#: the models `seqlens train` builds, lower-case name -> class name: every neural recommender of the registry,
+#: known there without importing it (and torch), the default first (its declarations win where models share a
+#: parameter name)
+TRAINABLE: dict[str, str] = dict(
+    sorted(((name.lower(), name) for name in SCHEMAS), key=lambda pair: pair[0] != DEFAULT_MODEL)
+)
 #: every hyper-parameter of the models `seqlens train` builds, from their declarations (one flag each)
-MODEL_PARAMS = merged_specs(cls.schema for cls in TRAINABLE.values())
+MODEL_PARAMS = merged_specs(SCHEMAS[name] for name in TRAINABLE.values())
 #: the same, all optional: only those set in the file or by flags reach the model (the rest keep its defaults)
 ModelConfig = optional_model("ModelConfig", MODEL_PARAMS)
 

@@ -1,12 +1,15 @@
-"""`seqlens evaluate`, `compare` and `calibrate`: a saved model against the data and against others."""
+"""`seqlens evaluate`, `compare` and `calibrate`: a saved model against the data and against others.
+
+The library is imported inside the commands (types under TYPE_CHECKING), so their --help loads neither torch
+nor pandas.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -23,11 +26,11 @@ from seqlens.cli.common import (
     split_log,
     warn,
 )
-from seqlens.data import InteractionLog, Split, leave_one_out, read_log
 from seqlens.errors import SeqlensError
-from seqlens.eval import evaluate
-from seqlens.eval.significance import format_p
-from seqlens.recommenders import Popular, Recommender, load_model
+
+if TYPE_CHECKING:
+    from seqlens.data import InteractionLog, Split
+    from seqlens.recommenders import Recommender
 
 
 def evaluate_cmd(
@@ -42,6 +45,10 @@ def evaluate_cmd(
     ),
 ) -> None:
     """Evaluate a saved model on the last interaction of each user in DATA, next to popularity."""
+    from seqlens.data import leave_one_out, read_log
+    from seqlens.eval import evaluate
+    from seqlens.recommenders import Popular, load_model
+
     model = load_model(model_dir)
     log = read_log(data, format, timestamps=timestamps)
     split = leave_one_out(log)
@@ -57,16 +64,19 @@ def evaluate_cmd(
         console.print(f"per-user metrics written to {per_user}")
 
 
-BASELINES = {"popular": seqlens.Popular, "markov": seqlens.MarkovChain, "itemknn": seqlens.ItemKNN}
+#: the baselines `compare` fits itself: name -> the class's name in `seqlens` (imported when one is fitted)
+BASELINES = {"popular": "Popular", "markov": "MarkovChain", "itemknn": "ItemKNN"}
 
 
 def _runs_to_evaluate(specs: list[str], split: Split) -> dict[str, list[Recommender]]:
     """`[label=]dir[,dir...]` (several dirs = seeds of one model, pooled) or a baseline name, fitted here."""
+    from seqlens.recommenders import load_model
+
     runs: dict[str, list[Recommender]] = {}
     for spec in specs:
         label, _, paths = spec.rpartition("=")
         if paths.lower() in BASELINES:
-            runs[label or paths.lower()] = [BASELINES[paths.lower()]().fit(split.train)]
+            runs[label or paths.lower()] = [getattr(seqlens, BASELINES[paths.lower()])().fit(split.train)]
             continue
         dirs = [p for p in paths.split(",") if p]
         runs[label or Path(dirs[0]).name] = [load_model(d) for d in dirs]
@@ -75,6 +85,8 @@ def _runs_to_evaluate(specs: list[str], split: Split) -> dict[str, list[Recommen
 
 def _beyond_tables(models: dict, results: dict, split: Split, keep_seen: bool) -> dict:
     """Beyond-accuracy measures of each model's top-10, and NDCG@10 by history length and by target popularity."""
+    import pandas as pd
+
     from seqlens.eval.beyond import LENGTH_BUCKETS, beyond_accuracy, breakdown, by_target_popularity
     from seqlens.eval.protocol import item_counts, targets_with_histories, top_k_items
 
@@ -129,8 +141,11 @@ def compare_cmd(
     out: Path = typer.Option(Path("runs/compare"), help="Directory for compare.md, compare.json, compare.png."),
 ) -> None:
     """Evaluate models on the same users and compare each with a reference: paired CIs, p-values, verdicts."""
+    from seqlens.data import read_log
+    from seqlens.eval import evaluate
     from seqlens.eval.compare import compare
     from seqlens.eval.report import write_comparison
+    from seqlens.eval.significance import format_p
 
     if split_name not in ("leave_one_out", "temporal"):
         raise SeqlensError(f"--split {split_name!r}: choose leave_one_out or temporal")
@@ -170,9 +185,11 @@ def calibrate(
 
     The temperature is fitted on the validation targets (lowest NLL) and applied to the test targets.
     """
+    from seqlens.data import leave_one_out, read_log
     from seqlens.eval.calibration import reliability, top_one_probabilities
     from seqlens.eval.protocol import targets_with_histories
     from seqlens.eval.report import reliability_png
+    from seqlens.recommenders import load_model
 
     model = load_model(model_dir)
     split = leave_one_out(read_log(data, format, timestamps=timestamps))

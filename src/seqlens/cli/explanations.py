@@ -1,11 +1,15 @@
-"""`seqlens explain` and `seqlens faithfulness`: why a recommendation, and how far to trust the answer."""
+"""`seqlens explain` and `seqlens faithfulness`: why a recommendation, and how far to trust the answer.
+
+The library is imported inside the commands (the method names their options list come from the torch-free
+`explain/methods.py`), so their --help loads neither torch nor pandas.
+"""
 
 from __future__ import annotations
 
 import json
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -19,11 +23,11 @@ from seqlens.cli.common import (
     fail,
     warn,
 )
-from seqlens.data import InteractionLog, leave_one_out, read_log
 from seqlens.errors import SeqlensError
-from seqlens.explain.attributions import METHODS
-from seqlens.explain.explanation import DEFAULT_METHOD
-from seqlens.recommenders import SASRec, load_model
+from seqlens.explain.methods import DEFAULT_METHOD, METHODS
+
+if TYPE_CHECKING:
+    from seqlens.data import InteractionLog
 
 
 def _deny_list(deny: str | None, deny_file: Path | None, deny_attribute: list[str], log: InteractionLog | None):
@@ -69,9 +73,11 @@ def explain_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the explanations as JSON."),
 ) -> None:
     """Explain recommendations: print each narrative and write a self-contained HTML report."""
+    from seqlens.data import read_log
     from seqlens.explain import DEFAULT_VERB, explain_batch
     from seqlens.explain.explanation import timestamps_from_log
     from seqlens.explain.report import html_report
+    from seqlens.recommenders import SASRec, load_model
 
     if bool(user) == (items is not None):
         fail("give --user U (one or more) or --items a,b,c, not both")
@@ -123,10 +129,12 @@ def faithfulness_cmd(
     """How faithful each attribution method is: deletion and insertion curves, AOPC, rank agreement with exact
     occlusion, and how often the top item raises the score when removed or is simply the most recent one,
     against the recency and random baselines."""
+    from seqlens.data import leave_one_out, read_log
     from seqlens.eval.protocol import targets_with_histories
     from seqlens.eval.report import frame_markdown
     from seqlens.explain.faithfulness import faithfulness
     from seqlens.explain.plots import faithfulness_curves
+    from seqlens.recommenders import SASRec, load_model
 
     model = load_model(model_dir)
     if not isinstance(model, SASRec):

@@ -1,4 +1,8 @@
-"""`seqlens demo` and `seqlens train` (one flag per hyper-parameter, from the models' declarations)."""
+"""`seqlens demo` and `seqlens train` (one flag per hyper-parameter, from the models' declarations).
+
+Light to import: the flags come from the torch-free declarations (`recommenders/registry.py`), and the library
+is imported inside the commands, so `seqlens train --help` loads neither torch nor pandas.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +31,9 @@ from seqlens.cli.common import (
     split_log,
 )
 from seqlens.cli.config import MODEL_PARAMS, TRAINABLE, load_config
-from seqlens.data import DATASETS, leave_one_out
+from seqlens.data.datasets import DATASETS
 from seqlens.errors import SeqlensError
-from seqlens.eval import evaluate
 from seqlens.params import Spec
-from seqlens.recommenders import Popular, SASRec
-from seqlens.train import TrainingInterrupted
 
 
 def demo(
@@ -42,6 +43,11 @@ def demo(
 ) -> None:
     """Train SASRec on the built-in synthetic data, compare with popularity, recommend, and explain one
     recommendation (narrative printed, HTML report saved)."""
+    from seqlens.data import leave_one_out
+    from seqlens.eval import evaluate
+    from seqlens.explain.report import html_report
+    from seqlens.recommenders import Popular, SASRec
+
     start = time.perf_counter()
     log = seqlens.synthetic_log(seed=seed)
     console.print(f"[bold]data[/bold]  {log}")
@@ -64,8 +70,6 @@ def demo(
         f"## Top-5 recommendations\n{recs_md}\n"
     )
     atomic.write_text(out / "report.md", report)
-    from seqlens.explain.report import html_report
-
     page, explanations = html_report(model, users=users[:1], title="Why this recommendation? (seqlens demo)")
     atomic.write_text(out / "explain.html", page)
     console.print(f"\nmodel saved to [bold]{out / 'model'}[/bold], report to [bold]{out / 'report.md'}[/bold] "
@@ -136,13 +140,18 @@ def train(
 
     Every hyper-parameter of the model is also a flag (see `seqlens.SASRec` for what each does).
     """
+    from seqlens.eval import evaluate
+    from seqlens.recommenders import Popular
+    from seqlens.recommenders.registry import model_class
+    from seqlens.train import TrainingInterrupted
+
     try:
         cfg = load_config(config, {"data": {"path": data, "format": format, "timestamps": timestamps, "dataset": dataset, "root": data_root},
                                    "model": model_flags, "run": {"out": out, "model": model_name}})  # fmt: skip
         log = load_data(cfg)
         console.print(f"[bold]data[/bold]  {log}")
         split = split_log(log, cfg.run.split)
-        cls = TRAINABLE[cfg.run.model]
+        cls = model_class(TRAINABLE[cfg.run.model])
         given: dict[str, object] = dict(cfg.model)
         params = {k: v for k, v in given.items() if v is not None}
         unused = sorted(set(params) - set(cls._param_names()))
