@@ -20,6 +20,9 @@ model whose weights are NaN, one whose config.json asks for max_len 8,000,000 an
 2,000,000 (memory bombs), and the good model again, reloading after each: every bad reload must answer 409
 quickly, the old model must keep serving (no failed request) and memory must stay bounded.
 
+Mode `request-log` starts a second server that writes the request log (`--request-log`) and measures recommend
+latency one request at a time on both, in alternating rounds: the log's cost as p50 and p99 ratios in one run.
+
 Mode `stalled` is the concurrent load of `plain` while `--stalled` connections send half a request head and
 stall (each one the server closes is opened again a quarter second later), with `/healthz` asked on a new
 connection every half second: requests served, failures, latency, how the stalled connections ended and
@@ -193,7 +196,8 @@ def bodies(users: list[str], explain: bool, method: str, seed: int) -> list[byte
     return [json.dumps({"user_id": rng.choice(users), "k": 10, **extra}).encode() for _ in range(4096)]
 
 
-async def sequential(port: int, payloads: list[bytes], n: int, warmup: int) -> dict:
+async def sequential(port: int, payloads: list[bytes], n: int, warmup: int, raw: list | None = None) -> dict:
+    """`n` requests one after another on one connection (after `warmup`); their latencies go to `raw` too."""
     conn = Connection(port)
     latencies, errors, statuses = [], 0, {}
     for i in range(warmup + n):
@@ -204,7 +208,35 @@ async def sequential(port: int, payloads: list[bytes], n: int, warmup: int) -> d
             statuses[status] = statuses.get(status, 0) + 1
             errors += status != 200
     conn.close()
+    if raw is not None:
+        raw.extend(latencies)
     return {"requests": n, "errors": errors, "statuses": statuses, **percentiles(latencies)}
+
+
+def with_and_without_log(model_dir: Path, port: int, payloads: list[bytes], n: int, rounds: int, workers: int) -> dict:
+    """Recommend latency one request at a time against the running server and a second one writing the request
+    log, `rounds` alternating runs of `n` requests each, so that both see the same machine noise."""
+    folder = Path(tempfile.mkdtemp(prefix="seqlens-request-log-"))
+    other = free_port()
+    logged = start_server(
+        model_dir, other, workers, folder / "server.log", extra=("--request-log", str(folder / "log"))
+    )
+    plain_ms: list[float] = []
+    logged_ms: list[float] = []
+    try:
+        for _ in range(rounds):
+            asyncio.run(sequential(port, payloads, n, warmup=20, raw=plain_ms))
+            asyncio.run(sequential(other, payloads, n, warmup=20, raw=logged_ms))
+    finally:
+        os.killpg(logged.pid, signal.SIGINT)
+        logged.wait(timeout=20)
+    written = sum(1 for path in (folder / "log").glob("requests-*.jsonl*") for _ in open(path))
+    shutil.rmtree(folder, ignore_errors=True)
+    plain, with_log = percentiles(plain_ms), percentiles(logged_ms)
+    return {
+        "requests_each": len(plain_ms), "records_written": written, "without_log": plain, "with_log": with_log,
+        "p50_ratio": round(with_log["p50_ms"] / plain["p50_ms"], 3), "p99_ratio": round(with_log["p99_ms"] / plain["p99_ms"], 3),
+    }  # fmt: skip
 
 
 async def concurrent(port: int, payloads: list[bytes], concurrency: int, seconds: float) -> dict:
@@ -427,7 +459,9 @@ async def burst(port: int, payload: bytes, n: int) -> dict:
     return {"connections": n, "seconds": round(time.perf_counter() - start, 2), "by_status": by_status}
 
 
-def start_server(model_dir: Path, port: int, workers: int, log: Path, fd_limit: int | None = None) -> subprocess.Popen:
+def start_server(
+    model_dir: Path, port: int, workers: int, log: Path, fd_limit: int | None = None, extra: tuple[str, ...] = ()
+) -> subprocess.Popen:
     """`seqlens serve` in its own session; its output goes to `log` (a pipe nobody reads could fill and stall it)."""
 
     def limit_descriptors() -> None:
@@ -439,7 +473,7 @@ def start_server(model_dir: Path, port: int, workers: int, log: Path, fd_limit: 
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [str(SEQLENS), "serve", str(model_dir), "--port", str(port), "--workers", str(workers),
-             "--log-level", "info"],
+             "--log-level", "info", *extra],
             stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
             env={**os.environ, "SEQLENS_RELOAD_TOKEN": RELOAD_TOKEN}, preexec_fn=limit_descriptors,
         )  # fmt: skip
@@ -468,7 +502,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--method", default="attention")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of unmeasured load per mode first")
     parser.add_argument(
-        "--modes", default="plain,explain", help="plain, explain, reload, bad-reload, stalled, burst (comma-separated)"
+        "--modes",
+        default="plain,explain",
+        help="plain, explain, reload, bad-reload, request-log, stalled, burst (comma-separated)",
     )
     parser.add_argument("--reload-every", type=float, default=5.0, help="seconds between reloads (mode reload)")
     parser.add_argument("--stalled", type=int, default=300, help="stalled connections (mode stalled, max 2000)")
@@ -526,6 +562,11 @@ def main(argv: list[str]) -> None:
                 time.sleep(1.0)  # the connections of earlier modes closed
                 load = asyncio.run(burst(port, payloads[0], args.burst))
                 print(f"burst: {load}", flush=True)
+                result["modes"][mode] = load
+                continue
+            if mode == "request-log":
+                load = with_and_without_log(args.model_dir, port, payloads, args.sequential, 6, args.workers)
+                print(f"request-log: {load}", flush=True)
                 result["modes"][mode] = load
                 continue
             if mode in ("reload", "bad-reload"):

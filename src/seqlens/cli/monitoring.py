@@ -18,8 +18,8 @@ ALERT_EXIT = 3
 def monitor_cmd(
     model_dir: ModelDir,
     data: Annotated[
-        str, typer.Argument(help="Interaction log with times, replayed as requests (each event's history).")
-    ],
+        str | None, typer.Argument(help="Interaction log with times, replayed as requests (each event's history).")
+    ] = None,
     out: Path = typer.Option(..., help="Folder for monitor.json and dashboard.html."),
     window: str = typer.Option("7d", help="Window length, e.g. 7d, 1d, 12h."),
     reference: int = typer.Option(8, help="The first this many windows are the reference that calibrates alerts."),
@@ -38,6 +38,9 @@ def monitor_cmd(
         None, help="Also check each cohort on its own: 'length' (short/medium/long histories) or a --users column."
     ),
     users: Path | None = typer.Option(None, help="User attribute table (read_users formats: CSV, users.dat, u.user)."),
+    requests_dir: Path | None = typer.Option(
+        None, "--requests", help="Instead of DATA, the service's request log (seqlens serve --request-log DIR)."
+    ),
     compare: Path | None = typer.Option(
         None, help="A candidate model: the same requests through it, every window compared with MODEL_DIR's."
     ),
@@ -47,19 +50,29 @@ def monitor_cmd(
     before promoting it. Exits with status 3 when any alert fires."""
     from seqlens.data import read_items, read_log, read_users
     from seqlens.monitor import answer, detect, read_rules, requests_from_log, summarize, write_report
+    from seqlens.monitor.requests import read_requests
     from seqlens.monitor.windows import cohort_labels
     from seqlens.recommenders import load_model
 
     if (items is None) != (attribute is None):
         raise typer.BadParameter("give --items and --attribute together")
+    if (data is None) == (requests_dir is None):
+        raise typer.BadParameter("give DATA (a log to replay) or --requests DIR (the service's request log)")
     model = load_model(model_dir)
-    log = read_log(data, format, timestamps=timestamps)
     table = read_items(items, multi=[attribute] if attribute else ()) if items is not None else None
-    requests = requests_from_log(model, log, window, per_window, seed)
-    console.print(f"replaying {len(requests)} requests in {window} windows")
-    answers = answer(model, requests)
+    if requests_dir is not None:
+        if compare is not None or items is not None:
+            raise typer.BadParameter("--compare and --items need DATA: the request log holds no histories")
+        answers = read_requests(requests_dir, model)
+        console.print(f"read {len(answers.records)} logged requests")
+    else:
+        requests = requests_from_log(
+            model, read_log(str(data), format, timestamps=timestamps), window, per_window, seed
+        )
+        console.print(f"replaying {len(requests)} requests in {window} windows")
+        answers = answer(model, requests)
     windows = summarize(model, answers, window, table, attribute, min_requests, reference)
-    about = {"model": Path(model_dir).name, "data": Path(data).name}
+    about: dict[str, object] = {"model": Path(model_dir).name, "data": Path(str(data or requests_dir)).name}
     baseline = None
     if compare is not None:
         candidate = load_model(compare)

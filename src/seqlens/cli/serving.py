@@ -29,6 +29,12 @@ def serve(
     ),
     reload_token_file: Path | None = typer.Option(None, help="Read the reload token from this file."),
     log_level: str = typer.Option("warning", help="uvicorn log level (info logs every request)."),
+    request_log: Path | None = typer.Option(
+        None,
+        help="Append a record of every recommend request to rotating JSON-lines files in this folder "
+        "(for `seqlens monitor MODEL --requests DIR`).",
+    ),
+    request_log_history: bool = typer.Option(False, help="Also record each request's history item ids."),
 ) -> None:
     """HTTP service: recommendations with explanations, a web page at /, Prometheus metrics at /metrics."""
     from seqlens.serve.engine import Engine
@@ -44,6 +50,6 @@ def serve(
     Engine.load(model_dir)  # fail here, with the reason, rather than in every worker (includes a smoke test)
     console.print(f"serving [bold]{model_dir}[/bold] on http://{host}:{port}/ ({workers} worker(s))")
     try:
-        run(model_dir, host, port, workers, reload_token, log_level)
+        run(model_dir, host, port, workers, reload_token, log_level, request_log, request_log_history)
     except OSError as e:  # e.g. the port is taken
         fail(f"cannot listen on {host}:{port}: {e}")

@@ -13,7 +13,7 @@ broken upstream) exactly as a fault in production would.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -90,8 +90,10 @@ def requests_from_log(
 class Answers:
     """What the model did with each request: `records` (one row per request: time, user, history length and
     the per-layer statistics), `recommended` [N, k] internal indices, the last layer's attention mass per
-    history item as a flat list (`attended_items`, `attended_mass`, request `attended_row`), and each
-    request's `latest` item."""
+    history item as a flat list (`attended_items`, `attended_mass`, request `attended_row`), each
+    request's `latest` item (0 when not known), and `shares`: per-request distributions computed when the
+    request was served (the service's request log records the attention per popularity bucket instead of
+    the history's items)."""
 
     records: pd.DataFrame
     recommended: np.ndarray
@@ -100,6 +102,7 @@ class Answers:
     attended_row: np.ndarray
     layers: int
     latest: np.ndarray  # [N] the most recent history item of each request
+    shares: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [N, bins]
 
     def where(self, keep: np.ndarray) -> Answers:
         """The answers to the requests where `keep` [N] is True (rows renumbered)."""
@@ -108,6 +111,7 @@ class Answers:
         return Answers(
             self.records[keep].reset_index(drop=True), self.recommended[keep], self.attended_items[attended],
             self.attended_mass[attended], renumber[self.attended_row[attended]], self.layers, self.latest[keep],
+            {name: rows[keep] for name, rows in self.shares.items()},
         )  # fmt: skip
 
 

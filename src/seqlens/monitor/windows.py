@@ -138,17 +138,14 @@ def summarize(
     )
     scalars["length"] = pd.Series(records["length"].to_numpy(np.float64)).groupby(index).mean()  # as it came
     scalars.insert(0, "requests", np.bincount(index))
-    catalogue = model.n_items_ + 1
-    mass = np.zeros((len(order), catalogue))
-    np.add.at(
-        mass,
-        (index[answers.attended_row], answers.attended_items),
-        answers.attended_mass * weight[answers.attended_row],
-    )
-    scalars["attention_hhi"] = ((mass / mass.sum(1, keepdims=True)) ** 2).sum(1)
+    attended = len(answers.attended_items) > 0  # a replay knows the attended items; the request log does not
+    shape, rows = (len(order), model.n_items_ + 1), answers.attended_row
+    mass = _per_item(shape, index[rows], answers.attended_items, answers.attended_mass * weight[rows])
+    if attended:
+        scalars["attention_hhi"] = ((mass / mass.sum(1, keepdims=True)) ** 2).sum(1)
     k = answers.recommended.shape[1]
-    exposure = np.zeros((len(order), catalogue))
-    np.add.at(exposure, (np.repeat(index, k), answers.recommended.ravel()), np.repeat(weight, k))
+    shown = answers.recommended.ravel()
+    exposure = _per_item(shape, np.repeat(index, k), shown, np.repeat(weight, k) * (shown > 0))
     scalars["coverage"] = (exposure[:, 1:] > 0).sum(1) / model.n_items_
     scalars.index = pd.Index(order, name="start")
 
@@ -156,17 +153,28 @@ def summarize(
         name: _histogram(records[f"{name}@{last}"].to_numpy(), weight, index, len(order), order)
         for name in ("normalized_entropy", "last_mass")
     }
-    bucket = popularity_buckets(model)
-    distributions["attention_by_popularity"] = _pooled(mass, [[b] for b in bucket], POPULARITY_BUCKETS, order)
-    distributions["exposure_by_popularity"] = _pooled(exposure, [[b] for b in bucket], POPULARITY_BUCKETS, order)
-    latest = np.zeros((len(order), catalogue))
-    np.add.at(latest, (index, answers.latest), weight)
-    distributions["latest_by_popularity"] = _pooled(latest, [[b] for b in bucket], POPULARITY_BUCKETS, order)
+    bucket = [[b] for b in popularity_buckets(model)]
+    latest = _per_item(shape, index, answers.latest, weight * (answers.latest > 0))
+    amounts = {"exposure": exposure, **({"attention": mass} if attended else {}),
+               **({"latest": latest} if (answers.latest > 0).any() else {})}  # fmt: skip
+    for name, per_item in amounts.items():
+        distributions[f"{name}_by_popularity"] = _pooled(per_item, bucket, POPULARITY_BUCKETS, order)
     if attributes is not None and attribute is not None:
         names, slots = attribute_values(model, attributes, attribute)
-        for name, amounts in (("attention", mass), ("exposure", exposure), ("latest", latest)):
-            distributions[f"{name}_by_{attribute}"] = _pooled(amounts, slots, len(names), order, names)
+        for name, per_item in amounts.items():
+            distributions[f"{name}_by_{attribute}"] = _pooled(per_item, slots, len(names), order, names)
+    for name, rows in answers.shares.items():  # shares recorded per request: their weighted mean per window
+        totals = np.stack([np.bincount(index, weight * rows[:, j], len(order)) for j in range(rows.shape[1])], 1)
+        columns = [f"bucket {b}" for b in range(rows.shape[1])]
+        distributions[name] = pd.DataFrame(totals / totals.sum(1, keepdims=True), index=scalars.index, columns=columns)
     return Windows(scalars, distributions, window, [int(s) for s in order[:reference]])
+
+
+def _per_item(shape: tuple[int, int], window: np.ndarray, items: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+    """[windows, catalogue] sums of `amounts` per (window, item)."""
+    out = np.zeros(shape)
+    np.add.at(out, (window, items), amounts)
+    return out
 
 
 def length_weights(

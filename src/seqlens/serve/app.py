@@ -16,6 +16,7 @@ Design choices, and why:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from seqlens._version import __version__
 from seqlens.serve.engine import Engine, RequestError
 from seqlens.serve.handlers import Handlers, ServeState
 from seqlens.serve.metrics import Metrics
+from seqlens.serve.request_log import RequestLog
 from seqlens.serve.schemas import MAX_BODY_BYTES, Item, ItemList, RecommendRequest, RecommendResponse
 
 log = logging.getLogger("seqlens.serve")
@@ -57,11 +59,16 @@ def create_app(
     reload_token: str | None = None,
     generation_file: str | Path | None = None,
     max_in_flight: int = MAX_IN_FLIGHT,
+    request_log: str | Path | None = None,
+    request_log_history: bool = False,
 ) -> FastAPI:
     """The app serving the model saved in `model_dir` (loaded now, so a bad directory fails at start);
-    past `max_in_flight` requests in progress, others are answered 503 with Retry-After."""
+    past `max_in_flight` requests in progress, others are answered 503 with Retry-After. With `request_log`,
+    every recommend request appends a record there (`serve/request_log.py`; history ids only if asked)."""
     model_dir = Path(model_dir)
     state = ServeState(Engine.load(model_dir), model_dir, reload_token or None)
+    if request_log is not None:
+        state.request_log = RequestLog(request_log, history=request_log_history)
     if generation_file is not None:
         state.generation_file = Path(generation_file)
         state.generation = state.read_generation()
@@ -72,6 +79,7 @@ def create_app(
         description="Next-item recommendations from a self-attentive model, with explanations.",
         docs_url=None,  # served below from the swagger-ui-bundle package: the page works offline (no CDN)
         redoc_url=None,
+        lifespan=_closing(state),
     )
     app.state.serve, app.state.metrics, app.state.batchers = state, handlers.metrics, handlers.batchers
     app.add_middleware(_Guard, metrics=handlers.metrics, max_in_flight=max_in_flight)
@@ -80,6 +88,18 @@ def create_app(
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
     _routes(app, handlers)
     return app
+
+
+def _closing(state: ServeState):
+    """The app's lifespan: at shutdown, what the request log still holds is written out."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if state.request_log is not None:
+            state.request_log.close()
+
+    return lifespan
 
 
 def _routes(app: FastAPI, handlers: Handlers) -> None:
@@ -145,6 +165,8 @@ def app_from_env() -> FastAPI:
         os.environ["SEQLENS_MODEL_DIR"],
         os.environ.get("SEQLENS_RELOAD_TOKEN"),
         os.environ.get("SEQLENS_GENERATION_FILE"),
+        request_log=os.environ.get("SEQLENS_REQUEST_LOG") or None,
+        request_log_history=os.environ.get("SEQLENS_REQUEST_LOG_HISTORY") == "1",
     )
 
 

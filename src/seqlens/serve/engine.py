@@ -25,6 +25,7 @@ from torch import Tensor
 from seqlens.data.sequences import Sequences
 from seqlens.errors import ArtifactError
 from seqlens.monitor import AttentionStats, applied_weights, last_query_stats
+from seqlens.monitor.windows import popularity_buckets
 from seqlens.recommenders import Recommender, load_model
 
 
@@ -70,6 +71,7 @@ class Engine:
         self.net = net if getattr(net, "has_attention", False) else None
         counts = np.bincount(model.histories_.flat, minlength=model.n_items_ + 1)
         self.popularity = counts  # interactions per internal index in the stored histories
+        self.buckets = popularity_buckets(model)  # for the request log: attention per popularity bucket
         self.titles: dict[str, str] = dict(model.item_titles_)
         # plain dicts: a request looks up one user or a few items, where a pandas Index costs ~100 us
         self._users = {str(u): row for row, u in enumerate(model.user_ids_)}

@@ -8,6 +8,7 @@ micro-batchers; `app.py` maps each endpoint to one of its methods. Errors a clie
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import time
@@ -19,10 +20,12 @@ from typing import cast
 import numpy as np
 
 from seqlens.errors import SeqlensError
+from seqlens.monitor import AttentionStats
 from seqlens.serve import explaining
 from seqlens.serve.batching import MicroBatcher
 from seqlens.serve.engine import Engine, Query, RequestError, Result
 from seqlens.serve.metrics import Metrics
+from seqlens.serve.request_log import RequestLog, batch_entries
 from seqlens.serve.schemas import Item, ItemList, RecommendRequest
 
 log = logging.getLogger("seqlens.serve")
@@ -39,6 +42,7 @@ class ServeState:
     generation: int = 0
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     following: asyncio.Task | None = None
+    request_log: RequestLog | None = None  # per-request records for `seqlens monitor --requests`
 
     def read_generation(self) -> int:
         try:
@@ -188,7 +192,14 @@ class Handlers:
         self.metrics.batch_size.labels("recommend").observe(len(batch))
         if stats is not None:
             self.metrics.observe_attention(stats)
+        if self.state.request_log is not None:
+            self._log_requests(engine, queries, results, stats)
         return results
+
+    def _log_requests(self, engine: Engine, queries: tuple, results: list, stats: AttentionStats | None) -> None:
+        """The batch's request-log records, built and written by the log's writer thread."""
+        log = cast(RequestLog, self.state.request_log)
+        log.record(functools.partial(batch_entries, time.time(), engine, queries, results, stats, log.history))
 
     def _explain_batch(self, key: Hashable, batch: list) -> list:
         engine, method = cast(tuple[Engine, str], key)  # batched per engine and method

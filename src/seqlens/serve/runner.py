@@ -50,9 +50,14 @@ def run(
     workers: int = 1,
     reload_token: str | None = None,
     log_level: str = "warning",
+    request_log: Path | None = None,
+    request_log_history: bool = False,
 ) -> None:
     """Serve `model_dir` until interrupted. Workers read their configuration from the environment."""
     os.environ["SEQLENS_MODEL_DIR"] = str(Path(model_dir).resolve())
+    if request_log is not None:
+        os.environ["SEQLENS_REQUEST_LOG"] = str(Path(request_log).resolve())
+        os.environ["SEQLENS_REQUEST_LOG_HISTORY"] = "1" if request_log_history else "0"
     if reload_token:
         os.environ["SEQLENS_RELOAD_TOKEN"] = reload_token
     # A worker that misses uvicorn's health check is killed and restarted. Importing torch and loading a
