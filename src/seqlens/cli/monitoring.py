@@ -22,9 +22,11 @@ def monitor_cmd(
     ] = None,
     out: Path = typer.Option(..., help="Folder for monitor.json and dashboard.html."),
     window: str = typer.Option("7d", help="Window length, e.g. 7d, 1d, 12h."),
-    reference: int = typer.Option(8, help="The first this many windows are the reference that calibrates alerts."),
-    trailing: int | None = typer.Option(
-        None, help="Compare each window with the this many windows before it instead (traffic that changes slowly)."
+    reference: int = typer.Option(
+        8, help="Windows in the reference that calibrates alerts: the ones just before each window checked."
+    ),
+    fixed: bool = typer.Option(
+        False, help="Compare every window with the first --reference windows instead of the ones just before it."
     ),
     per_window: int = typer.Option(1000, help="At most this many requests per window, drawn at random (--seed)."),
     min_requests: int = typer.Option(100, help="Windows with fewer requests are left out (too noisy)."),
@@ -81,11 +83,10 @@ def monitor_cmd(
             summarize(candidate, answer(candidate, requests), window, table, attribute, min_requests, reference),
         )
         about = {**about, "model": Path(compare).name, "baseline": Path(model_dir).name}
-    if trailing is not None and baseline is None:
+    trailing = None if fixed or baseline is not None else reference
+    if trailing is not None:
         about["trailing"] = trailing
-    drift = detect(
-        windows, read_rules(rules) if rules is not None else None, baseline, trailing if baseline is None else None
-    )
+    drift = detect(windows, read_rules(rules) if rules is not None else None, baseline, trailing)
     content = write_report(out, windows, drift, about)
     alerted = sorted({a["window"] for a in content["alerts"]})
     checked = (
