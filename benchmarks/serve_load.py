@@ -228,8 +228,7 @@ def with_and_without_log(model_dir: Path, port: int, payloads: list[bytes], n: i
             asyncio.run(sequential(port, payloads, n, warmup=20, raw=plain_ms))
             asyncio.run(sequential(other, payloads, n, warmup=20, raw=logged_ms))
     finally:
-        os.killpg(logged.pid, signal.SIGINT)
-        logged.wait(timeout=20)
+        stop_server(logged)
     written = sum(1 for path in (folder / "log").glob("requests-*.jsonl*") for _ in open(path))
     shutil.rmtree(folder, ignore_errors=True)
     plain, with_log = percentiles(plain_ms), percentiles(logged_ms)
@@ -459,6 +458,16 @@ async def burst(port: int, payload: bytes, n: int) -> dict:
     return {"connections": n, "seconds": round(time.perf_counter() - start, 2), "by_status": by_status}
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """Ctrl-C to a `seqlens serve` started in its own session (its whole process group), a kill after 20 s."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def start_server(
     model_dir: Path, port: int, workers: int, log: Path, fd_limit: int | None = None, extra: tuple[str, ...] = ()
 ) -> subprocess.Popen:
@@ -594,11 +603,7 @@ def main(argv: list[str]) -> None:
             print(f"{mode}: concurrency {args.concurrency} {conc}", flush=True)
             result["modes"][mode] = {"sequential": seq, "concurrent": conc}
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_server(proc)
         if swaps:
             shutil.rmtree(swaps["served"].parent, ignore_errors=True)
     result["load_after"] = os.getloadavg()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 from uvicorn.importer import import_from_string
 
+from benchmarks.serve_load import stop_server
 from seqlens.cli.main import app
 from seqlens.errors import SeqlensError
 from seqlens.serve.protocol import BoundedH11Protocol, accept_backlog, fd_limit, process_limits
@@ -91,12 +91,7 @@ def test_two_workers_share_metrics_and_all_follow_a_reload(tmp_path, model_dir, 
             time.sleep(0.05)
         assert streak >= 10, "a worker kept serving the old model"
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_server(proc)
 
 
 def test_the_workers_socket_disables_nagle_on_accepted_connections():

@@ -7,7 +7,8 @@ from seqlens.cli.main import app as cli
 from seqlens.monitor.requests import read_requests
 from seqlens.serve import create_app
 from seqlens.serve.request_log import RequestLog
-from tests.serve.conftest import Server, contract_client
+
+from .conftest import Server, contract_client
 
 
 def test_every_recommend_request_is_logged_without_its_history_unless_asked(model_dir, model, tmp_path):

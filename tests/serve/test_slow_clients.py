@@ -10,7 +10,6 @@ import json
 import os
 import resource
 import selectors
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from benchmarks.serve_load import stop_server
 
 SEQLENS = Path(sys.executable).parent / "seqlens"
 FDS = 256
@@ -168,12 +169,7 @@ def test_stalled_clients_and_a_burst_do_not_exhaust_a_server_short_of_descriptor
         assert set(ends) <= {"408", "503+retry", "reset"} and ends.get("408", 0) > 0, ends
         assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_server(proc)
     text = log.read_text()
     assert "Traceback" not in text and "out of system resource" not in text, text[-3000:]
     assert len(text.splitlines()) < 20, text[-3000:]  # a summary line at most every 10 s, not one per connection
