@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from seqlens.data.log import ITEM, USER
@@ -7,7 +8,7 @@ from seqlens.monitor import answer, requests_from_log, window_starts
 
 
 def test_every_event_after_a_users_first_is_a_request_holding_the_history_before_it(fitted, synth_log):
-    requests = requests_from_log(fitted, synth_log, "3d", per_window=None)
+    requests = requests_from_log(fitted, synth_log, "3d", per_window=None, per_user=None)
     firsts = synth_log.df[USER].nunique()
     assert len(requests) == len(synth_log) - firsts  # every item is known to the model here
     df = synth_log.df
@@ -26,6 +27,12 @@ def test_at_most_per_window_requests_are_drawn_per_window_reproducibly(fitted, s
     _, counts = np.unique(window_starts(a.times, "3d"), return_counts=True)
     assert counts.max() == 10
     assert np.array_equal(a.times, b.times) and a.users.tolist() == b.users.tolist()
+
+
+def test_one_user_holds_at_most_per_user_requests_of_a_window(fitted, synth_log):
+    requests = requests_from_log(fitted, synth_log, "30d", per_window=None, per_user=2)
+    frame = pd.DataFrame({"window": window_starts(requests.times, "30d"), "user": requests.users})
+    assert frame.groupby(["window", "user"]).size().max() == 2
 
 
 def test_a_window_that_is_not_a_duration_is_refused():

@@ -29,6 +29,8 @@ from seqlens.recommenders.neural import NextItemModel
 #: per-request attention statistics, each recorded per layer as f"{name}@{layer}"
 STATISTICS = ("entropy", "normalized_entropy", "top1_mass", "last_mass", "age")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+#: requests of one user per window at most
+PER_USER = 10
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,19 @@ def window_seconds(window: str) -> int:
 
 
 def requests_from_log(
-    model: Recommender, log: InteractionLog, window: str = "7d", per_window: int | None = 1000, seed: int = 0
+    model: Recommender,
+    log: InteractionLog,
+    window: str = "7d",
+    per_window: int | None = 1000,
+    seed: int = 0,
+    per_user: int | None = PER_USER,
 ) -> Requests:
-    """Every event with a non-empty known history before it is a request; at most `per_window` of them per
-    window, drawn uniformly with `seed` (so that windows of very different traffic weigh alike)."""
+    """Every event with a non-empty known history before it is a request; at most `per_user` of one user's
+    and `per_window` in all per window, drawn uniformly with `seed`.
+
+    Why the caps: windows of very different traffic should weigh alike, and a window should describe many
+    users, not the bulk import of one (in MovieLens-1M one user often holds a third of a week's events).
+    """
     if not log.has_time:
         raise DataError(f"{log.source}: the log has no times, so it cannot be replayed in windows")
     df = log.df  # sorted by user, then time
@@ -75,12 +86,15 @@ def requests_from_log(
     times = df[TIME].to_numpy(np.int64)
     first = np.r_[True, users[1:] != users[:-1]]
     start = np.maximum.accumulate(np.where(first, np.arange(len(df)), 0))  # the row where each user begins
-    candidates = np.flatnonzero(~first)
-    if per_window is not None:
-        shuffled = np.random.default_rng(seed).permutation(candidates)
-        windows = window_starts(times[shuffled], window)
-        rank = pd.Series(windows).groupby(windows).cumcount().to_numpy()  # order of each request in its window
-        candidates = np.sort(shuffled[rank < per_window])
+    candidates = np.random.default_rng(seed).permutation(np.flatnonzero(~first))
+    windows = window_starts(times[candidates], window)
+    if per_user is not None:  # order of each request among its user's in its window
+        rank = pd.Series(windows).groupby([windows, users[candidates]]).cumcount().to_numpy()
+        candidates, windows = candidates[rank < per_user], windows[rank < per_user]
+    if per_window is not None:  # order of each request in its window
+        rank = pd.Series(windows).groupby(windows).cumcount().to_numpy()
+        candidates = candidates[rank < per_window]
+    candidates = np.sort(candidates)
     histories = [items[start[r] : r][items[start[r] : r] > 0] for r in candidates]
     known = np.array([len(h) > 0 for h in histories], dtype=bool)
     return Requests(times[candidates], users[candidates].astype(str), histories).where(known)
