@@ -70,7 +70,7 @@ def monitor_cmd(
         console.print(f"read {len(answers.records)} logged requests")
     else:
         requests = requests_from_log(
-            model, read_log(str(data), format, timestamps=timestamps), window, per_window, seed
+            model, read_log(str(data), format, timestamps=timestamps), window, per_window, seed, per_user
         )
         console.print(f"replaying {len(requests)} requests in {window} windows")
         answers = answer(model, requests)
