@@ -275,10 +275,24 @@ def _drop_tensor(name):
     return damage
 
 
+def _set_tensor(name, index, value):
+    def damage(path):
+        from safetensors.torch import save_file
+
+        tensors = load_file(path / "model.safetensors")
+        tensors[name][index] = value
+        save_file(tensors, path / "model.safetensors")
+
+    return damage
+
+
 @pytest.mark.parametrize(
     "damage, message",
     [
         (_edit_config(lambda c: c.pop("params")), "no 'params'"),
+        # a flipped high bit in a history's length once asked numpy for 2 PiB before any check (found by the fuzz test)
+        (_set_tensor("histories.lengths", 0, 2**48), "offsets or lengths outside the stored items"),
+        (_set_tensor("histories.starts", 1, -5), "offsets or lengths outside the stored items"),
         (_edit_config(lambda c: c["params"].update(dim=4096)), "do not fit the configuration"),
         (_edit_config(lambda c: c["params"].update(max_len=8_000_000)), "pos_emb.weight"),  # no allocation first
         (_edit_config(lambda c: c["params"].update(layers=7)), "do not fit the configuration"),

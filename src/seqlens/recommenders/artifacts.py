@@ -155,8 +155,14 @@ def _restore(model: Recommender, path: Path, config: dict, tensors: dict) -> Non
     items = _read_json(path / "items.json", dict)
     model._set_items(np.array(items["item_ids"], dtype=object), items.get("titles", {}))
     users = np.array(_read_json(path / "users.json", list), dtype=object)
+    flat, starts, lengths = (tensors[f"histories.{k}"].numpy() for k in ("flat", "starts", "lengths"))
+    if (
+        flat.ndim != 1 or starts.shape != lengths.shape or starts.ndim != 1
+        or (len(starts) and (starts.min() < 0 or lengths.min() < 0 or (lengths > len(flat) - starts).any()))
+    ):  # fmt: skip  # checked before anything is sized by them: a flipped bit could ask for petabytes
+        raise ArtifactError("stored histories: offsets or lengths outside the stored items")
     # models saved before histories left out unknown items may hold them as padding
-    histories = Sequences(*(tensors[f"histories.{k}"].numpy() for k in ("flat", "starts", "lengths"))).without_padding()
+    histories = Sequences(flat, starts, lengths).without_padding()
     if len(users) != len(histories) or len(set(users.tolist())) != len(users):
         raise ArtifactError(f"users.json lists {len(users)} users ({len(set(users.tolist()))} distinct) for "
                             f"{len(histories)} stored histories")  # fmt: skip
