@@ -29,7 +29,7 @@ def monitor_cmd(
         False, help="Compare every window with the first --reference windows instead of the ones just before it."
     ),
     per_window: int = typer.Option(1000, help="At most this many requests per window, drawn at random (--seed)."),
-    per_user: int = typer.Option(10, help="At most this many requests of one user per window."),
+    per_user: int | None = typer.Option(None, help="At most this many requests of one user per window."),
     min_requests: int = typer.Option(100, help="Windows with fewer requests are left out (too noisy)."),
     rules: Path | None = typer.Option(None, help="Alert rules (TOML); default: the rules shipped with seqlens."),
     items: Path | None = typer.Option(None, help="Item attribute table (read_items formats) for per-value shares."),
