@@ -30,6 +30,7 @@ import torch
 import seqlens
 from benchmarks.core import DATA
 from benchmarks.explanations import DATASET_PARAMS, dataset_model, model_for
+from seqlens import atomic
 from seqlens.data import Sequences
 from seqlens.eval.protocol import targets_with_histories
 from seqlens.eval.significance import paired_difference
@@ -318,14 +319,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--render", action="store_true", help="only re-render docs/monitoring.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if not args.render:
         for name in args.datasets.split(","):
             found = run(name, [int(s) for s in args.seeds.split(",")])
-            if found is not None:
-                results[name] = found
+            if found is not None:  # merged into what is there now: runs of other datasets may be writing too
+                results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
                 RESULTS.parent.mkdir(parents=True, exist_ok=True)
-                RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+                atomic.write_text(RESULTS, json.dumps({**results, name: found}, indent=1) + "\n")
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     DOC.write_text(render(results))
 
 
