@@ -73,7 +73,10 @@ def dashboard_png(windows: Windows, drift: Drift) -> bytes:
             ax.axvspan(reference.min(), reference.max(), color="0.85", zorder=0)
         for t in alerted:
             ax.axvline(t, color="red", alpha=0.35, lw=2, zorder=0)
-    axes[0].set_title("grey: reference windows; red: windows with an alert")
+    axes[0].set_title(
+        "grey: reference windows; red: windows with an alert" if len(reference)
+        else "red: windows with an alert (each checked against a reference of other windows)"
+    )  # fmt: skip
     return figure_png(fig)
 
 
