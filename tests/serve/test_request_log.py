@@ -33,7 +33,8 @@ def test_every_recommend_request_is_logged_without_its_history_unless_asked(mode
 
 def test_a_full_queue_drops_records_instead_of_blocking_a_request(tmp_path):
     log = RequestLog(tmp_path)
-    log._listener.stop()  # a writer that no longer drains the queue: a stalled disk
+    log._stop.set()  # a writer that no longer drains the queue: a stalled disk
+    log._writer.join()
     for _ in range(10_001):
         log.record(lambda: [{"time": 0}])
     assert log.dropped == 1
