@@ -31,7 +31,6 @@ import seqlens
 from benchmarks.core import DATA
 from benchmarks.explanations import DATASET_PARAMS, dataset_model, model_for
 from seqlens import atomic
-from seqlens.data import Sequences
 from seqlens.eval.protocol import targets_with_histories
 from seqlens.eval.significance import paired_difference
 from seqlens.monitor import Requests, answer, detect, requests_from_log, summarize, window_starts, write_report
@@ -79,11 +78,9 @@ def inject(fault: str, requests: Requests, since: int, promoted: np.ndarray, see
     return Requests(requests.times, requests.users, histories)
 
 
-def promoted_items(model, name: str) -> tuple[str, np.ndarray]:
+def promoted_items(model, table, column: str) -> tuple[str, np.ndarray]:
     """The promoted attribute value (the 5th most frequent in the model's histories) and its 20 most
     interacted-with items (internal indices)."""
-    path, column = ATTRIBUTES[name]
-    table = seqlens.read_items(DATA / path)
     names, slots = attribute_values(model, table, column)
     value = PROMOTED_RANK
     counts = np.bincount(model.histories_.flat, minlength=model.n_items_ + 1)
@@ -130,7 +127,7 @@ def bias_audit(name: str, split, model, table, column: str) -> dict:
     recall change against the model's own ranking."""
     _, histories, targets = targets_with_histories(model, split.test, split.test_history)
     known = (histories.lengths > 0) & (targets > 0)
-    histories = Sequences(histories.flat, histories.starts[known], histories.lengths[known])
+    histories = histories.subset(known)
     frame = audit(model, histories, table, column)
     trade = trade_off(model, histories, targets[known], table, column, LAMS)
     plain = trade["per_user_hit"].iloc[0].astype(float)
@@ -164,10 +161,10 @@ def run(name: str, seeds: list[int]) -> dict | None:
         print(f"skip {name}: not in {DATA}")
         return None
     split, model, source = found
-    log = seqlens.load_dataset(name, DATA)
-    value, promoted = promoted_items(model, name)
+    log = seqlens.load_dataset(name, DATA)  # the whole log, as the split was made from it
     path, column = ATTRIBUTES[name]
     table = seqlens.read_items(DATA / path)
+    value, promoted = promoted_items(model, table, column)
     out: dict = {"model": source, "promoted_value": value, "seeds": {}}
     for seed in seeds:
         requests = requests_from_log(model, log, WINDOW, PER_WINDOW, seed)

@@ -103,3 +103,10 @@ def test_without_padding_drops_unknown_items(seqs):
     holed = Sequences.from_lists([[1, PAD, 3], [PAD], [], [5, 6, PAD]])
     out = holed.without_padding()
     assert [out[i].tolist() for i in range(len(out))] == [[1, 3], [], [], [5, 6]]
+
+
+def test_a_subset_keeps_the_chosen_sequences_in_order():
+    seqs = Sequences.from_lists([[1, 2], [3], [4, 5, 6]])
+    assert [list(s) for s in (seqs.subset(np.array([2, 0]))[i] for i in range(2))] == [[4, 5, 6], [1, 2]]
+    mask = seqs.subset(np.array([True, False, True]))
+    assert len(mask) == 2 and list(mask[1]) == [4, 5, 6] and mask.flat is seqs.flat

@@ -165,7 +165,7 @@ def audit_cmd(
     ids, histories, targets = targets_with_histories(model, split.test, split.test_history)
     known = (histories.lengths > 0) & (targets > 0)
     ids, targets = ids[known], targets[known]
-    histories = type(histories)(histories.flat, histories.starts[known], histories.lengths[known])
+    histories = histories.subset(known)
     groups = {"all": np.ones(len(ids), dtype=bool)}
     if cohort is not None:
         requests = Requests(np.zeros(len(ids), np.int64), ids.astype(str), [histories[i] for i in range(len(ids))])
@@ -174,7 +174,7 @@ def audit_cmd(
     report: dict = {"model": Path(model_dir).name, "data": Path(data).name, "attribute": attribute, "users": len(ids)}
     flagged = []
     for name, rows in groups.items():
-        part = type(histories)(histories.flat, histories.starts[rows], histories.lengths[rows])
+        part = histories.subset(rows)
         frame = audit(model, part, table, attribute, k=k)
         report.setdefault("audit", {})[name] = frame.to_dict(orient="records")
         console.print(f"{name}: {int(rows.sum())} users")

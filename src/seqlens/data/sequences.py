@@ -35,6 +35,10 @@ class Sequences:
     def __getitem__(self, i: int) -> np.ndarray:
         return self.flat[self.starts[i] : self.starts[i] + self.lengths[i]]
 
+    def subset(self, rows: np.ndarray) -> Sequences:
+        """The sequences at `rows` (indices or a boolean mask), in that order; the flat array is shared."""
+        return Sequences(self.flat, self.starts[rows], self.lengths[rows])
+
     def explode(self) -> tuple[np.ndarray, np.ndarray]:
         """(row of each element, element) for all sequences in row order: a vectorised walk over items."""
         owner = np.repeat(np.arange(len(self)), self.lengths)

@@ -211,7 +211,7 @@ def recommended_items(
     out = np.zeros(len(histories), dtype=np.int64) if targets is None else targets.copy()
     todo = np.flatnonzero(out == 0)
     if len(todo):
-        subset = Sequences(histories.flat, histories.starts[todo], histories.lengths[todo])
+        subset = histories.subset(todo)
         out[todo] = top_k_items(model, subset, 1, exclude_seen)[:, 0]
     if (out == 0).any():
         raise DataError("no item is left to recommend after excluding the history; nothing to explain")

@@ -106,7 +106,7 @@ def faithfulness(
     rng = np.random.default_rng(seed)
     if n_users is not None and len(rows) > n_users:
         rows = np.sort(rng.choice(rows, n_users, replace=False))
-    subset = Sequences(histories.flat, histories.starts[rows], histories.lengths[rows])
+    subset = histories.subset(rows)
     targets = torch.from_numpy(recommended_items(model, subset, exclude_seen=exclude_seen))
     gen = torch.Generator().manual_seed(seed)
     names = tuple(dict.fromkeys((*methods, REFERENCE)))  # occlusion is always computed: it is the reference
