@@ -163,10 +163,11 @@ def summarize(
         names, slots = attribute_values(model, attributes, attribute)
         for name, per_item in amounts.items():
             distributions[f"{name}_by_{attribute}"] = _pooled(per_item, slots, len(names), order, names)
-    for name, rows in answers.shares.items():  # shares recorded per request: their weighted mean per window
-        totals = np.stack([np.bincount(index, weight * rows[:, j], len(order)) for j in range(rows.shape[1])], 1)
-        columns = [f"bucket {b}" for b in range(rows.shape[1])]
-        distributions[name] = pd.DataFrame(totals / totals.sum(1, keepdims=True), index=scalars.index, columns=columns)
+    for name, per_request in answers.shares.items():  # shares recorded per request: weighted means per window
+        bins = per_request.shape[1]
+        summed = np.stack([np.bincount(index, weight * per_request[:, j], len(order)) for j in range(bins)], 1)
+        columns = [f"bucket {b}" for b in range(bins)]
+        distributions[name] = pd.DataFrame(summed / summed.sum(1, keepdims=True), index=scalars.index, columns=columns)
     return Windows(scalars, distributions, window, [int(s) for s in order[:reference]])
 
 
