@@ -56,7 +56,7 @@ LAMS = (0.0, 0.25, 0.5, 0.75)
 MODES = {"fixed": None, "trailing": REFERENCE}
 CHOSEN = "trailing"
 #: model updates checked with --compare against the served model (datasets where they are trained)
-UPDATES = {"beauty": ("shuffled", "reseeded")}
+UPDATES = {"ml-100k": ("shuffled", "reseeded"), "beauty": ("shuffled", "reseeded")}
 
 
 def drift_start(requests: Requests) -> int:

@@ -94,8 +94,9 @@ def detect(
     that changes slowly (new users, longer histories) moves the reference along, while an abrupt change
     alerts (the first `trailing` windows are not checked). With a `baseline` (the same requests answered by
     the model in service), every window of `windows` (a candidate model's) is compared with all of the
-    baseline's windows, thresholds calibrated on the baseline's own variation: a candidate whose attention
-    departs from the served model's alerts before it is promoted.
+    baseline's own same window (both answered the same requests, so traffic cancels out), thresholds
+    calibrated on the baseline's window-to-window variation: a candidate whose attention departs from the
+    served model's alerts before it is promoted.
     """
     if trailing is not None and (trailing < 3 or baseline is not None):
         raise DataError(f"trailing={trailing}: needs at least 3 windows, and no baseline")
@@ -122,6 +123,8 @@ def detect(
                 values, loo = _shift(windows.scalars[name].loc[checked], source.scalars[name].loc[ref])
             else:
                 values, loo = _psi(windows.distributions[name].loc[checked], source.distributions[name].loc[ref])
+            if baseline is not None:  # the same requests: each window against the served model's same window
+                values = _paired(test, windows, baseline, name, checked)
             divergence.loc[checked, name] = values.to_numpy()
             thresholds.loc[checked, name] = _threshold(rule, loo)
     alerts = [
@@ -151,6 +154,16 @@ def _shift(values: pd.Series, ref: pd.Series) -> tuple[pd.Series, np.ndarray]:
     r = ref.to_numpy(np.float64)
     loo = np.array([abs(r[i] - np.delete(r, i).mean()) / _spread(np.delete(r, i)) for i in range(len(r))])
     return (values - r.mean()).abs() / _spread(r), loo
+
+
+def _paired(test: str, candidate: Windows, served: Windows, name: str, checked: list) -> pd.Series:
+    """Each window of the candidate against the same window of the served model: the shift in units of the
+    served model's spread over windows, or the PSI between the two windows' shares."""
+    if test == "shift":
+        mine, theirs = candidate.scalars[name].loc[checked], served.scalars[name].loc[checked]
+        return (mine - theirs).abs() / _spread(served.scalars[name].to_numpy(np.float64))
+    mine_shares, their_shares = candidate.distributions[name].loc[checked], served.distributions[name].loc[checked]
+    return pd.Series([_psi_of(p, q) for p, q in zip(mine_shares.to_numpy(), their_shares.to_numpy())], index=checked)
 
 
 def _spread(x: np.ndarray) -> float:
