@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from seqlens.cli.common import Format, ModelDir, Timestamps, TrainingData, console, warn
@@ -149,6 +148,8 @@ def audit_cmd(
     0.8-1.25; and calibrated re-ranking's trade-off between accuracy and the exposure gap. Exit status 3 when a
     value is flagged."""
     import json
+
+    import numpy as np
 
     from seqlens import atomic
     from seqlens.data import leave_one_out, read_items, read_log, read_users
