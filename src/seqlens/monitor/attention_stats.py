@@ -24,6 +24,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+#: the per-request statistics (`AttentionStats.by_name`), each recorded per layer as f"{name}@{layer}"
+STATISTICS = ("entropy", "normalized_entropy", "top1_mass", "last_mass", "age")
+
 
 @dataclass(frozen=True)
 class AttentionStats:
@@ -39,6 +42,11 @@ class AttentionStats:
     @property
     def layers(self) -> int:
         return int(self.entropy.shape[1])
+
+    def by_name(self) -> dict[str, Tensor]:
+        """Every statistic by its name in `STATISTICS`, [B, layers] each: what monitoring records per request."""
+        return {"entropy": self.entropy, "normalized_entropy": self.normalized_entropy(),
+                "top1_mass": self.top1_mass, "last_mass": self.last_mass, "age": self.age}  # fmt: skip
 
     def normalized_entropy(self) -> Tensor:
         """Entropy divided by its maximum log(length): 0 = all weight on one item, 1 = uniform.

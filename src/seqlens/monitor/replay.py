@@ -22,12 +22,11 @@ import torch
 from seqlens.data.log import ITEM, TIME, USER, InteractionLog
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
-from seqlens.monitor.attention_stats import applied_weights, last_query_stats
+from seqlens.eval.metrics import exclude
+from seqlens.monitor.attention_stats import STATISTICS, applied_weights, last_query_stats
 from seqlens.recommenders import Recommender
 from seqlens.recommenders.neural import NextItemModel
 
-#: per-request attention statistics, each recorded per layer as f"{name}@{layer}"
-STATISTICS = ("entropy", "normalized_entropy", "top1_mass", "last_mass", "age")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 #: requests of one user per window at most (None: no cap). A cap of 10 made the MovieLens-100K replay, where
 #: the rules were chosen, raise more false alarms (5 of 69 windows against 0): windows got smaller and noisier
@@ -147,18 +146,14 @@ def answer(model: Recommender, requests: Requests, k: int = 10, batch_size: int 
             rows = np.arange(lo, min(lo + batch_size, len(seqs)))
             seq = torch.from_numpy(seqs.padded(rows, max_len))  # [B, T]
             hidden, weights = net(seq, return_attention=True)
-            scores = net.scores(hidden[:, -1])  # [B, n_items + 1]
-            scores.scatter_(1, seq, float("-inf"))  # the window's items; older ones below
-            for b, r in enumerate(rows):
-                older = requests.histories[r][:-max_len]
-                if len(older):
-                    scores[b, torch.from_numpy(older)] = float("-inf")
+            scores = exclude(
+                net.scores(hidden[:, -1]), torch.from_numpy(seqs.padded(rows, 1 << 30))
+            )  # [B, n_items + 1]
             recommended.append(scores.topk(k, dim=1).indices.numpy())
             keep = seq != 0
             stats = last_query_stats(weights, keep)
             layers = stats.layers
-            values = {"entropy": stats.entropy, "normalized_entropy": stats.normalized_entropy(),
-                      "top1_mass": stats.top1_mass, "last_mass": stats.last_mass, "age": stats.age}  # fmt: skip
+            values = stats.by_name()
             for name in STATISTICS:
                 for layer in range(layers):
                     columns.setdefault(f"{name}@{layer}", []).append(values[name][:, layer].numpy())

@@ -17,7 +17,8 @@ import pandas as pd
 
 from seqlens.data.log import TIME, USER
 from seqlens.errors import DataError
-from seqlens.monitor.replay import STATISTICS, Answers
+from seqlens.monitor.attention_stats import STATISTICS
+from seqlens.monitor.replay import Answers
 from seqlens.monitor.windows import POPULARITY_BUCKETS
 from seqlens.recommenders import Recommender
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from seqlens.monitor import AttentionStats
-from seqlens.monitor.replay import STATISTICS
+from seqlens.monitor.attention_stats import STATISTICS
 from seqlens.monitor.windows import POPULARITY_BUCKETS
 
 if TYPE_CHECKING:
@@ -112,8 +112,7 @@ def batch_entries(
 
 def batch_statistics(stats: AttentionStats) -> list[dict]:
     """Each request's attention statistics of a batch as {"entropy@0": ..., ...}, converted once per batch."""
-    values = {"entropy": stats.entropy, "normalized_entropy": stats.normalized_entropy(),
-              "top1_mass": stats.top1_mass, "last_mass": stats.last_mass, "age": stats.age}  # fmt: skip
+    values = stats.by_name()
     names = [f"{name}@{layer}" for name in STATISTICS for layer in range(stats.layers)]
     table = np.concatenate([values[name].numpy() for name in STATISTICS], 1).round(6).tolist()  # [B][names]
     return [dict(zip(names, row)) for row in table]
