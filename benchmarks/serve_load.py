@@ -93,13 +93,17 @@ class Connection:
             self.writer = None
 
 
+def server_pids(root: int) -> list[int]:
+    """Process `root` and its children (the workers), from /proc."""
+    try:
+        return [root, *(int(p) for p in Path(f"/proc/{root}/task/{root}/children").read_text().split())]
+    except OSError:
+        return [root]
+
+
 def rss_each(root: int) -> dict[int, float]:
     """Resident memory in MiB of process `root` and of each of its children, by pid."""
-    pids = [root]
-    try:
-        pids += [int(p) for p in Path(f"/proc/{root}/task/{root}/children").read_text().split()]
-    except OSError:
-        pass
+    pids = server_pids(root)
     out = {}
     for pid in pids:
         try:
@@ -113,12 +117,7 @@ def rss_each(root: int) -> dict[int, float]:
 
 def rss_mib(root: int) -> tuple[float, float]:
     """(current, peak) resident memory in MiB of process `root` and its children (the workers)."""
-    pids, current, peak = [root], 0.0, 0.0
-    try:
-        children = Path(f"/proc/{root}/task/{root}/children").read_text().split()
-        pids += [int(p) for p in children]
-    except OSError:
-        pass
+    pids, current, peak = server_pids(root), 0.0, 0.0
     for pid in pids:
         try:
             status = Path(f"/proc/{pid}/status").read_text()
@@ -132,11 +131,7 @@ def rss_mib(root: int) -> tuple[float, float]:
 
 def cpu_seconds(root: int) -> float:
     """User + system CPU seconds used so far by process `root` and its children (the workers)."""
-    pids = [root]
-    try:
-        pids += [int(p) for p in Path(f"/proc/{root}/task/{root}/children").read_text().split()]
-    except OSError:
-        pass
+    pids = server_pids(root)
     ticks = 0
     for pid in pids:
         try:
@@ -351,11 +346,7 @@ STALLED_HEAD = b"POST /v1/recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le"  
 
 def descriptors(root: int) -> int:
     """The most open file descriptors held by process `root` or one of its children (the workers)."""
-    pids = [root]
-    try:
-        pids += [int(p) for p in Path(f"/proc/{root}/task/{root}/children").read_text().split()]
-    except OSError:
-        pass
+    pids = server_pids(root)
     counts = [0]
     for pid in pids:
         try:
