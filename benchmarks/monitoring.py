@@ -83,7 +83,7 @@ def promoted_items(model, table, column: str) -> tuple[str, np.ndarray]:
     interacted-with items (internal indices)."""
     names, slots = attribute_values(model, table, column)
     value = PROMOTED_RANK
-    counts = np.bincount(model.histories_.flat, minlength=model.n_items_ + 1)
+    counts = model.history_counts()
     items = np.array([j for j in range(1, model.n_items_ + 1) if value in slots[j]])
     return names[value], items[np.argsort(-counts[items], kind="stable")[:20]]
 

@@ -22,3 +22,10 @@ def test_a_saved_model_is_reused_only_with_the_settings_it_was_trained_with(sasr
     loaded = seqlens.load(tmp_path / "model")
     assert loaded.params_differ({**FAST, "epochs": 3, "progress": True}) == {}
     assert loaded.params_differ({**FAST, "epochs": 5}) == {"epochs": 3}
+
+
+def test_history_counts_are_the_interactions_per_item_of_the_stored_histories(tiny_log):
+    model = Popular().fit(tiny_log)
+    counts = model.history_counts()
+    assert counts.shape == (model.n_items_ + 1,) and counts[0] == 0 and counts.sum() == len(tiny_log)
+    assert counts[model.encode_items(["a"])[0]] == 1

@@ -79,8 +79,6 @@ def _frame(source, item: str, multi: Sequence[str]) -> tuple[pd.DataFrame, str, 
     name = str(path)
     if path.name.startswith(("movies.dat", "u.item")):
         return read_movielens_titles(path).rename(columns={ITEM: item}), name, (GENRES,)
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path), name, tuple(multi)
     if path.suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -92,8 +90,15 @@ def _frame(source, item: str, multi: Sequence[str]) -> tuple[pd.DataFrame, str, 
         if isinstance(data, list):
             return pd.DataFrame.from_records(data), name, tuple(multi)
         raise DataError(f"{path}: expected an object (item id -> attributes) or a list of records")
+    return read_table(path), name, tuple(multi)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A Parquet, TSV (.tsv, .tab) or CSV table; text columns as strings, empty cells missing."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
     sep = "\t" if path.suffix in (".tsv", ".tab") else ","
-    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""]), name, tuple(multi)
+    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
 
 
 def _refuse_empty(frame: pd.DataFrame, columns: list[str], name: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from seqlens.data.items import _banded, _refuse_empty
+from seqlens.data.items import _banded, _refuse_empty, read_table
 from seqlens.data.log import USER
 from seqlens.errors import DataError
 
@@ -95,7 +95,4 @@ def _frame(source) -> tuple[pd.DataFrame, str]:
         except (pd.errors.ParserError, ValueError) as e:
             raise DataError(f"{path}: not a MovieLens user file ({e})") from None
         return frame, str(path)
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path), str(path)
-    sep = "\t" if path.suffix in (".tsv", ".tab") else ","
-    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""]), str(path)
+    return read_table(path), str(path)

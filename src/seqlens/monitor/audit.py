@@ -30,7 +30,7 @@ from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
 from seqlens.eval.protocol import scored_batches
 from seqlens.monitor.replay import Requests, answer
-from seqlens.monitor.windows import attribute_values
+from seqlens.monitor.windows import attribute_values, pooling_matrix
 from seqlens.recommenders import Recommender
 
 BAND = (0.8, 1.25)
@@ -43,11 +43,15 @@ SMOOTHING = 0.01
 def value_pooling(model: Recommender, table: ItemTable, column: str) -> tuple[list[str], np.ndarray]:
     """(value names, pooling [n_items + 1, values]): row j spreads item j evenly over its values."""
     names, slots = attribute_values(model, table, column)
-    pooling = np.zeros((len(slots), len(names)))
-    for item, item_slots in enumerate(slots):
-        pooling[item, item_slots] += 1.0 / len(item_slots)
+    pooling = pooling_matrix(slots, len(names))
     pooling[0] = 0.0  # padding
     return names, pooling
+
+
+def interaction_shares(model: Recommender, pooling: np.ndarray) -> np.ndarray:
+    """Each value's share of the training interactions (the model's stored histories)."""
+    counts = model.history_counts() @ pooling
+    return counts / counts.sum()
 
 
 def audit(
@@ -74,8 +78,7 @@ def audit(
     np.add.at(attention, answers.attended_row, answers.attended_mass[:, None] * pooling[answers.attended_items])
     np.add.at(held, answers.attended_row, per_position[:, None] * pooling[answers.attended_items])
     exposure = pooling[answers.recommended].mean(1)  # [users, values]
-    counts = np.bincount(model.histories_.flat, minlength=model.n_items_ + 1) @ pooling
-    interactions = counts / counts.sum()
+    interactions = interaction_shares(model, pooling)
     occurs = (held.sum(0) > 0) | (interactions > 0)  # e.g. no "other" when the attribute has few values
     names = [v for v, keep in zip(names, occurs) if keep]
     attention, held, exposure, interactions = (
@@ -154,8 +157,7 @@ def trade_off(
     """Per lam: recall@k and NDCG@k of the held-out `targets` (internal indices, one per history) and the
     exposure gap (total variation distance between the lists' value shares and the interaction shares)."""
     _, pooling = value_pooling(model, table, column)
-    counts = np.bincount(model.histories_.flat, minlength=model.n_items_ + 1) @ pooling
-    interactions = counts / counts.sum()
+    interactions = interaction_shares(model, pooling)
     rows = []
     for lam in lams:
         lists = np.concatenate(

@@ -57,8 +57,7 @@ class Windows:
 def popularity_buckets(model: Recommender, buckets: int = POPULARITY_BUCKETS) -> np.ndarray:
     """Bucket [n_items + 1] of every internal item index: 0 = the head items that hold the first 1 / `buckets`
     of the interactions in the model's stored histories, ..., `buckets` - 1 = the tail (and unseen items)."""
-    counts = np.bincount(model.histories_.flat, minlength=model.n_items_ + 1).astype(np.float64)
-    counts[0] = 0
+    counts = model.history_counts().astype(np.float64)
     order = np.argsort(-counts, kind="stable")
     cumulative = np.cumsum(counts[order]) / max(counts.sum(), 1.0)
     bucket = np.empty(len(counts), dtype=np.int64)
@@ -85,7 +84,7 @@ def attribute_values(model: Recommender, table: ItemTable, column: str) -> tuple
     `TOP_VALUES` values most frequent in the model's histories, then `OTHER`."""
     values = table.frame.set_index(ITEM)[column].reindex([str(i) for i in model.item_ids_])
     per_item = [() if not isinstance(v, tuple | str) else (v if isinstance(v, tuple) else (v,)) for v in values]
-    counts = np.bincount(model.histories_.flat, minlength=model.n_items_ + 1)
+    counts = model.history_counts()
     frequency: dict[str, int] = {}
     for j, vs in enumerate(per_item, start=1):
         for v in vs:
@@ -204,16 +203,21 @@ def _histogram(
     return pd.DataFrame(counts / counts.sum(1, keepdims=True), index=pd.Index(order, name="start"), columns=labels)
 
 
+def pooling_matrix(slots: list[list[int]], n_slots: int) -> np.ndarray:
+    """[items, slots]: row j spreads item j evenly over its slots (an item with several values counts 1/n each)."""
+    pooling = np.zeros((len(slots), n_slots))
+    for item, item_slots in enumerate(slots):
+        for slot in item_slots:
+            pooling[item, slot] += 1.0 / len(item_slots)
+    return pooling
+
+
 def _pooled(
     per_item: np.ndarray, slots: list[list[int]], n_slots: int, order: np.ndarray, names: list[str] | None = None
 ) -> pd.DataFrame:
     """Each window's per-item amounts [windows, items] pooled into slots (an item's amount split evenly over
     its slots), as shares per window."""
-    pooling = np.zeros((per_item.shape[1], n_slots))
-    for item, item_slots in enumerate(slots):
-        for slot in item_slots:
-            pooling[item, slot] += 1.0 / len(item_slots)
-    pooled = per_item @ pooling
+    pooled = per_item @ pooling_matrix(slots, n_slots)
     total = pooled.sum(1, keepdims=True)
     columns = names or [f"bucket {b}" for b in range(n_slots)]
     return pd.DataFrame(pooled / np.where(total > 0, total, 1.0), index=pd.Index(order, name="start"), columns=columns)

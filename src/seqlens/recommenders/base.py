@@ -106,6 +106,11 @@ class Recommender:
     def decode_items(self, index: np.ndarray) -> np.ndarray:
         return self.item_ids_[np.asarray(index) - 1]
 
+    def history_counts(self) -> np.ndarray:
+        """Interactions per internal item index [n_items + 1] in the stored histories (index 0, padding: 0)."""
+        self._check_fitted()
+        return np.bincount(self.histories_.flat, minlength=self.n_items_ + 1)
+
     def history_of(self, user: str) -> list[str]:
         """The stored history of a user seen in `fit` (external item ids, oldest first)."""
         self._check_fitted()

@@ -69,7 +69,7 @@ class Engine:
         self.max_len: int | None = getattr(model, "max_len", None)
         net = getattr(model, "net_", None)
         self.net = net if getattr(net, "has_attention", False) else None
-        counts = np.bincount(model.histories_.flat, minlength=model.n_items_ + 1)
+        counts = model.history_counts()
         self.popularity = counts  # interactions per internal index in the stored histories
         self.buckets = popularity_buckets(model)  # for the request log: attention per popularity bucket
         self.titles: dict[str, str] = dict(model.item_titles_)
