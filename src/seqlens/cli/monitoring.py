@@ -60,6 +60,7 @@ def monitor_cmd(
         raise typer.BadParameter("give --items and --attribute together")
     if (data is None) == (requests_dir is None):
         raise typer.BadParameter("give DATA (a log to replay) or --requests DIR (the service's request log)")
+    rule_list = read_rules(rules) if rules is not None else None  # a bad rules file fails before the replay
     model = load_model(model_dir)
     table = read_items(items, multi=[attribute] if attribute else ()) if items is not None else None
     if requests_dir is not None:
@@ -86,7 +87,7 @@ def monitor_cmd(
     trailing = None if fixed or baseline is not None else reference
     if trailing is not None:
         about["trailing"] = trailing
-    drift = detect(windows, read_rules(rules) if rules is not None else None, baseline, trailing)
+    drift = detect(windows, rule_list, baseline, trailing)
     content = write_report(out, windows, drift, about)
     alerted = sorted({a["window"] for a in content["alerts"]})
     checked = (
@@ -97,7 +98,6 @@ def monitor_cmd(
     alerts = [("", a) for a in content["alerts"]]
     if cohort is not None:  # each cohort against its own reference windows, written to out/cohort-<value>
         labels = cohort_labels(answers, cohort, read_users(users) if users is not None else None)
-        rules_list = read_rules(rules) if rules is not None else None
         for value in sorted(set(labels)):
             part = answers.where(labels == value)
             try:
@@ -108,7 +108,7 @@ def monitor_cmd(
             found = write_report(
                 out / f"cohort-{_slug(value)}",
                 part_windows,
-                detect(part_windows, rules_list, trailing=trailing),
+                detect(part_windows, rule_list, trailing=trailing),
                 {**about, "cohort": f"{cohort}={value}"},
             )
             console.print(f"cohort {cohort}={value}: {len(found['alerts'])} alerts")
