@@ -242,7 +242,9 @@ def test_model_info_and_health(client, model_dir, model):
     assert info["config_hash"] == config["config_hash"] and info["trained_at"] == config["created"]
     assert info["model"] == "SASRec" and info["max_len"] == 20 and info["n_items"] == model.n_items_
     assert info["seqlens_version"] == config["seqlens_version"] and info["attention"] is True
-    assert client.get("/healthz").json() == {"status": "ok", "model": "SASRec", "config_hash": config["config_hash"]}
+    assert client.get("/healthz").json() == {
+        "status": "ok", "model": "SASRec", "model_version": config["config_hash"], "config_hash": config["config_hash"]
+    }  # fmt: skip
     assert "/" not in json.dumps([info["path"], info["dataset"]])  # no server paths shown to clients
 
 
@@ -312,7 +314,8 @@ def test_api_docs_work_offline(client):
 @pytest.mark.fault
 def test_readiness_is_its_own_endpoint(client, model_dir):
     config = json.loads((model_dir / "config.json").read_text())
-    assert client.get("/readyz").json() == {"ready": True, "config_hash": config["config_hash"]}
+    ready = {"ready": True, "model_version": config["config_hash"], "config_hash": config["config_hash"]}
+    assert client.get("/readyz").json() == ready
 
 
 @pytest.mark.fault

@@ -27,6 +27,7 @@ COMMANDS = {
     "faithfulness": "seqlens.cli.explanations:faithfulness_cmd",
     "monitor": "seqlens.cli.monitoring:monitor_cmd",
     "audit": "seqlens.cli.monitoring:audit_cmd",
+    "models": "seqlens.cli.models:app",  # a group of subcommands (a typer app), not one function
 }
 
 
@@ -46,9 +47,13 @@ class LazyCommand(TyperCommand):
 
     @functools.cached_property
     def command(self) -> TyperCommand:
-        """The command typer makes from the function; every SeqlensError it raises is a one-line error, exit 2."""
+        """The command typer makes from the function (or the group from a typer app, whose subcommands report
+        their own errors); every SeqlensError it raises is a one-line error, exit 2."""
+        target = getattr(importlib.import_module(self.module), self.function)
+        if isinstance(target, typer.Typer):
+            return cast(TyperCommand, typer.main.get_command(target))
         single = typer.Typer(add_completion=False)
-        single.command(self.name)(reports_errors(getattr(importlib.import_module(self.module), self.function)))
+        single.command(self.name)(reports_errors(target))
         return cast(TyperCommand, typer.main.get_command(single))  # one command: typer makes no group
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
@@ -57,11 +62,12 @@ class LazyCommand(TyperCommand):
 
 
 def _docstring(module: str, function: str) -> str | None:
+    """The function's docstring, read from its source; for a typer app (a group), the module's."""
     spec = importlib.util.find_spec(module)
     assert spec is not None and spec.origin is not None, module
     tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    found = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == function)
-    return ast.get_docstring(found)
+    found = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == function]
+    return ast.get_docstring(found[0] if found else tree)
 
 
 class Commands(TyperGroup):

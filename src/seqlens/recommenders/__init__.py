@@ -12,15 +12,18 @@ if TYPE_CHECKING:  # imported on first use (seqlens/_lazy.py): importing one mod
     from seqlens.recommenders.markov import MarkovChain
     from seqlens.recommenders.popular import Popular
     from seqlens.recommenders.sasrec import SASRec
+    from seqlens.recommenders.store import ModelStore, Version
 
 __all__ = [
     "GRU4Rec",
     "ItemKNN",
     "MarkovChain",
+    "ModelStore",
     "NotFittedError",
     "Popular",
     "Recommender",
     "SASRec",
+    "Version",
     "as_log",
     "load_model",
     "save_model",

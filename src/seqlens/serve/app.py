@@ -7,8 +7,8 @@ Design choices, and why:
   Slow explanation methods (gradient, occlusion) run in a thread so they do not stall the loop.
 - Every client mistake is a 4xx `{"error": "<what is wrong, naming the field>"}`: pydantic validation
   errors, unknown users/items, bodies over `MAX_BODY_BYTES` (refused before parsing). A 500 means a bug.
-- Hot reload (`POST /v1/admin/reload`) is off unless a token is configured; the token is compared in
-  constant time. The new model loads in a thread while the old one keeps serving, then one reference
+- Hot reload (`POST /v1/admin/reload`) and rollback (`POST /v1/admin/rollback`, when serving a model store)
+  are off unless a token is configured; the token is compared in constant time. The new model loads in a thread while the old one keeps serving, then one reference
   is swapped; a request holds the engine it started with, so in-flight requests finish on the old model.
   With several workers, the reload bumps a generation file and the other workers reload on their next
   request (in the background, serving the old model meanwhile).
@@ -43,7 +43,8 @@ from seqlens.serve.schemas import MAX_BODY_BYTES, Item, ItemList, RecommendReque
 log = logging.getLogger("seqlens.serve")
 STATIC = Path(__file__).resolve().parent / "static"
 #: endpoints labelled in metrics; other paths count as "other" so scanners cannot blow up label cardinality
-ENDPOINTS = ("/", "/healthz", "/readyz", "/metrics", "/v1/recommend", "/v1/model", "/v1/items", "/v1/admin/reload")
+ENDPOINTS = ("/", "/healthz", "/readyz", "/metrics", "/v1/recommend", "/v1/model", "/v1/items", "/v1/admin/reload",
+             "/v1/admin/rollback")  # fmt: skip
 
 
 #: requests one worker works on at once; more are answered 503 with Retry-After at once (load shedding, below
@@ -66,7 +67,7 @@ def create_app(
     past `max_in_flight` requests in progress, others are answered 503 with Retry-After. With `request_log`,
     every recommend request appends a record there (`serve/request_log.py`; history ids only if asked)."""
     model_dir = Path(model_dir)
-    state = ServeState(Engine.load(model_dir), model_dir, reload_token or None)
+    state = ServeState(Engine.load(model_dir), model_dir, reload_token or None)  # a directory or a model store
     if request_log is not None:
         state.request_log = RequestLog(request_log, history=request_log_history)
     if generation_file is not None:
@@ -155,6 +156,10 @@ def _routes(app: FastAPI, handlers: Handlers) -> None:
     @app.post("/v1/admin/reload")
     async def reload(request: Request) -> dict:
         return await handlers.reload(request.headers.get("authorization", ""))
+
+    @app.post("/v1/admin/rollback")
+    async def rollback(request: Request) -> dict:
+        return await handlers.rollback(request.headers.get("authorization", ""))
 
 
 def app_from_env() -> FastAPI:

@@ -26,7 +26,7 @@ from seqlens.data.sequences import Sequences
 from seqlens.errors import ArtifactError
 from seqlens.monitor import AttentionStats, applied_weights, last_query_stats
 from seqlens.monitor.windows import popularity_buckets
-from seqlens.recommenders import Recommender, load_model
+from seqlens.recommenders import ModelStore, Recommender, load_model
 
 
 class RequestError(Exception):
@@ -61,10 +61,15 @@ class Result:
 class Engine:
     """A model plus the look-up tables requests need (titles, search index, popularity)."""
 
-    def __init__(self, model: Recommender, path: Path | None = None):
+    def __init__(self, model: Recommender, path: Path | None = None, version: int | None = None):
         model._check_fitted()
         self.model = model
         self.path = path
+        self.version = version  # the model store's version number, when served from a store
+        # what every response and the request log name the model by: the store's version, else the config hash
+        self.model_version = (
+            str(version) if version is not None else str(getattr(model, "config_", {}).get("config_hash", "unsaved"))
+        )
         self.loaded_at = time.time()
         self.max_len: int | None = getattr(model, "max_len", None)
         net = getattr(model, "net_", None)
@@ -84,9 +89,21 @@ class Engine:
         ]
 
     @classmethod
-    def load(cls, path: str | Path) -> Engine:
-        """The engine for the model saved at `path`, refused (ArtifactError) unless it actually serves."""
-        engine = cls(load_model(path), Path(path))
+    def load(cls, path: str | Path, version: int | None = None) -> Engine:
+        """The engine for the model saved at `path`, refused (ArtifactError) unless it actually serves.
+
+        `path` may be a model store (`seqlens models`): then its promoted version is loaded, or `version`.
+        """
+        path = Path(path)
+        if ModelStore.is_store(path):
+            store = ModelStore(path)
+            version = store.promoted() if version is None else version
+            if version is None:
+                raise ArtifactError(f"{path}: no version is promoted yet; run `seqlens models promote {path} N`")
+            path = store.path(version)
+        elif version is not None:
+            raise ArtifactError(f"{path}: a model directory, not a model store: it has no versions")
+        engine = cls(load_model(path), path, version)
         engine.smoke_test()
         return engine
 
@@ -201,6 +218,7 @@ class Engine:
         config = getattr(self.model, "config_", {})
         return {
             "model": type(self.model).__name__,
+            "model_version": self.version,
             "seqlens_version": config.get("seqlens_version"),
             "artifact_format": config.get("format"),
             "config_hash": config.get("config_hash"),

@@ -12,7 +12,7 @@ import functools
 import hmac
 import logging
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -21,6 +21,7 @@ import numpy as np
 
 from seqlens.errors import SeqlensError
 from seqlens.monitor import AttentionStats
+from seqlens.recommenders import ModelStore
 from seqlens.serve import explaining
 from seqlens.serve.batching import MicroBatcher
 from seqlens.serve.engine import Engine, Query, RequestError, Result
@@ -36,13 +37,14 @@ class ServeState:
     """What the app holds: the current engine (swapped whole on reload) and the reload machinery."""
 
     engine: Engine
-    model_dir: Path
+    source: Path  # a model directory, or a model store whose promoted version is served
     reload_token: str | None = None
     generation_file: Path | None = None  # shared by the workers of one `seqlens serve`
     generation: int = 0
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     following: asyncio.Task | None = None
     request_log: RequestLog | None = None  # per-request records for `seqlens monitor --requests`
+    on_swap: Callable[[Engine], None] | None = None  # told of every engine swapped in (the metrics' version)
 
     def read_generation(self) -> int:
         try:
@@ -58,10 +60,15 @@ class ServeState:
                 self.following = asyncio.get_running_loop().create_task(self._follow(seen))
         return self.engine
 
+    def swap(self, engine: Engine) -> None:
+        self.engine = engine
+        if self.on_swap is not None:
+            self.on_swap(engine)
+
     async def _follow(self, generation: int) -> None:
         async with self.reload_lock:
             try:
-                self.engine = await asyncio.to_thread(Engine.load, self.model_dir)
+                self.swap(await asyncio.to_thread(Engine.load, self.source))
             except Exception as e:  # keep serving the old model; the next request will not retry this generation
                 log.error("following reload %d failed, still serving the previous model: %s", generation, e)
             self.generation = generation
@@ -72,16 +79,20 @@ class Handlers:
 
     def __init__(self, state: ServeState, metrics: Metrics):
         self.state, self.metrics = state, metrics
+        state.on_swap = metrics.serving
+        metrics.serving(state.engine)
         self.recommender = MicroBatcher(self._recommend_batch)
         self.explainer = MicroBatcher(self._explain_batch)
         self.batchers = {"recommend": self.recommender, "explain": self.explainer}
 
     def readiness(self) -> dict:
-        return {"ready": True, "config_hash": self.state.current().describe()["config_hash"]}
+        engine = self.state.current()
+        return {"ready": True, "model_version": engine.model_version, "config_hash": engine.describe()["config_hash"]}
 
     def health(self) -> dict:
         engine = self.state.current()
-        return {"status": "ok", "model": type(engine.model).__name__, "config_hash": engine.describe()["config_hash"]}
+        return {"status": "ok", "model": type(engine.model).__name__, "model_version": engine.model_version,
+                "config_hash": engine.describe()["config_hash"]}  # fmt: skip
 
     def model_info(self) -> dict:
         engine = self.state.current()
@@ -120,6 +131,7 @@ class Handlers:
             "truncated": len(result.used) < len(query.items),
             "unknown_items": query.unknown,
             "notes": notes,
+            "model_version": engine.model_version,
         }
         if body.user_id is not None:
             response["user_id"] = body.user_id
@@ -131,34 +143,68 @@ class Handlers:
             response["attention"] = {"items": used_ids, "weights": weights}
         elif body.attention:
             notes.append(f"the served model ({type(engine.model).__name__}) has no attention weights")
-        self.metrics.recommended.labels(query.source, str(method is not None).lower()).inc()
+        self.metrics.recommended.labels(query.source, str(method is not None).lower(), engine.model_version).inc()
         return response
 
     async def reload(self, authorization: str) -> dict:
-        """Load the model directory again and swap it in; on any failure the old model keeps serving (409)."""
+        """Load the model again (a store's promoted version) and swap it in; on failure the old one keeps serving."""
+        self._authorize(authorization)
+        async with self.state.reload_lock:
+            start = time.perf_counter()
+            engine = await self._load(None)
+            self._swap(engine)
+        return {"reloaded": True, "seconds": round(time.perf_counter() - start, 3), "model": engine.describe()}
+
+    async def rollback(self, authorization: str) -> dict:
+        """Serve the model store's previously promoted version, without a restart: it is loaded and smoke-tested
+        first, then the store rolls back and the engine is swapped; on any failure nothing changes (409)."""
+        self._authorize(authorization)
         state = self.state
-        if not state.reload_token:
+        if not ModelStore.is_store(state.source):
+            raise RequestError(409, "rollback needs a model store (`seqlens models`); this service serves a directory")
+        async with state.reload_lock:
+            start = time.perf_counter()
+            previous = ModelStore(state.source).previous()
+            if previous is None:
+                raise RequestError(409, "nothing to roll back to: the store has no earlier promoted version")
+            engine = await self._load(previous)
+            try:
+                current, _ = ModelStore(state.source).rollback(expect=previous)
+            except SeqlensError as e:
+                raise RequestError(409, f"rollback failed, still serving the previous model: {e}") from None
+            self._swap(engine)
+        seconds = round(time.perf_counter() - start, 3)
+        return {"rolled_back": True, "from": current, "to": previous, "seconds": seconds, "model": engine.describe()}
+
+    def _authorize(self, authorization: str) -> None:
+        """Admin endpoints need the configured bearer token (compared in constant time); off without one."""
+        if not self.state.reload_token:
             raise RequestError(
-                403, "reload is disabled: start the server with --reload-token (or SEQLENS_RELOAD_TOKEN)"
+                403,
+                "admin endpoints (reload, rollback) are disabled: start the server with --reload-token (or SEQLENS_RELOAD_TOKEN)",
             )
         scheme, _, given = authorization.partition(" ")
         given = given.strip() if scheme.lower() == "bearer" else ""  # the scheme is case-insensitive (RFC 7235)
-        if not hmac.compare_digest(given.encode(), state.reload_token.encode()):
+        if not hmac.compare_digest(given.encode(), self.state.reload_token.encode()):
             raise RequestError(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
-        async with state.reload_lock:
-            start = time.perf_counter()
-            try:
-                engine = await asyncio.to_thread(Engine.load, state.model_dir)
-            except Exception as e:  # whatever went wrong with the new model, the old one keeps serving
-                self.metrics.reloads.labels("failed").inc()
-                reason = str(e) if isinstance(e, (SeqlensError, OSError)) else f"{type(e).__name__}: {e}"
-                raise RequestError(409, f"reload failed, still serving the previous model: {reason}") from None
-            state.engine = engine
-            if state.generation_file is not None:
-                state.generation = state.read_generation() + 1
-                state.generation_file.write_text(str(state.generation))
-            self.metrics.reloads.labels("ok").inc()
-        return {"reloaded": True, "seconds": round(time.perf_counter() - start, 3), "model": engine.describe()}
+
+    async def _load(self, version: int | None) -> Engine:
+        """The engine of the served source (a store's `version`, or its promoted one), loaded in a thread."""
+        try:
+            return await asyncio.to_thread(Engine.load, self.state.source, version)
+        except Exception as e:  # whatever went wrong with the new model, the old one keeps serving
+            self.metrics.reloads.labels("failed").inc()
+            reason = str(e) if isinstance(e, (SeqlensError, OSError)) else f"{type(e).__name__}: {e}"
+            raise RequestError(409, f"reload failed, still serving the previous model: {reason}") from None
+
+    def _swap(self, engine: Engine) -> None:
+        """Serve `engine` from now on; the other workers of this service follow (the generation file)."""
+        state = self.state
+        state.swap(engine)
+        if state.generation_file is not None:
+            state.generation = state.read_generation() + 1
+            state.generation_file.write_text(str(state.generation))
+        self.metrics.reloads.labels("ok").inc()
 
     def _notes(self, query: Query, result: Result, ids: list[str]) -> list[str]:
         """What the client should know about how its history was read (and the matching counters)."""
@@ -192,6 +238,8 @@ class Handlers:
         self.metrics.batch_size.labels("recommend").observe(len(batch))
         if stats is not None:
             self.metrics.observe_attention(stats)
+        if engine is self.state.engine:  # the window describes the current model (not requests finishing on an old one)
+            self.metrics.window.observe(stats, [r.items for r in results])
         if self.state.request_log is not None:
             self._log_requests(engine, queries, results, stats)
         return results

@@ -104,6 +104,7 @@ class RecommendResponse(BaseModel):
     truncated: bool
     unknown_items: list[str] = Field(default_factory=list, description="ids not known to the model, ignored")
     notes: list[str] = Field(default_factory=list)
+    model_version: str = Field(description="the model store's version that answered, else the model's config hash")
     explanation: Explanation | None = None
     attention: AttentionMap | None = None
 
