@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint bench bench-awrsr bench-baselines bench-peers install clean browser
+.PHONY: demo test lint bench bench-awrsr bench-baselines bench-peers install clean system-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,17 +21,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/seqlens demo
 
-# The web page's browser test drives Debian's chromium (Playwright's own browser download cannot be used
-# here). Install it when it is missing and apt is usable; never fail: without it that test is skipped.
-browser:
-	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1; then \
+# Two tests drive Debian tools: the web page's browser test (chromium; Playwright's own browser download cannot
+# be used here) and the alerting rules' check (promtool, package prometheus). Install what is missing when apt
+# is usable; never fail: without a tool its test is skipped.
+system-tools:
+	@missing=; [ -x $(CHROMIUM) ] || missing=" chromium"; command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
 		if [ "$$SUDO" != none ]; then \
-			echo "installing chromium with apt-get for the browser test"; \
+			echo "installing$$missing with apt-get for the browser and alerting-rules tests"; \
 			(timeout 900 $$SUDO apt-get -o Acquire::http::Timeout=30 update -qq \
-				&& DEBIAN_FRONTEND=noninteractive timeout 900 $$SUDO apt-get -o Acquire::http::Timeout=30 install -y -qq --no-install-recommends chromium) >/dev/null 2>&1 \
-				|| echo "note: could not install chromium; the browser test will be skipped"; \
-		else echo "note: no root or sudo for apt-get; the browser test will be skipped"; fi; \
+				&& DEBIAN_FRONTEND=noninteractive timeout 900 $$SUDO apt-get -o Acquire::http::Timeout=30 install -y -qq --no-install-recommends $$missing) >/dev/null 2>&1 \
+				|| echo "note: could not install$$missing; their tests will be skipped"; \
+		else echo "note: no root or sudo for apt-get; the browser and alerting-rules tests will be skipped"; fi; \
 	fi; true
 
 # mypy checks the whole package (zero errors)
@@ -42,7 +44,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(VENV)/bin/mypy $(TYPED)
 
-test: $(STAMP) browser
+test: $(STAMP) system-tools
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -20,8 +20,13 @@ model whose weights are NaN, one whose config.json asks for max_len 8,000,000 an
 2,000,000 (memory bombs), and the good model again, reloading after each: every bad reload must answer 409
 quickly, the old model must keep serving (no failed request) and memory must stay bounded.
 
-Mode `request-log` starts a second server that writes the request log (`--request-log`) and measures recommend
-latency one request at a time on both, in alternating rounds: the log's cost as p50 and p99 ratios in one run.
+Mode `rollback` serves a model store holding the model twice (versions 1 and 2, 2 promoted) and, under the same
+load, alternates `POST /v1/admin/rollback` (to version 1) with promoting version 2 again and
+`POST /v1/admin/reload`, every `--reload-every` seconds: no request may fail during a rollback.
+
+Mode `request-log` starts two more servers, one writing the request log (`--request-log`), warms both alike and
+measures recommend latency one request at a time on both, in alternating rounds: the log's cost as p50 and p99
+ratios in one run.
 
 Mode `stalled` is the concurrent load of `plain` while `--stalled` connections send half a request head and
 stall (each one the server closes is opened again a quarter second later), with `/healthz` asked on a new
@@ -52,6 +57,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from seqlens.recommenders import ModelStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEQLENS = Path(sys.executable).parent / "seqlens"
@@ -208,27 +215,34 @@ async def sequential(port: int, payloads: list[bytes], n: int, warmup: int, raw:
     return {"requests": n, "errors": errors, "statuses": statuses, **percentiles(latencies)}
 
 
-def with_and_without_log(model_dir: Path, port: int, payloads: list[bytes], n: int, rounds: int, workers: int) -> dict:
-    """Recommend latency one request at a time against the running server and a second one writing the request
-    log, `rounds` alternating runs of `n` requests each, so that both see the same machine noise."""
+def with_and_without_log(model_dir: Path, payloads: list[bytes], n: int, rounds: int, workers: int, warmup: float) -> dict:
+    """Recommend latency one request at a time against two servers started here, one writing the request log,
+    each warmed by `warmup` seconds of the same load, then measured in `rounds` alternating runs of `n`
+    requests each, so that both see the same machine noise. (A server warmed longer than the other is
+    faster: first-call costs per sequence length last a few hundred requests.)"""
     folder = Path(tempfile.mkdtemp(prefix="seqlens-request-log-"))
-    other = free_port()
-    logged = start_server(
-        model_dir, other, workers, folder / "server.log", extra=("--request-log", str(folder / "log"))
-    )
-    plain_ms: list[float] = []
-    logged_ms: list[float] = []
+    ports = {"plain": free_port(), "logged": free_port()}
+    servers = {
+        "plain": start_server(model_dir, ports["plain"], workers, folder / "plain.log"),
+        "logged": start_server(
+            model_dir, ports["logged"], workers, folder / "logged.log", extra=("--request-log", str(folder / "log"))
+        ),
+    }
+    raw: dict[str, list[float]] = {"plain": [], "logged": []}
     try:
+        for name, port in ports.items():
+            asyncio.run(concurrent(port, payloads, 8, warmup))
         for _ in range(rounds):
-            asyncio.run(sequential(port, payloads, n, warmup=20, raw=plain_ms))
-            asyncio.run(sequential(other, payloads, n, warmup=20, raw=logged_ms))
+            for name, port in ports.items():
+                asyncio.run(sequential(port, payloads, n, warmup=20, raw=raw[name]))
     finally:
-        stop_server(logged)
+        for proc in servers.values():
+            stop_server(proc)
     written = sum(1 for path in (folder / "log").glob("requests-*.jsonl*") for _ in open(path))
     shutil.rmtree(folder, ignore_errors=True)
-    plain, with_log = percentiles(plain_ms), percentiles(logged_ms)
+    plain, with_log = percentiles(raw["plain"]), percentiles(raw["logged"])
     return {
-        "requests_each": len(plain_ms), "records_written": written, "without_log": plain, "with_log": with_log,
+        "requests_each": len(raw["plain"]), "records_written": written, "without_log": plain, "with_log": with_log,
         "p50_ratio": round(with_log["p50_ms"] / plain["p50_ms"], 3), "p99_ratio": round(with_log["p99_ms"] / plain["p99_ms"], 3),
     }  # fmt: skip
 
@@ -273,9 +287,11 @@ async def reloading(
     seconds: float,
     every: float,
     swaps: dict[str, Path] | None = None,
+    store: Path | None = None,
 ) -> dict:
     """The concurrent load, with a reload every `every` seconds on its own connection. With `swaps` (variant name
-    -> a model directory), the served directory `swaps["served"]` is replaced by each other variant in turn first."""
+    -> a model directory), the served directory `swaps["served"]` is replaced by each other variant in turn first.
+    With `store` (the served model store), rollbacks alternate with promoting version 2 again and reloading."""
     reloads: list[dict] = []
     variants = [name for name in (swaps or {}) if name != "served"]
 
@@ -288,8 +304,13 @@ async def reloading(
             if swaps:
                 shutil.rmtree(swaps["served"])
                 shutil.copytree(swaps[variant], swaps["served"])
+            endpoint = "reload"
+            if store is not None:
+                variant = endpoint = "rollback" if len(reloads) % 2 == 0 else "reload"
+                if endpoint == "reload":
+                    ModelStore(store).promote(2)
             start = time.perf_counter()
-            head = (f"POST /v1/admin/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {RELOAD_TOKEN}"
+            head = (f"POST /v1/admin/{endpoint} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {RELOAD_TOKEN}"
                     "\r\nContent-Length: 0\r\n\r\n").encode()  # fmt: skip
             if conn.writer is None:
                 await conn.open()
@@ -504,7 +525,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--modes",
         default="plain,explain",
-        help="plain, explain, reload, bad-reload, request-log, stalled, burst (comma-separated)",
+        help="plain, explain, reload, bad-reload, rollback, request-log, stalled, burst (comma-separated)",
     )
     parser.add_argument("--reload-every", type=float, default=5.0, help="seconds between reloads (mode reload)")
     parser.add_argument("--stalled", type=int, default=300, help="stalled connections (mode stalled, max 2000)")
@@ -530,10 +551,18 @@ def main(argv: list[str]) -> None:
     port = free_port()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     server_log = Path(tempfile.gettempdir()) / "seqlens_serve_load.server.log"
-    swaps = None
-    if "bad-reload" in args.modes.split(","):  # serve a copy that the mode replaces by broken models
+    swaps, store = None, None
+    modes = args.modes.split(",")
+    if "bad-reload" in modes and "rollback" in modes:
+        raise SystemExit("bad-reload and rollback serve different things (a copy, a store): run them separately")
+    if "bad-reload" in modes:  # serve a copy that the mode replaces by broken models
         swaps = bad_variants(args.model_dir, Path(tempfile.mkdtemp(prefix="seqlens-bad-reload-")))
-    proc = start_server(swaps["served"] if swaps else args.model_dir, port, args.workers, server_log, args.fd_limit)
+    if "rollback" in modes:  # serve a store of two versions
+        store = Path(tempfile.mkdtemp(prefix="seqlens-rollback-")) / "store"
+        for _ in range(2):
+            ModelStore(store, create=True).add(args.model_dir, promote=True)
+    served = swaps["served"] if swaps else store if store else args.model_dir
+    proc = start_server(served, port, args.workers, server_log, args.fd_limit)
     result = {
         "model_dir": str(args.model_dir), "model": config["model"], "params": config["params"],
         "workers": args.workers, "fd_limit": args.fd_limit, "load_before": os.getloadavg(), "cpus": os.cpu_count(),
@@ -565,16 +594,19 @@ def main(argv: list[str]) -> None:
                 result["modes"][mode] = load
                 continue
             if mode == "request-log":
-                load = with_and_without_log(args.model_dir, port, payloads, args.sequential, 6, args.workers)
+                load = with_and_without_log(args.model_dir, payloads, args.sequential, 6, args.workers, args.warmup)
                 print(f"request-log: {load}", flush=True)
                 result["modes"][mode] = load
                 continue
-            if mode in ("reload", "bad-reload"):
+            if mode in ("reload", "bad-reload", "rollback"):
                 rss_before = rss_mib(proc.pid)[0]
                 variants = swaps if mode == "bad-reload" else None
+                kept = store if mode == "rollback" else None
                 load = measured(
                     port, proc.pid,
-                    lambda p=payloads, v=variants: reloading(port, p, args.concurrency, args.duration, args.reload_every, v),
+                    lambda p=payloads, v=variants, k=kept: reloading(
+                        port, p, args.concurrency, args.duration, args.reload_every, v, k
+                    ),
                 )  # fmt: skip
                 load["rss_mib_before"], (load["rss_mib"], load["rss_peak_mib"]) = rss_before, rss_mib(proc.pid)
                 print(
@@ -595,8 +627,9 @@ def main(argv: list[str]) -> None:
             result["modes"][mode] = {"sequential": seq, "concurrent": conc}
     finally:
         stop_server(proc)
-        if swaps:
-            shutil.rmtree(swaps["served"].parent, ignore_errors=True)
+        for made in (swaps["served"] if swaps else None, store):
+            if made is not None:
+                shutil.rmtree(made.parent, ignore_errors=True)
     result["load_after"] = os.getloadavg()
     log_text = server_log.read_text()
     result["worker_restarts"] = log_text.count("] died")
