@@ -308,12 +308,63 @@ def render(results: dict) -> str:
             "",
             "![divergence over threshold per statistic, and the main attention statistics per week](monitoring-beauty.png)",
             "",
-            "## Not measured here",
-            "",
-            "- The live request log of the service and rollback: not built yet.",
-            "",
+            *service_section(),
         ]
     )
+
+
+def service_section() -> list[str]:
+    """The live side, from the serve_load runs that measured it (benchmarks/results/serve_*.json)."""
+    lines = ["## The service: request log, rollback, alerting rules", ""]
+    logged = _serve_result("serve_request_log.json", "request-log")
+    if logged is not None:
+        r, run = logged
+        lines += [
+            f"Request-log overhead (`{SERVE_COMMANDS['request-log']}`): two servers of `{run['model_dir']}` "
+            f"({run['workers']} worker), one writing the request log, warmed alike, {r['requests_each']} requests "
+            f"one at a time on each in alternating rounds: p50 {r['without_log']['p50_ms']} -> "
+            f"{r['with_log']['p50_ms']} ms ({r['p50_ratio']}x), p99 {r['without_log']['p99_ms']} -> "
+            f"{r['with_log']['p99_ms']} ms ({r['p99_ratio']}x); {r['records_written']} records written. "
+            f"Target: within 5% ({'met' if max(r['p50_ratio'], r['p99_ratio']) <= 1.05 else '**not met**'}).",
+            "",
+        ]
+    rolled = _serve_result("serve_rollback.json", "rollback")
+    if rolled is not None:
+        r, run = rolled
+        r = r["concurrent"]
+        by = r["by_variant"]
+        lines += [
+            f"Rollback under load (`{SERVE_COMMANDS['rollback']}`): a store holding `{run['model_dir']}` as versions 1 "
+            f"and 2, {run['workers']} worker(s), {r['concurrency']} connections for {r['seconds']} s; "
+            f"{by['rollback']['reloads']} rollbacks (statuses {by['rollback']['statuses']}, slowest "
+            f"{by['rollback']['seconds_max']} s) alternating with {by['reload']['reloads']} promote-and-reloads: "
+            f"{r['errors']} failed of {r['requests']} requests (p99 {r['p99_ms']} ms); memory "
+            f"{r['rss_mib_before']} -> {r['rss_mib']} MiB.",
+            "",
+        ]
+    lines += [
+        "Alerting rules for the service's rolling-window gauges: deploy/prometheus/seqlens-alerts.yml, checked with",
+        "`promtool check rules` and unit-tested with `promtool test rules tests/serve/alert_rules_test.yml` in the",
+        "test suite (docs/serving.md lists the gauges and rules).",
+        "",
+    ]
+    return lines
+
+
+SERVE_COMMANDS = {
+    "request-log": "python -m benchmarks.serve_load runs/demo/model --workers 1 --modes request-log --warmup 10 "
+    "--sequential 1000 --out benchmarks/results/serve_request_log.json",
+    "rollback": "python -m benchmarks.serve_load runs/demo/model --workers 2 --duration 30 --concurrency 8 "
+    "--modes rollback --reload-every 2 --warmup 3 --sequential 100 --out benchmarks/results/serve_rollback.json",
+}
+
+
+def _serve_result(name: str, mode: str) -> tuple[dict, dict] | None:
+    path = RESULTS.parent / name
+    if not path.exists():
+        return None
+    run = json.loads(path.read_text())
+    return (run["modes"][mode], run) if mode in run.get("modes", {}) else None
 
 
 def main(argv: list[str]) -> None:

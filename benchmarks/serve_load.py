@@ -215,7 +215,9 @@ async def sequential(port: int, payloads: list[bytes], n: int, warmup: int, raw:
     return {"requests": n, "errors": errors, "statuses": statuses, **percentiles(latencies)}
 
 
-def with_and_without_log(model_dir: Path, payloads: list[bytes], n: int, rounds: int, workers: int, warmup: float) -> dict:
+def with_and_without_log(
+    model_dir: Path, payloads: list[bytes], n: int, rounds: int, workers: int, warmup: float
+) -> dict:
     """Recommend latency one request at a time against two servers started here, one writing the request log,
     each warmed by `warmup` seconds of the same load, then measured in `rounds` alternating runs of `n`
     requests each, so that both see the same machine noise. (A server warmed longer than the other is
@@ -230,7 +232,7 @@ def with_and_without_log(model_dir: Path, payloads: list[bytes], n: int, rounds:
     }
     raw: dict[str, list[float]] = {"plain": [], "logged": []}
     try:
-        for name, port in ports.items():
+        for port in ports.values():
             asyncio.run(concurrent(port, payloads, 8, warmup))
         for _ in range(rounds):
             for name, port in ports.items():

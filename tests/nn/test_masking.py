@@ -7,6 +7,7 @@ from contextlib import contextmanager
 import pytest
 import torch
 
+from seqlens.data.items import ItemCodes
 from seqlens.nn.masking import keep_only, masked_last_hidden, removed_last_hidden
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
 
@@ -126,3 +127,18 @@ def test_a_window_of_one_item_equals_the_definition(config):
     with torch.inference_mode():
         torch.testing.assert_close(masked_last_hidden(net, seq), by_definition(net, seq), atol=2e-5, rtol=1e-4)
         torch.testing.assert_close(removed_last_hidden(net, seq), removed_by_definition(net, seq))
+
+
+def test_the_shortcut_holds_for_a_network_reading_item_attributes():
+    torch.manual_seed(0)
+    codes = ItemCodes(
+        {"brand": ["a", "b", "c"], "tags": ["x", "y"]},
+        {"brand": torch.randint(0, 4, (31, 1)).numpy(), "tags": torch.randint(0, 3, (31, 2)).numpy()},
+    )
+    net = SASRecNet(SASRecConfig(n_items=30, max_len=10, dim=16, layers=2, features=["brand", "tags"]), codes).eval()
+    seq = torch.randint(1, 31, (2, 10))
+    seq[1, :3] = 0
+    with torch.inference_mode():
+        torch.testing.assert_close(removed_last_hidden(net, seq), removed_by_definition(net, seq), atol=2e-5, rtol=1e-4)
+        fast, slow = masked_last_hidden(net, seq), by_definition(net, seq)
+    torch.testing.assert_close(fast[:, :-1], slow[:, :-1], atol=2e-5, rtol=1e-4)

@@ -89,8 +89,9 @@ def _with_model_flags(command):
     def with_flags(**kwargs):
         values = {name: kwargs.pop(name) for name in MODEL_PARAMS}
         for name, spec in MODEL_PARAMS.items():
-            if _is_int_list(spec) and values[name] is not None:
-                values[name] = int_list(values[name], "--" + name.replace("_", "-"))
+            if _is_list(spec) and values[name] is not None:
+                option = "--" + name.replace("_", "-")
+                values[name] = int_list(values[name], option) if _is_int_list(spec) else _str_list(values[name])
         return command(**kwargs, model_flags=values)
 
     kept = [p for p in signature.parameters.values() if p.name != "model_flags"]
@@ -102,8 +103,16 @@ def _is_int_list(spec: Spec) -> bool:
     return "list[int]" in str(spec.annotation)
 
 
+def _is_list(spec: Spec) -> bool:
+    return "list[" in str(spec.annotation)
+
+
+def _str_list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
 def _flag_type(spec: Spec) -> type:
-    if _is_int_list(spec):
+    if _is_list(spec):
         return str | None  # type: ignore[return-value]  # comma-separated on the command line
     base = next(t for t in (bool, int, float, str) if t is spec.annotation or t in typing.get_args(spec.annotation))
     return base | None  # type: ignore[return-value]
@@ -112,7 +121,9 @@ def _flag_type(spec: Spec) -> type:
 def _flag(spec: Spec):
     first = re.split(r"\.\s+(?=[A-Z])", spec.doc)[0].rstrip(".")
     choices = f" One of: {', '.join(spec.choices)}." if spec.choices else ""
-    hint = " Comma-separated, e.g. '-1' or '0,1'." if _is_int_list(spec) else ""
+    hint = (
+        " Comma-separated, e.g. '-1' or '0,1'." if _is_int_list(spec) else " Comma-separated." if _is_list(spec) else ""
+    )
     text = f"{first}.{choices}{hint} SASRec's default: {spec.default!r}."
     if spec.annotation is bool:
         option = "--" + spec.name.replace("_", "-")

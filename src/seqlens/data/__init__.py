@@ -6,7 +6,7 @@ from seqlens._lazy import lazy_names
 
 if TYPE_CHECKING:  # imported on first use (seqlens/_lazy.py): importing one module imports no other
     from seqlens.data.datasets import DATASETS, dataset_available, load_dataset
-    from seqlens.data.items import ItemTable, read_items
+    from seqlens.data.items import ItemCodes, ItemTable, item_codes, read_items
     from seqlens.data.log import ITEM, TIME, USER, InteractionLog
     from seqlens.data.readers import (
         FORMATS,
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # imported on first use (seqlens/_lazy.py): importing one mod
 __all__ = [
     "ITEM", "PAD", "PlantedLog", "planted_log", "TIME", "USER", "InteractionLog", "Sequences", "Split", "leave_one_out",
     "read_interactions", "read_log", "FORMATS", "read_movielens", "read_movielens_titles", "read_sequences", "synthetic_log", "trigger_families", "FAMILIES",
-    "temporal_split", "DATASETS", "dataset_available", "load_dataset", "ItemTable", "read_items",
+    "temporal_split", "DATASETS", "dataset_available", "load_dataset", "ItemTable", "read_items", "ItemCodes", "item_codes",
     "UserTable", "read_users",
 ]  # fmt: skip
 

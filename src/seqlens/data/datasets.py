@@ -32,29 +32,39 @@ class Dataset:
 
 # The readers (and pandas) are imported when a dataset is read, not when the names are listed (`seqlens train
 # --help` shows them).
+def _with_attributes(log: InteractionLog, table: Path) -> InteractionLog:
+    """The log with the dataset's item attribute table attached, when the copy has it (a feature model reads
+    it: `SASRec(features=["attributes"])` on the Amazon and LastFM data, `["genres"]` on MovieLens)."""
+    from seqlens.data.items import read_items
+
+    return log.with_items(read_items(table)) if table.is_file() else log
+
+
 def _beauty(root: Path) -> InteractionLog:
     from seqlens.data.readers import read_sequences
 
-    return read_sequences(root / "beauty" / "Beauty_item.txt", timestamps=root / "beauty" / "Beauty_time.txt")
+    log = read_sequences(root / "beauty" / "Beauty_item.txt", timestamps=root / "beauty" / "Beauty_time.txt")
+    return _with_attributes(log, root / "beauty" / "Beauty_item2attributes.json")
 
 
 def _ml_1m(root: Path) -> InteractionLog:
     from seqlens.data.readers import read_movielens
 
-    return read_movielens(root / "ml-1m" / "ratings_users_1-2999.dat.gz", titles=root / "ml-1m" / "movies.dat")
+    log = read_movielens(root / "ml-1m" / "ratings_users_1-2999.dat.gz", titles=root / "ml-1m" / "movies.dat")
+    return _with_attributes(log, root / "ml-1m" / "movies.dat")
 
 
 def _ml_100k(root: Path) -> InteractionLog:
     from seqlens.data.readers import read_movielens
 
-    return read_movielens(root / "ml-100k" / "u.data")
+    return _with_attributes(read_movielens(root / "ml-100k" / "u.data"), root / "ml-100k" / "u.item")
 
 
-def _sequences(path: str) -> Callable[[Path], InteractionLog]:
+def _sequences(path: str, attributes: str) -> Callable[[Path], InteractionLog]:
     def read(root: Path) -> InteractionLog:
         from seqlens.data.readers import read_sequences
 
-        return read_sequences(root / path)
+        return _with_attributes(read_sequences(root / path), root / attributes)
 
     return read
 
@@ -71,9 +81,13 @@ DATASETS: dict[str, Dataset] = {
     "ml-1m": Dataset("ml-1m/ratings_users_1-2999.dat.gz", _ml_1m, "MovieLens-1M, users 1-2999, with titles"),
     "ml-100k": Dataset("ml-100k/u.data", _ml_100k, "MovieLens-100K"),
     "toys": Dataset(
-        "toys/Toys_and_Games.txt", _sequences("toys/Toys_and_Games.txt"), "Amazon Toys and Games, sequences"
+        "toys/Toys_and_Games.txt",
+        _sequences("toys/Toys_and_Games.txt", "toys/Toys_and_Games_item2attributes.json"),
+        "Amazon Toys and Games, sequences",
     ),
-    "lastfm": Dataset("lastfm/LastFM.txt", _sequences("lastfm/LastFM.txt"), "LastFM, sequences"),
+    "lastfm": Dataset(
+        "lastfm/LastFM.txt", _sequences("lastfm/LastFM.txt", "lastfm/LastFM_item2attributes.json"), "LastFM, sequences"
+    ),
     "diginetica-sample": Dataset(
         "diginetica-sample/sample_train-item-views.csv",
         _diginetica,

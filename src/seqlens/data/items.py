@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,58 @@ def _banded(values: pd.Series, bands: int, name: str, column: str) -> tuple[list
     codes, edges = pd.qcut(numbers, bands, labels=False, retbins=True, duplicates="drop")
     n = len(edges) - 1
     return [f"band {int(k) + 1} of {n}" for k in codes], [float(e) for e in edges]
+
+
+@dataclass(frozen=True)
+class ItemCodes:
+    """A catalogue's attribute values as integer codes, what a feature model embeds and saves.
+
+    `codes[column]` is [n_items + 1, width]: row i holds item i's value codes (1..len(vocabulary), 0 = none;
+    a categorical column has width 1, a multi-valued one the most values any item has); row 0 is padding.
+    """
+
+    vocabularies: dict[str, list[str]]
+    codes: dict[str, np.ndarray]
+
+    def to_json(self) -> dict:
+        return {"vocabularies": self.vocabularies,
+                "codes": {c: m.tolist() for c, m in self.codes.items()}}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, value: object, where: str) -> ItemCodes:
+        """Read `to_json`'s output back, refusing codes outside their vocabulary (a corrupt file)."""
+        if not isinstance(value, dict) or set(value) != {"vocabularies", "codes"}:
+            raise DataError(f"{where}: expected an object with 'vocabularies' and 'codes'")
+        vocabularies, codes = value["vocabularies"], {}
+        for column, rows in value["codes"].items():
+            try:
+                matrix = np.asarray(rows, dtype=np.int64)
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: codes of {column!r} are not a table of integers") from None
+            size = len(vocabularies.get(column, ()))
+            if matrix.ndim != 2 or (matrix.size and (matrix.min() < 0 or matrix.max() > size)):
+                raise DataError(f"{where}: codes of {column!r} are outside its vocabulary of {size} values")
+            codes[column] = matrix
+        return cls(vocabularies, codes)
+
+
+def item_codes(table: ItemTable, item_ids: Sequence[str] | np.ndarray, columns: Sequence[str]) -> ItemCodes:
+    """The codes of `columns` for the catalogue `item_ids` (internal index i = item_ids[i - 1]); items the table
+    lacks get no values. Vocabularies are the table's values, sorted."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"{table.source}: no attribute column {missing[0]!r} (have {', '.join(table.columns) or 'none'})"
+        )
+    rows = pd.Index(table.frame[ITEM]).get_indexer([str(i) for i in item_ids])  # -1 where the table lacks an item
+    vocabularies, codes = {}, {}
+    for c in columns:
+        vocabularies[c] = table.vocabulary(c)
+        code = {v: k + 1 for k, v in enumerate(vocabularies[c])}
+        cells = table.frame[c].to_numpy()
+        values = [() if r < 0 else (cells[r] if c in table.multi else (cells[r],)) for r in rows]
+        matrix = np.zeros((len(item_ids) + 1, max(1, max(map(len, values), default=1))), dtype=np.int64)
+        for i, vs in enumerate(values, start=1):
+            matrix[i, : len(vs)] = [code[v] for v in vs]
+        codes[c] = matrix
+    return ItemCodes(vocabularies, codes)

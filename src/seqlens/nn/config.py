@@ -70,10 +70,18 @@ class SASRecConfig:
         "Rotate queries and keys by position (RoPE), so attention scores see distances; with "
         "`positions='none'` it was better on MovieLens-1M and worse on Beauty.",
     )
+    features: list[str] | None = param(
+        None,
+        "Item attribute columns the model reads (of the table `log.with_items(seqlens.read_items(...))` "
+        "attaches): each item is its id embedding plus its attribute values' embeddings (multi-valued ones "
+        "averaged), on the input and the scoring side, so items of the table that training never saw (cold "
+        "items) are ranked by their attributes. None = item ids only.",
+    )
 
     def __post_init__(self) -> None:
-        values = {k: v for k, v in asdict(self).items() if k != "n_items"}
-        schema_of(type(self)).validate(values, where=f"{type(self).__name__}: ")
+        schema = schema_of(type(self))
+        values = {k: v for k, v in asdict(self).items() if k in schema.specs}  # n_items comes from the data
+        schema.validate(values, where=f"{type(self).__name__}: ")
 
     @classmethod
     def check(cls, p: dict) -> None:
@@ -85,6 +93,8 @@ class SASRecConfig:
             raise ValueError(
                 f"refine_layers {bad} out of range for layers={p['layers']} (use 0..{p['layers'] - 1} or -1)"
             )
+        if p["features"] is not None and (not p["features"] or len(set(p["features"])) < len(p["features"])):
+            raise ValueError(f"features={p['features']} must name distinct columns (None: item ids only)")
         if p["rotary"] and (p["score"] == "additive" or (p["dim"] // p["heads"]) % 2):
             raise ValueError(
                 f"rotary=True needs a dot-product score and an even dim/heads (score={p['score']!r}, "

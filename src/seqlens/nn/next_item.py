@@ -19,9 +19,17 @@ class NextItemNet(nn.Module):
     #: the service and the explanations ask for, instead of inspecting signatures)
     has_attention: bool = False
 
+    def item_table(self) -> Tensor:
+        """[n_items + 1, D]: every item's vector, as inputs are embedded and candidates scored (row 0: padding)."""
+        return self.item_emb.weight
+
+    def item_vectors(self, items: Tensor) -> Tensor:
+        """[..., D]: the vectors of `items` [...] (rows of `item_table`)."""
+        return self.item_emb(items)
+
     def scores(self, hidden: Tensor) -> Tensor:
         """hidden [..., D] -> scores over all items [..., n_items + 1], padding column at -inf."""
-        s = hidden @ self.item_emb.weight.T
+        s = hidden @ self.item_table().T
         s[..., 0] = float("-inf")
         return s
 
@@ -37,4 +45,4 @@ class NextItemNet(nn.Module):
 
     def score_of(self, hidden: Tensor, items: Tensor) -> Tensor:
         """Scores [...] of one item per hidden state (hidden [..., D], items [...]): `scores` at those items only."""
-        return (hidden * self.item_emb(items)).sum(-1).masked_fill(items == 0, float("-inf"))
+        return (hidden * self.item_vectors(items)).sum(-1).masked_fill(items == 0, float("-inf"))

@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from seqlens.data.items import ItemCodes
 from seqlens.nn.attention import AttentionWeights, CausalSelfAttention
 from seqlens.nn.config import POSITIONS as POSITIONS  # declared in config.py (torch-free), importable here as before
 from seqlens.nn.config import SASRecConfig
@@ -47,13 +48,39 @@ class Block(nn.Module):
         return x + self.dropout(self.ffn(self.ln2(x)))
 
 
+class ItemAttributes(nn.Module):
+    """Embeddings of the items' attribute values: per column, the mean of an item's values' embeddings (none:
+    zero), summed over the columns. The codes (`data.ItemCodes`) are buffers rebuilt from the saved model's
+    features.json, not weights."""
+
+    def __init__(self, codes: ItemCodes, dim: int):
+        super().__init__()
+        self.dim, self.columns = dim, list(codes.codes)
+        self.tables = nn.ModuleList(
+            nn.Embedding(len(codes.vocabularies[c]) + 1, dim, padding_idx=0) for c in self.columns
+        )
+        for k, c in enumerate(self.columns):
+            self.register_buffer(f"codes_{k}", torch.from_numpy(codes.codes[c]), persistent=False)  # [n_items + 1, V]
+
+    def forward(self, items: Tensor) -> Tensor:
+        """items [...] internal indices -> [..., D]."""
+        out = torch.zeros((*items.shape, self.dim), device=items.device)
+        for k, table in enumerate(self.tables):
+            codes = getattr(self, f"codes_{k}")[items]  # [..., V]
+            count = (codes > 0).sum(-1, keepdim=True).clamp(min=1)
+            out = out + table(codes).sum(-2) / count  # [..., D]
+        return out
+
+
 class SASRecNet(NextItemNet):
     has_attention = True
 
-    def __init__(self, cfg: SASRecConfig):
+    def __init__(self, cfg: SASRecConfig, attributes: ItemCodes | None = None):
         super().__init__()
         self.cfg = cfg
         self.item_emb = nn.Embedding(cfg.n_items + 1, cfg.dim, padding_idx=0)
+        # cfg.features names the columns; `attributes` holds their codes for this catalogue
+        self.attributes = ItemAttributes(attributes, cfg.dim) if attributes is not None else None
         self.pos_emb = None if cfg.positions == "none" else nn.Embedding(cfg.max_len, cfg.dim)
         self.emb_dropout = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, cfg.refinement if cfg.refines(i) else "none") for i in range(cfg.layers))
@@ -64,7 +91,9 @@ class SASRecNet(NextItemNet):
             if isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
         with torch.no_grad():
-            self.item_emb.weight[0].zero_()
+            for m in self.modules():
+                if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                    m.weight[m.padding_idx].zero_()  # padding (no item, no value) contributes nothing
 
     def forward(
         self,
@@ -93,9 +122,9 @@ class SASRecNet(NextItemNet):
         """Item plus position embeddings [B, T, D] of left-padded seq [B, T] (with embedding dropout);
         where `blank` [B, T] is True, the average item's embedding stands in for the item's."""
         t = seq.shape[1]
-        x = self.item_emb(seq)  # [B, T, D]
+        x = self.item_vectors(seq)  # [B, T, D]
         if blank is not None:
-            x = torch.where(blank[..., None], self.item_emb.weight[1:].mean(0), x)
+            x = torch.where(blank[..., None], self.item_table()[1:].mean(0), x)
         x = x * math.sqrt(self.cfg.dim)
         if self.pos_emb is None:  # positions="none"
             return self.emb_dropout(x)
@@ -104,6 +133,16 @@ class SASRecNet(NextItemNet):
         else:  # from_end
             x = x + self.pos_emb(torch.arange(self.cfg.max_len - t, self.cfg.max_len, device=seq.device)[None])
         return self.emb_dropout(x)
+
+    def item_table(self) -> Tensor:
+        """[n_items + 1, D]: id embeddings, plus the attribute embeddings when the model reads features."""
+        if self.attributes is None:
+            return self.item_emb.weight
+        return self.item_emb.weight + self.attributes(torch.arange(self.cfg.n_items + 1))
+
+    def item_vectors(self, items: Tensor) -> Tensor:
+        x = self.item_emb(items)
+        return x if self.attributes is None else x + self.attributes(items)
 
     def masked_last_hidden(self, seq: Tensor) -> Tensor:
         """[B, T, D]: column j is the last hidden state with position j hidden in place (see `nn.masking`)."""

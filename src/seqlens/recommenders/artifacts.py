@@ -3,7 +3,7 @@
 Layout: `config.json` (model class, hyper-parameters, library version, artifact format, dataset
 fingerprint, config hash), `model.safetensors` (learned tensors and stored histories), `items.json`
 (external item ids and titles), `users.json`, `history.json` (training history) and, when known,
-`metrics.json`.
+`metrics.json`; a feature model adds `features.json` (its attribute vocabularies and each item's value codes).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from safetensors.torch import save as st_save
 
 from seqlens import atomic
 from seqlens._version import ARTIFACT_FORMAT, __version__
+from seqlens.data.items import ItemCodes
 from seqlens.data.sequences import Sequences
 from seqlens.errors import ArtifactError, DataError, SeqlensError
 from seqlens.recommenders.registry import model_class
@@ -71,6 +72,9 @@ def save_model(model: Recommender, path: str | Path, metrics: dict | None = None
     }
     if metrics is not None:
         files["metrics.json"] = json.dumps(metrics, indent=2).encode()
+    codes = getattr(model, "item_codes_", None)  # a feature model's attribute codes of its catalogue
+    if codes is not None:
+        files["features.json"] = json.dumps(codes.to_json()).encode()
     config["sha256"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     with atomic.directory(path) as tmp:
         atomic.write_text(tmp / "config.json", json.dumps(config, indent=2))
@@ -174,4 +178,9 @@ def _restore(model: Recommender, path: Path, config: dict, tensors: dict) -> Non
     if (path / "metrics.json").exists():
         model.metrics_ = _read_json(path / "metrics.json")
     model.config_ = config
+    if (path / "features.json").exists():
+        codes = ItemCodes.from_json(_read_json(path / "features.json"), str(path / "features.json"))
+        if any(len(m) != len(items["item_ids"]) + 1 for m in codes.codes.values()):
+            raise ArtifactError(f"{path / 'features.json'}: codes do not have one row per item of items.json")
+        setattr(model, "item_codes_", codes)  # noqa: B010 (only feature models have the attribute)
     model._load_state({k[len("state.") :]: v for k, v in tensors.items() if k.startswith("state.")})

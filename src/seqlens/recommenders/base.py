@@ -94,6 +94,7 @@ class Recommender:
     def _set_items(self, item_ids: np.ndarray, titles: dict[str, str]) -> None:
         self.item_ids_ = np.asarray(item_ids, dtype=object)
         self.n_items_ = len(self.item_ids_)
+        self.n_warm_ = self.n_items_  # items 1..n_warm_ occur in training; a feature model adds cold ones after
         self._item_index = pd.Index(self.item_ids_)
         self.item_titles_ = titles
 

@@ -2,7 +2,7 @@
 
 A subclass says which network to build (`_build_net`) and which parameters it adds; the network maps
 left-padded item indices [B, T] to hidden states [B, T, D] and scores them against its item embedding
-table (`item_emb`, shared with the input), so every loss of `seqlens.nn.losses` applies to all of them.
+table (`item_table()`, shared with the input), so every loss of `seqlens.nn.losses` applies to all of them.
 """
 
 from __future__ import annotations
@@ -92,9 +92,11 @@ class NextItemModel(Recommender):
         cfg = TrainConfig(**self._config(TrainConfig))
         seed_everything(cfg.seed)  # the initial weights come from the seed too
         self.net_ = self._build_net()
+        with torch.no_grad():  # cold items (a feature model's) never occur: their id vectors stay zero
+            self.net_.item_emb.weight[self.n_warm_ + 1 :] = 0
         sampling = None
         if cfg.loss == "sampled":
-            counts = np.bincount(train.flat, minlength=self.n_items_ + 1).astype(np.float64)
+            counts = np.bincount(train.flat, minlength=self.n_warm_ + 1).astype(np.float64)
             sampling = torch.from_numpy(counts / counts.sum()).float()
 
         def loss_fn(batch: np.ndarray) -> Tensor:
@@ -111,9 +113,8 @@ class NextItemModel(Recommender):
                 h, _ = self.net_(x)
                 hidden.append(h[y > 0])
                 targets.append(y[y > 0])
-            return next_item_loss(
-                torch.cat(hidden), torch.cat(targets), self.net_.item_emb.weight, cfg.loss, cfg.n_negatives, sampling
-            )
+            warm = self.net_.item_table()[: self.n_warm_ + 1]  # training ranks the items it can see, not cold ones
+            return next_item_loss(torch.cat(hidden), torch.cat(targets), warm, cfg.loss, cfg.n_negatives, sampling)
 
         validate = None
         if valid is not None:

@@ -1,0 +1,101 @@
+"""SASRec reading item attributes: cold items ranked by their attributes, saved vocabularies, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import seqlens
+from seqlens.errors import ArtifactError, DataError
+from seqlens.explain import explain
+
+GROUPS, PER_GROUP, COLD_PER_GROUP = 8, 12, 2
+
+
+def group_of(item: str) -> int:
+    return int(item[1 : item.index("i")])
+
+
+@pytest.fixture(scope="module")
+def group_log() -> seqlens.InteractionLog:
+    """Every user picks items of one group, so the next item's group is the group of the earlier ones. The last
+    items of each group never occur in the log (cold): only the attribute table knows them."""
+    rng = np.random.default_rng(0)
+    items = [f"g{g}i{k}" for g in range(GROUPS) for k in range(PER_GROUP)]
+    table = pd.DataFrame({"item_id": items, "group": [f"group {group_of(i)}" for i in items],
+                          "tags": ["x|y" if k % 2 else "x" for k in range(len(items))]})  # fmt: skip
+    rows = [
+        (f"u{u}", f"g{u % GROUPS}i{rng.integers(PER_GROUP - COLD_PER_GROUP)}", t) for u in range(400) for t in range(12)
+    ]
+    log = seqlens.read_interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+    return log.with_items(seqlens.read_items(table, categorical=["group"], multi=["tags"]))
+
+
+@pytest.fixture(scope="module")
+def feature_model(group_log) -> seqlens.SASRec:
+    return seqlens.SASRec(features=["group", "tags"], dim=16, max_len=12, epochs=5, progress=False, seed=0).fit(
+        group_log
+    )
+
+
+def is_cold(item: str) -> bool:
+    return int(item[item.index("i") + 1 :]) >= PER_GROUP - COLD_PER_GROUP
+
+
+def test_cold_items_are_ranked_by_their_attributes(feature_model, group_log):
+    assert feature_model.n_items_ == GROUPS * PER_GROUP and feature_model.n_warm_ == group_log.n_items
+    rng = np.random.default_rng(1)
+    hits = []
+    for g in range(GROUPS):
+        for _ in range(5):
+            history = [f"g{g}i{k}" for k in rng.integers(0, PER_GROUP - COLD_PER_GROUP, 6)]
+            ranked = feature_model.recommend(histories={"x": history}, k=feature_model.n_items_ - 6)["item_id"]
+            hits.append(group_of(next(i for i in ranked if is_cold(i))) == g)  # the best-ranked cold item
+    assert np.mean(hits) >= 0.9
+    id_only = seqlens.SASRec(dim=16, max_len=12, epochs=1, progress=False, seed=0).fit(group_log)
+    assert id_only.n_items_ == group_log.n_items  # the id-only model does not know cold items at all
+    assert (id_only.encode_items([f"g0i{PER_GROUP - 1}"]) == 0).all()
+
+
+def test_save_and_load_keep_the_vocabularies_and_the_ranking(feature_model, tmp_path):
+    feature_model.save(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "features.json").read_text())
+    assert saved["vocabularies"]["tags"] == ["x", "y"] and len(saved["codes"]["group"]) == feature_model.n_items_ + 1
+    loaded = seqlens.load(tmp_path / "m")
+    history = {"x": ["g2i0", "g2i3"]}
+    assert loaded.recommend(histories=history, k=10).equals(feature_model.recommend(histories=history, k=10))
+    why = explain(loaded, history=history["x"])  # the default, signed method works on a feature model
+    assert why.recommended == loaded.recommend(histories=history, k=1)["item_id"].iloc[0]
+    assert why.signed and len(why.scores) == 2
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [(lambda f: f["codes"]["group"][1].__setitem__(0, 99), "outside its vocabulary"),
+     (lambda f: f["codes"]["group"].pop(), "one row per item"),
+     (lambda f: f.pop("codes"), "expected an object")],
+)  # fmt: skip
+def test_a_corrupt_features_file_is_refused(feature_model, tmp_path, change, message):
+    feature_model.save(tmp_path / "m")
+    path = tmp_path / "m" / "features.json"
+    features = json.loads(path.read_text())
+    change(features)
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["sha256"].pop("features.json")  # the structural check, not the checksum, must catch it
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    path.write_text(json.dumps(features))
+    with pytest.raises(ArtifactError, match=message):
+        seqlens.load(tmp_path / "m")
+
+
+def test_features_need_attributes_and_known_columns(group_log):
+    plain = seqlens.read_interactions(group_log.df)
+    with pytest.raises(DataError, match="needs item attributes"):
+        seqlens.SASRec(features=["group"], epochs=1, progress=False).fit(plain)
+    with pytest.raises(DataError, match="no attribute column 'brand'"):
+        seqlens.SASRec(features=["brand"], epochs=1, progress=False).fit(group_log)
+    with pytest.raises(DataError, match="must name distinct columns"):
+        seqlens.SASRec(features=[], epochs=1, progress=False).fit(group_log)
