@@ -24,9 +24,9 @@ Mode `rollback` serves a model store holding the model twice (versions 1 and 2, 
 load, alternates `POST /v1/admin/rollback` (to version 1) with promoting version 2 again and
 `POST /v1/admin/reload`, every `--reload-every` seconds: no request may fail during a rollback.
 
-Mode `request-log` starts two more servers, one writing the request log (`--request-log`), warms both alike and
-measures recommend latency one request at a time on both, in alternating rounds: the log's cost as p50 and p99
-ratios in one run.
+Mode `request-log` starts three more servers, one writing the request log (`--request-log`) and two plain ones
+(the second a control, for the noise floor), warms them alike and measures recommend latency one request at a
+time on each, in rounds: the log's cost as p50 and p99 ratios in one run, next to the control's.
 
 Mode `stalled` is the concurrent load of `plain` while `--stalled` connections send half a request head and
 stall (each one the server closes is opened again a quarter second later), with `/healthz` asked on a new
@@ -215,22 +215,18 @@ async def sequential(port: int, payloads: list[bytes], n: int, warmup: int, raw:
     return {"requests": n, "errors": errors, "statuses": statuses, **percentiles(latencies)}
 
 
-def with_and_without_log(
-    model_dir: Path, payloads: list[bytes], n: int, rounds: int, workers: int, warmup: float
-) -> dict:
-    """Recommend latency one request at a time against two servers started here, one writing the request log,
-    each warmed by `warmup` seconds of the same load, then measured in `rounds` alternating runs of `n`
-    requests each, so that both see the same machine noise. (A server warmed longer than the other is
-    faster: first-call costs per sequence length last a few hundred requests.)"""
+def with_and_without_log(model_dir: Path, payloads: list[bytes], n: int, rounds: int, workers: int, warmup: float) -> dict:
+    """Recommend latency one request at a time against three servers started here: two plain ones (the second a
+    control: how far two identical servers differ on this machine) and one writing the request log, each warmed
+    by `warmup` seconds of the same load, then measured in `rounds` rounds of `n` requests on each in turn, so
+    that all see the same machine noise. (A server warmed longer than another is faster: first-call costs per
+    sequence length last a few hundred requests.)"""
     folder = Path(tempfile.mkdtemp(prefix="seqlens-request-log-"))
-    ports = {"plain": free_port(), "logged": free_port()}
-    servers = {
-        "plain": start_server(model_dir, ports["plain"], workers, folder / "plain.log"),
-        "logged": start_server(
-            model_dir, ports["logged"], workers, folder / "logged.log", extra=("--request-log", str(folder / "log"))
-        ),
-    }
-    raw: dict[str, list[float]] = {"plain": [], "logged": []}
+    extra = {"plain": (), "control": (), "logged": ("--request-log", str(folder / "log"))}
+    ports = {name: free_port() for name in extra}
+    servers = {name: start_server(model_dir, ports[name], workers, folder / f"{name}.log", extra=extra[name])
+               for name in extra}  # fmt: skip
+    raw: dict[str, list[float]] = {name: [] for name in extra}
     try:
         for port in ports.values():
             asyncio.run(concurrent(port, payloads, 8, warmup))
@@ -242,10 +238,13 @@ def with_and_without_log(
             stop_server(proc)
     written = sum(1 for path in (folder / "log").glob("requests-*.jsonl*") for _ in open(path))
     shutil.rmtree(folder, ignore_errors=True)
-    plain, with_log = percentiles(raw["plain"]), percentiles(raw["logged"])
+    plain, control, with_log = (percentiles(raw[name]) for name in extra)
     return {
         "requests_each": len(raw["plain"]), "records_written": written, "without_log": plain, "with_log": with_log,
+        "control": control,
         "p50_ratio": round(with_log["p50_ms"] / plain["p50_ms"], 3), "p99_ratio": round(with_log["p99_ms"] / plain["p99_ms"], 3),
+        "control_p50_ratio": round(control["p50_ms"] / plain["p50_ms"], 3),
+        "control_p99_ratio": round(control["p99_ms"] / plain["p99_ms"], 3),
     }  # fmt: skip
 
 
@@ -596,7 +595,7 @@ def main(argv: list[str]) -> None:
                 result["modes"][mode] = load
                 continue
             if mode == "request-log":
-                load = with_and_without_log(args.model_dir, payloads, args.sequential, 6, args.workers, args.warmup)
+                load = with_and_without_log(args.model_dir, payloads, args.sequential, 10, args.workers, args.warmup)
                 print(f"request-log: {load}", flush=True)
                 result["modes"][mode] = load
                 continue

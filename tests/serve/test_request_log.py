@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 from seqlens.cli.main import app as cli
 from seqlens.monitor.requests import read_requests
 from seqlens.serve import create_app
-from seqlens.serve.request_log import RequestLog
+from seqlens.serve.engine import Engine
+from seqlens.serve.request_log import QUEUE_SIZE, RequestLog
 
 from .conftest import Server, contract_client
 
@@ -31,13 +32,32 @@ def test_every_recommend_request_is_logged_without_its_history_unless_asked(mode
     assert (answers.recommended > 0).all()  # the logged ids are the model's items
 
 
-def test_a_full_queue_drops_records_instead_of_blocking_a_request(tmp_path):
+def test_a_full_buffer_drops_batches_instead_of_blocking_a_request(tmp_path, model_dir):
+    engine = Engine.load(model_dir)
+    query = engine.resolve(str(engine.model.user_ids_[0]), None)
+    results, stats = engine.recommend_many([query], [4], [True], attention=True)
     log = RequestLog(tmp_path)
-    log._stop.set()  # a writer that no longer drains the queue: a stalled disk
-    log._writer.join()
-    for _ in range(10_001):
-        log.record(lambda: [{"time": 0}])
+    log._stop.set()  # a sender that no longer drains the buffer: a stalled writer
+    log._sender.join()
+    for _ in range(QUEUE_SIZE):  # the model's catalogue takes one place, its batches the rest
+        log.record(0.0, engine, [query], results, stats)
     assert log.dropped == 1
+    log.close()
+
+
+def test_the_writer_process_writes_every_batch_and_a_new_models_catalogue(tmp_path, model_dir, popular_dir):
+    engines = [Engine.load(model_dir), Engine.load(popular_dir)]
+    log = RequestLog(tmp_path, history=True)
+    for engine in engines * 2:
+        queries = [engine.resolve(str(u), None) for u in engine.model.user_ids_[:3]]
+        results, stats = engine.recommend_many(queries, [5] * 3, [True] * 3, attention=engine.has_attention)
+        log.record(1.5, engine, queries, results, stats)
+    log.close()
+    lines = [json.loads(line) for path in tmp_path.glob("requests-*.jsonl") for line in path.read_text().splitlines()]
+    assert len(lines) == 12 and all(len(e["recommended"]) == 5 and e["time"] == 1.5 for e in lines)
+    assert sum("stats" in e for e in lines) == 6  # the popularity model has no attention statistics
+    first = lines[0]
+    assert first["history"] == engines[0].model.history_of(str(engines[0].model.user_ids_[0]))[-len(first["history"]) :]
 
 
 def test_monitor_reads_the_request_log_and_names_a_broken_line(model_dir, model, tmp_path):

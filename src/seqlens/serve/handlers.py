@@ -8,7 +8,6 @@ micro-batchers; `app.py` maps each endpoint to one of its methods. Errors a clie
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 import logging
 import time
@@ -26,7 +25,7 @@ from seqlens.serve import explaining
 from seqlens.serve.batching import MicroBatcher
 from seqlens.serve.engine import Engine, Query, RequestError, Result
 from seqlens.serve.metrics import Metrics
-from seqlens.serve.request_log import RequestLog, batch_entries
+from seqlens.serve.request_log import RequestLog
 from seqlens.serve.schemas import Item, ItemList, RecommendRequest
 
 log = logging.getLogger("seqlens.serve")
@@ -245,9 +244,8 @@ class Handlers:
         return results
 
     def _log_requests(self, engine: Engine, queries: tuple, results: list, stats: AttentionStats | None) -> None:
-        """The batch's request-log records, built and written by the log's writer thread."""
-        log = cast(RequestLog, self.state.request_log)
-        log.record(functools.partial(batch_entries, time.time(), engine, queries, results, stats, log.history))
+        """The batch's numbers for the request log (its writer process builds and writes the records)."""
+        cast(RequestLog, self.state.request_log).record(time.time(), engine, queries, results, stats)
 
     def _explain_batch(self, key: Hashable, batch: list) -> list:
         engine, method = cast(tuple[Engine, str], key)  # batched per engine and method
