@@ -215,7 +215,9 @@ async def sequential(port: int, payloads: list[bytes], n: int, warmup: int, raw:
     return {"requests": n, "errors": errors, "statuses": statuses, **percentiles(latencies)}
 
 
-def with_and_without_log(model_dir: Path, payloads: list[bytes], n: int, rounds: int, workers: int, warmup: float) -> dict:
+def with_and_without_log(
+    model_dir: Path, payloads: list[bytes], n: int, rounds: int, workers: int, warmup: float
+) -> dict:
     """Recommend latency one request at a time against three servers started here: two plain ones (the second a
     control: how far two identical servers differ on this machine) and one writing the request log, each warmed
     by `warmup` seconds of the same load, then measured in `rounds` rounds of `n` requests on each in turn, so
