@@ -85,7 +85,7 @@ class RequestLog:
             [pack(q.items) for q in queries] if self.history else None,
             [pack(r.used) for r in results], [pack(r.items) for r in results],
             None if table is None else (STATISTICS, pack(table)),  # [B, statistics, layers]
-            [pack(a) for a in last] if all(a is not None for a in last) else None,
+            [pack(a) for a in last if a is not None] if all(a is not None for a in last) else None,
         ))  # fmt: skip
 
     def close(self) -> None:

@@ -71,10 +71,10 @@ def batch_records(message: tuple, catalogues: dict[int, tuple[np.ndarray, np.nda
     item_ids, buckets, n_buckets = catalogues[key]
     used, recommended = [unpack(u) for u in used], [unpack(r) for r in recommended]
     n = len(used)
-    per_request = [None] * n
+    per_request: list[dict | None] = [None] * n
     if stats is not None:
         names, table = stats
-        per_request = statistics_rows(dict(zip(names, unpack(table).transpose(1, 0, 2))))
+        per_request = [*statistics_rows(dict(zip(names, unpack(table).transpose(1, 0, 2))))]
     last_rows = [unpack(a) for a in last_rows] if last_rows is not None else [None] * n
     ids = [item_ids[unpack(h) - 1].tolist() for h in histories] if histories is not None else [None] * n
     return [
