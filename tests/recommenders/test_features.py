@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import seqlens
 from seqlens.errors import ArtifactError, DataError
@@ -99,3 +100,45 @@ def test_features_need_attributes_and_known_columns(group_log):
         seqlens.SASRec(features=["brand"], epochs=1, progress=False).fit(group_log)
     with pytest.raises(DataError, match="must name distinct columns"):
         seqlens.SASRec(features=[], epochs=1, progress=False).fit(group_log)
+
+
+def test_feature_explanations_are_the_exact_drops_and_cite_what_raised_the_score(feature_model):
+    from seqlens.explain import explain_features
+
+    history = ["g4i0", "g4i2", "g1i3", "g4i5"]
+    why = explain_features(feature_model, history=history)
+    assert why.groups == ["item", "group", "tags"] and why.scores.shape == (4, 3) and why.totals.shape == (3,)
+    assert why.recommended == feature_model.recommend(histories={"x": history}, k=1)["item_id"].iloc[0]
+    net = feature_model.net_
+    seq = torch.from_numpy(feature_model.encode_items(history))[None]
+    target = torch.from_numpy(feature_model.encode_items([why.recommended]))
+    hide = torch.zeros(1, 4, 3, dtype=torch.bool)
+    hide[0, 1, 1] = True  # the group of the second item
+    with torch.inference_mode():
+        dropped = net.score_of(net(seq, hide=hide)[0][:, -1], target)
+    assert abs((why.score - float(dropped[0])) - why.scores[1, 1]) < 1e-4
+    assert why.narrative.startswith(f"Recommended {why.recommended} mostly because of")
+    assert all(why.items[j] in why.narrative for j, g in zip(*np.nonzero(why.shares() >= 0.05)) if why.scores[j, g] > 0)
+
+
+def test_hiding_the_top_cells_lowers_the_score_more_than_random_cells(feature_model):
+    from seqlens.explain import feature_attributions
+
+    rng = np.random.default_rng(3)
+    seq = torch.from_numpy(np.stack([
+        feature_model.encode_items([f"g{g}i{k}" for k in rng.integers(0, PER_GROUP - COLD_PER_GROUP, 8)])
+        for g in rng.integers(0, GROUPS, 40)
+    ]))  # fmt: skip
+    net = feature_model.net_
+    with torch.inference_mode():
+        target = net.scores(net.last_hidden(seq)).argmax(-1)
+        cells, _, full = feature_attributions(net, seq, target)
+
+        def drop(chosen: torch.Tensor) -> float:
+            hide = torch.zeros(cells.shape, dtype=torch.bool).view(len(seq), -1)
+            hide.scatter_(1, chosen, True)
+            return float((full - net.score_of(net(seq, hide=hide.view(cells.shape))[0][:, -1], target)).mean())
+
+        top = drop(cells.view(len(seq), -1).topk(3, dim=1).indices)
+        random = drop(torch.from_numpy(np.stack([rng.choice(cells[0].numel(), 3, replace=False) for _ in seq])))
+    assert top > 3 * random

@@ -62,13 +62,14 @@ class ItemAttributes(nn.Module):
         for k, c in enumerate(self.columns):
             self.register_buffer(f"codes_{k}", torch.from_numpy(codes.codes[c]), persistent=False)  # [n_items + 1, V]
 
-    def forward(self, items: Tensor) -> Tensor:
-        """items [...] internal indices -> [..., D]."""
+    def forward(self, items: Tensor, hide: Tensor | None = None) -> Tensor:
+        """items [...] internal indices -> [..., D]; `hide` [..., columns] leaves out a column's values where True."""
         out = torch.zeros((*items.shape, self.dim), device=items.device)
         for k, table in enumerate(self.tables):
             codes = getattr(self, f"codes_{k}")[items]  # [..., V]
             count = (codes > 0).sum(-1, keepdim=True).clamp(min=1)
-            out = out + table(codes).sum(-2) / count  # [..., D]
+            part = table(codes).sum(-2) / count  # [..., D]
+            out = out + (part if hide is None else part * ~hide[..., k : k + 1])
         return out
 
 
@@ -101,6 +102,7 @@ class SASRecNet(NextItemNet):
         return_attention: bool = False,
         keep: Tensor | None = None,
         blank: Tensor | None = None,
+        hide: Tensor | None = None,
     ) -> tuple[Tensor, list[AttentionWeights] | None]:
         """seq [B, T] left-padded item indices -> hidden [B, T, D] (and per-layer [B, H, T, T] weights).
 
@@ -108,21 +110,22 @@ class SASRecNet(NextItemNet):
         nor read, while every other item keeps its position (what `masked_last_hidden` computes for each one).
         `blank` [B, T] hides only the content of positions: the average item embedding stands in for theirs,
         their position stays in the sequence (how the most recent item, which the model reads its
-        prediction from, is hidden).
+        prediction from, is hidden). `hide` [B, T, groups] leaves out feature groups of positions (see `groups`).
         """
         keep = seq != 0 if keep is None else keep & (seq != 0)
-        x = self.embed(seq, blank) * keep[..., None]  # [B, T, D]
+        x = self.embed(seq, blank, hide) * keep[..., None]  # [B, T, D]
         attentions = []
         for block in self.blocks:
             x, weights = block(x, keep, return_attention)  # [B, T, D], [B, H, T, T] when asked
             attentions.append(weights)
         return self.ln_f(x) * keep[..., None], attentions if return_attention else None  # [B, T, D]
 
-    def embed(self, seq: Tensor, blank: Tensor | None = None) -> Tensor:
+    def embed(self, seq: Tensor, blank: Tensor | None = None, hide: Tensor | None = None) -> Tensor:
         """Item plus position embeddings [B, T, D] of left-padded seq [B, T] (with embedding dropout);
-        where `blank` [B, T] is True, the average item's embedding stands in for the item's."""
+        where `blank` [B, T] is True, the average item's embedding stands in for the item's; where `hide`
+        [B, T, groups] is True, that feature group of the item is left out."""
         t = seq.shape[1]
-        x = self.item_vectors(seq)  # [B, T, D]
+        x = self.item_vectors(seq, hide)  # [B, T, D]
         if blank is not None:
             x = torch.where(blank[..., None], self.item_table()[1:].mean(0), x)
         x = x * math.sqrt(self.cfg.dim)
@@ -140,9 +143,19 @@ class SASRecNet(NextItemNet):
             return self.item_emb.weight
         return self.item_emb.weight + self.attributes(torch.arange(self.cfg.n_items + 1))
 
-    def item_vectors(self, items: Tensor) -> Tensor:
+    @property
+    def groups(self) -> list[str]:
+        """The feature groups an item's vector is the sum of: its identity ("item"), then each attribute column."""
+        return ["item", *(self.cfg.features or [])]
+
+    def item_vectors(self, items: Tensor, hide: Tensor | None = None) -> Tensor:
+        """[..., D] of `items` [...]; `hide` [..., groups] leaves out the groups where True (see `groups`)."""
         x = self.item_emb(items)
-        return x if self.attributes is None else x + self.attributes(items)
+        if hide is not None:
+            x = x * ~hide[..., :1]
+        if self.attributes is None:
+            return x
+        return x + self.attributes(items, None if hide is None else hide[..., 1:])
 
     def masked_last_hidden(self, seq: Tensor) -> Tensor:
         """[B, T, D]: column j is the last hidden state with position j hidden in place (see `nn.masking`)."""
