@@ -40,6 +40,15 @@ PARAMS = {
 }
 
 
+def fit_timed(params: dict, split: seqlens.Split) -> tuple[seqlens.SASRec, float, dict]:
+    """SASRec(**params) fitted on `split.train` with early stopping on `split.valid`: the model, the wall seconds
+    of the fit, and the training record of its best epoch."""
+    model = seqlens.SASRec(**params)
+    start = time.perf_counter()
+    model.fit(split.train, valid=split.valid)
+    return model, time.perf_counter() - start, max(model.history_, key=lambda r: r["ndcg@10"])
+
+
 def run(name: str, epochs: int | None, tag: str = "") -> dict | None:
     log = load(name)
     if log is None:
@@ -49,17 +58,13 @@ def run(name: str, epochs: int | None, tag: str = "") -> dict | None:
     params = dict(PARAMS[name])
     if epochs:
         params["epochs"] = epochs
-    model = seqlens.SASRec(**params)
-    start = time.perf_counter()
-    model.fit(split.train, valid=split.valid)
-    wall = time.perf_counter() - start
+    model, wall, best = fit_timed(params, split)
     test = seqlens.evaluate(model, split.test, split.test_history)
     baselines = {
         type(b).__name__: seqlens.evaluate(b.fit(split.train), split.test, split.test_history).summary
         for b in (seqlens.Popular(), seqlens.MarkovChain(), seqlens.ItemKNN())
     }
     history = model.history_
-    best = max(history, key=lambda r: r["ndcg@10"])
     to_best = sum(r["train_seconds"] + r.get("valid_seconds", 0.0) for r in history if r["epoch"] <= best["epoch"])
     epoch_seconds = [r["train_seconds"] for r in history]
     result = {

@@ -22,7 +22,6 @@ import json
 import platform
 import resource
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import pandas as pd
 import torch
 
 import seqlens
-from benchmarks.core import DATA, PARAMS, load
+from benchmarks.core import DATA, PARAMS, fit_timed, load
 from seqlens import atomic
 from seqlens.eval.compare import compare
 
@@ -73,12 +72,8 @@ def train(dataset: str, config: str, seed: int, cold: float) -> None:
     params = {**PARAMS[dataset], "seed": seed}
     if config == "features":
         params["features"] = [COLUMNS[dataset]]
-    model = seqlens.SASRec(**params)
-    start = time.perf_counter()
-    model.fit(split.train, valid=split.valid)
-    wall = time.perf_counter() - start
+    model, wall, best = fit_timed(params, split)
     history = model.history_
-    best = max(history, key=lambda r: r["ndcg@10"])
     name = run_name(dataset, config, seed, cold)
     model.save(MODELS / name)
     found = {

@@ -161,12 +161,8 @@ def run_peer(peer: str, folder: Path, threads: int) -> dict:
 
 
 def run_ours(split: seqlens.Split, params: dict, threads: int) -> tuple[dict, pd.DataFrame]:
-    model = seqlens.SASRec(**params)
-    start = time.perf_counter()
-    model.fit(split.train, valid=split.valid)
-    fit = time.perf_counter() - start
+    model, fit, best = core.fit_timed(params, split)
     history = model.history_
-    best = max(history, key=lambda r: r["ndcg@10"])
     t0 = time.perf_counter()
     recs = model.recommend(users=split.test.df[USER].to_numpy(), k=K)
     recommend_seconds = time.perf_counter() - t0
