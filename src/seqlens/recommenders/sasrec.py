@@ -38,7 +38,8 @@ class SASRec(NextItemModel):
         table = log.attributes
         if table is None:
             raise DataError(
-                f"features={self.features} needs item attributes: fit on log.with_items(seqlens.read_items(...))"
+                f"features={self.features} needs item attributes, which {log.source} has none of: fit on "
+                "log.with_items(seqlens.read_items(...)) (command line: a --dataset with an attribute table)"
             )
         warm = self.n_items_
         cold = np.sort(np.setdiff1d(table.frame[ITEM].to_numpy(dtype=str), self.item_ids_.astype(str)))
