@@ -226,10 +226,11 @@ def with_and_without_log(
     folder = Path(tempfile.mkdtemp(prefix="seqlens-request-log-"))
     extra = {"plain": (), "control": (), "logged": ("--request-log", str(folder / "log"))}
     ports = {name: free_port() for name in extra}
-    servers = {name: start_server(model_dir, ports[name], workers, folder / f"{name}.log", extra=extra[name])
-               for name in extra}  # fmt: skip
+    servers: dict[str, subprocess.Popen] = {}
     raw: dict[str, list[float]] = {name: [] for name in extra}
     try:
+        for name in extra:  # inside the try: a server that fails to start stops the ones started before it
+            servers[name] = start_server(model_dir, ports[name], workers, folder / f"{name}.log", extra=extra[name])
         for port in ports.values():
             asyncio.run(concurrent(port, payloads, 8, warmup))
         for _ in range(rounds):
@@ -238,7 +239,7 @@ def with_and_without_log(
     finally:
         for proc in servers.values():
             stop_server(proc)
-    written = sum(1 for path in (folder / "log").glob("requests-*.jsonl*") for _ in open(path))
+    written = sum(len(path.read_text().splitlines()) for path in (folder / "log").glob("requests-*.jsonl*"))
     shutil.rmtree(folder, ignore_errors=True)
     plain, control, with_log = (percentiles(raw[name]) for name in extra)
     return {

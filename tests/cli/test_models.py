@@ -29,3 +29,4 @@ def test_errors_name_the_problem(tmp_path):
     assert result.exit_code == 2 and "not a model store" in result.output
     result = runner.invoke(app, ["models", "add", str(tmp_path / "store"), str(tmp_path)])
     assert result.exit_code == 2 and "config.json: missing" in result.output
+    assert not (tmp_path / "store").exists()  # a failed first add leaves no empty store behind

@@ -66,6 +66,7 @@ def test_save_and_load_keep_the_vocabularies_and_the_ranking(feature_model, tmp_
     saved = json.loads((tmp_path / "m" / "features.json").read_text())
     assert saved["vocabularies"]["tags"] == ["x", "y"] and len(saved["codes"]["group"]) == feature_model.n_items_ + 1
     loaded = seqlens.load(tmp_path / "m")
+    assert (loaded.n_items_, loaded.n_warm_) == (feature_model.n_items_, feature_model.n_warm_)
     history = {"x": ["g2i0", "g2i3"]}
     assert loaded.recommend(histories=history, k=10).equals(feature_model.recommend(histories=history, k=10))
     why = explain(loaded, history=history["x"])  # the default, signed method works on a feature model
@@ -77,7 +78,8 @@ def test_save_and_load_keep_the_vocabularies_and_the_ranking(feature_model, tmp_
     "change, message",
     [(lambda f: f["codes"]["group"][1].__setitem__(0, 99), "outside its vocabulary"),
      (lambda f: f["codes"]["group"].pop(), "one row per item"),
-     (lambda f: f.pop("codes"), "expected an object")],
+     (lambda f: f.pop("codes"), "expected an object"),
+     (lambda f: f.__setitem__("n_warm", 10_000), "n_warm must count the items")],
 )  # fmt: skip
 def test_a_corrupt_features_file_is_refused(feature_model, tmp_path, change, message):
     feature_model.save(tmp_path / "m")
@@ -98,8 +100,10 @@ def test_features_need_attributes_and_known_columns(group_log):
         seqlens.SASRec(features=["group"], epochs=1, progress=False).fit(plain)
     with pytest.raises(DataError, match="no attribute column 'brand'"):
         seqlens.SASRec(features=["brand"], epochs=1, progress=False).fit(group_log)
-    with pytest.raises(DataError, match="must name distinct columns"):
+    with pytest.raises(DataError, match="names no attribute column"):
         seqlens.SASRec(features=[], epochs=1, progress=False).fit(group_log)
+    with pytest.raises(DataError, match="names a column twice"):
+        seqlens.SASRec(features=["group", "group"], epochs=1, progress=False).fit(group_log)
 
 
 def test_feature_explanations_are_the_exact_drops_and_cite_what_raised_the_score(feature_model):

@@ -38,7 +38,7 @@ def test_answers_and_metrics_name_the_promoted_version(stored, other_model):  # 
     client, _ = stored
     version, items = answer(client)
     assert version == "2" and items == other_model.recommend(histories={"x": HISTORY}, k=10)["item_id"].tolist()
-    assert client.get("/v1/model").json()["model_version"] == 2
+    assert client.get("/v1/model").json()["model_version"] == "2"
     assert client.get("/healthz").json()["model_version"] == "2"
     metrics = client.get("/metrics").text
     assert "seqlens_model_version 2.0" in metrics
@@ -79,8 +79,10 @@ def test_a_broken_previous_version_is_not_rolled_back_to(stored):
     client, store = stored
     (store.path(1) / "config.json").write_text("{ not json")
     r = client.post("/v1/admin/rollback", headers=AUTH)
-    assert_error(r, 409, "still serving the previous model")
+    assert_error(r, 409, "rollback to version 1 failed, still serving the previous model")
     assert (store.promoted(), answer(client)[0]) == (2, "2")
+    (store.root / "store.json").write_text("{ not json")
+    assert_error(client.post("/v1/admin/rollback", headers=AUTH), 409, "rollback failed, still serving version 2")
 
 
 def test_reload_serves_a_newly_promoted_version(stored, model):

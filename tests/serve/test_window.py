@@ -12,11 +12,11 @@ from seqlens.monitor import AttentionStats
 from seqlens.serve.metrics import RollingWindow
 
 
-def stats(entropy: list[float], last: list[float]) -> AttentionStats:
-    """Two-layer statistics of len(entropy) requests, each of history length 4."""
+def stats(entropy: list[float], last: list[float], length: int = 4) -> AttentionStats:
+    """Two-layer statistics of len(entropy) requests, each of history length `length`."""
     e = torch.tensor([[x, x] for x in entropy])
     m = torch.tensor([[x, x] for x in last])
-    return AttentionStats(entropy=e, last_mass=m, lengths=torch.full((len(entropy),), 4), top1_mass=m, age=m)
+    return AttentionStats(entropy=e, last_mass=m, lengths=torch.full((len(entropy),), length), top1_mass=m, age=m)
 
 
 def gauges(registry: CollectorRegistry) -> dict[str, float]:
@@ -43,6 +43,26 @@ def test_means_cover_only_the_requests_of_the_window():
     assert g["seqlens_window_coverage"] == 0.2
 
 
+def test_single_item_requests_count_but_do_not_look_like_a_collapse():
+    registry = CollectorRegistry()
+    window = RollingWindow(registry)
+    window.reset(n_items=10)
+    window.observe(stats([0.0] * 3, [1.0] * 3, length=1), [np.array([1])] * 3, now=0.0)
+    window.observe(stats([np.log(4)], [0.25]), [np.array([2])], now=0.0)
+    g = gauges(registry)
+    assert g["seqlens_window_requests"] == 4 and g['seqlens_window_attention_last_mass{layer="0"}'] == 0.25
+
+
+def test_a_window_without_traffic_empties_and_shows_no_attention():
+    registry = CollectorRegistry()
+    window = RollingWindow(registry, seconds=60)
+    window.reset(n_items=10)
+    window.observe(stats([0.0], [0.99]), [np.array([1, 2])], now=0.0)
+    window.expire(now=120.0)  # what a scrape does: nothing served for two minutes
+    g = gauges(registry)
+    assert g["seqlens_window_requests"] == 0 and np.isnan(g['seqlens_window_attention_last_mass{layer="1"}'])
+
+
 def test_a_new_model_starts_a_new_window():
     registry = CollectorRegistry()
     window = RollingWindow(registry)
@@ -51,6 +71,10 @@ def test_a_new_model_starts_a_new_window():
     assert gauges(registry)["seqlens_window_top_item_share"] == 0.5
     window.reset(n_items=5)
     assert gauges(registry)["seqlens_window_requests"] == 0
+    window.observe(stats([0.0], [0.99]), [np.array([1])], now=0.0)
+    window.reset(n_items=5)  # a model without attention now: the last one's attention is not shown as current
+    window.observe(None, [np.array([1])], now=1.0)
+    assert np.isnan(gauges(registry)['seqlens_window_attention_last_mass{layer="0"}'])
 
 
 def test_the_service_exports_the_window(client):

@@ -93,8 +93,10 @@ class SASRecConfig:
             raise ValueError(
                 f"refine_layers {bad} out of range for layers={p['layers']} (use 0..{p['layers'] - 1} or -1)"
             )
-        if p["features"] is not None and (not p["features"] or len(set(p["features"])) < len(p["features"])):
-            raise ValueError(f"features={p['features']} must name distinct columns (None: item ids only)")
+        if p["features"] is not None and not p["features"]:
+            raise ValueError("features=[] names no attribute column; leave it None for item ids only")
+        if p["features"] is not None and len(set(p["features"])) < len(p["features"]):
+            raise ValueError(f"features={p['features']} names a column twice")
         if p["rotary"] and (p["score"] == "additive" or (p["dim"] // p["heads"]) % 2):
             raise ValueError(
                 f"rotary=True needs a dot-product score and an even dim/heads (score={p['score']!r}, "

@@ -141,7 +141,9 @@ class SASRecNet(NextItemNet):
         """[n_items + 1, D]: id embeddings, plus the attribute embeddings when the model reads features."""
         if self.attributes is None:
             return self.item_emb.weight
-        return self.item_emb.weight + self.attributes(torch.arange(self.cfg.n_items + 1))
+        return self.item_emb.weight + self.attributes(
+            torch.arange(self.cfg.n_items + 1, device=self.item_emb.weight.device)
+        )
 
     @property
     def groups(self) -> list[str]:

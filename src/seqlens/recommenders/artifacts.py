@@ -73,8 +73,8 @@ def save_model(model: Recommender, path: str | Path, metrics: dict | None = None
     if metrics is not None:
         files["metrics.json"] = json.dumps(metrics, indent=2).encode()
     codes = getattr(model, "item_codes_", None)  # a feature model's attribute codes of its catalogue
-    if codes is not None:
-        files["features.json"] = json.dumps(codes.to_json()).encode()
+    if codes is not None:  # with the number of items training saw (the cold ones follow them)
+        files["features.json"] = json.dumps({**codes.to_json(), "n_warm": int(model.n_warm_)}).encode()
     config["sha256"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     with atomic.directory(path) as tmp:
         atomic.write_text(tmp / "config.json", json.dumps(config, indent=2))
@@ -179,8 +179,13 @@ def _restore(model: Recommender, path: Path, config: dict, tensors: dict) -> Non
         model.metrics_ = _read_json(path / "metrics.json")
     model.config_ = config
     if (path / "features.json").exists():
-        codes = ItemCodes.from_json(_read_json(path / "features.json"), str(path / "features.json"))
+        features = _read_json(path / "features.json", dict)
+        n_warm = features.pop("n_warm", None)
+        codes = ItemCodes.from_json(features, str(path / "features.json"))
         if any(len(m) != len(items["item_ids"]) + 1 for m in codes.codes.values()):
             raise ArtifactError(f"{path / 'features.json'}: codes do not have one row per item of items.json")
+        if not isinstance(n_warm, int) or not 0 < n_warm <= len(items["item_ids"]):
+            raise ArtifactError(f"{path / 'features.json'}: n_warm must count the items training saw, got {n_warm!r}")
         setattr(model, "item_codes_", codes)  # noqa: B010 (only feature models have the attribute)
+        model.n_warm_ = n_warm
     model._load_state({k[len("state.") :]: v for k, v in tensors.items() if k.startswith("state.")})

@@ -49,13 +49,18 @@ class ModelStore:
 
     def __init__(self, root: str | Path, create: bool = False):
         self.root = Path(root)
-        if not (self.root / INDEX).is_file():
-            if not create:
-                raise ArtifactError(f"{self.root}: not a model store (no {INDEX}); `seqlens models add` creates one")
-            if self.root.exists() and any(self.root.iterdir()):
-                raise ArtifactError(f"{self.root}: exists and is not empty; a new model store needs an empty directory")
-            self.root.mkdir(parents=True, exist_ok=True)
-            atomic.write_text(self.root / INDEX, json.dumps({"format": STORE_FORMAT, "versions": {}, "promoted": []}))
+        if (self.root / INDEX).is_file():
+            return
+        if not create:
+            raise ArtifactError(f"{self.root}: not a model store (no {INDEX}); `seqlens models add` creates one")
+        if self.root.exists() and any(p.name != ".lock" for p in self.root.iterdir()):
+            raise ArtifactError(f"{self.root}: exists and is not empty; a new model store needs an empty directory")
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._lock():  # two first `add`s at once: one creates the index, the other finds it
+            if not (self.root / INDEX).is_file():
+                atomic.write_text(
+                    self.root / INDEX, json.dumps({"format": STORE_FORMAT, "versions": {}, "promoted": []})
+                )
 
     @staticmethod
     def is_store(path: str | Path) -> bool:
@@ -146,13 +151,19 @@ class ModelStore:
         return index
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict]:
-        """The index to change, under the store's lock; written back (atomically) when the block succeeds."""
+    def _lock(self) -> Iterator[None]:
+        """The store's lock (flock on `.lock`), held for the block."""
         with open(self.root / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                index = self._read()
-                yield index
-                atomic.write_text(self.root / INDEX, json.dumps(index, indent=1))
+                yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict]:
+        """The index to change, under the store's lock; written back (atomically) when the block succeeds."""
+        with self._lock():
+            index = self._read()
+            yield index
+            atomic.write_text(self.root / INDEX, json.dumps(index, indent=1))

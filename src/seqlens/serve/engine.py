@@ -218,7 +218,7 @@ class Engine:
         config = getattr(self.model, "config_", {})
         return {
             "model": type(self.model).__name__,
-            "model_version": self.version,
+            "model_version": self.model_version,  # the store's version, else the config hash (as in every answer)
             "seqlens_version": config.get("seqlens_version"),
             "artifact_format": config.get("format"),
             "config_hash": config.get("config_hash"),

@@ -163,14 +163,17 @@ class Handlers:
             raise RequestError(409, "rollback needs a model store (`seqlens models`); this service serves a directory")
         async with state.reload_lock:
             start = time.perf_counter()
-            previous = ModelStore(state.source).previous()
+            try:
+                previous = ModelStore(state.source).previous()
+            except (SeqlensError, OSError) as e:  # a corrupt or unreadable store: nothing changes
+                raise RequestError(409, f"rollback failed, still serving version {state.engine.version}: {e}") from None
             if previous is None:
                 raise RequestError(409, "nothing to roll back to: the store has no earlier promoted version")
-            engine = await self._load(previous)
+            engine = await self._load(previous, f"rollback to version {previous}")
             try:
                 current, _ = ModelStore(state.source).rollback(expect=previous)
-            except SeqlensError as e:
-                raise RequestError(409, f"rollback failed, still serving the previous model: {e}") from None
+            except (SeqlensError, OSError) as e:
+                raise RequestError(409, f"rollback failed, still serving version {state.engine.version}: {e}") from None
             self._swap(engine)
         seconds = round(time.perf_counter() - start, 3)
         return {"rolled_back": True, "from": current, "to": previous, "seconds": seconds, "model": engine.describe()}
@@ -187,14 +190,14 @@ class Handlers:
         if not hmac.compare_digest(given.encode(), self.state.reload_token.encode()):
             raise RequestError(401, "missing or wrong token: send 'Authorization: Bearer <token>'")
 
-    async def _load(self, version: int | None) -> Engine:
+    async def _load(self, version: int | None, action: str = "reload") -> Engine:
         """The engine of the served source (a store's `version`, or its promoted one), loaded in a thread."""
         try:
             return await asyncio.to_thread(Engine.load, self.state.source, version)
         except Exception as e:  # whatever went wrong with the new model, the old one keeps serving
             self.metrics.reloads.labels("failed").inc()
             reason = str(e) if isinstance(e, (SeqlensError, OSError)) else f"{type(e).__name__}: {e}"
-            raise RequestError(409, f"reload failed, still serving the previous model: {reason}") from None
+            raise RequestError(409, f"{action} failed, still serving the previous model: {reason}") from None
 
     def _swap(self, engine: Engine) -> None:
         """Serve `engine` from now on; the other workers of this service follow (the generation file)."""
@@ -245,7 +248,8 @@ class Handlers:
 
     def _log_requests(self, engine: Engine, queries: tuple, results: list, stats: AttentionStats | None) -> None:
         """The batch's numbers for the request log (its writer process builds and writes the records)."""
-        cast(RequestLog, self.state.request_log).record(time.time(), engine, queries, results, stats)
+        if not cast(RequestLog, self.state.request_log).record(time.time(), engine, queries, results, stats):
+            self.metrics.request_log_dropped.inc(len(queries))
 
     def _explain_batch(self, key: Hashable, batch: list) -> list:
         engine, method = cast(tuple[Engine, str], key)  # batched per engine and method

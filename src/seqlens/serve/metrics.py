@@ -87,6 +87,9 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64), registry=r,
         )  # fmt: skip
         self.reloads = Counter("seqlens_model_reloads", "Model reloads by outcome", ["outcome"], registry=r)
+        self.request_log_dropped = Counter(
+            "seqlens_request_log_dropped", "Requests left out of the request log (its writer fell behind)", registry=r
+        )
 
     def serving(self, engine: Engine) -> None:
         """A model was swapped in: its version, and a fresh window (statistics of one model only)."""
@@ -101,6 +104,7 @@ class Metrics:
                 self.last_mass.labels(str(layer)).observe(m)
 
     def exposition(self) -> bytes:
+        self.window.expire()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
@@ -142,36 +146,52 @@ class RollingWindow:
             "seqlens_window_coverage", "Share of the catalogue recommended at least once in the window",
             multiprocess_mode="liveall", registry=registry,
         )  # fmt: skip
+        self.layers_shown = 0  # per-layer series set so far (kept, as NaN, when no request feeds them)
         self.reset(1)
 
     def reset(self, n_items: int) -> None:
         self.n_items = max(n_items, 1)
-        self.entries: deque[tuple[float, np.ndarray | None, int, np.ndarray]] = deque()
-        self.sums: np.ndarray | None = None  # [statistics, layers]
+        self.entries: deque[tuple[float, np.ndarray | None, int | None, np.ndarray]] = deque()
+        self.sums: np.ndarray | None = None  # [statistics, layers], over the entries with a row
+        self.attended = 0  # entries with a row: requests of an attention model with at least two items
         self.first: Tally[int] = Tally()
         self.shown: Tally[int] = Tally()
         self._publish()
 
     def observe(self, stats: AttentionStats | None, items: list[np.ndarray], now: float | None = None) -> None:
-        """One batch: its statistics (None for a model without attention) and each request's recommended items."""
+        """One batch: its statistics (None for a model without attention) and each request's recommended items.
+
+        Requests of a single item say nothing about attention (all of it is on that item: entropy 0, last-item
+        mass 1), so they count as requests but not in the attention means."""
         now = time.time() if now is None else now
         rows = None
         if stats is not None:
             by_name = stats.by_name()
             rows = np.stack([by_name[name].numpy() for name in WINDOW_STATISTICS], 1).astype(np.float64)  # [B, S, L]
+            lengths = stats.lengths.numpy()
         for b, ranked in enumerate(items):
-            row = None if rows is None else rows[b]
-            first = int(ranked[0]) if len(ranked) else 0
+            row = None if rows is None or lengths[b] < 2 else rows[b]
+            first = int(ranked[0]) if len(ranked) else None
             self.entries.append((now, row, first, ranked))
             if row is not None:
-                self.sums = row.copy() if self.sums is None else self.sums + row
-            self.first[first] += 1
+                self.sums = row.copy() if self.sums is None or not self.attended else self.sums + row
+                self.attended += 1
+            if first is not None:
+                self.first[first] += 1
             self.shown.update(ranked.tolist())
+        self.expire(now)
+
+    def expire(self, now: float | None = None) -> None:
+        """Drop the requests older than the window and publish; also run before every scrape, so that a service
+        without traffic does not keep showing (and alerting on) what it served long ago."""
+        now = time.time() if now is None else now
         while self.entries and self.entries[0][0] < now - self.seconds:
             _, row, first, ranked = self.entries.popleft()
             if row is not None and self.sums is not None:
                 self.sums -= row
-            _count_out(self.first, [first])
+                self.attended -= 1
+            if first is not None:
+                _count_out(self.first, [first])
             _count_out(self.shown, ranked.tolist())
         self._publish()
 
@@ -180,10 +200,14 @@ class RollingWindow:
         self.requests.set(n)
         self.top_item_share.set(max(self.first.values(), default=0) / n if n else 0.0)
         self.coverage.set(len(self.shown) / self.n_items)
-        if self.sums is not None and n:
-            for s, name in enumerate(WINDOW_STATISTICS):
-                for layer, total in enumerate(self.sums[s]):
-                    self.gauges[name].labels(str(layer)).set(total / n)
+        # layers without requests to average (none in the window, a model without attention or with fewer layers)
+        # show NaN: a series that was set cannot be removed across worker processes, and NaN fires no rule
+        layers = self.sums.shape[1] if self.sums is not None and self.attended else 0
+        for s, name in enumerate(WINDOW_STATISTICS):
+            for layer in range(max(layers, self.layers_shown)):
+                value = self.sums[s, layer] / self.attended if layer < layers and self.sums is not None else np.nan
+                self.gauges[name].labels(str(layer)).set(value)
+        self.layers_shown = max(layers, self.layers_shown)
 
 
 def _count_out(tally: Tally[int], items: list[int]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import logging
 import os
 import subprocess
 import sys
@@ -39,6 +40,8 @@ from seqlens.serve import request_writer
 
 if TYPE_CHECKING:
     from seqlens.serve.engine import Engine, Query, Result
+
+log = logging.getLogger("seqlens.serve")
 
 MAX_BYTES = 64 * 2**20
 BACKUPS = 20
@@ -67,11 +70,12 @@ class RequestLog:
         self._sender.start()
 
     def record(self, when: float, engine: Engine, queries: Sequence[Query], results: Sequence[Result],
-               stats: AttentionStats | None) -> None:  # fmt: skip
-        """Queue one micro-batch's numbers (no records are built here: the writer process builds them)."""
+               stats: AttentionStats | None) -> bool:  # fmt: skip
+        """Queue one micro-batch's numbers (no records are built here: the writer process builds them); False
+        when the buffer is full and the batch was dropped instead."""
         if len(self._pending) >= QUEUE_SIZE:
             self.dropped += 1
-            return
+            return False
         if engine not in self._catalogues:  # the first batch of a model: the writer needs its ids and buckets
             key = self._catalogues[engine] = next(self._keys)
             self._pending.append(("catalogue", key, np.asarray(engine.model.item_ids_, dtype=object),
@@ -87,17 +91,20 @@ class RequestLog:
             None if table is None else (STATISTICS, pack(table)),  # [B, statistics, layers]
             [pack(a) for a in last if a is not None] if all(a is not None for a in last) else None,
         ))  # fmt: skip
+        return True
 
-    def close(self) -> None:
-        """Send what is queued, let the writer finish writing it, and stop both."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Send what is queued, let the writer finish writing it, and stop both; a writer that has not finished
+        within `timeout` seconds (a stalled disk) is killed, so a shutdown never hangs on it."""
         self._stop.set()
-        self._sender.join()
+        self._sender.join(timeout)
         with contextlib.suppress(OSError):
-            cast(IO[bytes], self._writer.stdin).close()
+            cast(IO[bytes], self._writer.stdin).close()  # the writer's end of input: it writes what it has and exits
         try:
-            self._writer.wait(timeout=30)
+            self._writer.wait(timeout)
         except subprocess.TimeoutExpired:
             self._writer.kill()
+            self._writer.wait()
 
     def _send_every(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
@@ -113,5 +120,7 @@ class RequestLog:
                 pipe = cast(IO[bytes], self._writer.stdin)
                 pipe.write(request_writer.frame(batch))  # the interpreter lock is released while the pipe is written
                 pipe.flush()
-            except OSError:  # the writer is gone (killed): what is logged is lost, never a request
+            except OSError as e:  # the writer is gone (killed): what is logged is lost, never a request
+                if not self.dropped:
+                    log.error("the request log's writer process is gone (%s): records are dropped from now on", e)
                 self.dropped += len(batch)

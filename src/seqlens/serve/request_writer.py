@@ -29,11 +29,16 @@ import numpy as np
 
 #: the length that precedes each pickled list of messages
 HEADER = struct.Struct("<Q")
+#: the most recent models' catalogues kept (batches a swapped-out model was still answering may follow its successor's)
+CATALOGUES_KEPT = 4
 
 
 def main(source: BinaryIO, path: str, max_bytes: int, backups: int) -> None:
     """Write what arrives on `source` until the worker closes it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the worker, which closes the pipe: then we finish
+    # Ctrl-C and a service manager's SIGTERM reach the whole process group: the worker shuts down and closes the
+    # pipe, and this process writes what it was sent before it exits (the end of input is its only stop signal)
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
     catalogues: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
     try:
@@ -42,6 +47,8 @@ def main(source: BinaryIO, path: str, max_bytes: int, backups: int) -> None:
             for message in messages:
                 if message[0] == "catalogue":
                     catalogues[message[1]] = message[2:]
+                    for old in list(catalogues)[:-CATALOGUES_KEPT]:  # reloads: the old models' batches are done
+                        del catalogues[old]
                 else:
                     text = "\n".join(json.dumps(e, separators=(",", ":")) for e in batch_records(message, catalogues))
                     handler.handle(logging.makeLogRecord({"msg": text}))
