@@ -184,8 +184,8 @@ def _restore(model: Recommender, path: Path, config: dict, tensors: dict) -> Non
         codes = ItemCodes.from_json(features, str(path / "features.json"))
         if any(len(m) != len(items["item_ids"]) + 1 for m in codes.codes.values()):
             raise ArtifactError(f"{path / 'features.json'}: codes do not have one row per item of items.json")
-        if not isinstance(n_warm, int) or not 0 < n_warm <= len(items["item_ids"]):
+        if n_warm is not None and (not isinstance(n_warm, int) or not 0 < n_warm <= len(items["item_ids"])):
             raise ArtifactError(f"{path / 'features.json'}: n_warm must count the items training saw, got {n_warm!r}")
         setattr(model, "item_codes_", codes)  # noqa: B010 (only feature models have the attribute)
-        model.n_warm_ = n_warm
+        model.n_warm_ = n_warm or model.n_warm_  # files written before it was saved: every item counts as seen
     model._load_state({k[len("state.") :]: v for k, v in tensors.items() if k.startswith("state.")})
