@@ -138,12 +138,17 @@ class SASRecNet(NextItemNet):
         return self.emb_dropout(x)
 
     def item_table(self) -> Tensor:
-        """[n_items + 1, D]: id embeddings, plus the attribute embeddings when the model reads features."""
+        """[n_items + 1, D]: id embeddings, plus the attribute embeddings when the model reads features.
+
+        In training, a feature model leaves out the id embedding of a random `id_dropout` share of the items
+        (per call: once per step), so that the attribute part alone learns to rank items as well; that is
+        all a cold item has."""
         if self.attributes is None:
             return self.item_emb.weight
-        return self.item_emb.weight + self.attributes(
-            torch.arange(self.cfg.n_items + 1, device=self.item_emb.weight.device)
-        )
+        ids = self.item_emb.weight
+        if self.training and self.cfg.id_dropout > 0:
+            ids = ids * (torch.rand(len(ids), 1, device=ids.device) >= self.cfg.id_dropout)
+        return ids + self.attributes(torch.arange(self.cfg.n_items + 1, device=ids.device))
 
     @property
     def groups(self) -> list[str]:
