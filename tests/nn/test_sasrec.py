@@ -162,3 +162,19 @@ def test_refined_padding_width_and_fused_paths_agree(refinement):
     torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
 
     torch.testing.assert_close(net(seq)[0], net(seq, return_attention=True)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_the_item_table_kept_for_inference_follows_weight_changes():
+    from seqlens.data.items import ItemCodes
+
+    torch.manual_seed(0)
+    codes = ItemCodes({"brand": ["a", "b"]}, {"brand": torch.randint(0, 3, (11, 1)).numpy()})
+    net = SASRecNet(SASRecConfig(n_items=10, max_len=5, dim=8, features=["brand"]), codes).eval()
+    with torch.inference_mode():
+        kept = net.item_table().clone()
+        assert torch.equal(net.item_table(), kept)  # the second call reuses it
+    with torch.no_grad():
+        net.attributes.tables[0].weight[1] += 1.0  # what an optimiser step or loading does: an in-place change
+    with torch.inference_mode():
+        fresh = net.item_emb.weight + net.attributes(torch.arange(11))
+        assert torch.equal(net.item_table(), fresh) and not torch.equal(fresh, kept)

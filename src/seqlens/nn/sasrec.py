@@ -8,6 +8,7 @@ Its hyper-parameters are declared on `SASRecConfig`, in config.py (no torch ther
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -82,6 +83,8 @@ class SASRecNet(NextItemNet):
         self.item_emb = nn.Embedding(cfg.n_items + 1, cfg.dim, padding_idx=0)
         # cfg.features names the columns; `attributes` holds their codes for this catalogue
         self.attributes = ItemAttributes(attributes, cfg.dim) if attributes is not None else None
+        self._table: Tensor | None = None  # the item table kept between inference calls (`item_table`)
+        self._table_key: tuple | None = None
         self.pos_emb = None if cfg.positions == "none" else nn.Embedding(cfg.max_len, cfg.dim)
         self.emb_dropout = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, cfg.refinement if cfg.refines(i) else "none") for i in range(cfg.layers))
@@ -148,7 +151,16 @@ class SASRecNet(NextItemNet):
         ids = self.item_emb.weight
         if self.training and self.cfg.id_dropout > 0:
             ids = ids * (torch.rand(len(ids), 1, device=ids.device) >= self.cfg.id_dropout)
-        return ids + self.attributes(torch.arange(self.cfg.n_items + 1, device=ids.device))
+        if self.training or torch.is_grad_enabled():
+            return ids + self.attributes(torch.arange(self.cfg.n_items + 1, device=ids.device))
+        # inference: the whole catalogue's attribute embeddings cost ~9 ms on Beauty, once per scored batch;
+        # kept until a weight changes (a tensor's version counts its in-place changes: optimiser steps, loading)
+        weights = [ids, *(cast(nn.Embedding, t).weight for t in self.attributes.tables)]
+        key = tuple((w.data_ptr(), w._version) for w in weights)
+        if self._table is None or self._table_key != key:
+            self._table = ids + self.attributes(torch.arange(self.cfg.n_items + 1, device=ids.device))
+            self._table_key = key
+        return self._table
 
     @property
     def groups(self) -> list[str]:
