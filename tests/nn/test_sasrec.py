@@ -178,3 +178,23 @@ def test_the_item_table_kept_for_inference_follows_weight_changes():
     with torch.inference_mode():
         fresh = net.item_emb.weight + net.attributes(torch.arange(11))
         assert torch.equal(net.item_table(), fresh) and not torch.equal(fresh, kept)
+
+
+def test_the_kept_item_table_is_dropped_when_the_network_trains():
+    """The fused Adam changes weights without counting it in their version: training must drop the table."""
+    from seqlens.data.items import ItemCodes
+
+    torch.manual_seed(0)
+    codes = ItemCodes({"brand": ["a", "b"]}, {"brand": torch.randint(0, 3, (11, 1)).numpy()})
+    net = SASRecNet(SASRecConfig(n_items=10, max_len=5, dim=8, features=["brand"], id_dropout=0.0), codes)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1, fused=True)
+    net.eval()
+    with torch.inference_mode():
+        before = net.item_table().clone()
+    net.train()
+    net.item_table().sum().backward()
+    opt.step()
+    net.eval()
+    with torch.inference_mode():
+        assert not torch.equal(net.item_table(), before)
+        assert torch.equal(net.item_table(), net.item_emb.weight + net.attributes(torch.arange(11)))

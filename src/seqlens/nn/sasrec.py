@@ -154,13 +154,22 @@ class SASRecNet(NextItemNet):
         if self.training or torch.is_grad_enabled():
             return ids + self.attributes(torch.arange(self.cfg.n_items + 1, device=ids.device))
         # inference: the whole catalogue's attribute embeddings cost ~9 ms on Beauty, once per scored batch;
-        # kept until a weight changes (a tensor's version counts its in-place changes: optimiser steps, loading)
+        # kept until the network goes back to training (`train`: the fused Adam updates weights without counting
+        # the change in their version) or a weight changes in place (a tensor's version counts that)
         weights = [ids, *(cast(nn.Embedding, t).weight for t in self.attributes.tables)]
         key = tuple((w.data_ptr(), w._version) for w in weights)
         if self._table is None or self._table_key != key:
             self._table = ids + self.attributes(torch.arange(self.cfg.n_items + 1, device=ids.device))
             self._table_key = key
         return self._table
+
+    def train(self, mode: bool = True) -> SASRecNet:
+        self._table = None  # the kept item table (`item_table`) is stale once weights train
+        return super().train(mode)
+
+    def load_state_dict(self, *args, **kwargs):  # type: ignore[override]
+        self._table = None
+        return super().load_state_dict(*args, **kwargs)
 
     @property
     def groups(self) -> list[str]:
