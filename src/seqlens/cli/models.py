@@ -28,9 +28,8 @@ def add(
     promote: bool = typer.Option(False, help="Promote the new version at once."),
 ) -> None:
     """Copy a saved model into the store as its next version (it must load first)."""
-    from seqlens.recommenders import ModelStore, load_model
+    from seqlens.recommenders import ModelStore
 
-    load_model(model_dir)  # what would not load creates no store
     number = ModelStore(store, create=True).add(model_dir, note=note, promote=promote)
     console.print(f"added version {number}{' (promoted)' if promote else ''}")
 

@@ -45,22 +45,19 @@ class Version:
 
 
 class ModelStore:
-    """The store at `root` (see the module docstring); `create=True` makes an empty one if none is there."""
+    """The store at `root` (see the module docstring). With `create=True` and no store there, a new one: empty
+    until its first change (`add`) writes it, so that adding a model that does not load leaves nothing behind."""
 
     def __init__(self, root: str | Path, create: bool = False):
         self.root = Path(root)
-        if (self.root / INDEX).is_file():
+        exists = (self.root / INDEX).is_file()
+        self.create = create and not exists
+        if exists:
             return
         if not create:
             raise ArtifactError(f"{self.root}: not a model store (no {INDEX}); `seqlens models add` creates one")
         if self.root.exists() and any(p.name != ".lock" for p in self.root.iterdir()):
             raise ArtifactError(f"{self.root}: exists and is not empty; a new model store needs an empty directory")
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._lock():  # two first `add`s at once: one creates the index, the other finds it
-            if not (self.root / INDEX).is_file():
-                atomic.write_text(
-                    self.root / INDEX, json.dumps({"format": STORE_FORMAT, "versions": {}, "promoted": []})
-                )
 
     @staticmethod
     def is_store(path: str | Path) -> bool:
@@ -143,6 +140,8 @@ class ModelStore:
         try:
             index = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
+            if self.create:  # a new store before its first change
+                return {"format": STORE_FORMAT, "versions": {}, "promoted": []}
             raise ArtifactError(f"{self.root}: not a model store (no {INDEX})") from None
         except json.JSONDecodeError as e:
             raise ArtifactError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})") from None
@@ -151,19 +150,16 @@ class ModelStore:
         return index
 
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        """The store's lock (flock on `.lock`), held for the block."""
+    def _locked(self) -> Iterator[dict]:
+        """The index to change, under the store's lock (flock on `.lock`); written back (atomically) when the
+        block succeeds: a new store's first change creates it."""
+        self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                yield
+                index = self._read()
+                yield index
+                atomic.write_text(self.root / INDEX, json.dumps(index, indent=1))
+                self.create = False
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict]:
-        """The index to change, under the store's lock; written back (atomically) when the block succeeds."""
-        with self._lock():
-            index = self._read()
-            yield index
-            atomic.write_text(self.root / INDEX, json.dumps(index, indent=1))
