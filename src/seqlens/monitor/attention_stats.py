@@ -18,6 +18,7 @@ it acted; a plain tensor per layer (the older network output) is accepted too.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,7 +45,12 @@ class AttentionStats:
         return int(self.entropy.shape[1])
 
     def by_name(self) -> dict[str, Tensor]:
-        """Every statistic by its name in `STATISTICS`, [B, layers] each: what monitoring records per request."""
+        """Every statistic by its name in `STATISTICS`, [B, layers] each: what monitoring records per request
+        (built once per batch: the service's window gauges and its request log both read it)."""
+        return self._named
+
+    @functools.cached_property
+    def _named(self) -> dict[str, Tensor]:
         return {"entropy": self.entropy, "normalized_entropy": self.normalized_entropy(),
                 "top1_mass": self.top1_mass, "last_mass": self.last_mass, "age": self.age}  # fmt: skip
 
