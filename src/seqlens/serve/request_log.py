@@ -8,8 +8,7 @@ checks the windows for drift, as it does for a replayed log.
 
 A request only appends its batch's numbers (numpy arrays) to a bounded buffer. A sender thread wakes every
 `SEND_SECONDS` and passes what came, pickled, over a pipe to a writer process (`request_writer.py`, a child
-interpreter reading its stdin), which
-builds the records and writes them through logging's `RotatingFileHandler` (a new file past `max_bytes`,
+interpreter reading its stdin), which builds the records and writes them through logging's `RotatingFileHandler` (a new file past `max_bytes`,
 `backups` kept). Building and writing in a thread of the worker took its interpreter lock from the requests
 (p99 1.8x, measured); the pipe's write releases it. Each worker has its own writer and file
 (`requests-<pid>.jsonl`), so workers never share one.
@@ -82,14 +81,14 @@ class RequestLog:
                                   engine.buckets, POPULARITY_BUCKETS))  # fmt: skip
         by_name = stats.by_name() if stats is not None else None
         table = torch.stack([by_name[name] for name in STATISTICS], 1).numpy() if by_name is not None else None
-        last = [r.attentions[-1].numpy() if r.attentions else None for r in results]  # [heads, T] of the last layer
+        attended = all(r.attentions for r in results)  # the last layer's weights [heads, T] of each request
         pack = request_writer.pack
         self._pending.append((
             "batch", self._catalogues[engine], when, [len(q.items) for q in queries],
             [pack(q.items) for q in queries] if self.history else None,
             [pack(r.used) for r in results], [pack(r.items) for r in results],
             None if table is None else (STATISTICS, pack(table)),  # [B, statistics, layers]
-            [pack(a) for a in last if a is not None] if all(a is not None for a in last) else None,
+            [pack(r.attentions[-1].numpy()) for r in results if r.attentions] if attended else None,
         ))  # fmt: skip
         return True
 

@@ -7,8 +7,8 @@ numbers (`serve/request_log.py`). This module imports neither torch nor the serv
 in a fraction of a second.
 
 Run as `python -m seqlens.serve.request_writer PATH MAX_BYTES BACKUPS`; messages arrive on stdin as pickled
-lists, each preceded by its length (8 bytes, little-endian): ("catalogue", key, item_ids, buckets, n_buckets) once per served
-model, then ("batch", key, when, history lengths, histories or None, used, recommended, (statistic names, their
+lists, each preceded by its length (8 bytes, little-endian): ("catalogue", key, item_ids, buckets, n_buckets)
+once per served model, then ("batch", key, when, history lengths, histories or None, used, recommended, (statistic names, their
 [batch, statistics, layers] table) or None, last-layer attention rows or None) per micro-batch of requests,
 every array `pack`ed.
 Records are JSON lines in `requests-<worker pid>.jsonl`, rotated by logging's `RotatingFileHandler`.
@@ -23,6 +23,7 @@ import pickle
 import signal
 import struct
 import sys
+from collections.abc import Sequence
 from typing import BinaryIO
 
 import numpy as np
@@ -78,10 +79,7 @@ def batch_records(message: tuple, catalogues: dict[int, tuple[np.ndarray, np.nda
     item_ids, buckets, n_buckets = catalogues[key]
     used, recommended = [unpack(u) for u in used], [unpack(r) for r in recommended]
     n = len(used)
-    per_request: list[dict | None] = [None] * n
-    if stats is not None:
-        names, table = stats
-        per_request = [*statistics_rows(dict(zip(names, unpack(table).transpose(1, 0, 2))))]
+    per_request: Sequence[dict | None] = [None] * n if stats is None else statistics_rows(stats[0], unpack(stats[1]))
     last_rows = [unpack(a) for a in last_rows] if last_rows is not None else [None] * n
     ids = [item_ids[unpack(h) - 1].tolist() for h in histories] if histories is not None else [None] * n
     return [
@@ -95,16 +93,15 @@ def batch_records(message: tuple, catalogues: dict[int, tuple[np.ndarray, np.nda
             buckets,
             n_buckets,
             ids[b],
-        )  # fmt: skip
+        )
         for b in range(n)
     ]
 
 
-def statistics_rows(stats: dict[str, np.ndarray]) -> list[dict]:
-    """Each request's statistics {"entropy@0": ..., ...} from per-statistic [B, layers] arrays."""
-    names = [f"{name}@{layer}" for name, values in stats.items() for layer in range(values.shape[1])]
-    table = np.concatenate(list(stats.values()), 1).astype(np.float64).round(6).tolist()  # [B][names]
-    return [dict(zip(names, row)) for row in table]
+def statistics_rows(names: Sequence[str], table: np.ndarray) -> list[dict]:
+    """Each request's statistics {"entropy@0": ..., ...} from the batch's [B, statistics, layers] table."""
+    keys = [f"{name}@{layer}" for name in names for layer in range(table.shape[2])]
+    return [dict(zip(keys, row)) for row in table.reshape(len(table), -1).astype(np.float64).round(6).tolist()]
 
 
 def request_record(
