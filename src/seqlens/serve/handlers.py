@@ -163,15 +163,13 @@ class Handlers:
             raise RequestError(409, "rollback needs a model store (`seqlens models`); this service serves a directory")
         async with state.reload_lock:
             start = time.perf_counter()
-            try:
-                previous = ModelStore(state.source).previous()
-            except (SeqlensError, OSError) as e:  # a corrupt or unreadable store: nothing changes
-                raise RequestError(409, f"rollback failed, still serving version {state.engine.version}: {e}") from None
-            if previous is None:
-                raise RequestError(409, "nothing to roll back to: the store has no earlier promoted version")
-            engine = await self._load(previous, f"rollback to version {previous}")
-            try:
-                current, _ = ModelStore(state.source).rollback(expect=previous)
+            try:  # a corrupt or unreadable store, or one changed meanwhile: nothing changes
+                store = ModelStore(state.source)
+                previous = store.previous()
+                if previous is None:
+                    raise RequestError(409, "nothing to roll back to: the store has no earlier promoted version")
+                engine = await self._load(previous, f"rollback to version {previous}")
+                current, _ = store.rollback(expect=previous)
             except (SeqlensError, OSError) as e:
                 raise RequestError(409, f"rollback failed, still serving version {state.engine.version}: {e}") from None
             self._swap(engine)
