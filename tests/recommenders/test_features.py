@@ -146,3 +146,10 @@ def test_hiding_the_top_cells_lowers_the_score_more_than_random_cells(feature_mo
         top = drop(cells.view(len(seq), -1).topk(3, dim=1).indices)
         random = drop(torch.from_numpy(np.stack([rng.choice(cells[0].numel(), 3, replace=False) for _ in seq])))
     assert top > 3 * random
+
+
+def test_a_feature_explanation_of_an_unknown_item_names_it(feature_model):
+    from seqlens.explain import explain_features
+
+    with pytest.raises(DataError, match="item 'nope' to explain is not known"):
+        explain_features(feature_model, history=["g1i0"], item="nope")

@@ -173,7 +173,7 @@ def explain_batch(
         raise DataError(f"k must be a positive integer, got {k!r}")
     labels, seqs = model.encoded_histories(users, histories)
     given = None if histories is None else {str(u): [str(i) for i in h] for u, h in histories.items()}
-    targets = recommended_items(model, seqs, _encode_targets(model, items, len(labels)), exclude_seen)
+    targets = recommended_items(model, seqs, encode_targets(model, items, len(labels)), exclude_seen)
     deny = as_deny_list(deny)
     out = []
     for lo in range(0, len(labels), batch_size):
@@ -245,7 +245,7 @@ def _check_explainable(model, method: str) -> None:
         raise DataError(f"method {method!r} needs attention layers, which {type(model).__name__} does not have")
 
 
-def _encode_targets(model, items: Sequence[str | None] | None, n: int) -> np.ndarray | None:
+def encode_targets(model, items: Sequence[str | None] | None, n: int) -> np.ndarray | None:
     """Internal indices of the items to explain (0 = the top recommendation), or None for all top."""
     if items is None or all(i is None for i in items):
         return None

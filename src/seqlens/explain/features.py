@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from seqlens.errors import DataError
-from seqlens.explain.explanation import recommended_items
+from seqlens.explain.explanation import encode_targets, recommended_items
 from seqlens.explain.narrative import MIN_SHARE
 from seqlens.nn.sasrec import SASRecNet
 
@@ -82,10 +82,7 @@ def explain_features(
     users = None if user is None else [str(user)]
     histories = None if history is None else {"history": history}
     _, seqs = model.encoded_histories(users, histories)
-    targets = None if item is None else model.encode_items([item])
-    if targets is not None and targets[0] == 0:
-        raise DataError(f"item {item!r} is not known to the model")
-    target = recommended_items(model, seqs, targets, exclude_seen)
+    target = recommended_items(model, seqs, encode_targets(model, [item], 1), exclude_seen)
     n = min(int(seqs.lengths[0]), model.max_len)
     seq = torch.from_numpy(seqs.padded(np.arange(1), model.max_len))
     cells, totals, full = feature_attributions(net, seq, torch.from_numpy(target))
