@@ -18,6 +18,7 @@ Usage: python -m benchmarks.features train --dataset beauty --config features --
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import resource
@@ -47,6 +48,7 @@ def run_name(dataset: str, config: str, seed: int, cold: float) -> str:
     return f"{dataset}-{config}-s{seed}" + (f"-cold{cold:g}" if cold else "")
 
 
+@functools.cache  # the report asks for each split several times; reading Beauty and splitting it takes seconds
 def split_for(dataset: str, seed: int, cold: float) -> tuple[seqlens.Split, list[str]]:
     """The leave-one-out split, with `cold` of the items (drawn with `seed`) removed from train and validation."""
     log = load(dataset)
@@ -222,8 +224,8 @@ def report() -> None:
         if found["cold"]:
             users = evaluated[name]["cold_users"]
             per = {c: pair[c].per_user.set_index("user_id").loc[sorted(users)] for c in pair}
-            popular = seqlens.Popular().fit(split_for(found["dataset"], found["seed"], found["cold"])[0].train)
             split = split_for(found["dataset"], found["seed"], found["cold"])[0]
+            popular = seqlens.Popular().fit(split.train)
             pop = seqlens.evaluate(popular, split.test, split.test_history, ks=(20,)).per_user.set_index("user_id")
             cold_rows.append(
                 f"| {found['dataset']} | {found['seed']} | {found['cold']:g} | {len(users)} | "
