@@ -276,3 +276,15 @@ def test_train_on_a_named_dataset_from_a_data_root(tmp_path):
     assert json.loads((out / "config.json").read_text())["dataset"]["n_users"] == 60
     missing = runner.invoke(app, ["train", "--dataset", "beauty", "--data-root", str(tmp_path / "data")])
     assert missing.exit_code == 2 and "Beauty_item.txt: missing" in missing.stderr
+
+
+def test_train_in_two_processes(tmp_path):
+    """`--nproc 2`: two gloo ranks train, rank 0 alone evaluates and saves (a fresh interpreter, as users run it)."""
+    out = tmp_path / "model"
+    args = ["train", "--data", "synthetic", "--epochs", "2", "--dim", "16", "--max-len", "20", "--nproc", "2"]
+    done = subprocess.run([sys.executable, "-m", "seqlens", *args, "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("model saved to") == 1  # written once, by rank 0
+    history = json.loads((out / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert json.loads((out / "metrics.json").read_text())["test"]["ndcg@10"] > 0

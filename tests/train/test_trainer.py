@@ -39,7 +39,7 @@ def same_state(a, b):
 
 def mse_loss(module):
     def loss_fn(batch):
-        return (module(X[batch]) - Y[batch]).pow(2).mean()
+        return (module(X[batch]) - Y[batch]).pow(2).mean(), len(batch)
 
     return loss_fn
 
@@ -245,7 +245,11 @@ def test_resume_into_a_network_of_other_shapes_is_refused(interrupted_checkpoint
     torch.manual_seed(0)
     wider = nn.Sequential(Dropout(0.3), nn.Linear(3, 2))
     with pytest.raises(ArtifactError, match="differs from this model.s in 1.bias, 1.weight"):
-        run(wider, lambda batch: wider(torch.zeros(len(batch), 3)).pow(2).mean(), resume=interrupted_checkpoint)
+        run(
+            wider,
+            lambda batch: (wider(torch.zeros(len(batch), 3)).pow(2).mean(), len(batch)),
+            resume=interrupted_checkpoint,
+        )
 
 
 @pytest.mark.fault

@@ -144,23 +144,80 @@ def train(
     out: str | None = typer.Option(None, help="Output model directory."),
     resume: Path | None = typer.Option(None, help="Checkpoint directory written by an interrupted run."),
     model_name: str | None = typer.Option(None, "--model", help=f"One of: {', '.join(TRAINABLE)} (default sasrec)."),
+    nproc: int = typer.Option(
+        1, min=1, help="Training processes on this machine (DistributedDataParallel; torchrun for several machines)."
+    ),
     *,
     model_flags: dict,
 ) -> None:
     """Train SASRec or GRU4Rec (leave-one-out split, early stopping on validation), evaluate on test, save.
 
-    Every hyper-parameter of the model is also a flag (see `seqlens.SASRec` for what each does).
+    Every hyper-parameter of the model is also a flag (see `seqlens.SASRec` for what each does). With
+    `--nproc N` (or under torchrun), N processes share each batch; rank 0 evaluates and saves.
     """
+    from seqlens.train import distributed
+
+    options = {"data": {"path": data, "format": format, "timestamps": timestamps, "dataset": dataset, "root": data_root},
+               "model": model_flags, "run": {"out": out, "model": model_name}}  # fmt: skip
+    if not distributed.join_from_env() and nproc > 1:
+        _launch(nproc, config, options, resume)
+        return
+    try:
+        _train(config, options, resume)
+    finally:
+        distributed.leave()
+
+
+def _launch(nproc: int, config: Path | None, options: dict, resume: Path | None) -> None:
+    """Start `nproc` training processes on this machine, each running `_train` as one rank of a gloo/NCCL group
+    (the environment torchrun would set; the threads of this machine's cores shared between them)."""
+    import os
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:  # a free port for the group's rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    threads = max(1, (os.cpu_count() or 1) // nproc)
+    try:
+        mp.start_processes(_rank, (nproc, port, threads, config, options, resume), nprocs=nproc, start_method="spawn")
+    except mp.ProcessExitedException as e:
+        fail(f"training process {e.error_index} of {nproc} exited with status {e.exit_code}")
+    except mp.ProcessRaisedException as e:
+        fail(f"a training process failed: {str(e).strip().splitlines()[-1]}")
+
+
+def _rank(local_rank: int, nproc: int, port: int, threads: int, config: Path | None, options: dict, resume) -> None:
+    import os
+
+    import torch
+
+    from seqlens.train import distributed
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(nproc), RANK=str(local_rank),
+                      LOCAL_RANK=str(local_rank))  # fmt: skip
+    torch.set_num_threads(threads)
+    distributed.join_from_env()
+    try:
+        _train(config, options, resume)
+    finally:
+        distributed.leave()
+
+
+def _train(config: Path | None, options: dict, resume: Path | None) -> None:
+    """The training run of `seqlens train`, in this process (one rank of a group, or the only process)."""
     from seqlens.eval import evaluate
     from seqlens.recommenders import Popular
     from seqlens.recommenders.registry import model_class
-    from seqlens.train import TrainingInterrupted
+    from seqlens.train import TrainingInterrupted, distributed
 
+    main = distributed.is_main()
     try:
-        cfg = load_config(config, {"data": {"path": data, "format": format, "timestamps": timestamps, "dataset": dataset, "root": data_root},
-                                   "model": model_flags, "run": {"out": out, "model": model_name}})  # fmt: skip
+        cfg = load_config(config, options)
         log = load_data(cfg)
-        console.print(f"[bold]data[/bold]  {log}")
+        if main:
+            console.print(f"[bold]data[/bold]  {log}")
         split = split_log(log, cfg.run.split)
         cls = model_class(TRAINABLE[cfg.run.model])
         given: dict[str, object] = dict(cfg.model)
@@ -174,7 +231,9 @@ def train(
             split.train, valid=split.valid, checkpoint_dir=out_dir.with_name(out_dir.name + ".ckpt"), resume=resume
         )
     except TrainingInterrupted as e:
-        fail(f"interrupted; checkpoint saved, resume with --resume {e.checkpoint}")
+        fail(f"interrupted; checkpoint saved, resume with --resume {e.checkpoint}" if main else "interrupted")
+    if not main:  # rank 0 evaluates and writes
+        return
     model.save(out_dir)  # before the test evaluation: interrupting that must not lose the trained model
     name = type(model).__name__
     try:

@@ -127,8 +127,16 @@ def top_k_items(
     return top
 
 
+#: the most scores (float32) one batch of `scored_batches` holds
+SCORES_PER_BATCH = 1 << 25
+
+
 def scored_batches(model: Scorer, histories: Sequences, exclude_seen: bool, batch_size: int):
-    """Yield (rows, scores [len(rows), n_items + 1]) over all histories, history items at -inf if asked."""
+    """Yield (rows, scores [len(rows), n_items + 1]) over all histories, history items at -inf if asked.
+
+    Batches hold at most `batch_size` histories and SCORES_PER_BATCH scores: a catalogue of a million items is
+    scored 32 users at a time (128 MB), not 1024 (4 GB)."""
+    batch_size = max(1, min(batch_size, SCORES_PER_BATCH // (model.n_items_ + 1)))
     with torch.inference_mode():
         for lo in range(0, len(histories), batch_size):
             rows = np.arange(lo, min(lo + batch_size, len(histories)))

@@ -26,6 +26,7 @@ from seqlens.nn.losses import next_item_loss
 from seqlens.nn.next_item import NextItemNet
 from seqlens.params import Schema
 from seqlens.recommenders.base import Recommender, as_log
+from seqlens.train import distributed
 from seqlens.train.trainer import TrainConfig, Trainer, random_batches, seed_everything
 
 #: micro-batches per batch, split by history length (see `fit`)
@@ -99,7 +100,7 @@ class NextItemModel(Recommender):
             counts = np.bincount(train.flat, minlength=self.n_warm_ + 1).astype(np.float64)
             sampling = torch.from_numpy(counts / counts.sum()).float()
 
-        def loss_fn(batch: np.ndarray) -> Tensor:
+        def loss_fn(batch: np.ndarray) -> tuple[Tensor, int]:
             # A random batch is run as a few micro-batches of similar-length users, each padded only to
             # its own longest history: the same gradient as the whole batch, with a fraction of the
             # padding compute on short-history data (Beauty: mean length 9 of 50).
@@ -114,14 +115,16 @@ class NextItemModel(Recommender):
                 hidden.append(h[y > 0])
                 targets.append(y[y > 0])
             warm = self.net_.item_table()[: self.n_warm_ + 1]  # training ranks the items it can see, not cold ones
-            return next_item_loss(torch.cat(hidden), torch.cat(targets), warm, cfg.loss, cfg.n_negatives, sampling)
+            y = torch.cat(targets)
+            return next_item_loss(torch.cat(hidden), y, warm, cfg.loss, cfg.n_negatives, sampling), len(y)
 
         validate = None
         if valid is not None:
             _, v_hist, v_targets = targets_with_histories(self, as_log(valid), log)
 
-            def validate() -> dict[str, float]:
-                ranks = rank_targets(self, v_hist, v_targets)
+            def validate() -> dict[str, float]:  # in a process group, each rank ranks its share of the users
+                mine = distributed.shard(len(v_targets))
+                ranks = distributed.gathered(rank_targets(self, v_hist.subset(mine), v_targets[mine]), len(v_targets))
                 return {k: float(v.mean()) for k, v in metrics_from_ranks(ranks, (10,)).items()}
 
         trainer = Trainer(

@@ -4,6 +4,11 @@ The loop knows nothing about recommendation: a model hands it a loss for a batch
 validation function returning metrics. Early stopping keeps the weights of the best validation epoch.
 On Ctrl-C the state at the end of the last completed epoch is saved as a resumable checkpoint, so a
 resumed run continues exactly as an uninterrupted one would have.
+
+In a process group (torchrun, `seqlens train --nproc N`; see `distributed.py`) every rank draws the same
+batches and computes the loss of its share of each; DistributedDataParallel averages the gradients, and the
+shares are weighted so that the step is the one-process step on the whole batch. Rank 0 alone shows
+progress and writes checkpoints; a checkpoint holds every rank's random state.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from seqlens.errors import ArtifactError
+from seqlens.train import distributed
 from seqlens.train.checkpoint import (
     load_checkpoint,
     numpy_rng_from_state,
@@ -84,7 +92,7 @@ class _Snapshot:
     epoch: int
     module: dict
     optimizer: dict
-    torch_rng: torch.Tensor
+    torch_rng: list[torch.Tensor]  # every rank's, in rank order
     numpy_rng: dict
     best_state: dict | None
     best_score: float
@@ -93,11 +101,30 @@ class _Snapshot:
     history: list
 
 
+class _WeightedLoss(nn.Module):
+    """A rank's loss, weighted by its share of the batch's targets: DistributedDataParallel averages the ranks'
+    gradients, which then equal the gradient of the mean loss over the whole batch. It is a module because
+    DistributedDataParallel synchronises the gradients of what its wrapped module's forward computed."""
+
+    def __init__(self, module: nn.Module, loss_fn: Callable[[np.ndarray], tuple[Tensor, int]]):
+        super().__init__()
+        self.module, self.loss_fn = module, loss_fn
+
+    def forward(self, batch: np.ndarray) -> tuple[Tensor, float, int]:
+        """(the loss to differentiate, this rank's summed loss and its number of targets, for display)."""
+        loss, n = self.loss_fn(batch)
+        share = n * distributed.world_size() / max(distributed.total(n), 1.0)
+        return loss * share, float(loss.detach()) * n, n
+
+
 class Trainer:
+    """`loss_fn(batch)` returns the mean loss over the batch's targets and their number (the weight of a rank's
+    share of a batch when several processes train)."""
+
     def __init__(
         self,
         module: torch.nn.Module,
-        loss_fn: Callable[[np.ndarray], torch.Tensor],
+        loss_fn: Callable[[np.ndarray], tuple[Tensor, int]],
         batches: Callable[[np.random.Generator], list[np.ndarray]],
         config: TrainConfig,
         validate: Callable[[], dict[str, float]] | None = None,
@@ -112,11 +139,17 @@ class Trainer:
         cfg = self.cfg
         keep_freed_memory()
         rng = seed_everything(cfg.seed)
+        if distributed.rank() > 0:  # other dropout masks per rank; batches stay the same on every rank (`rng`)
+            torch.manual_seed(cfg.seed + 7919 * distributed.rank())
+        # the gradients of the weighted loss, averaged over the ranks (buffers are not trained: not synced per step)
+        self.step: nn.Module = _WeightedLoss(self.module, self.loss_fn)
+        if distributed.active():
+            self.step = DistributedDataParallel(self.step, forward_sync_buffers=False)
         # fused: one kernel for the whole update instead of a dozen per parameter (a third of the step time)
         opt = torch.optim.Adam(
             self.module.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay, fused=True
         )
-        snap = _Snapshot(0, {}, {}, torch.get_rng_state(), numpy_rng_state(rng), None, -np.inf, -1, 0, [])
+        snap = _Snapshot(0, {}, {}, [torch.get_rng_state()], numpy_rng_state(rng), None, -np.inf, -1, 0, [])
         if resume is not None:
             snap = self._restore(resume, opt)
             rng = numpy_rng_from_state(snap.numpy_rng)
@@ -130,13 +163,16 @@ class Trainer:
                     record = self._epoch(epoch, opt, rng, bar, batch_task)
                     snap = self._after_epoch(record, opt, rng, snap)
                     bar.update(epochs_task, advance=1, info=self._describe(record, snap))
-                    if self.progress and not bar.console.is_terminal:  # logs get one line per epoch
+                    logged = self.progress and distributed.is_main() and not bar.console.is_terminal
+                    if logged:  # logs get one line per epoch
                         bar.console.print(f"epoch {record['epoch']}: {self._describe(record, snap)}", highlight=False)
                     if self.validate and snap.bad_epochs >= cfg.patience:
                         break
             except KeyboardInterrupt:
                 if self.checkpoint_dir is None:
                     raise
+                if not distributed.is_main():  # rank 0 writes the checkpoint, with every rank's state
+                    raise TrainingInterrupted(self.checkpoint_dir) from None
                 try:
                     saved = self._save(snap)
                 except OSError as e:  # a full disk, say: the write is atomic, so an older checkpoint is intact
@@ -147,24 +183,28 @@ class Trainer:
                 raise TrainingInterrupted(saved) from None
         if snap.best_state is not None:
             self.module.load_state_dict(snap.best_state)
-        if resume is not None and self.checkpoint_dir is not None and Path(resume) == self.checkpoint_dir:
-            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)  # the run it saved is finished
+        done = self.checkpoint_dir if resume is not None and Path(resume) == self.checkpoint_dir else None
+        if done is not None and distributed.is_main():
+            shutil.rmtree(done, ignore_errors=True)  # the run it saved is finished
         return snap.history
 
     # --- one epoch ---------------------------------------------------------------------------------
     def _epoch(self, epoch: int, opt, rng: np.random.Generator, bar: Progress, task) -> dict:
         self.module.train()
-        start, total, count = time.perf_counter(), 0.0, 0
-        batches = self.batches(rng)
+        start, total, count = time.perf_counter(), 0.0, 0.0
+        batches = self.batches(rng)  # the same on every rank; each takes every world_size-th example of a batch
         bar.reset(task, total=len(batches))
         for batch in batches:
-            loss = self.loss_fn(batch)
+            if len(batch) < distributed.world_size():  # a last batch too small to give every rank a share
+                continue
+            loss, summed, n = self.step(batch[distributed.rank() :: distributed.world_size()])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, count = total + float(loss.detach()), count + 1
+            total, count = total + summed, count + n
             bar.update(task, advance=1)
-        record = {"epoch": epoch + 1, "loss": total / max(count, 1), "train_seconds": time.perf_counter() - start}
+        mean_loss = distributed.total(total) / max(distributed.total(count), 1.0)  # per target, over all ranks
+        record = {"epoch": epoch + 1, "loss": mean_loss, "train_seconds": time.perf_counter() - start}
         if self.validate:
             self.module.eval()
             t0 = time.perf_counter()
@@ -192,7 +232,7 @@ class Trainer:
         snap.epoch = epoch
         snap.module = copy.deepcopy(self.module.state_dict())
         snap.optimizer = copy.deepcopy(opt.state_dict())
-        snap.torch_rng = torch.get_rng_state()
+        snap.torch_rng = distributed.every_rank(torch.get_rng_state())
         snap.numpy_rng = copy.deepcopy(numpy_rng_state(rng))
         return snap
 
@@ -201,7 +241,7 @@ class Trainer:
         opt_tensors, opt_meta = optimizer_to_tensors(snap.optimizer)
         tensors = {f"module.{k}": v for k, v in snap.module.items()}
         tensors.update(opt_tensors)
-        tensors["torch_rng"] = snap.torch_rng
+        tensors["torch_rng"] = torch.stack(snap.torch_rng)  # [ranks, state]
         if snap.best_state is not None:
             tensors.update({f"best.{k}": v for k, v in snap.best_state.items()})
         state = {
@@ -213,6 +253,7 @@ class Trainer:
             "bad_epochs": snap.bad_epochs,
             "history": snap.history,
             "config": asdict(self.cfg),
+            "world_size": len(snap.torch_rng),
         }
         assert self.checkpoint_dir is not None, "saved only when a checkpoint directory is set"
         return save_checkpoint(self.checkpoint_dir, tensors, state)
@@ -222,12 +263,17 @@ class Trainer:
         module = {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
         best = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")} or None
         self._check_resumable(path, state.get("config", {}), module)
+        saved_world = state.get("world_size", 1)
+        if saved_world != distributed.world_size():
+            raise ArtifactError(f"{path}: the checkpoint was written by {saved_world} training process(es); resume "
+                                f"with as many (this run has {distributed.world_size()})")  # fmt: skip
         self.module.load_state_dict(module)
         optimizer_from_tensors(opt, tensors, state["optimizer"])
-        torch.set_rng_state(tensors["torch_rng"])
+        rng_states = list(tensors["torch_rng"].reshape(saved_world, -1))  # checkpoints of one process held one state
+        torch.set_rng_state(rng_states[distributed.rank()])
         best_score = -np.inf if state["best_score"] is None else state["best_score"]
         return _Snapshot(
-            state["epoch"], module, opt.state_dict(), tensors["torch_rng"], state["numpy_rng"], best, best_score,
+            state["epoch"], module, opt.state_dict(), rng_states, state["numpy_rng"], best, best_score,
             state["best_epoch"], state["bad_epochs"], state["history"],
         )  # fmt: skip
 
@@ -255,7 +301,7 @@ class Trainer:
     def _progress(self) -> Progress:
         return Progress(
             TextColumn("[bold]{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"), disable=not self.progress, transient=False,
+            TextColumn("{task.fields[info]}"), disable=not (self.progress and distributed.is_main()), transient=False,
         )  # fmt: skip
 
     def _describe(self, record: dict, snap: _Snapshot) -> str:
