@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def _umask() -> int:
@@ -20,14 +21,16 @@ def _umask() -> int:
     return mask
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` through a temporary file in the same directory, then rename."""
+@contextlib.contextmanager
+def file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Yield a binary file, written piece by piece, that becomes `path` only if the block succeeds: a temporary
+    file in the same directory, renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file ordinary permissions
@@ -36,7 +39,13 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file in the same directory, then rename."""
+    with file(path) as f:
+        f.write(data)
+    return Path(path)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

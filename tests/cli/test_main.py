@@ -85,6 +85,31 @@ def test_recommend_for_all_or_listed_users_to_a_file(trained, tmp_path):
     assert bad.exit_code == 2 and "--out" in bad.stderr
 
 
+def test_batch_recommendations_are_written_a_chunk_at_a_time(trained, tmp_path, monkeypatch):
+    """Many users: chunks of users appended as Parquet row groups or CSV lines; the same rows as one call; an
+    unknown user in a later chunk leaves no file behind."""
+    import pyarrow.parquet as pq
+
+    from seqlens import load
+    from seqlens.cli import recommending
+
+    monkeypatch.setattr(recommending, "CHUNK_USERS", 70)
+    model = load(trained)
+    expected = model.recommend(users=list(model.user_ids_), k=4)
+    for name in ("recs.parquet", "recs.csv"):
+        out = tmp_path / name
+        result = runner.invoke(app, ["recommend", str(trained), "--users", "all", "-k", "4", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        got = pd.read_parquet(out) if name.endswith("parquet") else pd.read_csv(out, dtype={"item_id": str})
+        pd.testing.assert_frame_equal(got[expected.columns], expected, check_dtype=False)
+    assert pq.ParquetFile(tmp_path / "recs.parquet").num_row_groups == -(-len(model.user_ids_) // 70)
+    listed = tmp_path / "users.txt"
+    listed.write_text("\n".join([*map(str, model.user_ids_[:100]), "nobody"]))
+    result = runner.invoke(app, ["recommend", str(trained), "--users", str(listed), "--out", str(tmp_path / "x.csv")])
+    assert result.exit_code != 0 and "nobody" in result.output
+    assert not (tmp_path / "x.csv").exists() and not list(tmp_path.glob(".x.csv.*"))
+
+
 def test_recommend_adhoc_items_warns_about_unknown(trained):
     result = runner.invoke(app, ["recommend", str(trained), "--items", "i1,i2,no[pe]", "-k", "2", "--json"])
     assert result.exit_code == 0, result.output

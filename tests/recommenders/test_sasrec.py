@@ -238,3 +238,34 @@ def test_get_and_set_params_round_trip_like_scikit_learn():
     model.set_params(heads=3)  # stored as given (16 is not divisible by 3) ...
     with pytest.raises(DataError, match="heads"):
         model.fit(synthetic_log(n_users=20, seed=0))  # ... and refused by fit, before any work
+
+
+def test_bf16_training_learns_and_keeps_float32_weights(synth_split):
+    """precision='bf16' (autocast; runs on the CPU too): the loss falls as in float32, the weights stay float32,
+    and the model ranks about as well."""
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        model = SASRec(epochs=4, precision=precision, seed=1, **FAST).fit(synth_split.train, synth_split.valid)
+        losses = [r["loss"] for r in model.history_]
+        assert losses[-1] < losses[0]
+        assert all(p.dtype == torch.float32 for p in model.net_.parameters())
+        runs[precision] = evaluate(model, synth_split.test, synth_split.test_history).summary["ndcg@10"]
+    assert runs["bf16"] == pytest.approx(runs["fp32"], abs=0.03)
+
+
+def test_the_fitted_model_is_on_the_cpu_and_its_device_is_not_part_of_its_version(synth_split, tmp_path):
+    from seqlens.recommenders.artifacts import config_hash
+
+    model = SASRec(epochs=1, device="cpu", **FAST).fit(synth_split.train)
+    assert model.net_.item_emb.weight.device.type == "cpu"
+    assert config_hash(model) == config_hash(model.set_params(device="auto"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_a_gpu_gives_the_cpu_model_within_float_tolerance(synth_split):
+    scores = {}
+    for device in ("cpu", "cuda"):
+        model = SASRec(epochs=2, dropout=0.0, device=device, seed=3, **FAST).fit(synth_split.train)
+        assert model.net_.item_emb.weight.device.type == "cpu"
+        scores[device] = evaluate(model, synth_split.test, synth_split.test_history).summary["ndcg@10"]
+    assert scores["cuda"] == pytest.approx(scores["cpu"], abs=0.01)

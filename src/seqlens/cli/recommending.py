@@ -48,11 +48,12 @@ def recommend(
     if out is not None and out.suffix not in (".parquet", ".csv"):
         fail(f"--out {out}: use a .parquet or .csv file name")
     model = load_model(model_dir)
+    if users is not None and out is not None:
+        _write_in_chunks(model, _user_list(model, users), k, not keep_seen, out)
+        return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if users is not None:
-            recs = model.recommend(users=_user_list(model, users), k=k, exclude_seen=not keep_seen)
-        elif user is not None:
+        if user is not None:
             recs = model.recommend(users=[user], k=k, exclude_seen=not keep_seen)
         else:
             history = [i.strip() for i in (items or "").split(",") if i.strip()]
@@ -63,9 +64,7 @@ def recommend(
     if out is not None:
         data = recs.to_parquet(index=False) if out.suffix == ".parquet" else recs.to_csv(index=False).encode()
         atomic.write_bytes(out, data)
-        errors.print(
-            f"{recs['user_id'].nunique()} users, {len(recs)} recommendations written to {out}", highlight=False
-        )
+        errors.print(f"{len(recs)} recommendations written to {out}", highlight=False)
         return
     if as_json:
         print(json.dumps(recs.to_dict(orient="records")))
@@ -89,3 +88,31 @@ def _user_list(model: Recommender, users: str) -> list[str]:
     if not listed:
         raise SeqlensError(f"--users {users}: the file lists no user ids")
     return listed
+
+
+#: users per chunk of a batch run: the rows of one chunk are all that is held before being written
+CHUNK_USERS = 20_000
+
+
+def _write_in_chunks(model: Recommender, users: list[str], k: int, exclude_seen: bool, out: Path) -> None:
+    """Recommend for `users` a chunk at a time, appending each chunk's rows to `out` (Parquet row groups or CSV
+    lines) through a temporary file that replaces `out` only when every chunk is written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 0
+    with atomic.file(out) as f:
+        writer = None
+        for lo in range(0, len(users), CHUNK_USERS):
+            recs = model.recommend(users=users[lo : lo + CHUNK_USERS], k=k, exclude_seen=exclude_seen)
+            recs["title"] = [model.item_titles_.get(i, "") for i in recs["item_id"]]
+            rows += len(recs)
+            if out.suffix == ".csv":
+                f.write(recs.to_csv(index=False, header=lo == 0).encode())
+                continue
+            table = pa.Table.from_pandas(recs, preserve_index=False)
+            writer = writer or pq.ParquetWriter(f, table.schema)
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
+    errors.print(f"{len(users)} users, {rows} recommendations written to {out}", highlight=False)

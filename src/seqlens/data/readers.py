@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from seqlens.data.log import ITEM, MAX_SECONDS, TIME, USER, InteractionLog, epoch_seconds
+from seqlens.data.log import ITEM, TIME, USER, InteractionLog
+from seqlens.data.streaming import stream_last
 from seqlens.data.synthetic import synthetic_log
+from seqlens.data.timestamps import parse_timestamps, where
 from seqlens.errors import DataError
 
 PathLike = str | os.PathLike
@@ -30,23 +32,31 @@ def read_interactions(
     sep: str | None = None,
     items: pd.DataFrame | None = None,
     context: Sequence[str] = (),
+    keep_last: int | None = None,
 ) -> InteractionLog:
-    """Read a CSV, TSV or Parquet file (or take a DataFrame) of interactions.
+    """Read a CSV, TSV or Parquet file, a directory of Parquet files (or take a DataFrame) of interactions.
 
     `user`, `item` and `time` name the columns to use; pass `time=None` when there is no timestamp (file
     order is then the interaction order). Timestamps may be integer/float seconds or date strings.
     `items` is optional item metadata with an `item_id` column (e.g. `title`). `context` names per-event
-    columns to keep (device, channel, any categorical), as strings.
+    columns to keep (device, channel, any categorical), as strings. `keep_last` keeps only each user's that
+    many most recent interactions, reading the file in batches (`seqlens.data.streaming`): for logs larger than
+    memory, since a model reads at most `max_len` items of a history (keep one more for the held-out target
+    of each split you make).
     """
-    if isinstance(source, pd.DataFrame):
-        name, df, line_offset = "<dataframe>", source, 0
-    else:
-        path = Path(source)
-        name = str(path)
-        df, line_offset = _read_table(path, sep, dtype={user: str, item: str})
+    name = "<dataframe>" if isinstance(source, pd.DataFrame) else str(source)
     clash = [c for c in context if c in (user, item, time, USER, ITEM, TIME)]
     if clash:
         raise DataError(f"{name}: context column {clash[0]!r} is already the user, item or time column")
+    if keep_last is not None and not isinstance(source, pd.DataFrame):
+        if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
+            raise DataError(f"keep_last must be a positive number of interactions per user, got {keep_last!r}")
+        return InteractionLog.from_frame(stream_last(Path(source), user, item, time, keep_last, context, sep), items,
+                                         name, context=context)  # fmt: skip
+    if isinstance(source, pd.DataFrame):
+        df, line_offset = source, 0
+    else:
+        df, line_offset = _read_table(Path(source), sep, dtype={user: str, item: str})
     for col in (user, item, *((time,) if time else ()), *context):
         if col not in df.columns:
             raise DataError(f"{name}: missing column {col!r} (columns present: {', '.join(map(str, df.columns))})")
@@ -57,9 +67,9 @@ def read_interactions(
     for col, label in ((USER, user), (ITEM, item), *((c, c) for c in context)):
         empty = out[col].isna().to_numpy()
         if empty.any():
-            raise DataError(f"{_where(name, rows[np.argmax(empty)], line_offset)}, column {label!r}: empty value")
+            raise DataError(f"{where(name, rows[np.argmax(empty)], line_offset)}, column {label!r}: empty value")
     if time:
-        out[TIME] = _parse_timestamps(df[time], name, time, rows, line_offset)
+        out[TIME] = parse_timestamps(df[time], name, time, rows, line_offset)
     return InteractionLog.from_frame(out, items, name, context=context)
 
 
@@ -70,7 +80,7 @@ def _read_table(path: Path, sep: str | None, dtype: dict) -> tuple[pd.DataFrame,
     suffixes = [s.lower() for s in path.suffixes if s.lower() not in (".gz", ".bz2", ".zst", ".xz")]
     kind = suffixes[-1] if suffixes else ""
     try:
-        if kind == ".parquet":
+        if kind == ".parquet" or path.is_dir():  # a directory: its Parquet files, as Spark or a warehouse writes them
             return pd.read_parquet(path), 1
         if sep is None:
             sep = "," if kind == ".csv" else "\t"
@@ -109,66 +119,6 @@ def _first_long_line(path: Path, sep: str | None) -> int | str:
             elif fields > width:
                 return lineno
     return "?"
-
-
-def _where(name: str, row: int, line_offset: int) -> str:
-    return f"{name}:{int(row) + line_offset}" if line_offset else f"{name}: row {int(row) + 1}"
-
-
-def _parse_timestamps(col: pd.Series, name: str, label: str, rows: np.ndarray, line_offset: int) -> np.ndarray:
-    """Integer seconds from numbers, datetimes or date strings; the first bad value is reported by line."""
-    if col.isna().any():
-        row = int(np.argmax(col.isna().to_numpy()))
-        raise DataError(f"{_where(name, rows[row], line_offset)}, column {label!r}: empty timestamp")
-    if pd.api.types.is_datetime64_any_dtype(col):
-        return epoch_seconds(col)
-    if pd.api.types.is_bool_dtype(col):
-        raise DataError(f"{_where(name, rows[0], line_offset)}, column {label!r}: true/false is not a timestamp")
-    if pd.api.types.is_numeric_dtype(col):
-        return _whole_seconds(col.to_numpy(dtype=np.float64), col, name, label, rows, line_offset)
-    numeric = pd.to_numeric(col, errors="coerce")
-    if not numeric.isna().any():
-        return _whole_seconds(numeric.to_numpy(dtype=np.float64), col, name, label, rows, line_offset)
-    text = col.astype(str)
-    foreign = ~text.map(str.isascii).to_numpy()  # e.g. Arabic-Indic digits, which dateutil reads as a year
-    if foreign.any():
-        row = int(np.argmax(foreign))
-        raise DataError(
-            f"{_where(name, rows[row], line_offset)}, column {label!r}: value {col.iloc[row]!r} is neither a number "
-            "nor a date (only ASCII digits are read)"
-        )
-    try:
-        dates = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
-    except (pd.errors.OutOfBoundsDatetime, OverflowError, ValueError):  # a "date" pandas cannot hold
-        dates = pd.Series([_one_date(v) for v in col], index=col.index)
-    if dates.isna().any():
-        row = int(np.argmax(dates.isna().to_numpy() & numeric.isna().to_numpy()))
-        raise DataError(
-            f"{_where(name, rows[row], line_offset)}, column {label!r}: value {col.iloc[row]!r} is neither a number "
-            "nor a date"
-        )
-    return epoch_seconds(dates)
-
-
-def _one_date(value: object) -> pd.Timestamp | None:
-    """`value` as a UTC date, None when it is not one pandas can hold."""
-    try:
-        date = pd.to_datetime(value, utc=True)
-    except (pd.errors.OutOfBoundsDatetime, OverflowError, ValueError, TypeError):
-        return None
-    return None if pd.isna(date) else date
-
-
-def _whole_seconds(values: np.ndarray, col: pd.Series, name: str, label: str, rows: np.ndarray, line_offset: int):
-    """Seconds (fractions dropped); a value beyond +-2^53 s (or not finite) cannot be a time: refused by line."""
-    bad = ~np.isfinite(values) | (np.abs(values) > MAX_SECONDS)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise DataError(
-            f"{_where(name, rows[row], line_offset)}, column {label!r}: value {col.iloc[row]!r} is out of range "
-            "for a timestamp in seconds"
-        )
-    return np.floor(values).astype(np.int64)
 
 
 FORMATS = ("auto", "csv", "tsv", "parquet", "movielens", "sequences", "synthetic")

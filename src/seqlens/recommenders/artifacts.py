@@ -26,13 +26,12 @@ from seqlens.data.items import ItemCodes
 from seqlens.data.sequences import Sequences
 from seqlens.errors import ArtifactError, DataError, SeqlensError
 from seqlens.recommenders.registry import model_class
+from seqlens.train.config import DISPLAY_ONLY
 
 if TYPE_CHECKING:  # base imports this module to save: the type that load_model returns, no import at run time
     from seqlens.recommenders.base import Recommender
 
 FILES = ("config.json", "model.safetensors", "items.json", "users.json")
-#: parameters that change how a run is displayed, not what it computes: left out of the config hash
-DISPLAY_ONLY = {"progress"}
 
 
 def config_hash(model: Recommender) -> str:

@@ -26,7 +26,7 @@ from seqlens.nn.losses import next_item_loss
 from seqlens.nn.next_item import NextItemNet
 from seqlens.params import Schema
 from seqlens.recommenders.base import Recommender, as_log
-from seqlens.train import distributed
+from seqlens.train import devices, distributed
 from seqlens.train.trainer import TrainConfig, Trainer, random_batches, seed_everything
 
 #: micro-batches per batch, split by history length (see `fit`)
@@ -92,13 +92,16 @@ class NextItemModel(Recommender):
             )
         cfg = TrainConfig(**self._config(TrainConfig))
         seed_everything(cfg.seed)  # the initial weights come from the seed too
-        self.net_ = self._build_net()
+        device = devices.resolve(cfg.device)
+        self.net_ = self._build_net().to(device)
         with torch.no_grad():  # cold items (a feature model's) never occur: their id vectors stay zero
             self.net_.item_emb.weight[self.n_warm_ + 1 :] = 0
         sampling = None
         if cfg.loss == "sampled":
             counts = np.bincount(train.flat, minlength=self.n_warm_ + 1).astype(np.float64)
-            sampling = torch.from_numpy(counts / counts.sum()).float()
+            sampling = torch.from_numpy(counts / counts.sum()).float().to(device)
+        pinned = device.type == "cuda"  # page-locked batches copy to the GPU while the previous step runs
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
 
         def loss_fn(batch: np.ndarray) -> tuple[Tensor, int]:
             # A random batch is run as a few micro-batches of similar-length users, each padded only to
@@ -111,8 +114,11 @@ class NextItemModel(Recommender):
                 if len(part) == 0:
                     continue
                 x, y = (torch.from_numpy(a) for a in train.training_pair(part, self.max_len))
-                h, _ = self.net_(x)
-                hidden.append(h[y > 0])
+                if device.type != "cpu":
+                    x, y = (t.pin_memory().to(device, non_blocking=True) if pinned else t.to(device) for t in (x, y))
+                with autocast:
+                    h, _ = self.net_(x)
+                hidden.append(h[y > 0].float())
                 targets.append(y[y > 0])
             warm = self.net_.item_table()[: self.n_warm_ + 1]  # training ranks the items it can see, not cold ones
             y = torch.cat(targets)
@@ -131,15 +137,17 @@ class NextItemModel(Recommender):
             self.net_, loss_fn, random_batches(len(rows), cfg.batch_size), cfg, validate, checkpoint_dir,
         )  # fmt: skip
         self.history_ = trainer.fit(resume)
-        self.net_.eval()
+        self.net_.to("cpu").eval()  # recommending, explaining and serving run on the CPU
         if valid is not None:
             self._remember_histories(log.concat(valid))
         return self
 
     def score_histories(self, histories: Sequences, rows: np.ndarray) -> Tensor:
-        seq = torch.from_numpy(histories.padded(rows, self.max_len))
+        """Scores on the CPU, wherever the network is (during `fit`, on the training device)."""
+        device = self.net_.item_emb.weight.device
+        seq = torch.from_numpy(histories.padded(rows, self.max_len)).to(device)
         with torch.inference_mode():
-            return self.net_.scores(self.net_.last_hidden(seq))
+            return self.net_.scores(self.net_.last_hidden(seq)).cpu()
 
     def _state(self) -> dict[str, Tensor]:
         return dict(self.net_.state_dict())

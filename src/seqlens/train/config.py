@@ -46,10 +46,21 @@ class TrainConfig:
         0, "Seeds initialisation, batching and dropout: the same seed and data train the same model.", minimum=0
     )
     progress: bool = param(True, "Show a progress bar (one line per epoch when the output is not a terminal).")
+    device: str = param(
+        "auto",
+        "Where training runs: 'auto' (a GPU when torch sees one, else the CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'. "
+        "The fitted model is moved to the CPU, where recommending, explaining and serving run, and saved from there.",
+    )
+    precision: str = param(
+        "fp32",
+        "'bf16' runs the network's forward pass in bfloat16 (autocast; the loss, the weights and their updates stay "
+        "float32): faster on GPUs with bfloat16 units; measure its accuracy against 'fp32' before relying on it.",
+        choices=("fp32", "bf16"),
+    )
     monitor: str = "ndcg@10"  # the validation metric early stopping follows (not a hyper-parameter)
 
 
-#: settings that change how training is shown, not what it learns
-DISPLAY_ONLY = frozenset({"progress"})
+#: settings that change how or where training runs, not what it learns: left out of a model's config hash
+DISPLAY_ONLY = frozenset({"progress", "device"})
 #: training settings a resume may change (it extends or shortens the run); any other must match the checkpoint
 RESUMABLE = frozenset({"epochs", "patience"}) | DISPLAY_ONLY
