@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time `__getattr__` 
         trigger_families,
     )
     from seqlens.eval import EvalResult, evaluate
-    from seqlens.recommenders import GRU4Rec, ItemKNN, MarkovChain, Popular, Recommender, SASRec
+    from seqlens.recommenders import STOSA, GRU4Rec, ItemKNN, MarkovChain, Popular, Recommender, SASRec
     from seqlens.recommenders import load_model as load
 
 #: public name -> (module, name there)
@@ -46,12 +46,12 @@ _LAZY = {
         "trigger_families", "UserTable", "read_users")},
     **{name: ("seqlens.eval", name) for name in ("EvalResult", "evaluate")},
     **{name: ("seqlens.recommenders", name) for name in (
-        "GRU4Rec", "ItemKNN", "MarkovChain", "Popular", "Recommender", "SASRec")},
+        "GRU4Rec", "ItemKNN", "MarkovChain", "Popular", "Recommender", "SASRec", "STOSA")},
     "load": ("seqlens.recommenders", "load_model"),
 }  # fmt: skip
 
 __all__ = [
-    "ArtifactError", "DataError", "EvalResult", "GRU4Rec", "InteractionLog", "ItemKNN", "MarkovChain", "Popular", "Recommender", "SASRec",
+    "ArtifactError", "DataError", "EvalResult", "GRU4Rec", "InteractionLog", "ItemKNN", "MarkovChain", "Popular", "Recommender", "SASRec", "STOSA",
     "SeqlensError", "Split", "__version__", "evaluate", "leave_one_out", "load", "read_interactions", "read_log",
     "planted_log", "read_movielens", "read_sequences", "synthetic_log", "temporal_split", "trigger_families",
     "DATASETS", "dataset_available", "load_dataset", "ItemTable", "read_items", "UserTable", "read_users",

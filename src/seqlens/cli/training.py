@@ -150,7 +150,7 @@ def train(
     *,
     model_flags: dict,
 ) -> None:
-    """Train SASRec or GRU4Rec (leave-one-out split, early stopping on validation), evaluate on test, save.
+    """Train SASRec, STOSA or GRU4Rec (leave-one-out split, early stopping on validation), evaluate on test, save.
 
     Every hyper-parameter of the model is also a flag (see `seqlens.SASRec` for what each does). With
     `--nproc N` (or under torchrun), N processes share each batch; rank 0 evaluates and saves.

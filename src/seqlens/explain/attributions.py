@@ -161,7 +161,7 @@ def _masking(net: NextItemNet, seq: Tensor, target: Tensor, latest: str = "min")
         # already computed (attention is causal); a window of one item leaves nothing, a zero state
         if seq.shape[1] == 1:
             before = torch.zeros_like(states[:, -1])
-        elif sasrec.cfg.positions == "none":
+        elif net.shift_invariant:
             before = states[:, -2]
         else:
             before = net.last_hidden(seq[:, :-1])
@@ -256,13 +256,9 @@ def _captured_input(module: nn.Module):
 def _value_norms(attn: CausalSelfAttention, x: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
     """Kobayashi et al.'s ||a f(x)||: per head [B, H, T] and for the heads' summed output [B, T].
 
-    f^h(x_j) = v^h_j W_O^h is what position j adds to the output through head h before the weighting;
-    the output projection's bias is added once per query and belongs to no position, so it is left out.
+    f^h(x_j) is what position j adds to the output through head h before the weighting (`value_outputs`).
     """
-    b, t, d = x.shape
-    h, dh = attn.heads, attn.head_dim
-    v = nn.functional.linear(x, attn.qkv.weight[2 * d :], attn.qkv.bias[2 * d :]).view(b, t, h, dh)
-    transformed = torch.einsum("bthk,ehk->bthe", v, attn.proj.weight.view(d, h, dh))  # [B, T, H, D]
+    transformed = attn.value_outputs(x)  # [B, T, H, D]
     weighted = alpha.permute(0, 2, 1)[..., None] * transformed
     return weighted.norm(dim=-1).permute(0, 2, 1), weighted.sum(2).norm(dim=-1)
 

@@ -15,6 +15,10 @@ correlate with its own, which is how higher-order dependencies are expressed.
     A' = softmax(P R^T / sqrt(r) + M)
     simple / value: out = A' V;   additive: A* = (1 - g) A + g A', g = sigmoid(gamma_h), out = A* V
 
+The stochastic refinement (made for STOSA, whose items are Gaussians) maps each row A_i to a Gaussian N_i with
+mean A_i W1 and diagonal covariance ELU(A_i W2) + 1, and attends by distance between them:
+A' = softmax(-W_2^2(N_i, N_j) / sqrt(r) + M); `stochastic` replaces A, `stochastic_additive` mixes like additive.
+
 W1, W2 have one row per absolute position (n = max_len); batches trimmed to T < n use the last T rows,
 because sequences are left-padded and so right-aligned with the positional embeddings.
 
@@ -76,28 +80,72 @@ def rotate(x: Tensor, positions: Tensor | None = None) -> Tensor:
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
-class CausalSelfAttention(nn.Module):
+def wasserstein(mean1: Tensor, var1: Tensor, mean2: Tensor, var2: Tensor) -> Tensor:
+    """Squared 2-Wasserstein distances [..., N, M] between diagonal Gaussians: means [..., N, d] and variances
+    [..., N, d] against [..., M, d]. ||m1 - m2||^2 + ||sqrt(v1) - sqrt(v2)||^2, expanded into matrix products."""
+    s1, s2 = var1.clamp(min=1e-24).sqrt(), var2.clamp(min=1e-24).sqrt()
+    squares = (mean1.square() + s1.square()).sum(-1, keepdim=True) + (mean2.square() + s2.square()).sum(-1)[
+        ..., None, :
+    ]
+    return squares - 2 * (mean1 @ mean2.transpose(-2, -1) + s1 @ s2.transpose(-2, -1))
+
+
+class WeightRefinement(nn.Module):
+    """AWRSR's refinement of an attention layer's weights (see the module docstring), for any attention layer
+    (SASRec's, STOSA's): it holds the projections into the correlation space and turns A into the applied weights."""
+
+    def __init__(self, refinement: str, heads: int, head_dim: int, max_len: int, rank: int):
+        super().__init__()
+        self.refinement, self.rank = refinement, rank
+        if refinement in ("simple", "additive", "stochastic", "stochastic_additive"):
+            # rows of A are convex weights over positions -> unit scale
+            self.w1 = nn.Parameter(torch.randn(heads, max_len, rank))
+            self.w2 = nn.Parameter(torch.randn(heads, max_len, rank))
+        elif refinement == "value":  # (A V) has the scale of V -> the usual 1/sqrt(fan-in)
+            self.u1 = nn.Parameter(torch.randn(heads, head_dim, rank) / math.sqrt(head_dim))
+            self.u2 = nn.Parameter(torch.randn(heads, head_dim, rank) / math.sqrt(head_dim))
+        if refinement in ("additive", "stochastic_additive"):  # g = sigmoid(gamma) starts near 0.1: mostly A
+            self.gamma = nn.Parameter(torch.full((heads,), math.log(0.1 / 0.9)))
+
+    def refine(self, raw: Tensor, v: Tensor, allowed: Tensor, keep: Tensor) -> Tensor:
+        """The weights [B, H, T, T] applied to the values: A itself, A' or the gated mix of both."""
+        if self.refinement == "none":
+            return raw
+        p, r = self._correlation_space(raw, v)  # [B, H, T, r] each
+        if self.refinement.startswith("stochastic"):  # rows as Gaussians: mean P, variances ELU(R) + 1
+            var = F.elu(r) + 1
+            logits = -wasserstein(p, var, p, var) / math.sqrt(self.rank)
+        else:
+            logits = p @ r.transpose(-2, -1) / math.sqrt(self.rank)
+        refined = masked_softmax(logits, allowed, keep)  # [B, H, T, T]
+        if self.refinement in ("additive", "stochastic_additive"):
+            g = torch.sigmoid(self.gamma)[None, :, None, None]
+            return (1 - g) * raw + g * refined
+        return refined
+
+    def _correlation_space(self, raw: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """P, R [B, H, T, r]: each query's attention pattern (or attended value) projected to rank r."""
+        if self.refinement == "value":
+            attended = raw @ v
+            return attended @ self.u1, attended @ self.u2
+        t = raw.shape[-1]
+        return raw @ self.w1[:, -t:], raw @ self.w2[:, -t:]
+
+
+class CausalSelfAttention(WeightRefinement):
     """One layer's attention, built from the model's config (validated there); `refinement` is this layer's
     (AWRSR may refine only some layers)."""
 
     def __init__(self, cfg: SASRecConfig, refinement: str = "none"):
-        super().__init__()
-        dim, heads, rank = cfg.dim, cfg.heads, cfg.rank
+        dim, heads = cfg.dim, cfg.heads
+        super().__init__(refinement, heads, dim // heads, cfg.max_len, cfg.rank)
         self.heads, self.head_dim, self.score, self.dropout = heads, dim // heads, cfg.score, cfg.dropout
-        self.refinement, self.rank, self.rotary = refinement, rank, cfg.rotary
+        self.rotary = cfg.rotary
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.attn_dropout = Dropout(cfg.dropout)
         if cfg.score == "additive":  # Bahdanau: e_ij = v . tanh(q_i + k_j), per head
             self.v = nn.Parameter(torch.randn(heads, self.head_dim) / math.sqrt(self.head_dim))
-        if refinement in ("simple", "additive"):  # rows of A are convex weights over positions -> unit scale
-            self.w1 = nn.Parameter(torch.randn(heads, cfg.max_len, rank))
-            self.w2 = nn.Parameter(torch.randn(heads, cfg.max_len, rank))
-        elif refinement == "value":  # (A V) has the scale of V -> the usual 1/sqrt(fan-in)
-            self.u1 = nn.Parameter(torch.randn(heads, self.head_dim, rank) / math.sqrt(self.head_dim))
-            self.u2 = nn.Parameter(torch.randn(heads, self.head_dim, rank) / math.sqrt(self.head_dim))
-        if refinement == "additive":  # g = sigmoid(gamma) starts near 0.1: mostly A, a little A'
-            self.gamma = nn.Parameter(torch.full((heads,), math.log(0.1 / 0.9)))
 
     def forward(
         self, x: Tensor, keep: Tensor, return_attention: bool = False
@@ -112,16 +160,7 @@ class CausalSelfAttention(nn.Module):
             out, weights = out * keep[:, None, :, None], None  # padding queries: zeros, as in the explicit path
         else:
             raw = masked_softmax(self.logits(q, k), allowed, keep)  # [B, H, T, T]
-            if self.refinement == "none":
-                applied = raw
-            else:
-                p, r = self._correlation_space(raw, v)  # [B, H, T, r] each
-                refined = masked_softmax(p @ r.transpose(-2, -1) / math.sqrt(self.rank), allowed, keep)  # [B, H, T, T]
-                if self.refinement == "additive":
-                    g = torch.sigmoid(self.gamma)[None, :, None, None]
-                    applied = (1 - g) * raw + g * refined
-                else:
-                    applied = refined
+            applied = self.refine(raw, v, allowed, keep)
             out = self.attn_dropout(applied) @ v  # [B, H, T, dh]
             weights = AttentionWeights(raw, applied) if return_attention else None
         out = out.transpose(1, 2).contiguous().view(b, t, d)  # [B, T, D]: the heads side by side
@@ -167,10 +206,9 @@ class CausalSelfAttention(nn.Module):
         logits = q @ k.transpose(-2, -1)
         return logits / math.sqrt(self.head_dim) if self.score == "scaled_dot" else logits
 
-    def _correlation_space(self, raw: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """P, R [B, H, T, r]: each query's attention pattern (or attended value) projected to rank r."""
-        if self.refinement == "value":
-            attended = raw @ v
-            return attended @ self.u1, attended @ self.u2
-        t = raw.shape[-1]
-        return raw @ self.w1[:, -t:], raw @ self.w2[:, -t:]
+    def value_outputs(self, x: Tensor) -> Tensor:
+        """[B, T, H, D]: what each position j adds to the output through head h before weighting, v^h_j W_O^h (the
+        output projection's bias belongs to no position); x is the attention's input [B, T, D]."""
+        b, t, d = x.shape
+        v = nn.functional.linear(x, self.qkv.weight[2 * d :], self.qkv.bias[2 * d :]).view(b, t, self.heads, -1)
+        return torch.einsum("bthk,ehk->bthe", v, self.proj.weight.view(d, self.heads, self.head_dim))

@@ -16,16 +16,44 @@ from seqlens.params import param, schema_of
 
 #: how a query scores a key (`attention.py`)
 SCORES = ("scaled_dot", "dot", "additive")
-#: the AWRSR attention weight refinements (`attention.py`)
-REFINEMENTS = ("none", "simple", "value", "additive")
+#: the AWRSR attention weight refinements (`attention.py`); the stochastic ones were made for STOSA
+REFINEMENTS = ("none", "simple", "value", "additive", "stochastic", "stochastic_additive")
 #: what SASRec's learned position embeddings count from (`sasrec.py`)
 POSITIONS = ("from_end", "from_start", "none")
 #: the next-item losses (`losses.py`), chosen by `TrainConfig.loss`
-LOSSES = ("ce", "sampled", "bce", "gbce")
+LOSSES = ("ce", "sampled", "bce", "gbce", "bpr")
+
+
+class AttentionBlocks:
+    """What the attention networks' configs share: the rules on `dim`, `heads` and `refine_layers`, and which
+    blocks refine (the fields are each config's own, declared there)."""
+
+    dim: int
+    heads: int
+    layers: int
+    refinement: str
+    refine_layers: list[int] | None
+
+    @staticmethod
+    def check_blocks(p: dict) -> None:
+        if p["dim"] % p["heads"]:
+            raise ValueError(f"dim={p['dim']} must be divisible by heads={p['heads']}")
+        bad = [i for i in p["refine_layers"] or [] if not -p["layers"] <= i < p["layers"]]
+        if bad:
+            raise ValueError(
+                f"refine_layers {bad} out of range for layers={p['layers']} (use 0..{p['layers'] - 1} or -1)"
+            )
+
+    def refines(self, layer: int) -> bool:
+        if self.refinement == "none":
+            return False
+        if self.refine_layers is None:
+            return True
+        return layer in {i % self.layers for i in self.refine_layers}
 
 
 @dataclass
-class SASRecConfig:
+class SASRecConfig(AttentionBlocks):
     """SASRec's network hyper-parameters: the one place each is declared, validated and documented."""
 
     n_items: int  # from the data, not a hyper-parameter
@@ -95,13 +123,7 @@ class SASRecConfig:
     @classmethod
     def check(cls, p: dict) -> None:
         """The rules that tie parameters together (each value alone was checked against its declaration)."""
-        if p["dim"] % p["heads"]:
-            raise ValueError(f"dim={p['dim']} must be divisible by heads={p['heads']}")
-        bad = [i for i in p["refine_layers"] or [] if not -p["layers"] <= i < p["layers"]]
-        if bad:
-            raise ValueError(
-                f"refine_layers {bad} out of range for layers={p['layers']} (use 0..{p['layers'] - 1} or -1)"
-            )
+        cls.check_blocks(p)
         if p["features"] is not None and not p["features"]:
             raise ValueError("features=[] names no attribute column; leave it None for item ids only")
         if p["features"] is not None and len(set(p["features"])) < len(p["features"]):
@@ -115,12 +137,52 @@ class SASRecConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def refines(self, layer: int) -> bool:
-        if self.refinement == "none":
-            return False
-        if self.refine_layers is None:
-            return True
-        return layer in {i % self.layers for i in self.refine_layers}
+
+@dataclass
+class STOSAConfig(AttentionBlocks):
+    """STOSA's network hyper-parameters (Fan et al., WWW 2022); defaults are its Beauty configuration."""
+
+    n_items: int  # from the data, not a hyper-parameter
+    max_len: int = param(
+        100, "How many of the most recent items the model reads (STOSA's Beauty setting: 100).", minimum=1
+    )
+    dim: int = param(64, "Width of the mean and of the covariance embeddings.", minimum=1)
+    layers: int = param(1, "Wasserstein self-attention blocks.", minimum=1)
+    heads: int = param(4, "Attention heads per block; `dim` must be divisible by it.", minimum=1)
+    dropout: float = param(
+        0.3,
+        "Dropout on embeddings and after each dense layer, in [0, 1) (attention weights: none).",
+        minimum=0.0,
+        below=1.0,
+    )
+    pvn_weight: float = param(
+        0.005,
+        "Weight of the positive-vs-negative term, mean(max(0, d(history, target) - d(target, negative))), added to "
+        "the loss: the target should be nearer the history than a negative is to the target.",
+        minimum=0.0,
+    )
+    refinement: str = param(
+        "none",
+        "AWRSR attention weight refinement of the Wasserstein attention (`stochastic`: rows as Gaussians, "
+        "attended by Wasserstein distance).",
+        choices=REFINEMENTS,
+    )
+    rank: int = param(32, "Dimension r of AWRSR's correlation space.", minimum=1)
+    refine_layers: list[int] | None = param(
+        None, "The blocks that refine (negative = from the end, e.g. [-1]); None = all."
+    )
+
+    def __post_init__(self) -> None:
+        schema = schema_of(type(self))
+        values = {k: v for k, v in asdict(self).items() if k in schema.specs}  # n_items comes from the data
+        schema.validate(values, where=f"{type(self).__name__}: ")
+
+    @classmethod
+    def check(cls, p: dict) -> None:
+        cls.check_blocks(p)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass

@@ -5,6 +5,8 @@
   (needed when negatives are drawn by popularity; a constant, hence harmless, when uniform).
 - `bce`: binary cross-entropy with one uniform negative per position (the original SASRec paper).
 - `gbce`: generalised BCE (Petrov & Macdonald, RecSys 2023) with `n_negatives` negatives and calibration `t`.
+- `bpr`: Bayesian personalised ranking, -log sigmoid(s_target - s_negative), one uniform negative per position
+  (STOSA's loss, on its negative Wasserstein distances).
 """
 
 from __future__ import annotations
@@ -54,7 +56,17 @@ def next_item_loss(
             beta = alpha * (gbce_t * (1 - 1 / alpha) + 1 / alpha)
         not_target = (negatives != targets[:, None]).float()
         return -(beta * F.logsigmoid(pos) + (F.logsigmoid(-neg) * not_target).sum(-1)).mean()
+    if loss == "bpr":
+        negatives = uniform_negatives(targets, n_items)
+        pos, neg = (hidden * item_emb[targets]).sum(-1), (hidden * item_emb[negatives]).sum(-1)
+        return -F.logsigmoid(pos - neg).mean()
     raise ValueError(f"loss={loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+def uniform_negatives(targets: Tensor, n_items: int) -> Tensor:
+    """One item per target [N], uniform over the catalogue 1..n_items without the target itself."""
+    draw = torch.randint(1, n_items, targets.shape, device=targets.device)  # n_items - 1 choices
+    return draw + (draw >= targets).long()  # skip the target: every other item equally likely
 
 
 class _ChunkedSoftmaxCE(torch.autograd.Function):

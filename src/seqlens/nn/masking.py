@@ -44,7 +44,10 @@ CHUNK = 512
 class _Net(Protocol):
     """Any next-item network (`NextItemNet`), as `one_pass_each` reads it."""
 
-    item_emb: nn.Embedding
+    training: bool
+
+    @property
+    def hidden_dim(self) -> int: ...
 
     def __call__(self, seq: Tensor, *args: Any, **kwargs: Any) -> tuple[Tensor, Any]: ...
 
@@ -66,14 +69,13 @@ class _SASRecNet(_Net, Protocol):
     """SASRec's network (`sasrec.SASRecNet`), as the shortcut reads it: its config, embedding, blocks, final norm."""
 
     cfg: SASRecConfig
-    training: bool
     blocks: nn.ModuleList
     ln_f: nn.LayerNorm
 
     def embed(self, seq: Tensor, blank: Tensor | None = None) -> Tensor: ...
 
 
-def masked_last_hidden(net: _SASRecNet, seq: Tensor) -> Tensor:
+def masked_last_hidden(net: _Net, seq: Tensor) -> Tensor:
     """[B, T, D]: column j is the last hidden state of `seq` [B, T] with position j hidden in place.
 
     Hiding the position the model reads from would leave nothing to read, so the last column hides only the
@@ -83,7 +85,7 @@ def masked_last_hidden(net: _SASRecNet, seq: Tensor) -> Tensor:
     Columns at padding are zero.
     """
     out = (
-        _reusing_prefix(net, seq, remove=False)
+        _reusing_prefix(cast("_SASRecNet", net), seq, remove=False)
         if _shortcut_applies(net, remove=False)
         else one_pass_each(net, seq, remove=False)
     )
@@ -112,10 +114,12 @@ def keep_only(seq: Tensor, keep: Tensor) -> Tensor:
     return torch.where(keep.gather(1, order), seq.gather(1, order), torch.zeros_like(seq))
 
 
-def _shortcut_applies(net: _SASRecNet, remove: bool) -> bool:
-    cfg = net.cfg
+def _shortcut_applies(net: _Net, remove: bool) -> bool:
     if net.training:
         raise RuntimeError("masking and removal need the network in eval mode (call net.eval())")
+    cfg = getattr(net, "cfg", None)
+    if not isinstance(cfg, SASRecConfig):  # the shortcut is written for SASRec's blocks
+        return False
     plain = not (cfg.refines(0) or cfg.refines(cfg.layers - 1))
     return plain and not (remove and cfg.positions == "from_start")  # from the start, later items would move
 
@@ -123,7 +127,7 @@ def _shortcut_applies(net: _SASRecNet, remove: bool) -> bool:
 def one_pass_each(net: _Net, seq: Tensor, remove: bool) -> Tensor:
     """The definition, for any next-item network: one forward pass per (row, position), in chunks."""
     b, t = seq.shape
-    out = torch.zeros(b, t, net.item_emb.embedding_dim)
+    out = torch.zeros(b, t, net.hidden_dim)
     real = seq != 0
     row, col = (real if remove else real[:, :-1]).nonzero(as_tuple=True)
     for lo in range(0, len(row), CHUNK):

@@ -19,6 +19,20 @@ class NextItemNet(nn.Module):
     #: the service and the explanations ask for, instead of inspecting signatures)
     has_attention: bool = False
 
+    #: whether the hidden state after position j depends only on the items, not on where they sit in the window (then
+    #: dropping the latest item gives the state one column earlier; SASRec without absolute positions)
+    shift_invariant: bool = False
+
+    @property
+    def hidden_dim(self) -> int:
+        """Width of the hidden states (`forward`, `last_hidden`): the item vectors' width, that scores dot them with."""
+        return self.item_emb.embedding_dim
+
+    def extra_loss(self, hidden: Tensor, targets: Tensor, n_items: int) -> Tensor:
+        """A network's own term added to the next-item loss (hidden [N, hidden_dim] at the targets [N], negatives
+        drawn from the first `n_items`); none by default."""
+        return hidden.new_zeros(())
+
     def item_table(self) -> Tensor:
         """[n_items + 1, D]: every item's vector, as inputs are embedded and candidates scored (row 0: padding)."""
         return self.item_emb.weight

@@ -172,6 +172,10 @@ class SASRecNet(NextItemNet):
         return super().load_state_dict(*args, **kwargs)
 
     @property
+    def shift_invariant(self) -> bool:  # type: ignore[override]
+        return self.cfg.positions == "none"
+
+    @property
     def groups(self) -> list[str]:
         """The feature groups an item's vector is the sum of: its identity ("item"), then each attribute column."""
         return ["item", *(self.cfg.features or [])]

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # imported on first use (seqlens/_lazy.py): importing one mod
     from seqlens.recommenders.popular import Popular
     from seqlens.recommenders.sasrec import SASRec
     from seqlens.recommenders.store import ModelStore, Version
+    from seqlens.recommenders.stosa import STOSA
 
 __all__ = [
     "GRU4Rec",
@@ -23,6 +24,7 @@ __all__ = [
     "Popular",
     "Recommender",
     "SASRec",
+    "STOSA",
     "Version",
     "as_log",
     "load_model",

@@ -121,8 +121,9 @@ class NextItemModel(Recommender):
                 hidden.append(h[y > 0].float())
                 targets.append(y[y > 0])
             warm = self.net_.item_table()[: self.n_warm_ + 1]  # training ranks the items it can see, not cold ones
-            y = torch.cat(targets)
-            return next_item_loss(torch.cat(hidden), y, warm, cfg.loss, cfg.n_negatives, sampling), len(y)
+            h, y = torch.cat(hidden), torch.cat(targets)
+            loss = next_item_loss(h, y, warm, cfg.loss, cfg.n_negatives, sampling)
+            return loss + self.net_.extra_loss(h, y, self.n_warm_), len(y)
 
         validate = None
         if valid is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from seqlens.nn.config import GRU4RecConfig, SASRecConfig
+from seqlens.nn.config import GRU4RecConfig, SASRecConfig, STOSAConfig
 from seqlens.params import Schema
 from seqlens.train.config import TrainConfig
 
@@ -26,6 +26,7 @@ MODELS: dict[str, type[Any]] = {}
 #: the library's recommenders by class name: the module that defines each
 LIBRARY = {
     "SASRec": "seqlens.recommenders.sasrec",
+    "STOSA": "seqlens.recommenders.stosa",
     "GRU4Rec": "seqlens.recommenders.gru4rec",
     "Popular": "seqlens.recommenders.popular",
     "MarkovChain": "seqlens.recommenders.markov",
@@ -37,6 +38,10 @@ SCHEMAS = {
     "SASRec": Schema(SASRecConfig, TrainConfig),
     # a constant learning rate of 1e-3, the GRU4Rec setting
     "GRU4Rec": Schema(GRU4RecConfig, TrainConfig, defaults={"lr": 1e-3, "lr_patience": 0}),
+    # STOSA's Beauty training: BPR on distances, a constant learning rate of 1e-3, batches of 256
+    "STOSA": Schema(
+        STOSAConfig, TrainConfig, defaults={"loss": "bpr", "lr": 1e-3, "lr_patience": 0, "batch_size": 256}
+    ),
 }
 
 
