@@ -139,13 +139,14 @@ def test_evaluate_keeping_seen_items(eval_data):
     assert result.protocol["exclude_seen"] is False
 
 
-def test_evaluate_passes_histories_in_order_without_unknown_items(eval_data):
+def test_evaluate_passes_histories_without_unknown_items_shortest_first(eval_data):
+    """Each user's history, unknown items dropped; batched shortest first (less padding per batch)."""
     targets, history = eval_data
     scorer = FixedScorer()
     evaluate(scorer, targets, history)
     ((histories, rows),) = scorer.calls
-    assert rows.tolist() == [0, 1, 2, 3, 4]
     assert [histories[i].tolist() for i in range(5)] == [[1], [2, 3], [4], [1], []]
+    assert rows.tolist() == [4, 0, 2, 3, 1]
 
 
 def test_evaluate_batches_give_the_same_result(eval_data):

@@ -77,9 +77,13 @@ def rank_targets(
     exclude_seen: bool = True,
     batch_size: int = 1024,
 ) -> np.ndarray:
-    """Pessimistic full-ranking rank of each internal target given its history (vectorised per batch)."""
+    """Pessimistic full-ranking rank of each internal target given its history (vectorised per batch).
+
+    Histories are batched shortest first, so that a batch is padded to a length near its own (on Beauty, mean
+    length 9, random batches of 1024 were padded to max_len): each rank is the same, the padding work is not."""
     ranks = np.empty(len(targets), dtype=np.int64)
-    for rows, scores in scored_batches(model, histories, exclude_seen, batch_size):
+    order = np.argsort(histories.lengths, kind="stable")
+    for rows, scores in scored_batches(model, histories, exclude_seen, batch_size, order):
         ranks[rows] = target_ranks(scores, torch.from_numpy(targets[rows])).numpy()
     return ranks
 
@@ -131,8 +135,11 @@ def top_k_items(
 SCORES_PER_BATCH = 1 << 25
 
 
-def scored_batches(model: Scorer, histories: Sequences, exclude_seen: bool, batch_size: int):
-    """Yield (rows, scores [len(rows), n_items + 1]) over all histories, history items at -inf if asked.
+def scored_batches(
+    model: Scorer, histories: Sequences, exclude_seen: bool, batch_size: int, order: np.ndarray | None = None
+):
+    """Yield (rows, scores [len(rows), n_items + 1]) over all histories (in `order`, when given), history items
+    at -inf if asked.
 
     Batches hold at most `batch_size` histories and SCORES_PER_BATCH scores: a catalogue of a million items is
     scored 32 users at a time (128 MB), not 1024 (4 GB)."""
@@ -140,6 +147,7 @@ def scored_batches(model: Scorer, histories: Sequences, exclude_seen: bool, batc
     with torch.inference_mode():
         for lo in range(0, len(histories), batch_size):
             rows = np.arange(lo, min(lo + batch_size, len(histories)))
+            rows = rows if order is None else order[rows]
             scores = model.score_histories(histories, rows)
             if exclude_seen:
                 scores = exclude(scores, torch.from_numpy(histories.padded(rows, max_len=1 << 30)))

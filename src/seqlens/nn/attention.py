@@ -82,12 +82,14 @@ def rotate(x: Tensor, positions: Tensor | None = None) -> Tensor:
 
 def wasserstein(mean1: Tensor, var1: Tensor, mean2: Tensor, var2: Tensor) -> Tensor:
     """Squared 2-Wasserstein distances [..., N, M] between diagonal Gaussians: means [..., N, d] and variances
-    [..., N, d] against [..., M, d]. ||m1 - m2||^2 + ||sqrt(v1) - sqrt(v2)||^2, expanded into matrix products."""
+    [..., N, d] against [..., M, d]: ||m1 - m2||^2 + ||sqrt(v1) - sqrt(v2)||^2, expanded into one matrix product
+    [m1, s1, |m1|^2 + |s1|^2, 1] . [-2 m2, -2 s2, 1, |m2|^2 + |s2|^2] (no [N, M] temporaries but its result)."""
     s1, s2 = var1.clamp(min=1e-24).sqrt(), var2.clamp(min=1e-24).sqrt()
-    squares = (mean1.square() + s1.square()).sum(-1, keepdim=True) + (mean2.square() + s2.square()).sum(-1)[
-        ..., None, :
-    ]
-    return squares - 2 * (mean1 @ mean2.transpose(-2, -1) + s1 @ s2.transpose(-2, -1))
+    n1 = (mean1.square() + s1.square()).sum(-1, keepdim=True)
+    n2 = (mean2.square() + s2.square()).sum(-1, keepdim=True)
+    left = torch.cat([mean1, s1, n1, torch.ones_like(n1)], -1)
+    right = torch.cat([-2 * mean2, -2 * s2, torch.ones_like(n2), n2], -1)
+    return left @ right.transpose(-2, -1)
 
 
 class WeightRefinement(nn.Module):
