@@ -43,7 +43,7 @@ def run_one(dataset: str, refinement: str, seed: int, epochs: int, threads: int)
     if log is None:
         raise SystemExit(f"{dataset}: not found under ../shared/data")
     split = seqlens.leave_one_out(log)
-    model = seqlens.STOSA(refinement=refinement, seed=seed, epochs=epochs, progress=False)
+    model = seqlens.STOSA(refinement=refinement, seed=seed, epochs=epochs)  # one line per epoch in a log
     start = time.perf_counter()
     model.fit(split.train, valid=split.valid)
     fit_seconds = time.perf_counter() - start
