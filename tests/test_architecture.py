@@ -30,7 +30,7 @@ LAYERS = (
     ("explain",),
     ("monitor",),
     ("serve",),
-    ("cli",),
+    ("cli", "__main__"),  # `python -m seqlens` is the command line
 )
 RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}
 
