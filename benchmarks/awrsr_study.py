@@ -263,14 +263,15 @@ def _done(dataset: str, variant: str, seed: int, budget: tuple[int, int]) -> boo
     return path.exists() and _budget(json.loads(path.read_text())) == budget
 
 
-def _paired(dataset: str, variant: str, seeds: list[int], metric: str = "ndcg@10"):
-    """Per-user `metric` of `variant` minus SASRec's, seeds pooled (each seed paired with the same seed)."""
+def paired_runs(folder: Path, variant: str, seeds: list[int], metric: str = "ndcg@10"):
+    """Per-user `metric` of `variant` minus the unrefined model's (`none`), from the per-user files in `folder`,
+    seeds pooled (each seed paired with the same seed)."""
     from seqlens.eval.significance import paired_difference
 
     a, b = [], []
     for s in seeds:
-        va = pd.read_parquet(RESULTS / dataset / f"{variant}-seed{s}.per_user.parquet")
-        vb = pd.read_parquet(RESULTS / dataset / f"none-seed{s}.per_user.parquet")
+        va = pd.read_parquet(folder / f"{variant}-seed{s}.per_user.parquet")
+        vb = pd.read_parquet(folder / f"none-seed{s}.per_user.parquet")
         merged = va.merge(vb, on="user_id", suffixes=("_a", "_b"))
         a.append(merged[f"{metric}_a"].to_numpy())
         b.append(merged[f"{metric}_b"].to_numpy())
@@ -315,8 +316,8 @@ def _dataset_section(dataset: str, runs: list[dict], overheads: dict) -> tuple[l
         if v == "none" or not ref:
             continue
         seeds = sorted({r["seed"] for r in rs} & {r["seed"] for r in ref})
-        d = _paired(dataset, v, seeds)
-        r1 = _paired(dataset, v, seeds, "recall@1")
+        d = paired_runs(RESULTS / dataset, v, seeds)
+        r1 = paired_runs(RESULTS / dataset, v, seeds, "recall@1")
         r1_ref = np.mean([r["test"]["recall@1"] for r in ref if r["seed"] in seeds])
         facts[v] = {"diff": d, "r1": r1, "seeds": len(seeds), "r1_rel": 100 * r1.mean / r1_ref}  # on the paired seeds
         lines.append(

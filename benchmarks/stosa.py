@@ -18,9 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+from benchmarks.awrsr_study import paired_runs
 from benchmarks.core import load
 
 HERE = Path(__file__).resolve().parent
@@ -82,20 +80,6 @@ def _runs(dataset: str) -> dict[str, list[dict]]:
         run = json.loads(path.read_text())
         by.setdefault(run["refinement"], []).append(run)
     return by
-
-
-def _paired(dataset: str, refinement: str, seeds: list[int], metric: str):
-    """Per-user `metric` of STOSA + `refinement` minus plain STOSA's, seeds pooled (each paired with its seed)."""
-    from seqlens.eval.significance import paired_difference
-
-    a, b = [], []
-    for s in seeds:
-        va = pd.read_parquet(RESULTS / dataset / f"{refinement}-seed{s}.per_user.parquet")
-        vb = pd.read_parquet(RESULTS / dataset / f"none-seed{s}.per_user.parquet")
-        merged = va.merge(vb, on="user_id", suffixes=("_a", "_b"))
-        a.append(merged[f"{metric}_a"].to_numpy())
-        b.append(merged[f"{metric}_b"].to_numpy())
-    return paired_difference(np.concatenate(a), np.concatenate(b))
 
 
 def report(dataset: str = "beauty") -> None:
@@ -164,7 +148,7 @@ def report(dataset: str = "beauty") -> None:
             if refinement == "none" or not seeds:
                 continue
             for metric in ("recall@1", "ndcg@10"):
-                d = _paired(dataset, refinement, seeds, metric)
+                d = paired_runs(RESULTS / dataset, refinement, seeds, metric)
                 compared.append(f"| STOSA + {refinement} | {metric} | {len(seeds)} | {d.mean:+.4f} | "
                                 f"[{d.low:+.4f}, {d.high:+.4f}] | {d.p_value:.3g} |")  # fmt: skip
         if compared:

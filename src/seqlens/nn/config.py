@@ -25,14 +25,22 @@ LOSSES = ("ce", "sampled", "bce", "gbce", "bpr")
 
 
 class AttentionBlocks:
-    """What the attention networks' configs share: the rules on `dim`, `heads` and `refine_layers`, and which
-    blocks refine (the fields are each config's own, declared there)."""
+    """What the attention networks' configs share: validation on construction, the rules on `dim`, `heads` and
+    `refine_layers`, and which blocks refine (the fields are each config's own, declared there)."""
 
     dim: int
     heads: int
     layers: int
     refinement: str
     refine_layers: list[int] | None
+
+    def __post_init__(self) -> None:
+        schema = schema_of(type(self))
+        values = {k: v for k, v in asdict(self).items() if k in schema.specs}  # n_items comes from the data
+        schema.validate(values, where=f"{type(self).__name__}: ")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
     @staticmethod
     def check_blocks(p: dict) -> None:
@@ -115,11 +123,6 @@ class SASRecConfig(AttentionBlocks):
         below=1.0,
     )
 
-    def __post_init__(self) -> None:
-        schema = schema_of(type(self))
-        values = {k: v for k, v in asdict(self).items() if k in schema.specs}  # n_items comes from the data
-        schema.validate(values, where=f"{type(self).__name__}: ")
-
     @classmethod
     def check(cls, p: dict) -> None:
         """The rules that tie parameters together (each value alone was checked against its declaration)."""
@@ -133,9 +136,6 @@ class SASRecConfig(AttentionBlocks):
                 f"rotary=True needs a dot-product score and an even dim/heads (score={p['score']!r}, "
                 f"dim/heads={p['dim'] // p['heads']})"
             )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -172,17 +172,9 @@ class STOSAConfig(AttentionBlocks):
         None, "The blocks that refine (negative = from the end, e.g. [-1]); None = all."
     )
 
-    def __post_init__(self) -> None:
-        schema = schema_of(type(self))
-        values = {k: v for k, v in asdict(self).items() if k in schema.specs}  # n_items comes from the data
-        schema.validate(values, where=f"{type(self).__name__}: ")
-
     @classmethod
     def check(cls, p: dict) -> None:
         cls.check_blocks(p)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

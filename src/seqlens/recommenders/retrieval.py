@@ -3,7 +3,10 @@ neural model's item vectors.
 
 A next-item model scores item i as the inner product of the history's last hidden state with item i's vector, so
 the top K is a maximum-inner-product search. Exact scoring (`model.recommend`) costs n_items x dim per user; the
-index visits only `nprobe` of its `nlist` clusters of items. What it returns is the same table as `recommend`
+index visits only `nprobe` of its `nlist` clusters of items. Item vectors' norms differ widely (popular items'
+are long), which clusters badly by inner product, so the search is turned into a nearest-neighbour one (Bachrach
+et al. 2014): each item gets one more coordinate, sqrt(M^2 - |x|^2) with M the largest norm, each query a 0 there;
+then |q - x|^2 = |q|^2 + M^2 - 2 q.x, and the nearest items are those of largest score. What it returns is the same table as `recommend`
 (seen items excluded), and `recall_against_exact` says how much of the exact top K it finds.
 
 FAISS is an optional dependency (`pip install seqlens[ann]`, the faiss-cpu wheel).
@@ -34,7 +37,7 @@ def _faiss() -> Any:
 
 
 class ItemIndex:
-    """Inverted-file index (FAISS `IndexIVFFlat`, inner product) over `model`'s item vectors.
+    """Inverted-file index (FAISS `IndexIVFFlat`) over `model`'s item vectors, searched by inner product.
 
     Parameters
     ----------
@@ -53,11 +56,13 @@ class ItemIndex:
             vectors = model.net_.item_table()[1:].detach().float().cpu().numpy()  # [n_items, D]: row i is item i + 1
         n, dim = vectors.shape
         self.nlist = nlist or max(1, min(n // 39, int(4 * math.sqrt(n))))  # FAISS wants >= 39 training items per list
-        quantizer = faiss.IndexFlatIP(dim)
-        self.index = faiss.IndexIVFFlat(quantizer, dim, self.nlist, faiss.METRIC_INNER_PRODUCT)
+        norms = (vectors.astype(np.float64) ** 2).sum(1)
+        self.reach = float(norms.max())  # M^2
+        lifted = np.hstack([vectors, np.sqrt(self.reach - norms)[:, None]]).astype(np.float32)  # [n_items, D + 1]
+        self.index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim + 1), dim + 1, self.nlist, faiss.METRIC_L2)
         sample = np.random.default_rng(0).choice(n, min(n, train_size), replace=False)
-        self.index.train(np.ascontiguousarray(vectors[sample]))
-        self.index.add(np.ascontiguousarray(vectors))
+        self.index.train(np.ascontiguousarray(lifted[sample]))
+        self.index.add(lifted)
         self.index.nprobe = min(nprobe, self.nlist)
 
     def recommend(
@@ -79,7 +84,9 @@ class ItemIndex:
                 hidden = model.net_.last_hidden(torch.from_numpy(padded)).float().cpu().numpy()  # [B, D]
             seen = seqs.padded(rows, max_len=1 << 30) if exclude_seen else np.zeros((len(rows), 0), np.int64)
             # asked for k + the longest history among the batch's, so that k remain once seen items are dropped
-            scores, idx = self.index.search(np.ascontiguousarray(hidden), min(k + seen.shape[1], self.index.ntotal))
+            lifted = np.hstack([hidden, np.zeros((len(hidden), 1), np.float32)])
+            distances, idx = self.index.search(lifted, min(k + seen.shape[1], self.index.ntotal))
+            scores = ((hidden.astype(np.float64) ** 2).sum(1, keepdims=True) + self.reach - distances) / 2  # q . x
             idx = idx + 1  # row i of the index is item index i + 1; FAISS's -1 (no result) becomes 0
             drop = (idx <= 0) | np.stack([np.isin(found, mine) for found, mine in zip(idx, seen)])
             scores = np.where(drop, -np.inf, scores)
