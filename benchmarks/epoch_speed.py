@@ -85,7 +85,8 @@ def straightforward_fit(log: seqlens.InteractionLog, **params) -> list[dict]:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, count = total + float(loss.detach()), count + 1
+            n = int((y > 0).sum())  # the epoch's loss is the mean over its targets, as seqlens reports it
+            total, count = total + float(loss.detach()) * n, count + n
         history.append({"epoch": epoch + 1, "loss": total / count, "train_seconds": time.perf_counter() - start})
     return history
 
