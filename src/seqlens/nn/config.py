@@ -11,8 +11,12 @@ them from here, and every name is still importable where it was declared before 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, cast
 
 from seqlens.params import param, schema_of
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 #: how a query scores a key (`attention.py`)
 SCORES = ("scaled_dot", "dot", "additive")
@@ -36,11 +40,11 @@ class AttentionBlocks:
 
     def __post_init__(self) -> None:
         schema = schema_of(type(self))
-        values = {k: v for k, v in asdict(self).items() if k in schema.specs}  # n_items comes from the data
+        values = {k: v for k, v in self.to_dict().items() if k in schema.specs}  # n_items comes from the data
         schema.validate(values, where=f"{type(self).__name__}: ")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(cast("DataclassInstance", self))  # every subclass is a dataclass
 
     @staticmethod
     def check_blocks(p: dict) -> None:
