@@ -82,14 +82,27 @@ def rotate(x: Tensor, positions: Tensor | None = None) -> Tensor:
 
 def wasserstein(mean1: Tensor, var1: Tensor, mean2: Tensor, var2: Tensor) -> Tensor:
     """Squared 2-Wasserstein distances [..., N, M] between diagonal Gaussians: means [..., N, d] and variances
-    [..., N, d] against [..., M, d]: ||m1 - m2||^2 + ||sqrt(v1) - sqrt(v2)||^2, expanded into one matrix product
-    [m1, s1, |m1|^2 + |s1|^2, 1] . [-2 m2, -2 s2, 1, |m2|^2 + |s2|^2] (no [N, M] temporaries but its result)."""
-    s1, s2 = var1.clamp(min=1e-24).sqrt(), var2.clamp(min=1e-24).sqrt()
-    n1 = (mean1.square() + s1.square()).sum(-1, keepdim=True)
-    n2 = (mean2.square() + s2.square()).sum(-1, keepdim=True)
-    left = torch.cat([mean1, s1, n1, torch.ones_like(n1)], -1)
-    right = torch.cat([-2 * mean2, -2 * s2, torch.ones_like(n2), n2], -1)
-    return left @ right.transpose(-2, -1)
+    [..., N, d] against [..., M, d]: ||m1 - m2||^2 + ||sqrt(v1) - sqrt(v2)||^2, as one matrix product of the two
+    sides' lifted forms (no [N, M] temporaries but its result)."""
+    return gaussian_rows(mean1, var1) @ gaussian_columns(mean2, var2).transpose(-2, -1)
+
+
+def gaussian_rows(mean: Tensor, var: Tensor) -> Tensor:
+    """[..., 2d + 2]: Gaussians as the left factor of the squared 2-Wasserstein distance, [m, s, |m|^2 + |s|^2, 1]
+    with s = sqrt(var): gaussian_rows(a) . gaussian_columns(b) = W_2^2(a, b)."""
+    s, norm = _root_and_norm(mean, var)
+    return torch.cat([mean, s, norm, torch.ones_like(norm)], -1)
+
+
+def gaussian_columns(mean: Tensor, var: Tensor) -> Tensor:
+    """[..., 2d + 2]: Gaussians as the right factor, [-2 m, -2 s, 1, |m|^2 + |s|^2] (see `gaussian_rows`)."""
+    s, norm = _root_and_norm(mean, var)
+    return torch.cat([-2 * mean, -2 * s, torch.ones_like(norm), norm], -1)
+
+
+def _root_and_norm(mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
+    s = var.clamp(min=1e-24).sqrt()
+    return s, (mean.square() + s.square()).sum(-1, keepdim=True)
 
 
 class WeightRefinement(nn.Module):

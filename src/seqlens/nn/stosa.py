@@ -12,9 +12,10 @@ the mean is carried through every block (there, a misspelt variable leaves the e
 its input embedding), and the history's means are not passed through an ELU (candidate means never are).
 
 The rest of seqlens scores by dot products (losses, top-K, explanations), so hidden states and item vectors are
-written in a form whose dot product is exactly that negative distance (s = the square roots of the variances):
+written in a form whose dot product is exactly that negative distance (s = the square roots of the variances;
+the two lifted forms of `attention.wasserstein`, the hidden state's negated):
 
-    hidden = [2 mu, 2 s, -(|mu|^2 + |s|^2), -1],   item = [mu_i, s_i, 1, |mu_i|^2 + |s_i|^2]
+    hidden = [2 mu, 2 s, -1, -(|mu|^2 + |s|^2)],   item = [mu_i, s_i, |mu_i|^2 + |s_i|^2, 1]
     hidden . item = -(|mu - mu_i|^2 + |s - s_i|^2) = -W_2^2
 """
 
@@ -26,7 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqlens.nn.attention import AttentionWeights, WeightRefinement, attention_mask, masked_softmax, wasserstein
+from seqlens.nn.attention import (
+    AttentionWeights,
+    WeightRefinement,
+    attention_mask,
+    gaussian_columns,
+    gaussian_rows,
+    masked_softmax,
+    wasserstein,
+)
 from seqlens.nn.config import STOSAConfig
 from seqlens.nn.dropout import Dropout
 from seqlens.nn.losses import uniform_negatives
@@ -151,14 +160,8 @@ class STOSANet(NextItemNet):
         for block in self.blocks:
             mean, var, weights = block(mean, var, keep, return_attention)
             attentions.append(weights)
-        return self.query_form(mean, var) * real, attentions if return_attention else None
-
-    @staticmethod
-    def query_form(mean: Tensor, var: Tensor) -> Tensor:
-        """[..., 2D + 2]: a Gaussian as the left side of the dot product that gives -W_2^2 (module docstring)."""
-        s = var.clamp(min=1e-24).sqrt()
-        norm = (mean.square() + s.square()).sum(-1, keepdim=True)
-        return torch.cat([2 * mean, 2 * s, -norm, -torch.ones_like(norm)], -1)
+        # the last Gaussians in the form whose dot product with an item vector is -W_2^2 (module docstring)
+        return -gaussian_columns(mean, var) * real, attentions if return_attention else None
 
     def gaussians(self, items: Tensor) -> tuple[Tensor, Tensor]:
         """(means, variances) [..., D] of `items` [...] as candidates: raw means, ELU + 1 variances."""
@@ -166,10 +169,7 @@ class STOSANet(NextItemNet):
 
     def item_vectors(self, items: Tensor) -> Tensor:
         """[..., 2D + 2]: items as the right side of the dot product that gives -W_2^2."""
-        mean, var = self.gaussians(items)
-        s = var.sqrt()
-        norm = (mean.square() + s.square()).sum(-1, keepdim=True)
-        return torch.cat([mean, s, torch.ones_like(norm), norm], -1)
+        return gaussian_rows(*self.gaussians(items))
 
     def item_table(self) -> Tensor:
         return self.item_vectors(torch.arange(self.cfg.n_items + 1, device=self.item_emb.weight.device))
@@ -180,9 +180,9 @@ class STOSANet(NextItemNet):
         if self.cfg.pvn_weight == 0:
             return hidden.new_zeros(())
         negatives = uniform_negatives(targets, n_items)
-        to_target = -(hidden * self.item_vectors(targets)).sum(-1)  # [N]
-        (m_t, v_t), (m_n, v_n) = self.gaussians(targets), self.gaussians(negatives)
-        apart = (m_t - m_n).square().sum(-1) + (v_t.sqrt() - v_n.sqrt()).square().sum(-1)
+        target = self.item_vectors(targets)  # [N, 2D + 2]
+        to_target = -(hidden * target).sum(-1)  # [N]
+        apart = (target * gaussian_columns(*self.gaussians(negatives))).sum(-1)
         return self.cfg.pvn_weight * (to_target - apart).clamp(min=0).mean()
 
     def masked_last_hidden(self, seq: Tensor) -> Tensor:
