@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from seqlens.data.log import ITEM, TIME, USER
-from seqlens.data.timestamps import parse_timestamps
+from seqlens.data.timestamps import parse_timestamps, where
 from seqlens.errors import DataError
 
 #: rows per record batch read
@@ -51,7 +51,7 @@ def stream_last(
             for col in (user, item, *context):
                 empty = part[col].isna().to_numpy()
                 if empty.any():
-                    raise DataError(f"{path}: row {rows[np.argmax(empty)] + 1}, column {col!r}: empty value")
+                    raise DataError(f"{where(str(path), rows[np.argmax(empty)], 0)}, column {col!r}: empty value")
             frame = pd.DataFrame({USER: part[user].to_numpy(), ITEM: part[item].to_numpy(), _ROW: rows})
             if time:
                 frame[TIME] = parse_timestamps(part[time], str(path), time, rows, 0)
