@@ -145,10 +145,14 @@ class NextItemModel(Recommender):
 
     def score_histories(self, histories: Sequences, rows: np.ndarray) -> Tensor:
         """Scores on the CPU, wherever the network is (during `fit`, on the training device)."""
-        device = self.net_.item_emb.weight.device
-        seq = torch.from_numpy(histories.padded(rows, self.max_len)).to(device)
         with torch.inference_mode():
-            return self.net_.scores(self.net_.last_hidden(seq)).cpu()
+            return self.net_.scores(self.last_hidden_of(histories, rows)).cpu()
+
+    def last_hidden_of(self, histories: Sequences, rows: np.ndarray) -> Tensor:
+        """[len(rows), hidden_dim]: the state each history's next item is scored from, on the network's device."""
+        seq = torch.from_numpy(histories.padded(rows, self.max_len)).to(self.net_.item_emb.weight.device)
+        with torch.inference_mode():
+            return self.net_.last_hidden(seq)
 
     def _state(self) -> dict[str, Tensor]:
         return dict(self.net_.state_dict())

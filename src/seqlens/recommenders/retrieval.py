@@ -79,9 +79,7 @@ class ItemIndex:
         frames = []
         for lo in range(0, len(seqs), batch_size):
             rows = np.arange(lo, min(lo + batch_size, len(seqs)))
-            padded = seqs.padded(rows, model.max_len)
-            with torch.inference_mode():
-                hidden = model.net_.last_hidden(torch.from_numpy(padded)).float().cpu().numpy()  # [B, D]
+            hidden = model.last_hidden_of(seqs, rows).float().cpu().numpy()  # [B, D]
             seen = seqs.padded(rows, max_len=1 << 30) if exclude_seen else np.zeros((len(rows), 0), np.int64)
             # asked for k + the longest history among the batch's, so that k remain once seen items are dropped
             lifted = np.hstack([hidden, np.zeros((len(hidden), 1), np.float32)])
