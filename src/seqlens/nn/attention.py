@@ -80,6 +80,11 @@ def rotate(x: Tensor, positions: Tensor | None = None) -> Tensor:
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
+def positive(x: Tensor) -> Tensor:
+    """ELU + 1: how STOSA (and the stochastic refinement) keep variances positive."""
+    return F.elu(x) + 1
+
+
 def wasserstein(mean1: Tensor, var1: Tensor, mean2: Tensor, var2: Tensor) -> Tensor:
     """Squared 2-Wasserstein distances [..., N, M] between diagonal Gaussians: means [..., N, d] and variances
     [..., N, d] against [..., M, d]: ||m1 - m2||^2 + ||sqrt(v1) - sqrt(v2)||^2, as one matrix product of the two
@@ -128,7 +133,7 @@ class WeightRefinement(nn.Module):
             return raw
         p, r = self._correlation_space(raw, v)  # [B, H, T, r] each
         if self.refinement.startswith("stochastic"):  # rows as Gaussians: mean P, variances ELU(R) + 1
-            var = F.elu(r) + 1
+            var = positive(r)
             logits = -wasserstein(p, var, p, var) / math.sqrt(self.rank)
         else:
             logits = p @ r.transpose(-2, -1) / math.sqrt(self.rank)

@@ -34,6 +34,7 @@ from seqlens.nn.attention import (
     gaussian_columns,
     gaussian_rows,
     masked_softmax,
+    positive,
     wasserstein,
 )
 from seqlens.nn.config import STOSAConfig
@@ -41,11 +42,6 @@ from seqlens.nn.dropout import Dropout
 from seqlens.nn.losses import uniform_negatives
 from seqlens.nn.masking import masked_last_hidden
 from seqlens.nn.next_item import NextItemNet
-
-
-def positive(x: Tensor) -> Tensor:
-    """ELU + 1: how STOSA keeps variances positive."""
-    return F.elu(x) + 1
 
 
 class WassersteinAttention(WeightRefinement):
