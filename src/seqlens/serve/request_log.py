@@ -8,8 +8,8 @@ checks the windows for drift, as it does for a replayed log.
 
 A request only appends its batch's numbers (numpy arrays) to a bounded buffer. A sender thread wakes every
 `SEND_SECONDS` and passes what came, pickled, over a pipe to a writer process (`request_writer.py`, a child
-interpreter reading its stdin), which builds the records and writes them through logging's `RotatingFileHandler` (a new file past `max_bytes`,
-`backups` kept). Building and writing in a thread of the worker took its interpreter lock from the requests
+interpreter reading its stdin), which builds the records and writes them through logging's
+`RotatingFileHandler` (a new file past `max_bytes`, `backups` kept). Building and writing in a thread of the worker took its interpreter lock from the requests
 (p99 1.8x, measured); the pipe's write releases it. Each worker has its own writer and file
 (`requests-<pid>.jsonl`), so workers never share one.
 """

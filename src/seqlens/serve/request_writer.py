@@ -8,9 +8,9 @@ in a fraction of a second.
 
 Run as `python -m seqlens.serve.request_writer PATH MAX_BYTES BACKUPS`; messages arrive on stdin as pickled
 lists, each preceded by its length (8 bytes, little-endian): ("catalogue", key, item_ids, buckets, n_buckets)
-once per served model, then ("batch", key, when, history lengths, histories or None, used, recommended, (statistic names, their
-[batch, statistics, layers] table) or None, last-layer attention rows or None) per micro-batch of requests,
-every array `pack`ed.
+once per served model, then ("batch", key, when, history lengths, histories or None, used, recommended,
+(statistic names, their [batch, statistics, layers] table) or None, last-layer attention rows or None) per
+micro-batch of requests, every array `pack`ed.
 Records are JSON lines in `requests-<worker pid>.jsonl`, rotated by logging's `RotatingFileHandler`.
 """
 
