@@ -112,7 +112,7 @@ def test_positive_vs_negative_term_by_hand():
 def test_hiding_a_position_is_one_pass_without_it():
     model = net(layers=2)
     seq = torch.tensor([[0, 1, 2, 3, 4, 5]])
-    masked = model.masked_last_hidden(seq)
+    masked = model.masked_last_hidden(seq).hidden
     torch.testing.assert_close(masked[:, :-1], one_pass_each(model, seq, remove=False)[:, :-1])
     keep = torch.ones_like(seq, dtype=torch.bool)
     keep[0, 2] = False

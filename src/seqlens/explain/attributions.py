@@ -153,9 +153,8 @@ def _masking(net: NextItemNet, seq: Tensor, target: Tensor, latest: str = "min")
     real = seq != 0
     sasrec = cast(SASRecNet, net)  # supports() checked
     with torch.inference_mode():
-        states, _ = sasrec(seq)  # [B, T, D]
+        hidden, states = sasrec.masked_last_hidden(seq)  # [B, T, D] each
         full = net.score_of(states[:, -1], target)  # [B]
-        hidden = sasrec.masked_last_hidden(seq)  # [B, T, D]
         drops = full[:, None] - net.score_of(hidden, target[:, None].expand_as(seq))  # [B, T]
         # without the latest item: when nothing reads absolute positions, that is the state one column earlier,
         # already computed (attention is causal); a window of one item leaves nothing, a zero state

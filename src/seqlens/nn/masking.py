@@ -27,12 +27,12 @@ positions counted from the end, or none); otherwise every position is run as its
 
 from __future__ import annotations
 
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
-from seqlens.nn.attention import CausalSelfAttention, attention_mask, masked_softmax
+from seqlens.nn.attention import CausalSelfAttention, attention_mask, masked_softmax, rotary_angles
 from seqlens.nn.config import SASRecConfig
 
 #: perturbed sequences evaluated per chunk of the one-pass-each path (bounds its T x T attention memory)
@@ -75,8 +75,16 @@ class _SASRecNet(_Net, Protocol):
     def embed(self, seq: Tensor, blank: Tensor | None = None) -> Tensor: ...
 
 
-def masked_last_hidden(net: _Net, seq: Tensor) -> Tensor:
-    """[B, T, D]: column j is the last hidden state of `seq` [B, T] with position j hidden in place.
+class Masked(NamedTuple):
+    """Every position hidden in turn (`hidden` [B, T, D]: column j is the last hidden state with position j
+    hidden), and the unchanged history's hidden states (`states` [B, T, D]), computed on the way."""
+
+    hidden: Tensor
+    states: Tensor
+
+
+def masked_last_hidden(net: _Net, seq: Tensor) -> Masked:
+    """Column j of `hidden`: the last hidden state of `seq` [B, T] with position j hidden in place.
 
     Hiding the position the model reads from would leave nothing to read, so the last column hides only the
     latest item's content: the average item embedding stands in for its own, its position stays (removing
@@ -84,22 +92,21 @@ def masked_last_hidden(net: _Net, seq: Tensor) -> Tensor:
     distances reads).
     Columns at padding are zero.
     """
-    out = (
-        _reusing_prefix(cast("_SASRecNet", net), seq, remove=False)
-        if _shortcut_applies(net, remove=False)
-        else one_pass_each(net, seq, remove=False)
-    )
-    blank = torch.zeros_like(seq, dtype=torch.bool)
-    blank[:, -1] = True
-    out[:, -1] = net(seq, blank=blank)[0][:, -1]
-    return out
+    if _shortcut_applies(net, remove=False):
+        return _reusing_prefix(cast("_SASRecNet", net), seq, remove=False)
+    out = one_pass_each(net, seq, remove=False)
+    blank = torch.zeros((2, *seq.shape), dtype=torch.bool)
+    blank[1, :, -1] = True  # the history, then the history with the latest item's content hidden
+    states = net(seq.repeat(2, 1), blank=blank.flatten(0, 1))[0].view(2, *seq.shape, -1)
+    out[:, -1] = states[1, :, -1]
+    return Masked(out, states[0])
 
 
 def removed_last_hidden(net: _SASRecNet, seq: Tensor) -> Tensor:
     """[B, T, D]: column j is the last hidden state of `seq` [B, T] with item j removed (the items before it
     one column closer to the present, as if the user had never interacted with it). Zero at padding."""
     if _shortcut_applies(net, remove=True):
-        return _reusing_prefix(net, seq, remove=True)
+        return _reusing_prefix(net, seq, remove=True).hidden
     return one_pass_each(net, seq, remove=True)
 
 
@@ -138,102 +145,216 @@ def one_pass_each(net: _Net, seq: Tensor, remove: bool) -> Tensor:
     return out
 
 
-def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Tensor:
+def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
     """The shortcut; pair rows live in flat [B * P, ...] tables so that gathers are cheap row look-ups.
 
     `known` is what the rows before j attend to or read: the unchanged sequence when hiding, the shifted one
-    when removing (where column j holds the item before j, so `through` = 1 includes it).
+    when removing (where column j holds the item before j, so `through` = 1 includes it). One batched pass
+    gives every layer's input of the sequence and of `other`: the shifted sequence when removing, the sequence
+    with its latest item's content hidden when hiding (the last column's answer).
     """
     b, t = seq.shape
-    if t == 1:  # no pairs: hiding or removing the one item leaves nothing to read
-        return torch.zeros(b, 1, net.cfg.dim)
     blocks = cast("list[_Block]", list(net.blocks))
     keep = seq != 0  # [B, T]
+    if remove:
+        other = torch.cat((torch.zeros_like(seq[:, :1]), seq[:, :-1]), 1)  # every item one column later
+        blank = None
+    else:
+        other = seq
+        blank = torch.zeros((2, b, t), dtype=torch.bool)
+        blank[1, :, -1] = True
+    inputs = _layer_inputs(net, torch.cat((seq, other)), None if blank is None else blank.flatten(0, 1))
+    xs, others = [z[:b] for z in inputs], [z[b:] for z in inputs]  # each layer's input, then the last output
+    known_keep = other != 0
+    knowns = others if remove else xs
+    hidden = torch.zeros(b, t, net.cfg.dim)
+    hidden[:, -1] = net.ln_f(others[-1][:, -1]) * known_keep[:, -1:]  # the latest item removed, or its content hidden
+    states = net.ln_f(xs[-1]) * keep[..., None]
+    if t == 1:  # no pairs
+        return Masked(hidden, states)
+
     j_of, i_of = torch.triu_indices(t, t, offset=1)  # the P = T(T-1)/2 pairs (hidden j, later row i)
     if len(blocks) == 1:  # the first layer is also the last: only the last row is needed
         j_of, i_of = j_of[i_of == t - 1], i_of[i_of == t - 1]
     offset = torch.arange(b)[:, None]
     pair_ji = (offset * t * t + j_of * t + i_of).ravel()  # rows of [B * T(j) * T(i), ...] tables
-    x = net.embed(seq) * keep[..., None]  # [B, T, D]: the first layer's input
     if remove:
-        shifted = torch.cat((torch.zeros_like(seq[:, :1]), seq[:, :-1]), 1)  # every item one column later
-        known_keep = shifted != 0
-        known = net.embed(shifted) * known_keep[..., None]
-        x_pairs = _first_layer_removed(blocks[0], x, known, keep, known_keep, j_of, i_of)
+        x_pairs = _first_layer_removed(blocks[0], xs[0], knowns[0], keep, known_keep, j_of, i_of)
     else:
-        known_keep = keep
-        x_pairs = _first_layer_hidden(blocks[0], x, keep, j_of, i_of)
+        x_pairs = _first_layer_hidden(blocks[0], xs[0], keep, j_of, i_of)
     through = 1 if remove else 0  # the known keys of pair j: columns < j + through
 
-    x = blocks[0](x, keep)[0]  # the unchanged sequence, as the next layer reads it
-    known = blocks[0](known, known_keep)[0] if remove else x
-    for block in blocks[1:-1]:  # middle layers: rows after j recomputed in full
+    for layer in range(1, len(blocks) - 1):  # middle layers: rows after j recomputed in full
+        x, known = xs[layer], knowns[layer]
         before = torch.arange(t)[None, :] < torch.arange(t)[:, None] + through  # [T(j), T]: known columns
         dense = torch.where(before[None, :, :, None], known[:, None], x[:, None]).reshape(b * t * t, -1)
         dense[pair_ji] = x_pairs  # [B * T(j) * T, D]: one sequence per j
         keep_j = torch.where(before, known_keep[:, None, :], keep[:, None, :] & ~torch.eye(t, dtype=torch.bool))
-        dense = block(dense.view(b * t, t, -1) * keep_j.reshape(b * t, t, 1), keep_j.reshape(b * t, t))[0]
+        dense = blocks[layer](dense.view(b * t, t, -1) * keep_j.reshape(b * t, t, 1), keep_j.reshape(b * t, t))[0]
         x_pairs = dense.reshape(b * t * t, -1).index_select(0, pair_ji)
-        x = block(x, keep)[0]
-        known = block(known, known_keep)[0] if remove else x
 
     if len(blocks) == 1:
         last_x = x_pairs  # [B * (T-1), D]: row T-1 of each j < T-1
-    else:  # last layer: the last query of each j over the known keys before j and recomputed ones after
-        attn, h_pairs = blocks[-1].attn, blocks[-1].ln1(x_pairs)  # the last layer's attention from here on
-        _, k, v = attn.project(blocks[-1].ln1(known))  # [B, H, T, dh]: keys and values of the known rows
-        k_p = attn.keys_at(h_pairs, i_of.repeat(b))  # [B * P, H, dh]: the recomputed rows
-        last = (offset * len(i_of) + torch.flatten(torch.nonzero(i_of == t - 1))).ravel()  # pair rows (j, T-1)
-        q = attn.query_at(h_pairs.index_select(0, last), torch.full((len(last),), t - 1))  # [B * (T-1), H, dh]
-        q_j = (offset * (t - 1) + j_of).ravel()  # each pair's query row
-        pair_jt = (offset * (t - 1) * t + j_of * t + i_of).ravel()  # rows of [B * (T-1) * T, H] tables
-        scores = attn.logits(q.view(b, t - 1, *q.shape[1:]).transpose(1, 2), k)  # [B, H, T-1, T]: known keys
-        scores = scores.permute(0, 2, 3, 1).contiguous()  # [B, T-1, T, H]
-        after = attn.logits(q.index_select(0, q_j)[:, :, None], k_p[:, :, None])[..., 0, 0]  # [B * P, H]
-        scores.view(-1, scores.shape[-1]).index_copy_(0, pair_jt, after)
-        columns, rows = torch.arange(t)[None, :], torch.arange(t - 1)[:, None]
-        known_part = columns < rows + through  # [T-1, T]
-        allowed = torch.where(known_part, known_keep[:, None, :], (columns > rows) & keep[:, None, :])
-        weights = scores.masked_fill(~allowed[..., None], float("-inf")).softmax(2)
-        out = _rows((weights * known_part[:, :, None]).permute(0, 3, 1, 2) @ v)  # [B * (T-1), H, dh]: known keys
-        w_after = weights.view(-1, weights.shape[-1]).index_select(0, pair_jt)[..., None]  # [B * P, H, 1]
-        # plus the keys after j: their values through the mix of their inputs (one projection per query)
-        mixed = torch.zeros(len(out), attn.heads, h_pairs.shape[-1]).index_add_(0, q_j, w_after * h_pairs[:, None])
-        mass = torch.zeros(len(out), attn.heads).index_add_(0, q_j, w_after[..., 0])  # [B * (T-1), H]
-        out = out + attn.values_of_mix(mixed, mass)
-        last_x = blocks[-1].after_attention(x_pairs.index_select(0, last), attn.proj(out.flatten(1)))
+    else:
+        last_x = _last_layer(blocks[-1], x_pairs, knowns[-2], keep, known_keep, j_of, i_of, through)
 
-    hidden = torch.zeros(b, t, net.cfg.dim)
     hidden[:, :-1] = net.ln_f(last_x).view(b, t - 1, -1) * keep[:, :-1, None]  # padding columns: left at zero
-    if remove:  # the latest item removed: the shifted sequence's last row
-        final = known if len(blocks) == 1 else blocks[-1](known, known_keep)[0]
-        hidden[:, -1] = net.ln_f(final[:, -1]) * keep[:, -1:]
-    return hidden
+    return Masked(hidden, states)
+
+
+def _layer_inputs(net: _SASRecNet, seq: Tensor, blank: Tensor | None) -> list[Tensor]:
+    """Each block's input [B, T, D] for `seq` [B, T], then the last block's output (the network's pass before
+    its final layer norm)."""
+    keep = seq != 0
+    out = [net.embed(seq, blank) * keep[..., None]]
+    for block in cast("list[_Block]", list(net.blocks)):
+        out.append(block(out[-1], keep)[0])
+    return out
 
 
 def _first_layer_hidden(first: _Block, x: Tensor, keep: Tensor, j_of: Tensor, i_of: Tensor) -> Tensor:
     """[B * P, D]: the first block's output at row i with position j hidden, for every pair (j, i).
 
     Row i's attention output without j's term, renormalised. The output projection is linear, so it is
-    applied to the T outputs and values once, not to every pair: per head h,
-    W o_i(-j) = W o_i + c (W o_i - W v_j) with c = a_ij / (1 - a_ij).
+    applied to the T outputs and values once, not to every pair: per head h, W o_i(-j) = W o_i + c (W o_i - W v_j)
+    with c = a_ij / (1 - a_ij), and the residual stream after attention is z = y_i + sum_h c_h (p_o_ih - p_v_jh).
+    That is affine in per-position vectors, and so is the feed-forward's first linear layer: with the layer
+    norm's statistics of z folded in, it is a mix of projected per-position vectors, no product per pair.
     """
-    b, t, _ = x.shape
+    b, t, d = x.shape
     offset = torch.arange(b)[:, None]
     attn = first.attn
     q, k, v = attn.project(first.ln1(x))  # [B, H, T, dh]
     a = masked_softmax(attn.logits(q, k), attention_mask(keep), keep)  # [B, H, T, T]
-    o = a @ v  # [B, H, T, dh]
     w_o = attn.proj.weight.view(-1, attn.heads, attn.head_dim)  # [D, H, dh]
-    p_o, p_v = (torch.einsum("nhk,dhk->nhd", _rows(z), w_o) for z in (o, v))  # [B * T, H, D]
-    y = x + attn.proj(o.transpose(1, 2).flatten(2))  # [B, T, D]: the unchanged residual stream after attention
-    a_ij = a.permute(0, 2, 3, 1).reshape(b * t * t, -1).index_select(0, (offset * t * t + i_of * t + j_of).ravel())
-    c = (a_ij / (1 - a_ij).clamp(min=1e-12))[..., None]  # [B * P, H, 1]
+    p_o, p_v = (torch.einsum("bhtk,dhk->bthd", z, w_o) for z in (a @ v, v))  # [B, T, H, D]
+    y = x + attn.proj(_rows(a @ v).flatten(1)).view(b, t, d)  # [B, T, D]: the residual stream after attention
+    pair_ij = (offset * t * t + i_of * t + j_of).ravel()  # rows of [B * T(i) * T(j), ...] tables
+    a_ij = a.permute(0, 2, 3, 1).reshape(b * t * t, -1).index_select(0, pair_ij)
+    c = a_ij / (1 - a_ij).clamp(min=1e-12)  # [B * P, H]
     row_i, row_j = (offset * t + i_of).ravel(), (offset * t + j_of).ravel()
+
     # in place where a fresh pair-sized tensor would do: these tables are the bulk of the work
-    change = p_o.index_select(0, row_i).sub_(p_v.index_select(0, row_j)).mul_(c)  # [B * P, H, D]
-    z = y.view(b * t, -1).index_select(0, row_i).add_(change.sum(1) if attn.heads > 1 else change[:, 0])
-    return z.add_(first.ffn(first.ln2(z)))  # the feed-forward's residual (dropout is off in eval mode)
+    z = y.view(b * t, -1).index_select(0, row_i)  # [B * P, D]: the residual stream after attention
+    z.add_(_weighted(c, _flat(p_o).index_select(0, row_i).sub_(_flat(p_v).index_select(0, row_j))))
+    mean, std = _norm_statistics(z, first.ln2.eps)
+    lin1, act, lin2 = cast(nn.Linear, first.ffn[0]), first.ffn[1], cast(nn.Linear, first.ffn[-1])
+    g = lin1.weight * first.ln2.weight  # [F, D]: the layer norm's scale folded into the first linear layer
+    e = lin1.weight @ first.ln2.bias + lin1.bias  # [F]
+    at_i, at_o, at_v = y @ g.T, p_o @ g.T, p_v @ g.T  # [B, T, F], [B, T, H, F] x 2
+    u = (
+        at_i.view(b * t, -1)
+        .index_select(0, row_i)
+        .add_(_weighted(c, _flat(at_o).index_select(0, row_i).sub_(_flat(at_v).index_select(0, row_j))))
+    )  # [B * P, F]: g z
+    u.addr_(mean, g.sum(1), alpha=-1).div_(std[:, None]).add_(e)  # the first linear layer of ln2(z)
+    return z.addmm_(act(u), lin2.weight.T).add_(lin2.bias)  # z plus the feed-forward (no dropout in eval mode)
+
+
+def _last_layer(
+    last: _Block,
+    x_pairs: Tensor,
+    known: Tensor,
+    keep: Tensor,
+    known_keep: Tensor,
+    j_of: Tensor,
+    i_of: Tensor,
+    through: int,
+) -> Tensor:
+    """[B * (T-1), D]: the last block's output at the last row for each j, whose query attends to the known
+    keys before j (`known` [B, T, D], the block's input) and to the recomputed rows after it (`x_pairs` [B * P, D]).
+
+    The recomputed rows are read through the block's layer norm, folded into what reads them (their keys, the
+    mix of their values) rather than applied to every pair.
+    """
+    b, t = keep.shape
+    offset = torch.arange(b)[:, None]
+    attn, norm = last.attn, last.ln1
+    mean, std = _norm_statistics(x_pairs, norm.eps)  # [B * P] each
+    last_rows = (offset * len(i_of) + torch.flatten(torch.nonzero(i_of == t - 1))).ravel()  # pair rows (j, T-1)
+    q = attn.query_at(norm(x_pairs.index_select(0, last_rows)), torch.full((len(last_rows),), t - 1))  # [B(T-1), H, dh]
+    _, k, v = attn.project(norm(known))  # [B, H, T, dh]: keys and values of the known rows
+    q_j = (offset * (t - 1) + j_of).ravel()  # each pair's query row
+    pair_jt = (offset * (t - 1) * t + j_of * t + i_of).ravel()  # rows of [B * (T-1) * T, H] tables
+    scores = attn.logits(q.view(b, t - 1, *q.shape[1:]).transpose(1, 2), k)  # [B, H, T-1, T]: known keys
+    scores = scores.permute(0, 2, 3, 1).contiguous()  # [B, T-1, T, H]
+    after = _normed_key_logits(attn, norm, q, q_j, x_pairs, mean, std, i_of.repeat(b))  # [B * P, H]
+    scores.view(-1, scores.shape[-1]).index_copy_(0, pair_jt, after)
+    columns, rows = torch.arange(t)[None, :], torch.arange(t - 1)[:, None]
+    known_part = columns < rows + through  # [T-1, T]
+    allowed = torch.where(known_part, known_keep[:, None, :], (columns > rows) & keep[:, None, :])
+    weights = scores.masked_fill(~allowed[..., None], float("-inf")).softmax(2)
+    out = _rows((weights * known_part[:, :, None]).permute(0, 3, 1, 2) @ v)  # [B * (T-1), H, dh]: known keys
+    w_after = weights.view(-1, weights.shape[-1]).index_select(0, pair_jt)  # [B * P, H]
+    # plus the keys after j: their values through the mix of their normed inputs (one projection per query),
+    # sum_i w_i norm(x_i) = scale * sum_i (w_i / std_i) (x_i - mean_i) + shift * sum_i w_i
+    per_std = w_after / std[:, None]  # [B * P, H]
+    mixed = torch.zeros(len(out), attn.heads, x_pairs.shape[-1]).index_add_(
+        0, q_j, per_std[..., None] * x_pairs[:, None]
+    )
+    centre = torch.zeros(len(out), attn.heads).index_add_(0, q_j, per_std * mean[:, None])
+    mass = torch.zeros(len(out), attn.heads).index_add_(0, q_j, w_after)  # [B * (T-1), H]
+    mixed = (mixed - centre[..., None]) * norm.weight + mass[..., None] * norm.bias
+    out = out + attn.values_of_mix(mixed, mass)
+    return last.after_attention(x_pairs.index_select(0, last_rows), attn.proj(out.flatten(1)))
+
+
+def _normed_key_logits(
+    attn: CausalSelfAttention,
+    norm: nn.LayerNorm,
+    q: Tensor,
+    of: Tensor,
+    x: Tensor,
+    mean: Tensor,
+    std: Tensor,
+    positions: Tensor,
+) -> Tensor:
+    """Scores [N, H] of queries q [Q, H, dh] (row n's is q[of[n]]) against the keys of norm(x) for rows x [N, D]
+    at `positions` [N], with the layer norm's statistics given (`mean`, `std` [N]).
+
+    norm(x) = scale (x - mean) / std + shift, so its keys are (x W^T - mean W 1) / std + e with W the key
+    projection times the scale: no normed table. Without rotary positions not even the keys: q . (W x) is
+    (W^T q) . x, one projection per query. With rotary positions the keys come out of the projection as
+    complex channel pairs, rotated by one complex multiplication (queries reordered the same way).
+    """
+    n, d = x.shape
+    heads, dh = attn.heads, attn.head_dim
+    w_k, b_k = attn.qkv.weight[d : 2 * d], attn.qkv.bias[d : 2 * d]
+    w = w_k * norm.weight  # [H * dh, D]
+    e = w_k @ norm.bias + b_k  # [H * dh]
+    if attn.score != "additive" and not attn.rotary:
+        u = torch.einsum("qhk,hkd->qhd", q, w.view(heads, dh, d))  # [Q, H, D]
+        q_w1, q_e = (q * w.sum(1).view(heads, dh)).sum(-1), (q * e.view(heads, dh)).sum(-1)  # [Q, H]
+        dots = (u.index_select(0, of) * x[:, None]).sum(-1)  # [N, H]
+        return attn.scaled(
+            dots.sub_(mean[:, None] * q_w1.index_select(0, of)).div_(std[:, None]).add_(q_e.index_select(0, of))
+        )
+    if attn.rotary:  # channel pairs (i, i + dh/2) side by side: (re, im), as complex numbers
+        order = torch.arange(heads * dh).view(heads, 2, dh // 2).transpose(1, 2).flatten()
+        w, e = w[order], e[order]
+    keys = (x @ w.T).addr_(mean, w.sum(1), alpha=-1).div_(std[:, None]).add_(e).view(n, heads, dh)  # [N, H, dh]
+    if not attn.rotary:  # the additive score
+        return attn.logits(q.index_select(0, of)[:, :, None], keys[:, :, None])[..., 0, 0]
+    turns = torch.polar(torch.ones(()), rotary_angles(int(positions.max()) + 1, dh))  # [n, dh / 2] complex
+    torch.view_as_complex(keys.view(n, heads, dh // 2, 2)).mul_(turns.index_select(0, positions)[:, None])
+    q_pairs = q.view(len(q), heads, 2, dh // 2).transpose(2, 3).flatten(2)  # [Q, H, dh] in the keys' order
+    return attn.scaled((q_pairs.index_select(0, of) * keys).sum(-1))
+
+
+def _norm_statistics(x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation [N] of rows x [N, D] as LayerNorm takes them (a third of its time on CPU)."""
+    mean = x.mean(1)
+    return mean, (x * x).mean(1).sub_(mean * mean).clamp_(min=0).add_(eps).sqrt_()
+
+
+def _weighted(c: Tensor, parts: Tensor) -> Tensor:
+    """sum_h c_h parts_h [N, E] of per-head weights c [N, H] and parts [N, H, E] (in place when H = 1)."""
+    return parts.mul_(c[..., None]).sum(1) if parts.shape[1] > 1 else parts[:, 0].mul_(c)
+
+
+def _flat(z: Tensor) -> Tensor:
+    """[B, T, ...] -> [B * T, ...]: one row per (sequence, position), for row look-ups."""
+    return z.reshape(-1, *z.shape[2:])
 
 
 def _first_layer_removed(

@@ -18,7 +18,7 @@ from seqlens.nn.attention import AttentionWeights, CausalSelfAttention
 from seqlens.nn.config import POSITIONS as POSITIONS  # declared in config.py (torch-free), importable here as before
 from seqlens.nn.config import SASRecConfig
 from seqlens.nn.dropout import Dropout
-from seqlens.nn.masking import masked_last_hidden, removed_last_hidden
+from seqlens.nn.masking import Masked, masked_last_hidden, removed_last_hidden
 from seqlens.nn.next_item import NextItemNet
 
 
@@ -189,8 +189,9 @@ class SASRecNet(NextItemNet):
             return x
         return x + self.attributes(items, None if hide is None else hide[..., 1:])
 
-    def masked_last_hidden(self, seq: Tensor) -> Tensor:
-        """[B, T, D]: column j is the last hidden state with position j hidden in place (see `nn.masking`)."""
+    def masked_last_hidden(self, seq: Tensor) -> Masked:
+        """`hidden` [B, T, D]: column j is the last hidden state with position j hidden in place, and the unchanged
+        history's `states` (see `nn.masking`)."""
         return masked_last_hidden(self, seq)
 
     def removed_last_hidden(self, seq: Tensor) -> Tensor:

@@ -40,7 +40,7 @@ from seqlens.nn.attention import (
 from seqlens.nn.config import STOSAConfig
 from seqlens.nn.dropout import Dropout
 from seqlens.nn.losses import uniform_negatives
-from seqlens.nn.masking import masked_last_hidden
+from seqlens.nn.masking import Masked, masked_last_hidden
 from seqlens.nn.next_item import NextItemNet
 
 
@@ -181,6 +181,7 @@ class STOSANet(NextItemNet):
         apart = (target * gaussian_columns(*self.gaussians(negatives))).sum(-1)
         return self.cfg.pvn_weight * (to_target - apart).clamp(min=0).mean()
 
-    def masked_last_hidden(self, seq: Tensor) -> Tensor:
-        """[B, T, 2D + 2]: column j is the last hidden state with position j hidden in place (see `nn.masking`)."""
+    def masked_last_hidden(self, seq: Tensor) -> Masked:
+        """`hidden` [B, T, 2D + 2]: column j is the last hidden state with position j hidden in place, and the unchanged
+        history's `states` (see `nn.masking`)."""
         return masked_last_hidden(self, seq)
