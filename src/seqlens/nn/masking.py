@@ -10,7 +10,8 @@ Two ways to take item j out of a left-padded history (most recent item in the la
 Either way the rows after j must be recomputed, the rest is known. Instead of running the network once per
 position (T passes of T positions: about 250 ms for T=200 on one CPU thread, against about 27 ms here), this module:
 
-1. runs the network once (removal: twice, on the history and on the shifted one), keeping each layer's input;
+1. runs the network once on a batch of two (the history, and the shifted one when removing or the history with
+   the latest item's content hidden when hiding), keeping each layer's input;
 2. in the first layer, gets every row i > j's attention output from what is known: when hiding, by taking
    j's term out of the softmax and renormalising, o_i(-j) = (o_i - a_ij v_j) / (1 - a_ij), per head; when
    removing, from the full row's softmax sums and a prefix sum (up to j) of what swapping in the shifted
@@ -18,6 +19,10 @@ position (T passes of T positions: about 250 ms for T=200 on one CPU thread, aga
 3. in the middle layers (models of three or more), recomputes the rows after j with a full block;
 4. in the last layer, computes only the last query, attending to the known keys before j and the
    recomputed ones after it.
+
+Layer norms read every recomputed row; on the CPU they cost more than the matrix products around them, so
+their statistics are taken and folded into what reads the normed rows (the feed-forward's first layer, the
+keys, the mix of values) instead of forming a normed copy of every pair.
 
 Only (j, i) pairs with i > j are carried from layer to layer: T(T-1)/2 rows instead of T^2, about 8x less
 work than T full passes for a two-layer model. The results equal one forward pass per position (the tests
@@ -149,26 +154,23 @@ def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
     """The shortcut; pair rows live in flat [B * P, ...] tables so that gathers are cheap row look-ups.
 
     `known` is what the rows before j attend to or read: the unchanged sequence when hiding, the shifted one
-    when removing (where column j holds the item before j, so `through` = 1 includes it). One batched pass
-    gives every layer's input of the sequence and of `other`: the shifted sequence when removing, the sequence
-    with its latest item's content hidden when hiding (the last column's answer).
+    when removing (where column j holds the item before j, so `through` = 1 includes it).
     """
     b, t = seq.shape
     blocks = cast("list[_Block]", list(net.blocks))
     keep = seq != 0  # [B, T]
     if remove:
         other = torch.cat((torch.zeros_like(seq[:, :1]), seq[:, :-1]), 1)  # every item one column later
-        blank = None
+        inputs = _layer_inputs(net, torch.cat((seq, other)))
+        xs, knowns = [z[:b] for z in inputs], [z[b:] for z in inputs]  # each layer's input, then the last output
+        known_keep = other != 0
+        changed = net.ln_f(knowns[-1][:, -1]) * known_keep[:, -1:]  # the last column: without the latest item
     else:
-        other = seq
-        blank = torch.zeros((2, b, t), dtype=torch.bool)
-        blank[1, :, -1] = True
-    inputs = _layer_inputs(net, torch.cat((seq, other)), None if blank is None else blank.flatten(0, 1))
-    xs, others = [z[:b] for z in inputs], [z[b:] for z in inputs]  # each layer's input, then the last output
-    known_keep = other != 0
-    knowns = others if remove else xs
+        xs = knowns = _layer_inputs(net, seq)
+        known_keep = keep
+        changed = _latest_content_hidden(net, seq, xs)
     hidden = torch.zeros(b, t, net.cfg.dim)
-    hidden[:, -1] = net.ln_f(others[-1][:, -1]) * known_keep[:, -1:]  # the latest item removed, or its content hidden
+    hidden[:, -1] = changed
     states = net.ln_f(xs[-1]) * keep[..., None]
     if t == 1:  # no pairs
         return Masked(hidden, states)
@@ -202,14 +204,36 @@ def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
     return Masked(hidden, states)
 
 
-def _layer_inputs(net: _SASRecNet, seq: Tensor, blank: Tensor | None) -> list[Tensor]:
+def _layer_inputs(net: _SASRecNet, seq: Tensor) -> list[Tensor]:
     """Each block's input [B, T, D] for `seq` [B, T], then the last block's output (the network's pass before
     its final layer norm)."""
     keep = seq != 0
-    out = [net.embed(seq, blank) * keep[..., None]]
+    out = [net.embed(seq) * keep[..., None]]
     for block in cast("list[_Block]", list(net.blocks)):
         out.append(block(out[-1], keep)[0])
     return out
+
+
+def _latest_content_hidden(net: _SASRecNet, seq: Tensor, xs: list[Tensor]) -> Tensor:
+    """[B, D]: the last hidden state with the latest item's content hidden (the average item in its place).
+
+    Only the last row changes, so each layer recomputes that row alone, attending to the unchanged rows'
+    keys and values (`xs`: each layer's input for `seq`); a layer that refines its weights runs in full.
+    """
+    keep = seq != 0
+    blank = torch.zeros_like(keep)
+    blank[:, -1] = True
+    x = net.embed(seq, blank)[:, -1:] * keep[:, -1:, None]  # [B, 1, D]
+    for layer, block in enumerate(cast("list[_Block]", list(net.blocks))):
+        rows = torch.cat((xs[layer][:, :-1], x), 1)  # the layer's input with the last row changed
+        attn = block.attn
+        if attn.refinement != "none":
+            x = block(rows, keep)[0][:, -1:]
+            continue
+        q, k, v = attn.project(block.ln1(rows))  # [B, H, T, dh]
+        weights = masked_softmax(attn.logits(q[:, :, -1:], k), attention_mask(keep)[:, :, -1:], keep[:, -1:])
+        x = block.after_attention(x, attn.proj(_rows(weights @ v).flatten(1))[:, None]) * keep[:, -1:, None]
+    return net.ln_f(x[:, 0])
 
 
 def _first_layer_hidden(first: _Block, x: Tensor, keep: Tensor, j_of: Tensor, i_of: Tensor) -> Tensor:
