@@ -68,9 +68,10 @@ def latest_content_hidden(net: SASRecNet):
 def test_shortcut_equals_one_pass_per_hidden_position(config):
     torch.manual_seed(0)
     net = SASRecNet(SASRecConfig(n_items=30, max_len=12, dim=16, dropout=0.3, **config)).eval()
-    seq = torch.randint(1, 31, (3, 12))
+    seq = torch.randint(1, 31, (4, 12))
     seq[1, :4] = 0  # left padding
     seq[2, :10] = 0  # a history of two items
+    seq[3, :11] = 0  # one item: removing it leaves nothing (a zero state, as the network gives an empty history)
     with torch.inference_mode():
         (fast, states), slow = masked_last_hidden(net, seq), by_definition(net, seq)
         torch.testing.assert_close(states, net(seq)[0], atol=2e-5, rtol=1e-4)  # the unchanged history's, on the way

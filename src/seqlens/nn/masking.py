@@ -10,8 +10,8 @@ Two ways to take item j out of a left-padded history (most recent item in the la
 Either way the rows after j must be recomputed, the rest is known. Instead of running the network once per
 position (T passes of T positions: about 250 ms for T=200 on one CPU thread, against about 22 ms here), this module:
 
-1. runs the network once on a batch of two (the history, and the shifted one when removing or the history with
-   the latest item's content hidden when hiding), keeping each layer's input;
+1. runs the network once, keeping each layer's input (removal: on a batch of two, the history and the shifted
+   one; hiding the latest item's content then recomputes only the last row, layer by layer);
 2. in the first layer, gets every row i > j's attention output from what is known: when hiding, by taking
    j's term out of the softmax and renormalising, o_i(-j) = (o_i - a_ij v_j) / (1 - a_ij), per head; when
    removing, from the full row's softmax sums and a prefix sum (up to j) of what swapping in the shifted
@@ -359,7 +359,7 @@ def _normed_key_logits(
     keys = (x @ w.T).addr_(mean, w.sum(1), alpha=-1).div_(std[:, None]).add_(e).view(n, heads, dh)  # [N, H, dh]
     if not attn.rotary:  # the additive score
         return attn.logits(q.index_select(0, of)[:, :, None], keys[:, :, None])[..., 0, 0]
-    turns = torch.polar(torch.ones(()), rotary_angles(int(positions.max()) + 1, dh))  # [n, dh / 2] complex
+    turns = torch.polar(torch.ones(()), rotary_angles(int(positions.max()) + 1, dh))  # [positions, dh / 2] complex
     torch.view_as_complex(keys.view(n, heads, dh // 2, 2)).mul_(turns.index_select(0, positions)[:, None])
     q_pairs = q.view(len(q), heads, 2, dh // 2).transpose(2, 3).flatten(2)  # [Q, H, dh] in the keys' order
     return attn.scaled((q_pairs.index_select(0, of) * keys).sum(-1))
