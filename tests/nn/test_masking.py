@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from seqlens.data.items import ItemCodes
+from seqlens.nn import masking
 from seqlens.nn.masking import keep_only, masked_last_hidden, removed_last_hidden
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
 
@@ -65,7 +66,9 @@ def latest_content_hidden(net: SASRecNet):
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
-def test_shortcut_equals_one_pass_per_hidden_position(config):
+@pytest.mark.parametrize("pair_chunk", [4096, 7], ids=["one-chunk", "chunks"])
+def test_shortcut_equals_one_pass_per_hidden_position(config, pair_chunk, monkeypatch):
+    monkeypatch.setattr(masking, "PAIR_CHUNK", pair_chunk)  # the pair rows in one table, or a few at a time
     torch.manual_seed(0)
     net = SASRecNet(SASRecConfig(n_items=30, max_len=12, dim=16, dropout=0.3, **config)).eval()
     seq = torch.randint(1, 31, (4, 12))

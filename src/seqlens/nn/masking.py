@@ -32,6 +32,7 @@ positions counted from the end, or none); otherwise every position is run as its
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, cast
 
 import torch
@@ -42,6 +43,8 @@ from seqlens.nn.config import SASRecConfig
 
 #: perturbed sequences evaluated per chunk of the one-pass-each path (bounds its T x T attention memory)
 CHUNK = 512
+#: (j, i) pair rows computed at a time in the shortcut: their tables (1 MB at D = 64) stay in the CPU's cache
+PAIR_CHUNK = 4096
 
 
 # The networks call this module (`SASRecNet.masked_last_hidden`, `NextItemNet.removed_last_hidden`), so it does not
@@ -231,7 +234,7 @@ def _latest_content_hidden(net: _SASRecNet, seq: Tensor, xs: list[Tensor]) -> Te
             x = block(rows, keep)[0][:, -1:]
             continue
         q, k, v = attn.project(block.ln1(rows))  # [B, H, T, dh]
-        weights = masked_softmax(attn.logits(q[:, :, -1:], k), attention_mask(keep)[:, :, -1:], keep[:, -1:])
+        weights = masked_softmax(attn.logits(q[:, :, -1:], k), keep[:, None, None, :], keep[:, -1:])  # every item
         x = block.after_attention(x, attn.proj(_rows(weights @ v).flatten(1))[:, None]) * keep[:, -1:, None]
     return net.ln_f(x[:, 0])
 
@@ -258,21 +261,22 @@ def _first_layer_hidden(first: _Block, x: Tensor, keep: Tensor, j_of: Tensor, i_
     c = a_ij / (1 - a_ij).clamp(min=1e-12)  # [B * P, H]
     row_i, row_j = (offset * t + i_of).ravel(), (offset * t + j_of).ravel()
 
-    # in place where a fresh pair-sized tensor would do: these tables are the bulk of the work
-    z = y.view(b * t, -1).index_select(0, row_i)  # [B * P, D]: the residual stream after attention
-    z.add_(_weighted(c, _flat(p_o).index_select(0, row_i).sub_(_flat(p_v).index_select(0, row_j))))
-    mean, std = _norm_statistics(z, first.ln2.eps)
     lin1, act, lin2 = cast(nn.Linear, first.ffn[0]), first.ffn[1], cast(nn.Linear, first.ffn[-1])
     g = lin1.weight * first.ln2.weight  # [F, D]: the layer norm's scale folded into the first linear layer
-    e = lin1.weight @ first.ln2.bias + lin1.bias  # [F]
-    at_i, at_o, at_v = y @ g.T, p_o @ g.T, p_v @ g.T  # [B, T, F], [B, T, H, F] x 2
-    u = (
-        at_i.view(b * t, -1)
-        .index_select(0, row_i)
-        .add_(_weighted(c, _flat(at_o).index_select(0, row_i).sub_(_flat(at_v).index_select(0, row_j))))
-    )  # [B * P, F]: g z
-    u.addr_(mean, g.sum(1), alpha=-1).div_(std[:, None]).add_(e)  # the first linear layer of ln2(z)
-    return z.addmm_(act(u), lin2.weight.T).add_(lin2.bias)  # z plus the feed-forward (no dropout in eval mode)
+    e, g_1 = lin1.weight @ first.ln2.bias + lin1.bias, g.sum(1)  # [F] each
+    y, p_o, p_v, at_i, at_o, at_v = (_flat(z) for z in (y, p_o, p_v, y @ g.T, p_o @ g.T, p_v @ g.T))  # rows
+    out = torch.empty(len(row_i), d)
+    for lo in range(0, len(row_i), PAIR_CHUNK):
+        part = slice(lo, lo + PAIR_CHUNK)
+        r_i, r_j, c_ij = row_i[part], row_j[part], c[part]
+        # in place where a fresh pair-sized tensor would do: these tables are the bulk of the work
+        z = torch.index_select(y, 0, r_i, out=out[part])  # [N, D]: the residual stream after attention
+        z.add_(_weighted(c_ij, p_o.index_select(0, r_i).sub_(p_v.index_select(0, r_j))))
+        mean, std = _norm_statistics(z, first.ln2.eps)
+        u = at_i.index_select(0, r_i).add_(_weighted(c_ij, at_o.index_select(0, r_i).sub_(at_v.index_select(0, r_j))))
+        u.addr_(mean, g_1, alpha=-1).div_(std[:, None]).add_(e)  # [N, F]: the first linear layer of ln2(z)
+        z.addmm_(act(u), lin2.weight.T).add_(lin2.bias)  # z plus the feed-forward (no dropout in eval mode)
+    return out
 
 
 def _last_layer(
@@ -294,7 +298,6 @@ def _last_layer(
     b, t = keep.shape
     offset = torch.arange(b)[:, None]
     attn, norm = last.attn, last.ln1
-    mean, std = _norm_statistics(x_pairs, norm.eps)  # [B * P] each
     last_rows = (offset * len(i_of) + torch.flatten(torch.nonzero(i_of == t - 1))).ravel()  # pair rows (j, T-1)
     q = attn.query_at(norm(x_pairs.index_select(0, last_rows)), torch.full((len(last_rows),), t - 1))  # [B(T-1), H, dh]
     _, k, v = attn.project(norm(known))  # [B, H, T, dh]: keys and values of the known rows
@@ -302,7 +305,13 @@ def _last_layer(
     pair_jt = (offset * (t - 1) * t + j_of * t + i_of).ravel()  # rows of [B * (T-1) * T, H] tables
     scores = attn.logits(q.view(b, t - 1, *q.shape[1:]).transpose(1, 2), k)  # [B, H, T-1, T]: known keys
     scores = scores.permute(0, 2, 3, 1).contiguous()  # [B, T-1, T, H]
-    after = _normed_key_logits(attn, norm, q, q_j, x_pairs, mean, std, i_of.repeat(b))  # [B * P, H]
+    key_logits = _normed_key_logits(attn, norm, q, t)
+    positions = i_of.repeat(b)
+    mean, std, after = torch.empty(len(x_pairs)), torch.empty(len(x_pairs)), torch.empty(len(x_pairs), attn.heads)
+    for lo in range(0, len(x_pairs), PAIR_CHUNK):
+        part = slice(lo, lo + PAIR_CHUNK)
+        mean[part], std[part] = _norm_statistics(x_pairs[part], norm.eps)
+        after[part] = key_logits(x_pairs[part], mean[part], std[part], q_j[part], positions[part])
     scores.view(-1, scores.shape[-1]).index_copy_(0, pair_jt, after)
     columns, rows = torch.arange(t)[None, :], torch.arange(t - 1)[:, None]
     known_part = columns < rows + through  # [T-1, T]
@@ -313,9 +322,10 @@ def _last_layer(
     # plus the keys after j: their values through the mix of their normed inputs (one projection per query),
     # sum_i w_i norm(x_i) = scale * sum_i (w_i / std_i) (x_i - mean_i) + shift * sum_i w_i
     per_std = w_after / std[:, None]  # [B * P, H]
-    mixed = torch.zeros(len(out), attn.heads, x_pairs.shape[-1]).index_add_(
-        0, q_j, per_std[..., None] * x_pairs[:, None]
-    )
+    mixed = torch.zeros(len(out), attn.heads, x_pairs.shape[-1])
+    for lo in range(0, len(x_pairs), PAIR_CHUNK):
+        part = slice(lo, lo + PAIR_CHUNK)
+        mixed.index_add_(0, q_j[part], per_std[part, :, None] * x_pairs[part, None])
     centre = torch.zeros(len(out), attn.heads).index_add_(0, q_j, per_std * mean[:, None])
     mass = torch.zeros(len(out), attn.heads).index_add_(0, q_j, w_after)  # [B * (T-1), H]
     mixed = (mixed - centre[..., None]) * norm.weight + mass[..., None] * norm.bias
@@ -324,45 +334,47 @@ def _last_layer(
 
 
 def _normed_key_logits(
-    attn: CausalSelfAttention,
-    norm: nn.LayerNorm,
-    q: Tensor,
-    of: Tensor,
-    x: Tensor,
-    mean: Tensor,
-    std: Tensor,
-    positions: Tensor,
-) -> Tensor:
-    """Scores [N, H] of queries q [Q, H, dh] (row n's is q[of[n]]) against the keys of norm(x) for rows x [N, D]
-    at `positions` [N], with the layer norm's statistics given (`mean`, `std` [N]).
+    attn: CausalSelfAttention, norm: nn.LayerNorm, q: Tensor, t: int
+) -> Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]:
+    """A function of rows x [N, D] (with their layer norm statistics `mean`, `std` [N], the query of each
+    `of` [N] and their `positions` [N] < t) giving the scores [N, H] of queries q [Q, H, dh] against the keys
+    of norm(x).
 
     norm(x) = scale (x - mean) / std + shift, so its keys are (x W^T - mean W 1) / std + e with W the key
     projection times the scale: no normed table. Without rotary positions not even the keys: q . (W x) is
     (W^T q) . x, one projection per query. With rotary positions the keys come out of the projection as
     complex channel pairs, rotated by one complex multiplication (queries reordered the same way).
     """
-    n, d = x.shape
     heads, dh = attn.heads, attn.head_dim
+    d = heads * dh
     w_k, b_k = attn.qkv.weight[d : 2 * d], attn.qkv.bias[d : 2 * d]
     w = w_k * norm.weight  # [H * dh, D]
     e = w_k @ norm.bias + b_k  # [H * dh]
     if attn.score != "additive" and not attn.rotary:
         u = torch.einsum("qhk,hkd->qhd", q, w.view(heads, dh, d))  # [Q, H, D]
         q_w1, q_e = (q * w.sum(1).view(heads, dh)).sum(-1), (q * e.view(heads, dh)).sum(-1)  # [Q, H]
-        dots = (u.index_select(0, of) * x[:, None]).sum(-1)  # [N, H]
-        return attn.scaled(
+
+        def projected(x: Tensor, mean: Tensor, std: Tensor, of: Tensor, positions: Tensor) -> Tensor:
+            dots = (u.index_select(0, of) * x[:, None]).sum(-1)  # [N, H]
             dots.sub_(mean[:, None] * q_w1.index_select(0, of)).div_(std[:, None]).add_(q_e.index_select(0, of))
-        )
+            return attn.scaled(dots)
+
+        return projected
     if attn.rotary:  # channel pairs (i, i + dh/2) side by side: (re, im), as complex numbers
-        order = torch.arange(heads * dh).view(heads, 2, dh // 2).transpose(1, 2).flatten()
+        order = torch.arange(d).view(heads, 2, dh // 2).transpose(1, 2).flatten()
         w, e = w[order], e[order]
-    keys = (x @ w.T).addr_(mean, w.sum(1), alpha=-1).div_(std[:, None]).add_(e).view(n, heads, dh)  # [N, H, dh]
-    if not attn.rotary:  # the additive score
-        return attn.logits(q.index_select(0, of)[:, :, None], keys[:, :, None])[..., 0, 0]
-    turns = torch.polar(torch.ones(()), rotary_angles(int(positions.max()) + 1, dh))  # [positions, dh / 2] complex
-    torch.view_as_complex(keys.view(n, heads, dh // 2, 2)).mul_(turns.index_select(0, positions)[:, None])
-    q_pairs = q.view(len(q), heads, 2, dh // 2).transpose(2, 3).flatten(2)  # [Q, H, dh] in the keys' order
-    return attn.scaled((q_pairs.index_select(0, of) * keys).sum(-1))
+        q = q.view(len(q), heads, 2, dh // 2).transpose(2, 3).flatten(2)  # [Q, H, dh] in the keys' order
+    turns = torch.polar(torch.ones(()), rotary_angles(t, dh))  # [T, dh / 2] complex
+    w_1 = w.sum(1)
+
+    def keyed(x: Tensor, mean: Tensor, std: Tensor, of: Tensor, positions: Tensor) -> Tensor:
+        keys = (x @ w.T).addr_(mean, w_1, alpha=-1).div_(std[:, None]).add_(e).view(len(x), heads, dh)
+        if not attn.rotary:  # the additive score
+            return attn.logits(q.index_select(0, of)[:, :, None], keys[:, :, None])[..., 0, 0]
+        torch.view_as_complex(keys.view(len(x), heads, dh // 2, 2)).mul_(turns.index_select(0, positions)[:, None])
+        return attn.scaled((q.index_select(0, of) * keys).sum(-1))
+
+    return keyed
 
 
 def _norm_statistics(x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
