@@ -263,6 +263,16 @@ def _done(dataset: str, variant: str, seed: int, budget: tuple[int, int]) -> boo
     return path.exists() and _budget(json.loads(path.read_text())) == budget
 
 
+def paired_seeds(folder: Path, variant: str, seeds: set[int]) -> list[int]:
+    """The seeds among `seeds` whose per-user files for `variant` and `none` are both on this machine (they are
+    not committed: a fresh clone pairs only the runs it trained)."""
+
+    def present(v: str, s: int) -> bool:
+        return (folder / f"{v}-seed{s}.per_user.parquet").exists()
+
+    return sorted(s for s in seeds if present(variant, s) and present("none", s))
+
+
 def paired_runs(folder: Path, variant: str, seeds: list[int], metric: str = "ndcg@10"):
     """Per-user `metric` of `variant` minus the unrefined model's (`none`), from the per-user files in `folder`,
     seeds pooled (each seed paired with the same seed)."""
@@ -285,7 +295,7 @@ def _fmt(values: list[float], digits: int = 4) -> str:
 
 
 def _dataset_section(dataset: str, runs: list[dict], overheads: dict) -> tuple[list[str], dict]:
-    from seqlens.eval.report import _png, _pyplot
+    from seqlens.eval.report import figure_png, pyplot
 
     by_variant = {v: [r for r in runs if r["variant"] == v] for v in VARIANTS}
     by_variant = {v: sorted(rs, key=lambda r: r["seed"]) for v, rs in by_variant.items() if rs}
@@ -315,7 +325,10 @@ def _dataset_section(dataset: str, runs: list[dict], overheads: dict) -> tuple[l
     for v, rs in by_variant.items():
         if v == "none" or not ref:
             continue
-        seeds = sorted({r["seed"] for r in rs} & {r["seed"] for r in ref})
+        seeds = paired_seeds(RESULTS / dataset, v, {r["seed"] for r in rs} & {r["seed"] for r in ref})
+        if not seeds:
+            lines.append(f"| {_label(v)} | (per-user results not on this machine: train the runs again) | | | | |")
+            continue
         d = paired_runs(RESULTS / dataset, v, seeds)
         r1 = paired_runs(RESULTS / dataset, v, seeds, "recall@1")
         r1_ref = np.mean([r["test"]["recall@1"] for r in ref if r["seed"] in seeds])
@@ -350,7 +363,7 @@ def _dataset_section(dataset: str, runs: list[dict], overheads: dict) -> tuple[l
         )
     if "testbed" in runs[0]:
         lines += _testbed_lines(by_variant)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for v, rs in by_variant.items():
         h = rs[0]["history"]
@@ -360,7 +373,7 @@ def _dataset_section(dataset: str, runs: list[dict], overheads: dict) -> tuple[l
     ax.set_title(f"{dataset}: learning curves (seed {next(iter(by_variant.values()))[0]['seed']})")
     ax.legend()
     IMG.mkdir(parents=True, exist_ok=True)
-    (IMG / f"awrsr_{dataset}_curves.png").write_bytes(_png(fig))
+    (IMG / f"awrsr_{dataset}_curves.png").write_bytes(figure_png(fig))
     lines += ["", f"![validation NDCG@10 per epoch](img/awrsr_{dataset}_curves.png)", ""]
     return lines, facts
 

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.awrsr_study import paired_runs
+from benchmarks.awrsr_study import paired_runs, paired_seeds
 from benchmarks.core import load
 
 HERE = Path(__file__).resolve().parent
@@ -144,8 +144,13 @@ def report(dataset: str = "beauty") -> None:
         plain = {r["seed"] for r in runs.get("none", [])}
         compared = []
         for refinement, group in runs.items():
-            seeds = sorted(plain & {r["seed"] for r in group})
-            if refinement == "none" or not seeds:
+            if refinement == "none":
+                continue
+            seeds = paired_seeds(RESULTS / dataset, refinement, plain & {r["seed"] for r in group})
+            if not seeds:
+                compared.append(
+                    f"| STOSA + {refinement} | (per-user results not on this machine: train again) | | | | |"
+                )
                 continue
             for metric in ("recall@1", "ndcg@10"):
                 d = paired_runs(RESULTS / dataset, refinement, seeds, metric)
