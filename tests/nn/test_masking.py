@@ -22,6 +22,7 @@ CONFIGS = [
     dict(layers=3, heads=1, refinement="additive", refine_layers=[1], rank=4),  # refines a middle layer only
     dict(layers=2, heads=1, refinement="simple", rank=4),  # refines the first and last: one pass each
     dict(layers=1, heads=2, positions="none", rotary=True),
+    dict(layers=2, heads=2, positions="none", rotary=True),  # rotary keys of several heads in the last layer
 ]
 
 
@@ -71,10 +72,11 @@ def test_shortcut_equals_one_pass_per_hidden_position(config, pair_chunk, monkey
     monkeypatch.setattr(masking, "PAIR_CHUNK", pair_chunk)  # the pair rows in one table, or a few at a time
     torch.manual_seed(0)
     net = SASRecNet(SASRecConfig(n_items=30, max_len=12, dim=16, dropout=0.3, **config)).eval()
-    seq = torch.randint(1, 31, (4, 12))
+    seq = torch.randint(1, 31, (5, 12))
     seq[1, :4] = 0  # left padding
     seq[2, :10] = 0  # a history of two items
     seq[3, :11] = 0  # one item: removing it leaves nothing (a zero state, as the network gives an empty history)
+    seq[4] = 0  # an empty history in the batch: zeros, not NaN
     with torch.inference_mode():
         (fast, states), slow = masked_last_hidden(net, seq), by_definition(net, seq)
         torch.testing.assert_close(states, net(seq)[0], atol=2e-5, rtol=1e-4)  # the unchanged history's, on the way

@@ -172,9 +172,9 @@ def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
         xs = knowns = _layer_inputs(net, seq)
         known_keep = keep
         changed = _latest_content_hidden(net, seq, xs)
-    hidden = torch.zeros(b, t, net.cfg.dim)
+    hidden = torch.zeros(b, t, net.hidden_dim)
     hidden[:, -1] = changed
-    states = net.ln_f(xs[-1]) * keep[..., None]
+    states = hidden if remove else net.ln_f(xs[-1]) * keep[..., None]  # removal has no use for them
     if t == 1:  # no pairs
         return Masked(hidden, states)
 
@@ -203,7 +203,8 @@ def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
     else:
         last_x = _last_layer(blocks[-1], x_pairs, knowns[-2], keep, known_keep, j_of, i_of, through)
 
-    hidden[:, :-1] = net.ln_f(last_x).view(b, t - 1, -1) * keep[:, :-1, None]  # padding columns: left at zero
+    # padding columns: zero (masked_fill, not a product: an empty history's rows have no key to attend to)
+    hidden[:, :-1] = net.ln_f(last_x).view(b, t - 1, -1).masked_fill(~keep[:, :-1, None], 0)
     return Masked(hidden, states)
 
 
@@ -220,8 +221,9 @@ def _layer_inputs(net: _SASRecNet, seq: Tensor) -> list[Tensor]:
 def _latest_content_hidden(net: _SASRecNet, seq: Tensor, xs: list[Tensor]) -> Tensor:
     """[B, D]: the last hidden state with the latest item's content hidden (the average item in its place).
 
-    Only the last row changes, so each layer recomputes that row alone, attending to the unchanged rows'
-    keys and values (`xs`: each layer's input for `seq`); a layer that refines its weights runs in full.
+    Only the last row changes, so each layer computes the attention of that row alone, to keys and values of
+    the unchanged rows (`xs`: each layer's input for `seq`) and its own; a layer that refines its weights
+    runs in full.
     """
     keep = seq != 0
     blank = torch.zeros_like(keep)
@@ -234,7 +236,8 @@ def _latest_content_hidden(net: _SASRecNet, seq: Tensor, xs: list[Tensor]) -> Te
             x = block(rows, keep)[0][:, -1:]
             continue
         q, k, v = attn.project(block.ln1(rows))  # [B, H, T, dh]
-        weights = masked_softmax(attn.logits(q[:, :, -1:], k), keep[:, None, None, :], keep[:, -1:])  # every item
+        allowed = attention_mask(keep)[:, :, -1:]  # [B, 1, 1, T]: every item (an empty history: itself)
+        weights = masked_softmax(attn.logits(q[:, :, -1:], k), allowed, keep[:, -1:])
         x = block.after_attention(x, attn.proj(_rows(weights @ v).flatten(1))[:, None]) * keep[:, -1:, None]
     return net.ln_f(x[:, 0])
 
@@ -264,7 +267,8 @@ def _first_layer_hidden(first: _Block, x: Tensor, keep: Tensor, j_of: Tensor, i_
     lin1, act, lin2 = cast(nn.Linear, first.ffn[0]), first.ffn[1], cast(nn.Linear, first.ffn[-1])
     g = lin1.weight * first.ln2.weight  # [F, D]: the layer norm's scale folded into the first linear layer
     e, g_1 = lin1.weight @ first.ln2.bias + lin1.bias, g.sum(1)  # [F] each
-    y, p_o, p_v, at_i, at_o, at_v = (_flat(z) for z in (y, p_o, p_v, y @ g.T, p_o @ g.T, p_v @ g.T))  # rows
+    # rows [B * T, ...]: y [D], p_o and p_v [H, D], and their first-linear-layer images at_i [F], at_o, at_v [H, F]
+    y, p_o, p_v, at_i, at_o, at_v = (_flat(z) for z in (y, p_o, p_v, y @ g.T, p_o @ g.T, p_v @ g.T))
     out = torch.empty(len(row_i), d)
     for lo in range(0, len(row_i), PAIR_CHUNK):
         part = slice(lo, lo + PAIR_CHUNK)
@@ -306,7 +310,7 @@ def _last_layer(
     scores = attn.logits(q.view(b, t - 1, *q.shape[1:]).transpose(1, 2), k)  # [B, H, T-1, T]: known keys
     scores = scores.permute(0, 2, 3, 1).contiguous()  # [B, T-1, T, H]
     key_logits = _normed_key_logits(attn, norm, q, t)
-    positions = i_of.repeat(b)
+    positions = i_of.repeat(b)  # [B * P]: each pair row's column
     mean, std, after = torch.empty(len(x_pairs)), torch.empty(len(x_pairs)), torch.empty(len(x_pairs), attn.heads)
     for lo in range(0, len(x_pairs), PAIR_CHUNK):
         part = slice(lo, lo + PAIR_CHUNK)
@@ -322,7 +326,7 @@ def _last_layer(
     # plus the keys after j: their values through the mix of their normed inputs (one projection per query),
     # sum_i w_i norm(x_i) = scale * sum_i (w_i / std_i) (x_i - mean_i) + shift * sum_i w_i
     per_std = w_after / std[:, None]  # [B * P, H]
-    mixed = torch.zeros(len(out), attn.heads, x_pairs.shape[-1])
+    mixed = torch.zeros(len(out), attn.heads, x_pairs.shape[-1])  # [B * (T-1), H, D]
     for lo in range(0, len(x_pairs), PAIR_CHUNK):
         part = slice(lo, lo + PAIR_CHUNK)
         mixed.index_add_(0, q_j[part], per_std[part, :, None] * x_pairs[part, None])
@@ -354,37 +358,42 @@ def _normed_key_logits(
         u = torch.einsum("qhk,hkd->qhd", q, w.view(heads, dh, d))  # [Q, H, D]
         q_w1, q_e = (q * w.sum(1).view(heads, dh)).sum(-1), (q * e.view(heads, dh)).sum(-1)  # [Q, H]
 
-        def projected(x: Tensor, mean: Tensor, std: Tensor, of: Tensor, positions: Tensor) -> Tensor:
+        def dot(x: Tensor, mean: Tensor, std: Tensor, of: Tensor, positions: Tensor) -> Tensor:
             dots = (u.index_select(0, of) * x[:, None]).sum(-1)  # [N, H]
             dots.sub_(mean[:, None] * q_w1.index_select(0, of)).div_(std[:, None]).add_(q_e.index_select(0, of))
             return attn.scaled(dots)
 
-        return projected
-    if attn.rotary:  # channel pairs (i, i + dh/2) side by side: (re, im), as complex numbers
-        order = torch.arange(d).view(heads, 2, dh // 2).transpose(1, 2).flatten()
-        w, e = w[order], e[order]
-        q = q.view(len(q), heads, 2, dh // 2).transpose(2, 3).flatten(2)  # [Q, H, dh] in the keys' order
+        return dot
+    if not attn.rotary:  # the additive score reads whole keys
+
+        def additive(x: Tensor, mean: Tensor, std: Tensor, of: Tensor, positions: Tensor) -> Tensor:
+            keys = (x @ w.T).addr_(mean, w.sum(1), alpha=-1).div_(std[:, None]).add_(e).view(len(x), heads, dh)
+            return attn.logits(q.index_select(0, of)[:, :, None], keys[:, :, None])[..., 0, 0]
+
+        return additive
+    # rotary: channel pairs (i, i + dh/2) side by side, (re, im), turned as complex numbers
+    order = torch.arange(d).view(heads, 2, dh // 2).transpose(1, 2).flatten()
+    w, e = w[order], e[order]
+    q = q.view(len(q), heads, 2, dh // 2).transpose(2, 3).flatten(2)  # [Q, H, dh] in the keys' order
     turns = torch.polar(torch.ones(()), rotary_angles(t, dh))  # [T, dh / 2] complex
     w_1 = w.sum(1)
 
-    def keyed(x: Tensor, mean: Tensor, std: Tensor, of: Tensor, positions: Tensor) -> Tensor:
+    def rotated(x: Tensor, mean: Tensor, std: Tensor, of: Tensor, positions: Tensor) -> Tensor:
         keys = (x @ w.T).addr_(mean, w_1, alpha=-1).div_(std[:, None]).add_(e).view(len(x), heads, dh)
-        if not attn.rotary:  # the additive score
-            return attn.logits(q.index_select(0, of)[:, :, None], keys[:, :, None])[..., 0, 0]
         torch.view_as_complex(keys.view(len(x), heads, dh // 2, 2)).mul_(turns.index_select(0, positions)[:, None])
         return attn.scaled((q.index_select(0, of) * keys).sum(-1))
 
-    return keyed
+    return rotated
 
 
 def _norm_statistics(x: Tensor, eps: float) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation [N] of rows x [N, D] as LayerNorm takes them (a third of its time on CPU)."""
-    mean = x.mean(1)
+    """Mean and standard deviation [N] of rows x [N, D] as LayerNorm takes them (eps inside the root)."""
+    mean = x.mean(1)  # E[x^2] - E[x]^2: a third of LayerNorm's time on CPU; rows here are normed residual sums
     return mean, (x * x).mean(1).sub_(mean * mean).clamp_(min=0).add_(eps).sqrt_()
 
 
 def _weighted(c: Tensor, parts: Tensor) -> Tensor:
-    """sum_h c_h parts_h [N, E] of per-head weights c [N, H] and parts [N, H, E] (in place when H = 1)."""
+    """sum_h c_h parts_h [N, E] of per-head weights c [N, H] and parts [N, H, E], which it overwrites."""
     return parts.mul_(c[..., None]).sum(1) if parts.shape[1] > 1 else parts[:, 0].mul_(c)
 
 
