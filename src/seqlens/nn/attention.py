@@ -29,6 +29,7 @@ learn "the item k steps back" once for every position instead of once per absolu
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -70,13 +71,22 @@ def rotate(x: Tensor, positions: Tensor | None = None) -> Tensor:
     default to the row index of x [B, H, T, d]; rows gathered from several places keep their own angles."""
     d = x.shape[-1]
     if positions is None:
-        positions = torch.arange(x.shape[-2], device=x.device)
-    angles = rotary_angles(int(positions.max()) + 1, d, x.device, x.dtype)  # [n, d/2]
-    table = torch.cat((angles.cos(), angles.sin()), 1)  # [n, d]: one table, looked up row by row
-    # index_select, not table[positions]: 4x faster for the ~20,000 rows masking rotates
-    cos, sin = table.index_select(0, positions.reshape(-1)).view(*positions.shape, d).chunk(2, -1)  # [..., d/2]
+        cos, sin = _rotary_table(x.shape[-2], d, x.device, x.dtype).chunk(2, -1)  # [T, d/2] each
+    else:
+        table = _rotary_table(int(positions.max()) + 1, d, x.device, x.dtype)  # [n, d]: looked up row by row
+        # index_select, not table[positions]: 4x faster for the ~20,000 rows masking rotates
+        cos, sin = table.index_select(0, positions.reshape(-1)).view(*positions.shape, d).chunk(2, -1)  # [..., d/2]
     x1, x2 = x.chunk(2, -1)
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+@functools.lru_cache(maxsize=16)
+def _rotary_table(n: int, d: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """[n, d]: cosines then sines of `rotary_angles`, made once per shape (every forward pass rotates twice per
+    layer); made outside inference mode, so that a table first needed there can be used in training too."""
+    with torch.inference_mode(False), torch.no_grad():
+        angles = rotary_angles(n, d, device, dtype)
+        return torch.cat((angles.cos(), angles.sin()), 1)
 
 
 def rotary_angles(n: int, d: int, device: torch.device | None = None, dtype: torch.dtype | None = None) -> Tensor:

@@ -250,6 +250,8 @@ def _first_layer_hidden(first: _Block, x: Tensor, keep: Tensor, j_of: Tensor, i_
     with c = a_ij / (1 - a_ij), and the residual stream after attention is z = y_i + sum_h c_h (p_o_ih - p_v_jh).
     That is affine in per-position vectors, and so is the feed-forward's first linear layer: with the layer
     norm's statistics of z folded in, it is a mix of projected per-position vectors, no product per pair.
+    The statistics themselves are sums of per-position means and of dot products between positions
+    (`_pair_norm_statistics`), so no pair row is read twice.
     """
     b, t, d = x.shape
     offset = torch.arange(b)[:, None]
@@ -263,12 +265,15 @@ def _first_layer_hidden(first: _Block, x: Tensor, keep: Tensor, j_of: Tensor, i_
     a_ij = a.permute(0, 2, 3, 1).reshape(b * t * t, -1).index_select(0, pair_ij)
     c = a_ij / (1 - a_ij).clamp(min=1e-12)  # [B * P, H]
     row_i, row_j = (offset * t + i_of).ravel(), (offset * t + j_of).ravel()
+    mean, std = _pair_norm_statistics(y, p_o, p_v, c, pair_ij, row_i, row_j, first.ln2.eps)  # [B * P] each
 
     lin1, act, lin2 = cast(nn.Linear, first.ffn[0]), first.ffn[1], cast(nn.Linear, first.ffn[-1])
     g = lin1.weight * first.ln2.weight  # [F, D]: the layer norm's scale folded into the first linear layer
     e, g_1 = lin1.weight @ first.ln2.bias + lin1.bias, g.sum(1)  # [F] each
-    # rows [B * T, ...]: y [D], p_o and p_v [H, D], and their first-linear-layer images at_i [F], at_o, at_v [H, F]
-    y, p_o, p_v, at_i, at_o, at_v = (_flat(z) for z in (y, p_o, p_v, y @ g.T, p_o @ g.T, p_v @ g.T))
+    # rows [B * T, ...]: y [D] (carrying the second linear layer's bias, which the statistics above left out),
+    # p_o and p_v [H, D], and their first-linear-layer images at_i [F], at_o and at_v [H, F]
+    at_i, at_o, at_v = (_flat(z @ g.T) for z in (y, p_o, p_v))
+    y, p_o, p_v = _flat(y + lin2.bias), _flat(p_o), _flat(p_v)
     out = torch.empty(len(row_i), d)
     for lo in range(0, len(row_i), PAIR_CHUNK):
         part = slice(lo, lo + PAIR_CHUNK)
@@ -276,11 +281,31 @@ def _first_layer_hidden(first: _Block, x: Tensor, keep: Tensor, j_of: Tensor, i_
         # in place where a fresh pair-sized tensor would do: these tables are the bulk of the work
         z = torch.index_select(y, 0, r_i, out=out[part])  # [N, D]: the residual stream after attention
         z.add_(_weighted(c_ij, p_o.index_select(0, r_i).sub_(p_v.index_select(0, r_j))))
-        mean, std = _norm_statistics(z, first.ln2.eps)
         u = at_i.index_select(0, r_i).add_(_weighted(c_ij, at_o.index_select(0, r_i).sub_(at_v.index_select(0, r_j))))
-        u.addr_(mean, g_1, alpha=-1).div_(std[:, None]).add_(e)  # [N, F]: the first linear layer of ln2(z)
-        z.addmm_(act(u), lin2.weight.T).add_(lin2.bias)  # z plus the feed-forward (no dropout in eval mode)
+        u.addr_(mean[part], g_1, alpha=-1).div_(std[part, None]).add_(e)  # [N, F]: the first linear layer of ln2(z)
+        z.addmm_(act(u), lin2.weight.T)  # z plus the feed-forward (no dropout in eval mode)
     return out
+
+
+def _pair_norm_statistics(
+    y: Tensor, p_o: Tensor, p_v: Tensor, c: Tensor, pair_ij: Tensor, row_i: Tensor, row_j: Tensor, eps: float
+) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation [B * P] over the D channels of z = y_i + sum_h c_h (p_o_ih - p_v_jh), for
+    y [B, T, D], p_o and p_v [B, T, H, D] and each pair's c [B * P, H], without forming z: the mean is a mix of
+    per-position means, and |z|^2 a quadratic form in c of dot products between positions i and j."""
+    b, t, h, d = p_o.shape
+    mean = _flat(y.mean(-1)).index_select(0, row_i)  # [B * P]
+    mean += (c * (_flat(p_o.mean(-1)).index_select(0, row_i) - _flat(p_v.mean(-1)).index_select(0, row_j))).sum(1)
+    y_o = torch.einsum("bid,bihd->bih", y, p_o)[:, :, None]  # [B, T(i), 1, H]
+    y_v = torch.einsum("bid,bjhd->bijh", y, p_v)  # [B, T(i), T(j), H]
+    o_o = torch.einsum("bihd,bikd->bihk", p_o, p_o)[:, :, None]  # [B, T(i), 1, H, H]
+    o_v = torch.einsum("bihd,bjkd->bijhk", p_o, p_v)  # [B, T(i), T(j), H, H]
+    v_v = torch.einsum("bjhd,bjkd->bjhk", p_v, p_v)[:, None]  # [B, 1, T(j), H, H]
+    cross = (y_o - y_v).reshape(b * t * t, h).index_select(0, pair_ij)  # [B * P, H]: y_i . (p_o_ih - p_v_jh)
+    gram = (o_o - o_v - o_v.transpose(-1, -2) + v_v).reshape(b * t * t, h, h).index_select(0, pair_ij)  # [B * P, H, H]
+    square = _flat((y * y).sum(-1)).index_select(0, row_i) + 2 * (c * cross).sum(1)
+    square += torch.einsum("nh,nhk,nk->n", c, gram, c)  # |z|^2
+    return mean, (square / d - mean * mean).clamp_(min=0).add_(eps).sqrt_()
 
 
 def _last_layer(
