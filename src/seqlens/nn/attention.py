@@ -201,13 +201,14 @@ class CausalSelfAttention(WeightRefinement):
         out = out.transpose(1, 2).contiguous().view(b, t, d)  # [B, T, D]: the heads side by side
         return self.proj(out), weights
 
-    def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Queries, keys and values [B, H, T, dh] of x [B, T, D] (rotated by position with rotary attention)."""
+    def project(self, x: Tensor, positions: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys and values [B, H, T, dh] of x [B, T, D] (rotated by position with rotary attention; the
+        rows' `positions` [T] default to 0 .. T-1)."""
         b, t, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
         q, k, v = (z.view(b, t, self.heads, self.head_dim).transpose(1, 2) for z in (q, k, v))
         if self.rotary:
-            q, k = rotate(q), rotate(k)
+            q, k = rotate(q, positions), rotate(k, positions)
         return q, k, v
 
     def query_at(self, x: Tensor, positions: Tensor) -> Tensor:

@@ -83,6 +83,21 @@ class _SASRecNet(_Net, Protocol):
     def embed(self, seq: Tensor, blank: Tensor | None = None) -> Tensor: ...
 
 
+class _Pass(NamedTuple):
+    """One block in the pass over the unchanged history: its input x [B, T, D] and, unless the block refines its
+    weights (then run whole), the queries, keys and values [B, H, T, dh] of its normed input and its softmax
+    weights a [B, H, T, T], which the shortcut reads instead of computing them again."""
+
+    x: Tensor
+    qkv: tuple[Tensor, Tensor, Tensor] | None
+    a: Tensor | None
+
+    def part(self, rows: slice) -> _Pass:
+        """The same for some of the sequences."""
+        qkv = None if self.qkv is None else cast("tuple[Tensor, Tensor, Tensor]", tuple(z[rows] for z in self.qkv))
+        return _Pass(self.x[rows], qkv, None if self.a is None else self.a[rows])
+
+
 class Masked(NamedTuple):
     """Every position hidden in turn (`hidden` [B, T, D]: column j is the last hidden state with position j
     hidden), and the unchanged history's hidden states (`states` [B, T, D]), computed on the way."""
@@ -164,17 +179,19 @@ def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
     keep = seq != 0  # [B, T]
     if remove:
         other = torch.cat((torch.zeros_like(seq[:, :1]), seq[:, :-1]), 1)  # every item one column later
-        inputs = _layer_inputs(net, torch.cat((seq, other)))
-        xs, knowns = [z[:b] for z in inputs], [z[b:] for z in inputs]  # each layer's input, then the last output
+        passes, last_out = _unchanged_pass(net, torch.cat((seq, other)))
+        xs, knowns = [p.part(slice(0, b)) for p in passes], [p.part(slice(b, None)) for p in passes]
         known_keep = other != 0
-        changed = net.ln_f(knowns[-1][:, -1]) * known_keep[:, -1:]  # the last column: without the latest item
+        changed = net.ln_f(last_out[b:, -1]) * known_keep[:, -1:]  # the last column: without the latest item
+        states = None  # removal has no use for them
     else:
-        xs = knowns = _layer_inputs(net, seq)
-        known_keep = keep
+        xs, last_out = _unchanged_pass(net, seq)
+        knowns, known_keep = xs, keep
         changed = _latest_content_hidden(net, seq, xs)
+        states = net.ln_f(last_out) * keep[..., None]
     hidden = torch.zeros(b, t, net.hidden_dim)
     hidden[:, -1] = changed
-    states = hidden if remove else net.ln_f(xs[-1]) * keep[..., None]  # removal has no use for them
+    states = hidden if states is None else states
     if t == 1:  # no pairs
         return Masked(hidden, states)
 
@@ -190,7 +207,7 @@ def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
     through = 1 if remove else 0  # the known keys of pair j: columns < j + through
 
     for layer in range(1, len(blocks) - 1):  # middle layers: rows after j recomputed in full
-        x, known = xs[layer], knowns[layer]
+        x, known = xs[layer].x, knowns[layer].x
         before = torch.arange(t)[None, :] < torch.arange(t)[:, None] + through  # [T(j), T]: known columns
         dense = torch.where(before[None, :, :, None], known[:, None], x[:, None]).reshape(b * t * t, -1)
         dense[pair_ji] = x_pairs  # [B * T(j) * T, D]: one sequence per j
@@ -201,48 +218,57 @@ def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
     if len(blocks) == 1:
         last_x = x_pairs  # [B * (T-1), D]: row T-1 of each j < T-1
     else:
-        last_x = _last_layer(blocks[-1], x_pairs, knowns[-2], keep, known_keep, j_of, i_of, through)
+        last_x = _last_layer(blocks[-1], x_pairs, knowns[-1], keep, known_keep, j_of, i_of, through)
 
     # padding columns: zero (masked_fill, not a product: an empty history's rows have no key to attend to)
     hidden[:, :-1] = net.ln_f(last_x).view(b, t - 1, -1).masked_fill(~keep[:, :-1, None], 0)
     return Masked(hidden, states)
 
 
-def _layer_inputs(net: _SASRecNet, seq: Tensor) -> list[Tensor]:
-    """Each block's input [B, T, D] for `seq` [B, T], then the last block's output (the network's pass before
-    its final layer norm)."""
+def _unchanged_pass(net: _SASRecNet, seq: Tensor) -> tuple[list[_Pass], Tensor]:
+    """The network's pass over `seq` [B, T] up to its final layer norm, block by block, keeping what the shortcut
+    reads of each block (`_Pass`); and the last block's output [B, T, D]."""
     keep = seq != 0
-    out = [net.embed(seq) * keep[..., None]]
+    x = net.embed(seq) * keep[..., None]
+    passes = []
     for block in cast("list[_Block]", list(net.blocks)):
-        out.append(block(out[-1], keep)[0])
-    return out
+        attn = block.attn
+        if attn.refinement != "none":
+            passes.append(_Pass(x, None, None))
+            x = block(x, keep)[0]
+            continue
+        q, k, v = attn.project(block.ln1(x))  # [B, H, T, dh]
+        a = masked_softmax(attn.logits(q, k), attention_mask(keep), keep)  # [B, H, T, T]
+        passes.append(_Pass(x, (q, k, v), a))
+        x = block.after_attention(x, attn.proj((a @ v).transpose(1, 2).flatten(2))) * keep[..., None]
+    return passes, x
 
 
-def _latest_content_hidden(net: _SASRecNet, seq: Tensor, xs: list[Tensor]) -> Tensor:
+def _latest_content_hidden(net: _SASRecNet, seq: Tensor, passes: list[_Pass]) -> Tensor:
     """[B, D]: the last hidden state with the latest item's content hidden (the average item in its place).
 
-    Only the last row changes, so each layer computes the attention of that row alone, to keys and values of
-    the unchanged rows (`xs`: each layer's input for `seq`) and its own; a layer that refines its weights
-    runs in full.
+    Only the last row changes, so each layer computes that row's query, key and value and its attention to
+    the unchanged rows' keys and values (`passes`) and its own; a layer that refines its weights runs whole.
     """
+    b, t = seq.shape
     keep = seq != 0
     blank = torch.zeros_like(keep)
     blank[:, -1] = True
     x = net.embed(seq, blank)[:, -1:] * keep[:, -1:, None]  # [B, 1, D]
-    for layer, block in enumerate(cast("list[_Block]", list(net.blocks))):
-        rows = torch.cat((xs[layer][:, :-1], x), 1)  # the layer's input with the last row changed
+    allowed = attention_mask(keep)[:, :, -1:]  # [B, 1, 1, T]: every item (an empty history: itself)
+    for block, p in zip(cast("list[_Block]", list(net.blocks)), passes, strict=True):
         attn = block.attn
-        if attn.refinement != "none":
-            x = block(rows, keep)[0][:, -1:]
+        if p.qkv is None:
+            x = block(torch.cat((p.x[:, :-1], x), 1), keep)[0][:, -1:]  # the layer's input, last row changed
             continue
-        q, k, v = attn.project(block.ln1(rows))  # [B, H, T, dh]
-        allowed = attention_mask(keep)[:, :, -1:]  # [B, 1, 1, T]: every item (an empty history: itself)
-        weights = masked_softmax(attn.logits(q[:, :, -1:], k), allowed, keep[:, -1:])
+        q, k, v = attn.project(block.ln1(x), torch.tensor([t - 1]))  # [B, H, 1, dh]: the last row's
+        k, v = (torch.cat((known[:, :, :-1], new), 2) for known, new in ((p.qkv[1], k), (p.qkv[2], v)))
+        weights = masked_softmax(attn.logits(q, k), allowed, keep[:, -1:])  # [B, H, 1, T]
         x = block.after_attention(x, attn.proj(_rows(weights @ v).flatten(1))[:, None]) * keep[:, -1:, None]
     return net.ln_f(x[:, 0])
 
 
-def _first_layer_hidden(first: _Block, x: Tensor, keep: Tensor, j_of: Tensor, i_of: Tensor) -> Tensor:
+def _first_layer_hidden(first: _Block, unchanged: _Pass, keep: Tensor, j_of: Tensor, i_of: Tensor) -> Tensor:
     """[B * P, D]: the first block's output at row i with position j hidden, for every pair (j, i).
 
     Row i's attention output without j's term, renormalised. The output projection is linear, so it is
@@ -253,11 +279,10 @@ def _first_layer_hidden(first: _Block, x: Tensor, keep: Tensor, j_of: Tensor, i_
     The statistics themselves are sums of per-position means and of dot products between positions
     (`_pair_norm_statistics`), so no pair row is read twice.
     """
-    b, t, d = x.shape
+    x, (_, _, v), a = unchanged.x, cast("tuple[Tensor, Tensor, Tensor]", unchanged.qkv), cast(Tensor, unchanged.a)
+    b, t, d = x.shape  # v [B, H, T, dh], a [B, H, T, T]
     offset = torch.arange(b)[:, None]
     attn = first.attn
-    q, k, v = attn.project(first.ln1(x))  # [B, H, T, dh]
-    a = masked_softmax(attn.logits(q, k), attention_mask(keep), keep)  # [B, H, T, T]
     w_o = attn.proj.weight.view(-1, attn.heads, attn.head_dim)  # [D, H, dh]
     p_o, p_v = (torch.einsum("bhtk,dhk->bthd", z, w_o) for z in (a @ v, v))  # [B, T, H, D]
     y = x + attn.proj(_rows(a @ v).flatten(1)).view(b, t, d)  # [B, T, D]: the residual stream after attention
@@ -311,7 +336,7 @@ def _pair_norm_statistics(
 def _last_layer(
     last: _Block,
     x_pairs: Tensor,
-    known: Tensor,
+    known: _Pass,
     keep: Tensor,
     known_keep: Tensor,
     j_of: Tensor,
@@ -319,7 +344,7 @@ def _last_layer(
     through: int,
 ) -> Tensor:
     """[B * (T-1), D]: the last block's output at the last row for each j, whose query attends to the known
-    keys before j (`known` [B, T, D], the block's input) and to the recomputed rows after it (`x_pairs` [B * P, D]).
+    keys before j (`known`: the block in the pass those rows come from) and to the recomputed rows after it (`x_pairs` [B * P, D]).
 
     The recomputed rows are read through the block's layer norm, folded into what reads them (their keys, the
     mix of their values) rather than applied to every pair.
@@ -329,7 +354,7 @@ def _last_layer(
     attn, norm = last.attn, last.ln1
     last_rows = (offset * len(i_of) + torch.flatten(torch.nonzero(i_of == t - 1))).ravel()  # pair rows (j, T-1)
     q = attn.query_at(norm(x_pairs.index_select(0, last_rows)), torch.full((len(last_rows),), t - 1))  # [B(T-1), H, dh]
-    _, k, v = attn.project(norm(known))  # [B, H, T, dh]: keys and values of the known rows
+    _, k, v = cast("tuple[Tensor, Tensor, Tensor]", known.qkv)  # [B, H, T, dh]: keys and values of the known rows
     q_j = (offset * (t - 1) + j_of).ravel()  # each pair's query row
     pair_jt = (offset * (t - 1) * t + j_of * t + i_of).ravel()  # rows of [B * (T-1) * T, H] tables
     scores = attn.logits(q.view(b, t - 1, *q.shape[1:]).transpose(1, 2), k)  # [B, H, T-1, T]: known keys
@@ -371,8 +396,9 @@ def _normed_key_logits(
 
     norm(x) = scale (x - mean) / std + shift, so its keys are (x W^T - mean W 1) / std + e with W the key
     projection times the scale: no normed table. Without rotary positions not even the keys: q . (W x) is
-    (W^T q) . x, one projection per query. With rotary positions the keys come out of the projection as
-    complex channel pairs, rotated by one complex multiplication (queries reordered the same way).
+    (W^T q) . x, one projection per query. With rotary positions the raw keys W x come out of the projection
+    as complex channel pairs, rotated by one complex multiplication (queries reordered the same way); the
+    affine terms (W 1, e) rotated at every position are a small table per query.
     """
     heads, dh = attn.heads, attn.head_dim
     d = heads * dh
@@ -401,12 +427,22 @@ def _normed_key_logits(
     w, e = w[order], e[order]
     q = q.view(len(q), heads, 2, dh // 2).transpose(2, 3).flatten(2)  # [Q, H, dh] in the keys' order
     turns = torch.polar(torch.ones(()), rotary_angles(t, dh))  # [T, dh / 2] complex
-    w_1 = w.sum(1)
+
+    def turned(keys: Tensor, positions: Tensor) -> Tensor:  # keys [N, H * dh] at positions [N] (in place)
+        keys = keys.view(len(keys), heads, dh)
+        torch.view_as_complex(keys.view(len(keys), heads, dh // 2, 2)).mul_(turns.index_select(0, positions)[:, None])
+        return keys
+
+    # the affine part, per (query, position): q . R_i (W 1) and q . R_i e, so that pairs need only W x
+    every = torch.arange(t)
+    shifts = [torch.einsum("qhk,thk->qth", q, turned(z.expand(t, d).clone(), every)) for z in (w.sum(1), e)]
+    along_w1, along_e = (z.reshape(-1, heads) for z in shifts)  # [Q * T, H]
 
     def rotated(x: Tensor, mean: Tensor, std: Tensor, of: Tensor, positions: Tensor) -> Tensor:
-        keys = (x @ w.T).addr_(mean, w_1, alpha=-1).div_(std[:, None]).add_(e).view(len(x), heads, dh)
-        torch.view_as_complex(keys.view(len(x), heads, dh // 2, 2)).mul_(turns.index_select(0, positions)[:, None])
-        return attn.scaled((q.index_select(0, of) * keys).sum(-1))
+        dots = (q.index_select(0, of) * turned(x @ w.T, positions)).sum(-1)  # [N, H]: q . R_i (W x)
+        at = of * t + positions
+        dots.sub_(mean[:, None] * along_w1.index_select(0, at)).div_(std[:, None]).add_(along_e.index_select(0, at))
+        return attn.scaled(dots)
 
     return rotated
 
@@ -428,7 +464,7 @@ def _flat(z: Tensor) -> Tensor:
 
 
 def _first_layer_removed(
-    first: _Block, x: Tensor, known: Tensor, keep: Tensor, known_keep: Tensor, j_of: Tensor, i_of: Tensor
+    first: _Block, unchanged: _Pass, known: _Pass, keep: Tensor, known_keep: Tensor, j_of: Tensor, i_of: Tensor
 ) -> Tensor:
     """[B * P, D]: the first block's output at row i with item j removed, for every pair (j, i).
 
@@ -436,11 +472,12 @@ def _first_layer_removed(
     its softmax numerator is the full row's, sum_m e^(q k_m) v_m, plus the prefix sum up to j of
     e^(q k'_m) v'_m - e^(q k_m) v_m (and likewise the denominator): one prefix sum over all pairs at once.
     """
+    x = unchanged.x
     b, t, _ = x.shape
     offset = torch.arange(b)[:, None]
     attn = first.attn
-    q, k, v = attn.project(first.ln1(x))  # [B, H, T, dh]
-    _, k_s, v_s = attn.project(first.ln1(known))  # the shifted sequence's keys and values
+    q, k, v = cast("tuple[Tensor, Tensor, Tensor]", unchanged.qkv)  # [B, H, T, dh]
+    _, k_s, v_s = cast("tuple[Tensor, Tensor, Tensor]", known.qkv)  # the shifted sequence's keys and values
     causal = attention_mask(keep)[:, 0]  # [B, T, T]
     logits = attn.logits(q, k).masked_fill(~causal[:, None], float("-inf"))  # [B, H, T(i), T(m)]
     logits_s = attn.logits(q, k_s).masked_fill(~known_keep[:, None, None, :], float("-inf"))
