@@ -88,6 +88,17 @@ def test_shortcut_equals_one_pass_per_hidden_position(config, pair_chunk, monkey
     assert (fast[1, :4] == 0).all()
 
 
+def test_runs_outside_inference_mode():
+    """Called with gradients on (the parameters require them), the shortcut still answers."""
+    torch.manual_seed(0)
+    net = SASRecNet(SASRecConfig(n_items=30, max_len=12, dim=16)).eval()
+    seq = torch.randint(1, 31, (2, 12))
+    with torch.inference_mode():
+        expected = masked_last_hidden(net, seq).hidden
+    torch.testing.assert_close(masked_last_hidden(net, seq).hidden, expected)
+    removed_last_hidden(net, seq)
+
+
 def test_needs_eval_mode():
     net = SASRecNet(SASRecConfig(n_items=5, max_len=4, dim=8))
     with pytest.raises(RuntimeError, match="eval mode"):

@@ -168,6 +168,7 @@ def one_pass_each(net: _Net, seq: Tensor, remove: bool) -> Tensor:
     return out
 
 
+@torch.no_grad()  # in-place writes into pair tables; nothing here is differentiated
 def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
     """The shortcut; pair rows live in flat [B * P, ...] tables so that gathers are cheap row look-ups.
 
