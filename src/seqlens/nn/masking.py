@@ -293,7 +293,11 @@ def _first_layer_hidden(first: _Block, unchanged: _Pass, keep: Tensor, j_of: Ten
     row_i, row_j = (offset * t + i_of).ravel(), (offset * t + j_of).ravel()
     mean, std = _pair_norm_statistics(y, p_o, p_v, c, pair_ij, row_i, row_j, first.ln2.eps)  # [B * P] each
 
-    lin1, act, lin2 = cast(nn.Linear, first.ffn[0]), first.ffn[1], cast(nn.Linear, first.ffn[-1])
+    lin1, act, lin2 = first.ffn[0], first.ffn[1], first.ffn[-1]
+    if not (isinstance(lin1, nn.Linear) and isinstance(lin2, nn.Linear) and len(first.ffn) == 4):  # what it folds
+        raise RuntimeError(
+            f"the masking shortcut expects a feed-forward of linear, activation, dropout, linear: {first.ffn}"
+        )
     g = lin1.weight * first.ln2.weight  # [F, D]: the layer norm's scale folded into the first linear layer
     e, g_1 = lin1.weight @ first.ln2.bias + lin1.bias, g.sum(1)  # [F] each
     # rows [B * T, ...]: y [D] (carrying the second linear layer's bias, which the statistics above left out),
