@@ -179,3 +179,20 @@ def test_ages_are_measured_from_now(model, history):
     latest = max(j for j, i in enumerate(history) if i == item)
     assert f", {time_ago(now - times[latest])})" in e.narrative
     assert "weeks ago" in e.narrative or "month" in e.narrative
+
+
+def test_the_top_item_read_from_a_given_state_is_the_one_recommend_ranks_first(model):
+    """A state the caller computed (masking's pass) names the same item; a near tie is ranked again."""
+    import torch
+
+    from seqlens.explain.attributions import masked_states
+    from seqlens.explain.explanation import recommended_items
+
+    users = list(model.user_ids_)
+    _, seqs = model.encoded_histories(users, None)
+    seq = torch.from_numpy(seqs.padded(np.arange(len(users)), model.max_len))
+    states = masked_states(model.net_, seq).states[:, -1]
+    expected = recommended_items(model, seqs)
+    np.testing.assert_array_equal(recommended_items(model, seqs, states=states), expected)
+    # a state that points nowhere (all scores equal): no clear leader, so each history is ranked as recommend does
+    np.testing.assert_array_equal(recommended_items(model, seqs, states=torch.zeros_like(states)), expected)

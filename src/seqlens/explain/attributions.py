@@ -48,6 +48,7 @@ from seqlens.explain.methods import METHODS as METHODS  # declared in methods.py
 from seqlens.explain.methods import SIGNED as SIGNED
 from seqlens.explain.methods import TARGET_AGNOSTIC as TARGET_AGNOSTIC
 from seqlens.nn.attention import CausalSelfAttention
+from seqlens.nn.masking import Masked
 from seqlens.nn.next_item import NextItemNet
 from seqlens.nn.sasrec import SASRecNet
 from seqlens.train.memory import keep_freed_memory
@@ -92,10 +93,13 @@ def supports(net: NextItemNet, method: str) -> bool:
     return method not in NEEDS or hasattr(net, NEEDS[method])
 
 
-def attribute(net: NextItemNet, seq: Tensor, method: str, target: Tensor, latest: str = "min") -> Attributions:
+def attribute(
+    net: NextItemNet, seq: Tensor, method: str, target: Tensor, latest: str = "min", masked: Masked | None = None
+) -> Attributions:
     """Attributions of `target` [B] (internal item indices) to every column of `seq` [B, T].
 
     `latest` is masking's rule for the most recent item (see `LATEST_RULES`); other methods ignore it.
+    `masked` is masking's pass over `seq` (`masked_states`) when the caller has made it already.
     """
     check_method(method)
     if latest not in LATEST_RULES:
@@ -112,7 +116,7 @@ def attribute(net: NextItemNet, seq: Tensor, method: str, target: Tensor, latest
     if method in LARGE_TABLES:
         keep_freed_memory()
     if method == "masking":
-        return _masking(net, seq, target, latest)
+        return _masking(net, seq, target, latest, masked)
     if method in _SIGNED_METHODS:
         return _SIGNED_METHODS[method](net, seq, target)
     sasrec = cast(SASRecNet, net)  # supports() checked: an attention network from here on
@@ -147,13 +151,21 @@ def rollout(weights: list[Tensor]) -> Tensor:
     return flow
 
 
-def _masking(net: NextItemNet, seq: Tensor, target: Tensor, latest: str = "min") -> Attributions:
+def masked_states(net: NextItemNet, seq: Tensor) -> Masked:
+    """Masking's pass over `seq` [B, T], which does not depend on the item explained; its `states[:, -1]` is what
+    the next item is scored from."""
+    with torch.inference_mode():
+        return cast(SASRecNet, net).masked_last_hidden(seq)
+
+
+def _masking(
+    net: NextItemNet, seq: Tensor, target: Tensor, latest: str = "min", masked: Masked | None = None
+) -> Attributions:
     """score(history) - score(history with item j hidden in place); for the most recent item, by `latest`:
     the smaller of the drops when its content is hidden and when it is removed ("min"), or one of them."""
     real = seq != 0
-    sasrec = cast(SASRecNet, net)  # supports() checked
     with torch.inference_mode():
-        hidden, states = sasrec.masked_last_hidden(seq)  # [B, T, D] each
+        hidden, states = masked or masked_states(net, seq)  # [B, T, D] each
         full = net.score_of(states[:, -1], target)  # [B]
         drops = full[:, None] - net.score_of(hidden, target[:, None].expand_as(seq))  # [B, T]
         # without the latest item: when nothing reads absolute positions, that is the state one column earlier,

@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 
 from seqlens.data.log import ITEM, TIME, USER, InteractionLog
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
+from seqlens.eval.metrics import exclude
 from seqlens.eval.protocol import top_k_items
-from seqlens.explain.attributions import attribute, check_method, supports
+from seqlens.explain.attributions import attribute, check_method, masked_states, supports
 from seqlens.explain.methods import DEFAULT_METHOD, SIGNED, TARGET_AGNOSTIC
 from seqlens.explain.narrative import DEFAULT_VERB, MIN_SHARE, Citation, narrative
 from seqlens.explain.privacy import OTHER, DenyList, as_deny_list
@@ -173,13 +175,19 @@ def explain_batch(
         raise DataError(f"k must be a positive integer, got {k!r}")
     labels, seqs = model.encoded_histories(users, histories)
     given = None if histories is None else {str(u): [str(i) for i in h] for u, h in histories.items()}
-    targets = recommended_items(model, seqs, encode_targets(model, items, len(labels)), exclude_seen)
+    wanted = encode_targets(model, items, len(labels))
     deny = as_deny_list(deny)
     out = []
     for lo in range(0, len(labels), batch_size):
         rows = np.arange(lo, min(lo + batch_size, len(labels)))
         seq = torch.from_numpy(seqs.padded(rows, model.max_len))
-        a = attribute(model.net_, seq, method, torch.from_numpy(targets[rows]))
+        # masking's pass holds the state the top item is scored from: it spares recommending a second pass
+        masked = masked_states(model.net_, seq) if method == "masking" else None
+        targets = recommended_items(
+            model, seqs.subset(rows), None if wanted is None else wanted[rows], exclude_seen,
+            states=None if masked is None else masked.states[:, -1],
+        )  # fmt: skip
+        a = attribute(model.net_, seq, method, torch.from_numpy(targets), masked=masked)
         for i, r in enumerate(rows):
             n = min(int(seqs.lengths[r]), model.max_len)
             label = str(labels[r])
@@ -203,13 +211,36 @@ def explain_batch(
     return out
 
 
+#: a top item read from a caller's state must lead the runner-up by this much (relative to its score): far above
+#: the float error between that state and `recommend`'s own pass, so both name the same item
+CLEAR_LEAD = 1e-4
+
+
 def recommended_items(
-    model: NextItemModel, histories: Sequences, targets: np.ndarray | None = None, exclude_seen: bool = True
+    model: NextItemModel,
+    histories: Sequences,
+    targets: np.ndarray | None = None,
+    exclude_seen: bool = True,
+    states: Tensor | None = None,
 ) -> np.ndarray:
     """The internal index of the item to explain per history: `targets` where given (> 0), else the top item
-    exactly as `recommend` ranks it (the whole history excluded, not only the window the model reads)."""
+    exactly as `recommend` ranks it (the whole history excluded, not only the window the model reads).
+
+    `states` [n, D], each history's last hidden state when the caller has computed it, spare a forward pass:
+    a top item leading clearly (`CLEAR_LEAD`) is read from them, the others ranked as `recommend` does.
+    """
     out = np.zeros(len(histories), dtype=np.int64) if targets is None else targets.copy()
     todo = np.flatnonzero(out == 0)
+    if len(todo) and states is not None:
+        with torch.inference_mode():
+            scores = model.net_.scores(states[torch.from_numpy(todo)])  # [n, n_items + 1]
+            if exclude_seen:
+                scores = exclude(scores, torch.from_numpy(histories.subset(todo).padded(np.arange(len(todo)), 1 << 30)))
+            top = scores.topk(min(2, scores.shape[1]), dim=1)
+        lead = top.values[:, 0] - (top.values[:, 1] if top.values.shape[1] > 1 else float("-inf"))
+        clear = ((lead > CLEAR_LEAD * (1 + top.values[:, 0].abs())) & (top.values[:, 0] > float("-inf"))).numpy()
+        out[todo[clear]] = top.indices[clear, 0].numpy()
+        todo = todo[~clear]
     if len(todo):
         subset = histories.subset(todo)
         out[todo] = top_k_items(model, subset, 1, exclude_seen)[:, 0]
