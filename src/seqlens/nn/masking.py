@@ -8,10 +8,11 @@ Two ways to take item j out of a left-padded history (most recent item in the la
   one column right (its last item dropped), computed once for every j, since attention is causal.
 
 Either way the rows after j must be recomputed, the rest is known. Instead of running the network once per
-position (T passes of T positions: about 250 ms for T=200 on one CPU thread, against about 22 ms here), this module:
+position (T passes of T positions: about 250 ms for T=200 on one CPU thread, against about 20 ms here), this module:
 
-1. runs the network once, keeping each layer's input (removal: on a batch of two, the history and the shifted
-   one; hiding the latest item's content then recomputes only the last row, layer by layer);
+1. runs the network once, keeping each layer's input, queries, keys, values and weights (removal: on a batch
+   of two, the history and the shifted one; hiding the latest item's content then recomputes only the last
+   row, layer by layer);
 2. in the first layer, gets every row i > j's attention output from what is known: when hiding, by taking
    j's term out of the softmax and renormalising, o_i(-j) = (o_i - a_ij v_j) / (1 - a_ij), per head; when
    removing, from the full row's softmax sums and a prefix sum (up to j) of what swapping in the shifted
@@ -21,8 +22,9 @@ position (T passes of T positions: about 250 ms for T=200 on one CPU thread, aga
    recomputed ones after it.
 
 Layer norms read every recomputed row; on the CPU they cost more than the matrix products around them, so
-their statistics are taken and folded into what reads the normed rows (the feed-forward's first layer, the
-keys, the mix of values) instead of forming a normed copy of every pair.
+their statistics are taken (in the first layer, from per-position means and dot products) and folded into
+what reads the normed rows (the feed-forward's first layer, the keys, the mix of values) instead of forming a
+normed copy of every pair.
 
 Only (j, i) pairs with i > j are carried from layer to layer: T(T-1)/2 rows instead of T^2, about 8x less
 work than T full passes for a two-layer model. The results equal one forward pass per position (the tests
