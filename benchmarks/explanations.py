@@ -283,7 +283,7 @@ def _checks(r: dict) -> list[tuple[str, bool]]:
     d, occ, rec = t.loc[DEFAULT_METHOD], t.loc[REFERENCE], t.loc[RECENCY]
     out = [
         (
-            f"top-3 drop {d['of_occlusion@3']:.0%} of occlusion's (>= 90%)",
+            f"top-3 drop {d['of_occlusion@3']:.1%} of occlusion's (>= 90%)",
             d["of_occlusion@3"] >= TARGETS["of_occlusion"],
         ),
         (f"{d['x_random@3']:.1f}x random (>= 3x)", d["x_random@3"] >= TARGETS["x_random"]),
@@ -292,7 +292,7 @@ def _checks(r: dict) -> list[tuple[str, bool]]:
     ]
     if occ["drop@3"] > rec["drop@3"]:
         m = d["of_occlusion_margin@3"]
-        out.append((f"keeps {m:.0%} of occlusion's margin over recency (>= 80%)", m >= TARGETS["margin"]))
+        out.append((f"keeps {m:.1%} of occlusion's margin over recency (>= 80%)", m >= TARGETS["margin"]))
     else:
         out.append(
             (
