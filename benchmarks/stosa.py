@@ -167,16 +167,20 @@ def report(dataset: str = "beauty") -> None:
 
 
 def _overhead_lines(runs: dict[str, list[dict]]) -> list[str]:
-    base = {r["seed"]: r["seconds_per_epoch_median"] for r in runs.get("none", [])}
-    ratios = [
-        f"{refinement}: {statistics.mean(r['seconds_per_epoch_median'] / base[r['seed']] for r in group if r['seed'] in base):.2f}x"
-        for refinement, group in runs.items()
-        if refinement != "none" and any(r["seed"] in base for r in group)
-    ]
+    base = {(r["seed"], r["threads"]): r["seconds_per_epoch_median"] for r in runs.get("none", [])}
+    ratios = []
+    for refinement, group in runs.items():
+        matched = [
+            r["seconds_per_epoch_median"] / base[r["seed"], r["threads"]]
+            for r in group
+            if (r["seed"], r["threads"]) in base
+        ]
+        if refinement != "none" and matched:  # only against a plain run of the same seed and thread count
+            ratios.append(f"{refinement}: {statistics.mean(matched):.2f}x")
     if not ratios:
         return []
     return [
-        "Seconds per training epoch relative to plain STOSA of the same seed (medians over each run's epochs; the "
+        "Seconds per training epoch relative to plain STOSA of the same seed and thread count (medians over each run's epochs; the "
         "runs were not side by side, so this machine's load differs between them): " + ", ".join(ratios) + ".",
         "",
     ]
