@@ -108,7 +108,7 @@ def rank_among_sampled(
         target = torch.from_numpy(targets[rows])
         w = weights.expand(len(rows), -1).clone()
         w[:, 0] = 0
-        w = exclude(w, torch.from_numpy(histories.padded(rows, max_len=1 << 30))).clamp(min=0)
+        w = exclude_histories(w, histories, rows).clamp(min=0)
         w.scatter_(1, target[:, None], 0.0)
         if (w > 0).sum(1).min() < n_negatives:
             raise DataError(f"fewer than {n_negatives} candidate negatives for some user; lower n_negatives")
@@ -118,6 +118,12 @@ def rank_among_sampled(
         miss = (target_scores[:, 0] == float("-inf")) | (target == 0)
         ranks[rows] = torch.where(miss, torch.full_like(rank, MISS), rank).numpy()
     return ranks
+
+
+def exclude_histories(scores: Tensor, histories: Sequences, rows: np.ndarray) -> Tensor:
+    """`scores` [len(rows), n_items + 1] with every item of each history in `rows` at -inf: the whole history,
+    not only the window a model reads."""
+    return exclude(scores, torch.from_numpy(histories.padded(rows, max_len=1 << 30)))
 
 
 def top_k_items(
@@ -150,7 +156,7 @@ def scored_batches(
             rows = rows if order is None else order[rows]
             scores = model.score_histories(histories, rows)
             if exclude_seen:
-                scores = exclude(scores, torch.from_numpy(histories.padded(rows, max_len=1 << 30)))
+                scores = exclude_histories(scores, histories, rows)
             yield rows, scores
 
 

@@ -20,8 +20,7 @@ from torch import Tensor
 from seqlens.data.log import ITEM, TIME, USER, InteractionLog
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
-from seqlens.eval.metrics import exclude
-from seqlens.eval.protocol import top_k_items
+from seqlens.eval.protocol import exclude_histories, top_k_items
 from seqlens.explain.attributions import attribute, check_method, masked_states, supports
 from seqlens.explain.methods import DEFAULT_METHOD, SIGNED, TARGET_AGNOSTIC
 from seqlens.explain.narrative import DEFAULT_VERB, MIN_SHARE, Citation, narrative
@@ -235,7 +234,7 @@ def recommended_items(
         with torch.inference_mode():
             scores = model.net_.scores(states[torch.from_numpy(todo)])  # [n, n_items + 1]
             if exclude_seen:
-                scores = exclude(scores, torch.from_numpy(histories.subset(todo).padded(np.arange(len(todo)), 1 << 30)))
+                scores = exclude_histories(scores, histories, todo)
             top = scores.topk(min(2, scores.shape[1]), dim=1)
         lead = top.values[:, 0] - (top.values[:, 1] if top.values.shape[1] > 1 else float("-inf"))
         clear = ((lead > CLEAR_LEAD * (1 + top.values[:, 0].abs())) & (top.values[:, 0] > float("-inf"))).numpy()

@@ -22,7 +22,7 @@ import torch
 from seqlens.data.log import ITEM, TIME, USER, InteractionLog
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
-from seqlens.eval.metrics import exclude
+from seqlens.eval.protocol import exclude_histories
 from seqlens.monitor.attention_stats import STATISTICS, applied_weights, last_query_stats
 from seqlens.recommenders import Recommender
 from seqlens.recommenders.neural import NextItemModel
@@ -146,9 +146,7 @@ def answer(model: Recommender, requests: Requests, k: int = 10, batch_size: int 
             rows = np.arange(lo, min(lo + batch_size, len(seqs)))
             seq = torch.from_numpy(seqs.padded(rows, max_len))  # [B, T]
             hidden, weights = net(seq, return_attention=True)
-            scores = exclude(
-                net.scores(hidden[:, -1]), torch.from_numpy(seqs.padded(rows, 1 << 30))
-            )  # [B, n_items + 1]
+            scores = exclude_histories(net.scores(hidden[:, -1]), seqs, rows)  # [B, n_items + 1]
             recommended.append(scores.topk(k, dim=1).indices.numpy())
             keep = seq != 0
             stats = last_query_stats(weights, keep)

@@ -182,19 +182,18 @@ def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
     keep = seq != 0  # [B, T]
     if remove:
         other = torch.cat((torch.zeros_like(seq[:, :1]), seq[:, :-1]), 1)  # every item one column later
+    hidden = torch.zeros(b, t, net.hidden_dim)
+    if remove:
         passes, last_out = _unchanged_pass(net, torch.cat((seq, other)))
         xs, knowns = [p.part(slice(0, b)) for p in passes], [p.part(slice(b, None)) for p in passes]
         known_keep = other != 0
-        changed = net.ln_f(last_out[b:, -1]) * known_keep[:, -1:]  # the last column: without the latest item
-        states = None  # removal has no use for them
+        hidden[:, -1] = net.ln_f(last_out[b:, -1]) * known_keep[:, -1:]  # the last column: without the latest item
+        states = hidden  # removal returns `hidden` only: no unchanged states formed
     else:
         xs, last_out = _unchanged_pass(net, seq)
         knowns, known_keep = xs, keep
-        changed = _latest_content_hidden(net, seq, xs)
+        hidden[:, -1] = _latest_content_hidden(net, seq, xs)
         states = net.ln_f(last_out) * keep[..., None]
-    hidden = torch.zeros(b, t, net.hidden_dim)
-    hidden[:, -1] = changed
-    states = hidden if states is None else states
     if t == 1:  # no pairs
         return Masked(hidden, states)
 
@@ -287,8 +286,9 @@ def _first_layer_hidden(first: _Block, unchanged: _Pass, keep: Tensor, j_of: Ten
     offset = torch.arange(b)[:, None]
     attn = first.attn
     w_o = attn.proj.weight.view(-1, attn.heads, attn.head_dim)  # [D, H, dh]
-    p_o, p_v = (torch.einsum("bhtk,dhk->bthd", z, w_o) for z in (a @ v, v))  # [B, T, H, D]
-    y = x + attn.proj(_rows(a @ v).flatten(1)).view(b, t, d)  # [B, T, D]: the residual stream after attention
+    o = a @ v  # [B, H, T, dh]: each row's attention output, per head
+    p_o, p_v = (torch.einsum("bhtk,dhk->bthd", z, w_o) for z in (o, v))  # [B, T, H, D]
+    y = x + attn.proj(_rows(o).flatten(1)).view(b, t, d)  # [B, T, D]: the residual stream after attention
     pair_ij = (offset * t * t + i_of * t + j_of).ravel()  # rows of [B * T(i) * T(j), ...] tables
     a_ij = a.permute(0, 2, 3, 1).reshape(b * t * t, -1).index_select(0, pair_ij)
     c = a_ij / (1 - a_ij).clamp(min=1e-12)  # [B * P, H]
@@ -351,7 +351,8 @@ def _last_layer(
     through: int,
 ) -> Tensor:
     """[B * (T-1), D]: the last block's output at the last row for each j, whose query attends to the known
-    keys before j (`known`: the block in the pass those rows come from) and to the recomputed rows after it (`x_pairs` [B * P, D]).
+    keys before j (`known`: the block in the pass those rows come from) and to the recomputed rows after it
+    (`x_pairs` [B * P, D]).
 
     The recomputed rows are read through the block's layer norm, folded into what reads them (their keys, the
     mix of their values) rather than applied to every pair.
@@ -423,9 +424,10 @@ def _normed_key_logits(
 
         return dot
     if not attn.rotary:  # the additive score reads whole keys
+        w_1 = w.sum(1)
 
         def additive(x: Tensor, mean: Tensor, std: Tensor, of: Tensor, positions: Tensor) -> Tensor:
-            keys = (x @ w.T).addr_(mean, w.sum(1), alpha=-1).div_(std[:, None]).add_(e).view(len(x), heads, dh)
+            keys = (x @ w.T).addr_(mean, w_1, alpha=-1).div_(std[:, None]).add_(e).view(len(x), heads, dh)
             return attn.logits(q.index_select(0, of)[:, :, None], keys[:, :, None])[..., 0, 0]
 
         return additive
