@@ -45,14 +45,16 @@ def main(source: BinaryIO, path: str, max_bytes: int, backups: int) -> None:
     try:
         while len(header := source.read(HEADER.size)) == HEADER.size:
             messages = pickle.loads(source.read(HEADER.unpack(header)[0]))
+            lines = []
             for message in messages:
                 if message[0] == "catalogue":
                     catalogues[message[1]] = message[2:]
                     for old in list(catalogues)[:-CATALOGUES_KEPT]:  # reloads: the old models' batches are done
                         del catalogues[old]
                 else:
-                    text = "\n".join(json.dumps(e, separators=(",", ":")) for e in batch_records(message, catalogues))
-                    handler.handle(logging.makeLogRecord({"msg": text}))
+                    lines += [json.dumps(e, separators=(",", ":")) for e in batch_records(message, catalogues)]
+            if lines:  # one write per frame, not per micro-batch: each write costs a flush and a rollover check
+                handler.handle(logging.makeLogRecord({"msg": "\n".join(lines)}))
     finally:
         handler.close()
 
