@@ -365,10 +365,9 @@ def _quality_lines() -> list[str]:
     for path in sorted(RESULTS.glob("scaling_quality_*_s*.json")):
         result = json.loads(path.read_text())
         last, full = result["tries"][-1], result["full_run"]
-        source = result.get("history_from", "its run to early stopping above")
         lines += [
             f"Recipe `{result['recipe']}`, target test NDCG@10 >= {result['target']}: the first epoch whose validation "
-            f"score reached it in {source}, retrained alone (same seed, {result['threads']} threads, capped at that "
+            f"score reached it in its run to early stopping above, retrained alone (same seed, {result['threads']} threads, capped at that "
             "many epochs; one epoch more per try until the test score reaches it):",
             "",
             "| epochs | fit seconds | valid NDCG@10 | test NDCG@10 |",

@@ -180,10 +180,9 @@ def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
     b, t = seq.shape
     blocks = cast("list[_Block]", list(net.blocks))
     keep = seq != 0  # [B, T]
-    if remove:
-        other = torch.cat((torch.zeros_like(seq[:, :1]), seq[:, :-1]), 1)  # every item one column later
     hidden = torch.zeros(b, t, net.hidden_dim)
     if remove:
+        other = torch.cat((torch.zeros_like(seq[:, :1]), seq[:, :-1]), 1)  # every item one column later
         passes, last_out = _unchanged_pass(net, torch.cat((seq, other)))
         xs, knowns = [p.part(slice(0, b)) for p in passes], [p.part(slice(b, None)) for p in passes]
         known_keep = other != 0
