@@ -198,3 +198,65 @@ def test_the_kept_item_table_is_dropped_when_the_network_trains():
     with torch.inference_mode():
         assert not torch.equal(net.item_table(), before)
         assert torch.equal(net.item_table(), net.item_emb.weight + net.attributes(torch.arange(11)))
+
+
+def with_distance_bias(seed=0, **kw) -> SASRecNet:
+    """A network with a learned relative-position bias, set away from its zero start."""
+    net = make(relative_bias=True, **kw)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for block in net.blocks:
+            block.attn.distance_bias.normal_(0, 2.0)
+    return net
+
+
+def test_distance_bias_shifts_attention_by_distance():
+    """A bias that favours distance 0 in every head puts the last query's weight on the latest item."""
+    net = make(relative_bias=True, layers=1, heads=2)
+    seq = batch([6], 6)
+    _, before = net(seq, return_attention=True)
+    with torch.no_grad():
+        net.blocks[0].attn.distance_bias[:, 0] = 20.0
+    _, after = net(seq, return_attention=True)
+    assert after[0].applied[0, :, -1, -1].min() > 0.99
+    assert before[0].applied[0, :, -1, -1].max() < 0.99
+
+
+def test_distance_bias_keeps_padding_causality_and_shift_invariance():
+    net = with_distance_bias(positions="none")
+    seq = batch([3], 3)
+    wide = torch.cat([torch.zeros(1, 4, dtype=seq.dtype), seq], dim=1)
+    torch.testing.assert_close(net.last_hidden(wide), net.last_hidden(seq), rtol=1e-5, atol=1e-5)
+    longer = batch([6], 6)  # without absolute positions, the state one column earlier is the shorter history's
+    torch.testing.assert_close(net(longer)[0][:, -2], net.last_hidden(longer[:, :-1]), rtol=1e-5, atol=1e-5)
+    changed = longer.clone()
+    changed[0, -1] = 1 + longer[0, -1] % N_ITEMS
+    torch.testing.assert_close(net(changed)[0][:, :-1], net(longer)[0][:, :-1], rtol=1e-5, atol=1e-5)
+
+
+def test_attention_dropout_is_its_own_knob():
+    assert make(dropout=0.3).blocks[0].attn.dropout == 0.3  # None: the model's dropout, as before
+    net = make(dropout=0.3, attention_dropout=0.0)
+    assert net.blocks[0].attn.dropout == 0.0 and net.blocks[0].ffn[2].p == 0.3
+    net.train()
+    seq = batch([6, 4], 6)
+    _, weights = net(seq, return_attention=True)  # no dropout on the weights: every row of a real query sums to 1
+    rows = weights[0].applied.sum(-1)[seq[:, None].expand(-1, 2, -1) != 0]
+    torch.testing.assert_close(rows, torch.ones_like(rows))
+
+
+def test_attention_entropy_penalty_is_the_weighted_mean_row_entropy():
+    net = make(attention_entropy=0.5, dropout=0.0).train()
+    seq = batch([0, 3, 6], 6)
+    hidden, penalty = net.training_forward(seq)
+    _, weights = net(seq, return_attention=True)
+    rows = [
+        -(a * a.clamp(min=1e-12).log()).sum(-1)[b, h, t]
+        for a in (w.applied for w in weights)
+        for b in range(3)
+        for h in range(2)
+        for t in range(6)
+        if seq[b, t] != 0
+    ]
+    torch.testing.assert_close(penalty, 0.5 * torch.stack(rows).mean())
+    assert make(dropout=0.0).train().training_forward(seq)[1] == 0  # off by default

@@ -269,3 +269,19 @@ def test_training_on_a_gpu_gives_the_cpu_model_within_float_tolerance(synth_spli
         assert model.net_.item_emb.weight.device.type == "cpu"
         scores[device] = evaluate(model, synth_split.test, synth_split.test_history).summary["ndcg@10"]
     assert scores["cuda"] == pytest.approx(scores["cpu"], abs=0.01)
+
+
+def test_the_entropy_penalty_sharpens_or_spreads_attention():
+    """Trained with a positive weight, attention rows end with less entropy than with a negative one."""
+    log = synthetic_log(n_users=120, n_items=80, seed=0)
+
+    def entropy(weight: float) -> float:
+        model = SASRec(max_len=12, dim=16, epochs=6, lr=0.01, progress=False, seed=0, attention_entropy=weight).fit(log)
+        seq = torch.from_numpy(model.histories_.padded(np.arange(50), model.max_len))
+        with torch.inference_mode():
+            _, weights = model.net_(seq, return_attention=True)
+        a = torch.stack([w.applied for w in weights])  # [L, B, H, T, T]
+        return float((-(a * a.clamp(min=1e-12).log()).sum(-1)).sum() / ((seq != 0).sum() * len(weights)))
+
+    plain = entropy(0.0)
+    assert entropy(5.0) < plain - 0.1 and entropy(-5.0) > plain + 0.02, plain

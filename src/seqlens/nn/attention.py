@@ -174,11 +174,14 @@ class CausalSelfAttention(WeightRefinement):
     def __init__(self, cfg: SASRecConfig, refinement: str = "none"):
         dim, heads = cfg.dim, cfg.heads
         super().__init__(refinement, heads, dim // heads, cfg.max_len, cfg.rank)
-        self.heads, self.head_dim, self.score, self.dropout = heads, dim // heads, cfg.score, cfg.dropout
+        self.heads, self.head_dim, self.score = heads, dim // heads, cfg.score
+        self.dropout = cfg.dropout if cfg.attention_dropout is None else cfg.attention_dropout
         self.rotary = cfg.rotary
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
-        self.attn_dropout = Dropout(cfg.dropout)
+        self.attn_dropout = Dropout(self.dropout)
+        # relative_bias: one learned score per head and distance i - j (0 .. max_len - 1), zero at the start
+        self.distance_bias = nn.Parameter(torch.zeros(heads, cfg.max_len)) if cfg.relative_bias else None
         if cfg.score == "additive":  # Bahdanau: e_ij = v . tanh(q_i + k_j), per head
             self.v = nn.Parameter(torch.randn(heads, self.head_dim) / math.sqrt(self.head_dim))
 
@@ -189,12 +192,16 @@ class CausalSelfAttention(WeightRefinement):
         b, t, d = x.shape
         q, k, v = self.project(x)  # [B, H, T, dh] each
         allowed = attention_mask(keep)  # [B, 1, T, T]
-        fused = not return_attention and not (self.training and self.dropout > 0)
+        fused = not return_attention and not (self.training and self.dropout > 0) and self.distance_bias is None
         if self.refinement == "none" and self.score == "scaled_dot" and fused:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
             out, weights = out * keep[:, None, :, None], None  # padding queries: zeros, as in the explicit path
         else:
-            raw = masked_softmax(self.logits(q, k), allowed, keep)  # [B, H, T, T]
+            logits = self.logits(q, k)  # [B, H, T, T]
+            if self.distance_bias is not None:  # by distance i - j (0 above the diagonal, which the mask hides)
+                i = torch.arange(t, device=x.device)
+                logits = logits + self.distance_bias[:, (i[:, None] - i).clamp(min=0)]  # + [H, T, T]
+            raw = masked_softmax(logits, allowed, keep)  # [B, H, T, T]
             applied = self.refine(raw, v, allowed, keep)
             out = self.attn_dropout(applied) @ v  # [B, H, T, dh]
             weights = AttentionWeights(raw, applied) if return_attention else None

@@ -85,6 +85,12 @@ class SASRecConfig(AttentionBlocks):
         minimum=0.0,
         below=1.0,
     )
+    attention_dropout: float | None = param(
+        None,
+        "Dropout on the attention weights, in [0, 1), apart from `dropout`; None = `dropout`, as in the paper.",
+        minimum=0.0,
+        below=1.0,
+    )
     ffn_dim: int | None = param(
         None, "Width of the point-wise feed-forward layer; None = `dim`, as in the paper.", minimum=1
     )
@@ -109,6 +115,17 @@ class SASRecConfig(AttentionBlocks):
         False,
         "Rotate queries and keys by position (RoPE), so attention scores see distances; with "
         "`positions='none'` it was better on MovieLens-1M and worse on Beauty.",
+    )
+    relative_bias: bool = param(
+        False,
+        "Add a learned bias per head and query-key distance to the attention scores (T5-style, one per "
+        "distance up to max_len, starting at zero): attention can prefer recent or distant items by distance.",
+    )
+    attention_entropy: float = param(
+        0.0,
+        "Weight of an attention entropy penalty: the training loss adds it times the mean entropy (nats) of the "
+        "attention rows that multiply the values (real queries, every layer and head). > 0 sharpens attention, "
+        "< 0 spreads it; 0 = off.",
     )
     features: list[str] | None = param(
         None,

@@ -152,7 +152,8 @@ def _shortcut_applies(net: _Net, remove: bool) -> bool:
     cfg = getattr(net, "cfg", None)
     if not isinstance(cfg, SASRecConfig):  # the shortcut is written for SASRec's blocks
         return False
-    plain = not (cfg.refines(0) or cfg.refines(cfg.layers - 1))
+    # the shortcut's scores read queries and keys only: no refinement in the first and last block, no distance bias
+    plain = not (cfg.refines(0) or cfg.refines(cfg.layers - 1) or cfg.relative_bias)
     return plain and not (remove and cfg.positions == "from_start")  # from the start, later items would move
 
 

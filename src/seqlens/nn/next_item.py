@@ -28,6 +28,12 @@ class NextItemNet(nn.Module):
         """Width of the hidden states (`forward`, `last_hidden`): the item vectors' width, that scores dot them with."""
         return self.item_emb.embedding_dim
 
+    def training_forward(self, seq: Tensor) -> tuple[Tensor, Tensor]:
+        """Hidden states [B, T, D] of `seq` [B, T] in training, and a penalty the network adds to the loss for
+        how it got them (a scalar; none by default)."""
+        hidden, _ = self(seq)
+        return hidden, hidden.new_zeros(())
+
     def extra_loss(self, hidden: Tensor, targets: Tensor, n_items: int) -> Tensor:
         """A network's own term added to the next-item loss (hidden [N, hidden_dim] at the targets [N], negatives
         drawn from the first `n_items`); none by default."""

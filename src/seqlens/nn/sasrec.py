@@ -123,6 +123,17 @@ class SASRecNet(NextItemNet):
             attentions.append(weights)
         return self.ln_f(x) * keep[..., None], attentions if return_attention else None  # [B, T, D]
 
+    def training_forward(self, seq: Tensor) -> tuple[Tensor, Tensor]:
+        """Hidden states [B, T, D] and, with `attention_entropy`, that weight times the mean entropy of the
+        applied attention rows of the real queries, over every layer and head."""
+        if not self.cfg.attention_entropy:
+            return super().training_forward(seq)
+        hidden, weights = self(seq, return_attention=True)
+        a = torch.stack([w.applied for w in cast("list[AttentionWeights]", weights)])  # [L, B, H, T, T]
+        entropy = -(a * a.clamp(min=1e-12).log()).sum(-1)  # [L, B, H, T]; 0 at padding queries (zero rows)
+        rows = (seq != 0).sum() * a.shape[0] * a.shape[2]
+        return hidden, self.cfg.attention_entropy * entropy.sum() / rows.clamp(min=1)
+
     def embed(self, seq: Tensor, blank: Tensor | None = None, hide: Tensor | None = None) -> Tensor:
         """Item plus position embeddings [B, T, D] of left-padded seq [B, T] (with embedding dropout);
         where `blank` [B, T] is True, the average item's embedding stands in for the item's; where `hide`

@@ -109,7 +109,7 @@ class NextItemModel(Recommender):
             # padding compute on short-history data (Beauty: mean length 9 of 50).
             batch = rows[batch]
             batch = batch[np.argsort(train.lengths[batch], kind="stable")]
-            hidden, targets = [], []
+            hidden, targets, penalties = [], [], []
             for part in np.array_split(batch, MICRO_BATCHES):
                 if len(part) == 0:
                     continue
@@ -117,13 +117,15 @@ class NextItemModel(Recommender):
                 if device.type != "cpu":
                     x, y = (t.pin_memory().to(device, non_blocking=True) if pinned else t.to(device) for t in (x, y))
                 with autocast:
-                    h, _ = self.net_(x)
+                    h, penalty = self.net_.training_forward(x)
                 hidden.append(h[y > 0].float())
+                penalties.append(penalty.float())
                 targets.append(y[y > 0])
             warm = self.net_.item_table()[: self.n_warm_ + 1]  # training ranks the items it can see, not cold ones
             h, y = torch.cat(hidden), torch.cat(targets)
             loss = next_item_loss(h, y, warm, cfg.loss, cfg.n_negatives, sampling)
-            return loss + self.net_.extra_loss(h, y, self.n_warm_), len(y)
+            penalty = torch.stack(penalties).mean()  # the network's own penalty, a mean over the micro-batches
+            return loss + self.net_.extra_loss(h, y, self.n_warm_) + penalty, len(y)
 
         validate = None
         if valid is not None:
