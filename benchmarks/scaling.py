@@ -6,6 +6,7 @@ Stages (each one command; `report` rewrites docs/scaling.md from the JSON files)
     python -m benchmarks.scaling recipes    # Beauty to early stopping with each training recipe, paired on test
     python -m benchmarks.scaling quality --recipe large-batch   # time to test NDCG@10 >= 0.05 with a recipe
     python -m benchmarks.scaling catalogue  # a synthetic catalogue of 1,000,000 items: training steps, top-10
+    python -m benchmarks.scaling growth     # seconds per epoch and peak memory against log, catalogue and max_len
     python -m benchmarks.scaling report
 """
 
@@ -96,9 +97,12 @@ def large_log(n_items: int, n_interactions: int, seed: int = 0) -> pd.DataFrame:
     to any item (so that the whole catalogue occurs, also in each user's recent events)."""
     rng = np.random.default_rng(seed)
     n_users = n_interactions // 100
-    lengths = np.clip(rng.geometric(1 / 100, n_users), 5, 2000)
-    lengths = np.maximum(5, np.round(lengths * n_interactions / lengths.sum()).astype(np.int64))
-    lengths[-1] += n_interactions - lengths.sum()  # exactly n_interactions
+    # at least 5 items each, the rest shared in proportion to geometric draws (largest remainders get one more),
+    # so that the lengths add up to exactly n_interactions
+    draws = np.clip(rng.geometric(1 / 100, n_users), 5, 2000) - 5
+    share = draws * (n_interactions - 5 * n_users) / draws.sum()
+    lengths = 5 + np.floor(share).astype(np.int64)
+    lengths[np.argsort(np.floor(share) - share)[: n_interactions - lengths.sum()]] += 1
     total = int(lengths.sum())
     users = np.repeat(np.arange(n_users), lengths)
     first = np.r_[True, users[1:] != users[:-1]]
@@ -114,7 +118,7 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child(task: str, path: Path) -> dict:
+def _child(task: str, path: Path, extra: str = "") -> dict:
     """One measured task in this (fresh) process, so that its peak memory is its own."""
     import torch
 
@@ -131,6 +135,12 @@ def _child(task: str, path: Path) -> dict:
     if task == "read-stream":
         log = seqlens.read_interactions(path, keep_last=KEEP)
         return {"rows": len(log), "keep_last": KEEP, "seconds": time.perf_counter() - start, "peak_mib": _peak_mib()}
+    if task == "epoch":  # one epoch of the model `extra` describes, on what it trains on
+        params = {**LARGE_MODEL, **json.loads(extra)}
+        log = seqlens.read_interactions(path, keep_last=params["max_len"] + 1)
+        model = seqlens.SASRec(**params).fit(log)
+        return {"epoch_seconds": model.history_[0]["train_seconds"], "peak_mib": _peak_mib(),
+                "threads": torch.get_num_threads()}  # fmt: skip
     if task == "train":  # what training reads: each user's max_len + 1 most recent items, streamed
         log = seqlens.read_interactions(path, keep_last=KEEP)
         read = time.perf_counter() - start
@@ -199,10 +209,44 @@ def catalogue(n_items: int, n_interactions: int) -> None:
     (RESULTS / "scaling_catalogue.json").write_text(json.dumps(result, indent=2))
 
 
+#: the cost-growth table: one factor at a time from the middle point (5M interactions, 100k items, max_len 50)
+GROWTH_BASE = {"interactions": 5_000_000, "items": 100_000, "max_len": 50}
+GROWTH = {"interactions": (1_000_000, 5_000_000, 20_000_000), "items": (10_000, 100_000, 1_000_000),
+          "max_len": (50, 200, 800)}  # fmt: skip
+#: the two models of the table: SASRec and AWRSR's additive refinement on it
+GROWTH_MODELS = {"SASRec": {}, "AWRSR-additive": {"refinement": "additive"}}
+
+
+def growth() -> None:
+    """Seconds of one training epoch and the process's peak memory (streamed read and fit) at each point of
+    GROWTH, one factor varied at a time, each model in its own fresh process, one after the other."""
+    RUNS.mkdir(parents=True, exist_ok=True)
+    points = [{**GROWTH_BASE, factor: value} for factor, values in GROWTH.items() for value in values]
+    points = [p for i, p in enumerate(points) if p not in points[:i]]
+    rows = []
+    for point in points:
+        path = RUNS / f"large-{point['items']}-{point['interactions']}.parquet"
+        if not path.exists():
+            frame = large_log(point["items"], point["interactions"])
+            frame.to_parquet(path, index=False)
+            del frame
+        for name, params in GROWTH_MODELS.items():
+            extra = json.dumps({**params, "max_len": point["max_len"]})
+            done = subprocess.run([sys.executable, "-m", "benchmarks.scaling", "_child", "epoch", str(path), extra],
+                                  check=True, capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+            row = {**point, "model": name, **json.loads(done.stdout.strip().splitlines()[-1]), "machine": _machine()}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / "scaling_growth.json").write_text(json.dumps({"params": LARGE_MODEL, "rows": rows}, indent=2))
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["ddp", "speed", "recipes", "quality", "catalogue", "report", "_child"])
-    parser.add_argument("args", nargs="*", help="(_child: task and path)")
+    parser.add_argument(
+        "stage", choices=["ddp", "speed", "recipes", "quality", "catalogue", "growth", "report", "_child"]
+    )
+    parser.add_argument("args", nargs="*", help="(_child: task, path and the model's parameters)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="large-batch", help="(quality)")
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -212,6 +256,8 @@ def main(argv: list[str]) -> None:
         ddp(args.seed)
     elif args.stage == "catalogue":
         catalogue(args.items, args.interactions)
+    elif args.stage == "growth":
+        growth()
     elif args.stage == "speed":
         speed()
     elif args.stage == "recipes":
@@ -219,7 +265,7 @@ def main(argv: list[str]) -> None:
     elif args.stage == "quality":
         quality(args.seed, args.recipe)
     elif args.stage == "_child":
-        print(json.dumps(_child(args.args[0], Path(args.args[1]))))
+        print(json.dumps(_child(args.args[0], Path(args.args[1]), *args.args[2:])))
     else:
         report()
 
@@ -431,14 +477,49 @@ def _catalogue_lines() -> list[str]:
     ]
 
 
+def _growth_lines() -> list[str]:
+    path = RESULTS / "scaling_growth.json"
+    if not path.exists():
+        return ["Not measured yet: `python -m benchmarks.scaling growth`.", ""]
+    result = json.loads(path.read_text())
+    rows = pd.DataFrame(result["rows"])
+    lines = [
+        "One training epoch at each point, one factor varied at a time from the middle point (5,000,000 "
+        "interactions, 100,000 items, max_len 50); the log is `large_log`'s (a user per 100 interactions on "
+        "average, lengths geometric: 13% of users longer than 200, 0.05% longer than 800). Each model in its own "
+        "fresh process, one after the other; peak memory is the process's maximum resident set (streamed read of "
+        "the last max_len + 1 events per user, and the fit). Model: "
+        f"{', '.join(f'{k}={v}' for k, v in result['params'].items() if k != 'max_len')}; "
+        f"{rows['threads'].iloc[0]} thread. Machine: {rows['machine'].iloc[-1]}.",
+        "",
+        "| varied | interactions | items | max_len | SASRec s/epoch | SASRec peak MiB | AWRSR-additive s/epoch "
+        "| AWRSR-additive peak MiB | AWRSR / SASRec time |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for factor, values in GROWTH.items():
+        for value in values:
+            point = {**GROWTH_BASE, factor: value}
+            at = rows[(rows["interactions"] == point["interactions"]) & (rows["items"] == point["items"])
+                      & (rows["max_len"] == point["max_len"])].set_index("model")  # fmt: skip
+            if not {"SASRec", "AWRSR-additive"} <= set(at.index):
+                continue
+            s, a = at.loc["SASRec"], at.loc["AWRSR-additive"]
+            lines.append(
+                f"| {factor} | {point['interactions']:,} | {point['items']:,} | {point['max_len']} | "
+                f"{s['epoch_seconds']:.1f} | {s['peak_mib']:.0f} | {a['epoch_seconds']:.1f} | {a['peak_mib']:.0f} | "
+                f"{a['epoch_seconds'] / s['epoch_seconds']:.2f}x |"
+            )
+    return [*lines, ""]
+
+
 def report() -> None:
     lines = [
         "# Scaling: several processes, large catalogues, large logs",
         "",
         "Regenerate with `python -m benchmarks.scaling ddp && python -m benchmarks.scaling recipes && "
         "python -m benchmarks.scaling quality --recipe default && python -m benchmarks.scaling quality --recipe "
-        "large-batch && python -m benchmarks.scaling catalogue && python -m benchmarks.scaling report` (about two "
-        "hours on 2 CPU cores). Every ratio below comes from one run.",
+        "large-batch && python -m benchmarks.scaling catalogue && python -m benchmarks.scaling growth && "
+        "python -m benchmarks.scaling report` (about three hours on 2 CPU cores). Every ratio below comes from one run.",
         "",
         "## Two processes (DistributedDataParallel, gloo) against one",
         "",
@@ -450,12 +531,13 @@ def report() -> None:
         "## A million items, twenty million interactions",
         "",
         *_catalogue_lines(),
+        "## How the cost grows",
+        "",
+        *_growth_lines(),
         "## What is not measured here",
         "",
         "- GPUs: `device='cuda'` and `precision='bf16'` are built and tested on the CPU paths only (bf16 autocast "
         "runs on the CPU too); no GPU was available for these measurements, and the CUDA tests skip without one.",
-        "- The cost-growth table (seconds per epoch and memory against interactions, catalogue and max_len) and "
-        "AWRSR at a million items.",
         "",
     ]
     DOC.write_text("\n".join(lines))

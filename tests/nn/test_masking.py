@@ -160,3 +160,17 @@ def test_the_shortcut_holds_for_a_network_reading_item_attributes():
         torch.testing.assert_close(removed_last_hidden(net, seq), removed_by_definition(net, seq), atol=2e-5, rtol=1e-4)
         fast, slow = masked_last_hidden(net, seq).hidden, by_definition(net, seq)
     torch.testing.assert_close(fast[:, :-1], slow[:, :-1], atol=2e-5, rtol=1e-4)
+
+
+def test_a_distance_bias_is_hidden_and_removed_by_definition():
+    """Scores that read distances (not only queries and keys) take the one-pass-per-position path: still exact."""
+    torch.manual_seed(0)
+    net = SASRecNet(SASRecConfig(n_items=30, max_len=12, dim=16, layers=2, heads=2, relative_bias=True)).eval()
+    with torch.no_grad():
+        for block in net.blocks:
+            block.attn.distance_bias.normal_(0, 2.0)
+    seq = torch.randint(1, 31, (3, 12))
+    seq[1, :5] = 0
+    with torch.inference_mode():
+        torch.testing.assert_close(masked_last_hidden(net, seq).hidden, by_definition(net, seq), atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(removed_last_hidden(net, seq), removed_by_definition(net, seq), atol=2e-5, rtol=1e-4)
