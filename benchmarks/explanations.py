@@ -534,7 +534,10 @@ def render(results: dict) -> str:
               "positions; `top1_against`: share of users whose top-1 item raises the score when removed (signed",
               "methods: among users for whom the method names an item with a positive score); `top1_latest`: share",
               "whose top-1 item is the most recent. `x_random@3`, `x_recency@3`, `of_occlusion@3`: drop@3 divided by",
-              "theirs; `of_occlusion_margin@3`: (drop - recency's) / (occlusion's - recency's).", ""]  # fmt: skip
+              "theirs; `of_occlusion_margin@3`: (drop - recency's) / (occlusion's - recency's). The margin check",
+              "applies where occlusion beats recency (their paired per-user difference in top-3 drop has a 95% interval",
+              "above zero); the share kept comes with a bootstrap interval over users, since a ratio of two small",
+              "differences swings widely.", ""]  # fmt: skip
     for key, r in reported.items():
         parts += _faith_section(key, r)
     if planted:
