@@ -509,7 +509,19 @@ def _growth_lines() -> list[str]:
                 f"{s['epoch_seconds']:.1f} | {s['peak_mib']:.0f} | {a['epoch_seconds']:.1f} | {a['peak_mib']:.0f} | "
                 f"{a['epoch_seconds'] / s['epoch_seconds']:.2f}x |"
             )
-    return [*lines, ""]
+    return [
+        *lines,
+        "",
+        "The other core ran other jobs during part of these runs (load average up to 2 on 2 cores), so a single "
+        "cell can be off by 10-20%: the two AWRSR / SASRec ratios below 1 are within that. Time grows about "
+        "linearly with the interactions (users); with the catalogue through the sampled softmax's gathers and the "
+        "optimizer's item table (10x the items from 100k: 2.7x the time); with max_len faster than linearly, as "
+        "the [batch, heads, T, T] attention tables grow, and those tables dominate memory at max_len 800 "
+        "(AWRSR-additive keeps more of them: the refined weights and their mix). Peak memory at 1,000,000 items "
+        "differs by 2.3 GiB between the two models, which hold the same large tensors: resident memory depends on "
+        "when freed blocks go back to the system.",
+        "",
+    ]
 
 
 def report() -> None:
