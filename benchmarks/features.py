@@ -4,6 +4,8 @@ Stages (each run is its own process, so two can share the machine's two cores):
 - `train --dataset beauty --config features --seed 0`: one model on the leave-one-out split, the core
   benchmark's settings for the dataset (benchmarks/core.py PARAMS) plus the configuration's parameters; the
   model goes to runs/features/<dataset>-<config>-s<seed>, its fit statistics to benchmarks/results/features.json.
+- `train --dataset beauty --config attention_dropout --seed 0` (or `relative_bias`, `entropy`): the id-only model
+  with one attention design option (OPTIONS), paired in the report with the id-only run.
 - `train ... --cold 0.05`: the same with 5% of the items (drawn with the seed) removed from training
   entirely (every interaction with them dropped from train and validation; they stay in the attribute table,
   so the feature model knows them as cold items).
