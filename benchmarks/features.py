@@ -155,7 +155,9 @@ def feature_faithfulness(model, split, seed: int = 0) -> dict:
 
 def _cost_lines(results: dict) -> list[str]:
     """Training cost per epoch, from the one pair that trained side by side for its whole length."""
-    before, base = results.get("beauty-features-s0-before-id-dropout"), results.get("beauty-id-s0")
+    # the id-only run that trained beside it (kept under its own key: later id-only runs of seed 0 replace
+    # "beauty-id-s0")
+    before, base = results.get("beauty-features-s0-before-id-dropout"), results.get("beauty-id-s0-beside-features")
     lines = [
         "s/epoch: each run's median training seconds per epoch (one thread); peak MiB: its peak resident memory.",
         "The runs above did not all train side by side, so their s/epoch are not a same-run ratio.",
