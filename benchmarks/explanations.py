@@ -10,7 +10,8 @@ alone and the document re-rendered from what is there):
 - train: one SASRec per dataset and test bed (runs/explain/..., reused when trained with the same settings
   on the same data);
 - faithfulness: `seqlens.explain.faithfulness.faithfulness` on N users per dataset and split, every method,
-  with paired per-user 95% CIs of the default's top-3 deletion drop against occlusion and recency;
+  with paired per-user 95% CIs of the default's top-3 deletion drop against occlusion and recency, of
+  occlusion's against recency, and a bootstrap interval of the share of that margin the default keeps;
 - agreement: for every ML-100K and ML-1M user, the explained item is the one `recommend` shows first;
 - planted: top-1/top-3 trigger hits per family and method;
 - latency: `explain(model, user, method=...)` at L=200 (ML-1M), p50/p99 with 1 and 2 torch threads, same run.
