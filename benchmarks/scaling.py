@@ -180,6 +180,13 @@ def _child(task: str, path: Path, extra: str = "") -> dict:
             "threads": torch.get_num_threads(), "peak_mib": _peak_mib()}  # fmt: skip
 
 
+def _in_child(task: str, path: Path, *extra: str) -> dict:
+    """`_child`'s answer for `task`, run in a fresh process (its last line of output)."""
+    command = [sys.executable, "-m", "benchmarks.scaling", "_child", task, str(path), *extra]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 #: the large-catalogue configuration: sampled softmax (memory per step independent of the catalogue), one epoch
 LARGE_MODEL = dict(max_len=50, dim=64, layers=2, loss="sampled", n_negatives=256, batch_size=256, epochs=1)
 #: rows per user a model of max_len 50 trains on: its inputs and their next items
@@ -201,9 +208,7 @@ def catalogue(n_items: int, n_interactions: int) -> None:
                     "parquet_mib": path.stat().st_size / 2**20, "machine": _machine()}  # fmt: skip
     del frame
     for task in ("read-pandas", "read-seqlens", "read-stream", "train", "retrieve"):
-        done = subprocess.run([sys.executable, "-m", "benchmarks.scaling", "_child", task, str(path)], check=True,
-                              capture_output=True, text=True, cwd=ROOT)  # fmt: skip
-        result[task] = json.loads(done.stdout.strip().splitlines()[-1])
+        result[task] = _in_child(task, path)
         print(task, json.dumps(result[task]), flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "scaling_catalogue.json").write_text(json.dumps(result, indent=2))
@@ -232,9 +237,7 @@ def growth() -> None:
             del frame
         for name, params in GROWTH_MODELS.items():
             extra = json.dumps({**params, "max_len": point["max_len"]})
-            done = subprocess.run([sys.executable, "-m", "benchmarks.scaling", "_child", "epoch", str(path), extra],
-                                  check=True, capture_output=True, text=True, cwd=ROOT)  # fmt: skip
-            row = {**point, "model": name, **json.loads(done.stdout.strip().splitlines()[-1]), "machine": _machine()}
+            row = {**point, "model": name, **_in_child("epoch", path, extra), "machine": _machine()}
             rows.append(row)
             print(json.dumps(row), flush=True)
             RESULTS.mkdir(exist_ok=True)
