@@ -105,6 +105,26 @@ def test_without_validation_all_epochs_run_and_last_weights_stay():
     assert not any(r["best"] for r in history)
 
 
+def test_each_epoch_records_the_mean_gradient_norm_of_its_steps():
+    torch.manual_seed(0)
+    module = nn.Linear(3, 1)  # no dropout: each step's gradient is a function of the weights and the batch
+    drawn = []
+
+    def batches(rng):
+        drawn.append(random_batches(N_EXAMPLES, BATCH)(rng))
+        return drawn[-1]
+
+    start = state(module)
+    history = Trainer(module, mse_loss(module), batches, config(epochs=1, lr=1e-12)).fit()
+    module.load_state_dict(start)  # lr 1e-12: the weights barely move, so the first epoch's norms are these
+    expected = []
+    for batch in drawn[0]:
+        module.zero_grad()
+        (module(X[batch]) - Y[batch]).pow(2).mean().backward()
+        expected.append(torch.cat([p.grad.ravel() for p in module.parameters()]).norm().item())
+    assert history[0]["grad_norm"] == pytest.approx(np.mean(expected), rel=1e-5)
+
+
 def test_lr_halves_after_lr_patience_epochs_without_improvement():
     module = tiny_module()
     scores = iter([0.1, 0.3, 0.2, 0.2, 0.2, 0.2, 0.5, 0.4])

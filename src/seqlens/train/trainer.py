@@ -135,7 +135,7 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
 
     def fit(self, resume: str | Path | None = None) -> list[dict]:
-        """Train; returns the per-epoch history (loss, seconds, validation metrics, 'best' flag)."""
+        """Train; returns the per-epoch history (loss, mean gradient norm, seconds, validation metrics, 'best' flag)."""
         cfg = self.cfg
         keep_freed_memory()
         rng = seed_everything(cfg.seed)
@@ -192,6 +192,7 @@ class Trainer:
     def _epoch(self, epoch: int, opt, rng: np.random.Generator, bar: Progress, task) -> dict:
         self.module.train()
         start, total, count = time.perf_counter(), 0.0, 0.0
+        norms: list[Tensor] = []  # each step's gradient norm, read once at the end (no device sync per step)
         batches = self.batches(rng)  # the same on every rank; each takes every world_size-th example of a batch
         bar.reset(task, total=len(batches))
         for batch in batches:
@@ -200,11 +201,14 @@ class Trainer:
             loss, summed, n = self.step(batch[distributed.rank() :: distributed.world_size()])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            norms.append(nn.utils.get_total_norm([p.grad for p in self.module.parameters() if p.grad is not None]))
             opt.step()
             total, count = total + summed, count + n
             bar.update(task, advance=1)
         mean_loss = distributed.total(total) / max(distributed.total(count), 1.0)  # per target, over all ranks
-        record = {"epoch": epoch + 1, "loss": mean_loss, "train_seconds": time.perf_counter() - start}
+        record = {"epoch": epoch + 1, "loss": mean_loss, "train_seconds": time.perf_counter() - start,
+                  # the mean L2 norm of the whole gradient over the epoch's steps (how training converges)
+                  "grad_norm": float(torch.stack(norms).mean()) if norms else float("nan")}  # fmt: skip
         if self.validate:
             self.module.eval()
             t0 = time.perf_counter()
