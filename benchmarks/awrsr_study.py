@@ -230,7 +230,7 @@ def overhead(dataset: str, rounds: int, threads: int) -> dict:
 # ---------------------------------------------------------------------------------------------- report
 
 
-def _load_results() -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+def load_results() -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
     """Saved runs per dataset, and the runs left out because an earlier study trained them with a smaller
     (epochs, patience) budget than the dataset's largest: every row of a table compares like with like."""
     found, left_out = {}, {}
@@ -460,7 +460,7 @@ def _trigger_verdict(runs: list[dict]) -> str:
 
 
 def report() -> None:
-    results, left_out = _load_results()
+    results, left_out = load_results()
     overheads = {}
     for f in sorted(RESULTS.glob("overhead_*.json")):
         o = json.loads(f.read_text())
@@ -493,6 +493,9 @@ def report() -> None:
         "CPU machine); the mechanism is specified and implemented in `src/seqlens/nn/attention.py`. "
         "Every variant uses the same hyper-parameters, epoch budget and early stopping (patience on validation "
         "NDCG@10) as the SASRec it is compared with; refinement is applied in every layer with r=32.",
+        "",
+        "Learning speed, gradient norms and raw vs refined attention heatmaps of these runs: "
+        "[awrsr-convergence.md](awrsr-convergence.md) (`python -m benchmarks.awrsr_convergence`).",
         "",
         "## Verdict",
         "",
