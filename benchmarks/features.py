@@ -328,8 +328,6 @@ def report() -> None:
         "- The attention options on MovieLens-1M, and seeds 1 and 2 on Beauty.",
         "- MovieLens-1M (genres): `python -m benchmarks.features train --dataset ml-1m ...` runs it; each run takes",
         "  about 40 minutes on this machine and was not run yet. Seeds: the rows above are all that ran.",
-        "- Unknown attribute values at inference cannot arise yet: the catalogue and its attributes are fixed when",
-        "  the model is fitted (a new item table needs a new fit).",
         "",
     ]
     atomic.write_text(DOC, "\n".join(lines))

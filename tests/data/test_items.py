@@ -108,3 +108,17 @@ def test_bad_context_columns_are_named(tmp_path, header, row, context, message):
     path.write_text(f"{header}\n{row}\n")
     with pytest.raises(DataError, match=message):
         seqlens.read_interactions(path, time="timestamp" if "timestamp" in header else None, context=context)
+
+
+def test_numeric_bands_at_given_edges_match_the_quantile_bands_they_came_from():
+    frame = pd.DataFrame({"item_id": list("abcdef"), "price": [1, 2, 3, 4, 5, 6]})
+    quantiles = seqlens.read_items(frame, numeric=["price"], bands=3)
+    again = seqlens.read_items(frame, numeric=["price"], edges=quantiles.bands)
+    assert again.frame["price"].tolist() == quantiles.frame["price"].tolist() and again.bands == quantiles.bands
+    beyond = seqlens.read_items(pd.DataFrame({"item_id": ["x", "y"], "price": [-5, 99]}), numeric=["price"],
+                                edges=quantiles.bands)  # fmt: skip
+    assert beyond.frame["price"].tolist() == ["band 1 of 3", "band 3 of 3"]
+    with pytest.raises(DataError, match="must be at least two increasing numbers"):
+        seqlens.read_items(frame, numeric=["price"], edges={"price": [3, 1]})
+    with pytest.raises(DataError, match="edges given for 'brand'"):
+        seqlens.read_items(frame, numeric=["price"], edges={"brand": [0, 1]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -153,3 +154,56 @@ def test_a_feature_explanation_of_an_unknown_item_names_it(feature_model):
 
     with pytest.raises(DataError, match="item 'nope' to explain is not known"):
         explain_features(feature_model, history=["g1i0"], item="nope")
+
+
+# --- new items after fit ------------------------------------------------------------------------------
+def new_items(rows: list[tuple[str, str, str]]) -> seqlens.ItemTable:
+    frame = pd.DataFrame(rows, columns=["item_id", "group", "tags"])
+    return seqlens.read_items(frame, categorical=["group"], multi=["tags"])
+
+
+def test_items_added_after_fit_are_ranked_by_their_attributes_and_survive_a_round_trip(feature_model, tmp_path):
+    model = copy.deepcopy(feature_model)
+    before = model.recommend(histories={"x": ["g3i0", "g3i1"]}, k=5)
+    model.add_items(new_items([(f"new{g}", f"group {g}", "x") for g in range(GROUPS)] + [("g0i0", "group 5", "y")]))
+    assert model.n_items_ == feature_model.n_items_ + GROUPS and model.n_warm_ == feature_model.n_warm_
+    assert model.item_codes_.codes["group"][model.encode_items(["g0i0"])[0], 0] == 1  # a known item keeps its own
+    hits = []
+    for g in range(GROUPS):
+        ranked = model.recommend(histories={"x": [f"g{g}i0", f"g{g}i1", f"g{g}i2"]}, k=model.n_items_ - 3)["item_id"]
+        hits.append(next(i for i in ranked if i.startswith("new")) == f"new{g}")  # the best-ranked new item
+    assert np.mean(hits) >= 0.9
+    assert set(before["item_id"]) <= set(model.item_ids_) and model.history_of("u0") == feature_model.history_of("u0")
+    model.save(tmp_path / "m")
+    loaded = seqlens.load(tmp_path / "m")
+    history = {"x": ["g2i0", "new2"]}
+    assert loaded.n_items_ == model.n_items_ and loaded.recommend(histories=history, k=10).equals(
+        model.recommend(histories=history, k=10)
+    )
+
+
+def test_an_attribute_value_training_never_saw_is_left_out_with_a_warning(feature_model):
+    model = copy.deepcopy(feature_model)
+    with pytest.warns(UserWarning, match=r"group: 'group 99'.*tags: 'zzz'"):
+        model.add_items(new_items([("odd", "group 99", "x|zzz")]))
+    row = model.encode_items(["odd"])[0]
+    assert model.item_codes_.codes["group"][row].tolist() == [0]  # no group: the item keeps its known tag
+    assert model.item_codes_.codes["tags"][row].tolist()[:1] == [model.item_codes_.vocabularies["tags"].index("x") + 1]
+    assert "odd" in model.recommend(histories={"x": ["g1i0"]}, k=model.n_items_ - 1)["item_id"].tolist()
+
+
+def test_adding_items_needs_a_feature_model_and_the_training_bands(group_log, tmp_path):
+    id_only = seqlens.SASRec(dim=8, max_len=12, epochs=1, progress=False, seed=0).fit(group_log)
+    with pytest.raises(DataError, match="needs a model that reads item attributes"):
+        id_only.add_items(new_items([("new", "group 1", "x")]))
+    prices = pd.DataFrame(
+        {"item_id": group_log.attributes.frame["item_id"], "price": np.arange(len(group_log.attributes))}
+    )
+    log = seqlens.read_interactions(group_log.df).with_items(seqlens.read_items(prices, numeric=["price"]))
+    model = seqlens.SASRec(features=["price"], dim=8, max_len=12, epochs=1, progress=False, seed=0).fit(log)
+    fresh = pd.DataFrame({"item_id": ["p1", "p2"], "price": [1.0, 500.0]})
+    with pytest.raises(DataError, match=r"column 'price' was cut into bands at .* edges=model.item_codes_.bands"):
+        model.add_items(seqlens.read_items(fresh, numeric=["price"]))
+    model.add_items(seqlens.read_items(fresh, numeric=["price"], edges=model.item_codes_.bands))
+    top = len(model.item_codes_.vocabularies["price"])  # 500 lies beyond the training edges: the highest band
+    assert model.item_codes_.codes["price"][model.encode_items(["p1", "p2"])].ravel().tolist() == [1, top]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -42,7 +42,7 @@ def warn(message: str) -> None:
     errors.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     errors.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(2)
 

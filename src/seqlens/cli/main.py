@@ -27,6 +27,7 @@ COMMANDS = {
     "faithfulness": "seqlens.cli.explanations:faithfulness_cmd",
     "monitor": "seqlens.cli.monitoring:monitor_cmd",
     "audit": "seqlens.cli.monitoring:audit_cmd",
+    "add-items": "seqlens.cli.catalogue:add_items",
     "models": "seqlens.cli.models:app",  # a group of subcommands (a typer app), not one function
 }
 

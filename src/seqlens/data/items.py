@@ -10,8 +10,8 @@ table may hold items an interaction log never saw: those are the cold items a fe
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +33,16 @@ def read_items(
     numeric: Sequence[str] = (),
     bands: int = 4,
     separator: str = "|",
+    edges: Mapping[str, Sequence[float]] | None = None,
 ) -> ItemTable:
     """Read an item attribute table; see the module docstring for the formats.
 
     `item` names the id column; `categorical`, `multi` and `numeric` name the attribute columns to keep
     (a multi-valued column holds lists, or strings split at `separator`); numeric columns are cut into
-    `bands` quantile bands. For `item2attributes.json` the one column is `attributes` (or the one name in
-    `multi`); for MovieLens it is `genres` (multi-valued) and the title is kept.
+    `bands` quantile bands, or at given `edges` per column (a fitted model's, `model.item_codes_.bands`, so
+    that new items' bands mean what they meant in training; values beyond the ends go to the end bands).
+    For `item2attributes.json` the one column is `attributes` (or the one name in `multi`); for MovieLens it
+    is `genres` (multi-valued) and the title is kept.
     """
     frame, name, multi = _frame(source, item, multi)
     frame = frame.rename(columns={item: ITEM})
@@ -64,10 +67,13 @@ def read_items(
         out[c] = frame[c].astype(str).to_numpy()
     for c in multi:
         out[c] = [_values(v, separator, name, row, c) for row, v in enumerate(frame[c])]
-    edges = {}
+    unknown = sorted(set(edges or {}) - set(numeric))
+    if unknown:
+        raise DataError(f"edges given for {unknown[0]!r}, which is not one of the numeric columns {list(numeric)}")
+    cuts = {}
     for c in numeric:
-        out[c], edges[c] = _banded(frame[c], bands, name, c)
-    return ItemTable(out, (*categorical, *numeric), tuple(multi), edges, name)
+        out[c], cuts[c] = _banded(frame[c], bands, name, c, (edges or {}).get(c))
+    return ItemTable(out, (*categorical, *numeric), tuple(multi), cuts, name)
 
 
 def _frame(source, item: str, multi: Sequence[str]) -> tuple[pd.DataFrame, str, tuple[str, ...]]:
@@ -121,16 +127,24 @@ def _values(value, separator: str, name: str, row: int, column: str) -> tuple[st
     raise DataError(f"{name}: row {row + 1}, column {column!r}: expected a list or a string, got {value!r}")
 
 
-def _banded(values: pd.Series, bands: int, name: str, column: str) -> tuple[list[str], list[float]]:
-    """Quantile bands of a numeric column as labels ('band 1 of 4' = lowest), and the edges used."""
+def _banded(
+    values: pd.Series, bands: int, name: str, column: str, edges: Sequence[float] | None = None
+) -> tuple[list[str], list[float]]:
+    """Bands of a numeric column as labels ('band 1 of 4' = lowest), and the edges used: quantile bands, or the
+    given `edges` (values beyond them go to the end bands)."""
     numbers = pd.to_numeric(values, errors="coerce")
     bad = numbers.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(f"{name}: row {row + 1}, column {column!r}: {values.iloc[row]!r} is not a number")
-    codes, edges = pd.qcut(numbers, bands, labels=False, retbins=True, duplicates="drop")
-    n = len(edges) - 1
-    return [f"band {int(k) + 1} of {n}" for k in codes], [float(e) for e in edges]
+    if edges is None:
+        codes, cut = pd.qcut(numbers, bands, labels=False, retbins=True, duplicates="drop")
+        return [f"band {int(k) + 1} of {len(cut) - 1}" for k in codes], [float(e) for e in cut]
+    cut = np.asarray(edges, dtype=np.float64)
+    if cut.ndim != 1 or len(cut) < 2 or (np.diff(cut) <= 0).any():
+        raise DataError(f"edges of {column!r} must be at least two increasing numbers, got {list(edges)}")
+    inner = np.searchsorted(cut[1:-1], numbers.to_numpy(dtype=np.float64), side="left")  # as qcut: (lo, hi]
+    return [f"band {int(k) + 1} of {len(cut) - 1}" for k in inner], [float(e) for e in cut]
 
 
 @dataclass(frozen=True)
@@ -139,20 +153,26 @@ class ItemCodes:
 
     `codes[column]` is [n_items + 1, width]: row i holds item i's value codes (1..len(vocabulary), 0 = none;
     a categorical column has width 1, a multi-valued one the most values any item has); row 0 is padding.
+    `bands` holds the edges numeric columns were cut at (`read_items(..., edges=...)` cuts new items alike).
     """
 
     vocabularies: dict[str, list[str]]
     codes: dict[str, np.ndarray]
+    bands: dict[str, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"vocabularies": self.vocabularies,
+        return {"vocabularies": self.vocabularies, "bands": self.bands,
                 "codes": {c: m.tolist() for c, m in self.codes.items()}}  # fmt: skip
 
     @classmethod
     def from_json(cls, value: object, where: str) -> ItemCodes:
-        """Read `to_json`'s output back, refusing codes outside their vocabulary (a corrupt file)."""
-        if not isinstance(value, dict) or set(value) != {"vocabularies", "codes"}:
+        """Read `to_json`'s output back, refusing codes outside their vocabulary (a corrupt file). Files written
+        before `bands` was saved have none."""
+        if not isinstance(value, dict) or set(value) - {"bands"} != {"vocabularies", "codes"}:
             raise DataError(f"{where}: expected an object with 'vocabularies' and 'codes'")
+        bands = value.get("bands", {})
+        if not isinstance(bands, dict) or not all(isinstance(e, list) for e in bands.values()):
+            raise DataError(f"{where}: 'bands' must map numeric columns to their edges")
         vocabularies, codes = value["vocabularies"], {}
         for column, rows in value["codes"].items():
             try:
@@ -163,26 +183,55 @@ class ItemCodes:
             if matrix.ndim != 2 or (matrix.size and (matrix.min() < 0 or matrix.max() > size)):
                 raise DataError(f"{where}: codes of {column!r} are outside its vocabulary of {size} values")
             codes[column] = matrix
-        return cls(vocabularies, codes)
+        return cls(vocabularies, codes, {c: [float(x) for x in e] for c, e in bands.items()})
+
+    def extended(self, table: ItemTable, item_ids: Sequence[str] | np.ndarray) -> tuple[ItemCodes, dict[str, list]]:
+        """These codes followed by rows for `item_ids` (new items, from `table`), coded with these vocabularies;
+        and per column, the values of theirs that the vocabulary lacks (left out: the item keeps the rest)."""
+        _check_columns(table, list(self.codes))
+        for c, edges in self.bands.items():
+            if table.bands.get(c) != edges:
+                raise DataError(
+                    f"{table.source}: column {c!r} was cut into bands at {edges} in training, here at "
+                    f"{table.bands.get(c, 'none (not read as numeric)')}; read the table with "
+                    f"read_items(..., numeric=[{c!r}], edges=model.item_codes_.bands)"
+                )
+        codes, unknown = {}, {}
+        for c, old in self.codes.items():
+            new, unknown[c] = _coded(table, item_ids, c, {v: k + 1 for k, v in enumerate(self.vocabularies[c])})
+            width = max(old.shape[1], new.shape[1])
+            codes[c] = np.concatenate([np.pad(old, ((0, 0), (0, width - old.shape[1]))),
+                                       np.pad(new[1:], ((0, 0), (0, width - new.shape[1])))])  # fmt: skip
+        return ItemCodes(self.vocabularies, codes, self.bands), {c: u for c, u in unknown.items() if u}
 
 
 def item_codes(table: ItemTable, item_ids: Sequence[str] | np.ndarray, columns: Sequence[str]) -> ItemCodes:
     """The codes of `columns` for the catalogue `item_ids` (internal index i = item_ids[i - 1]); items the table
     lacks get no values. Vocabularies are the table's values, sorted."""
+    _check_columns(table, columns)
+    vocabularies = {c: table.vocabulary(c) for c in columns}
+    codes = {c: _coded(table, item_ids, c, {v: k + 1 for k, v in enumerate(vocabularies[c])})[0] for c in columns}
+    return ItemCodes(vocabularies, codes, {c: table.bands[c] for c in columns if c in table.bands})
+
+
+def _check_columns(table: ItemTable, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise DataError(
             f"{table.source}: no attribute column {missing[0]!r} (have {', '.join(table.columns) or 'none'})"
         )
+
+
+def _coded(
+    table: ItemTable, item_ids: Sequence[str] | np.ndarray, column: str, code: dict[str, int]
+) -> tuple[np.ndarray, list[str]]:
+    """[len(item_ids) + 1, width] codes of `column` (row 0: padding; items the table lacks: none), and the values
+    `code` lacks (sorted; left out)."""
     rows = pd.Index(table.frame[ITEM]).get_indexer([str(i) for i in item_ids])  # -1 where the table lacks an item
-    vocabularies, codes = {}, {}
-    for c in columns:
-        vocabularies[c] = table.vocabulary(c)
-        code = {v: k + 1 for k, v in enumerate(vocabularies[c])}
-        cells = table.frame[c].to_numpy()
-        values = [() if r < 0 else (cells[r] if c in table.multi else (cells[r],)) for r in rows]
-        matrix = np.zeros((len(item_ids) + 1, max(1, max(map(len, values), default=1))), dtype=np.int64)
-        for i, vs in enumerate(values, start=1):
-            matrix[i, : len(vs)] = [code[v] for v in vs]
-        codes[c] = matrix
-    return ItemCodes(vocabularies, codes)
+    cells = table.frame[column].to_numpy()
+    values = [() if r < 0 else (cells[r] if column in table.multi else (cells[r],)) for r in rows]
+    known = [[code[v] for v in vs if v in code] for vs in values]
+    matrix = np.zeros((len(item_ids) + 1, max(1, max(map(len, known), default=1))), dtype=np.int64)
+    for i, ks in enumerate(known, start=1):
+        matrix[i, : len(ks)] = ks
+    return matrix, sorted({v for vs in values for v in vs if v not in code})

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import torch
 
 from seqlens.data.items import ItemCodes, item_codes
-from seqlens.data.log import ITEM, InteractionLog
+from seqlens.data.log import ITEM, InteractionLog, ItemTable
 from seqlens.errors import ArtifactError, DataError
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
 from seqlens.recommenders.neural import NextItemModel
@@ -49,3 +52,39 @@ class SASRec(NextItemModel):
         self._set_items(np.concatenate([self.item_ids_, cold.astype(object)]), titles)
         self.n_warm_ = warm
         self.item_codes_ = item_codes(table, self.item_ids_, self.features)
+
+    def add_items(self, table: ItemTable) -> SASRec:
+        """Add the items of `table` this fitted feature model does not know yet, as cold items ranked by their
+        attributes (new products, without training again); returns the model.
+
+        Their values are coded with the vocabularies of `fit`: a value training never saw is left out (the item
+        keeps its other values) with a warning naming it; numeric columns must be cut at the training edges
+        (`read_items(..., edges=model.item_codes_.bands)`). Items the model knows keep their attributes.
+        """
+        self._check_fitted()
+        if self.features is None:
+            raise DataError("add_items needs a model that reads item attributes (SASRec(features=[...]))")
+        new = np.sort(np.setdiff1d(table.frame[ITEM].to_numpy(dtype=str), self.item_ids_.astype(str)))
+        codes, unknown = self.item_codes_.extended(table, new)
+        if unknown:
+            warnings.warn(
+                f"{table.source}: attribute values training never saw were left out: "
+                + "; ".join(f"{c}: {', '.join(map(repr, vs[:5]))}" + (f" and {len(vs) - 5} more" if len(vs) > 5 else "")
+                            for c, vs in unknown.items()),
+                stacklevel=2,
+            )  # fmt: skip
+        if len(new) == 0:
+            return self
+        titles = dict(self.item_titles_)
+        if "title" in table.frame.columns:
+            added = set(new)
+            titles.update({i: t for i, t in zip(table.frame[ITEM], table.frame["title"]) if i in added})
+        state, warm = self.net_.state_dict(), self.n_warm_
+        self._set_items(np.concatenate([self.item_ids_, new.astype(object)]), titles)
+        self.n_warm_, self.item_codes_ = warm, codes
+        ids = state["item_emb.weight"]  # the new items' id vectors are zero, as cold items' are after fit
+        state["item_emb.weight"] = torch.cat([ids, ids.new_zeros(len(new), ids.shape[1])])
+        self.net_ = self._build_net()
+        self.net_.load_state_dict(state)
+        self.net_.eval()
+        return self
