@@ -119,7 +119,7 @@ def test_trigger_positions_are_mapped_back_to_the_sequence(planted_model, monkey
     """A fake method that always points at the latest history item hits exactly the second-order B triggers."""
     planted, model = planted_model
 
-    def latest(net, seq, method, target, rule="min"):
+    def latest(net, seq, method, target, rule="min", times=None):
         scores = torch.zeros(seq.shape)
         scores[:, -1] = 1.0
         return Attributions(scores, target, torch.zeros(len(seq)))

@@ -9,7 +9,7 @@ import torch
 
 from seqlens.data.items import ItemCodes
 from seqlens.nn import masking
-from seqlens.nn.masking import keep_only, masked_last_hidden, removed_last_hidden
+from seqlens.nn.masking import compacted, keep_only, masked_last_hidden, removed_last_hidden
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
 
 CONFIGS = [
@@ -26,26 +26,28 @@ CONFIGS = [
 ]
 
 
-def removed_by_definition(net: SASRecNet, seq: torch.Tensor) -> torch.Tensor:
-    """[B, T, D]: the last hidden state with item j removed (older items one column later), one pass per column."""
+def removed_by_definition(net: SASRecNet, seq: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, T, D]: the last hidden state with item j removed (older items one column later, its time gone with it),
+    one pass per column."""
     out = torch.zeros(*seq.shape, net.cfg.dim)
     for j in range(seq.shape[1]):
         keep = torch.ones_like(seq, dtype=torch.bool)
         keep[:, j] = False
-        out[:, j] = net.last_hidden(keep_only(seq, keep)) * (seq[:, j] != 0)[:, None]
+        when = None if times is None else compacted(times, keep & (seq != 0))
+        out[:, j] = net.last_hidden(keep_only(seq, keep), when) * (seq[:, j] != 0)[:, None]
     return out
 
 
-def by_definition(net: SASRecNet, seq: torch.Tensor) -> torch.Tensor:
+def by_definition(net: SASRecNet, seq: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
     """[B, T, D]: the last hidden state with column j hidden (`keep`), one forward pass per column."""
     out = torch.zeros(*seq.shape, net.cfg.dim)
     for j in range(seq.shape[1] - 1):
         keep = torch.ones_like(seq, dtype=torch.bool)
         keep[:, j] = False
-        hidden, _ = net(seq, keep=keep)
+        hidden, _ = net(seq, keep=keep, **({} if times is None else {"times": times}))
         out[:, j] = hidden[:, -1] * (seq[:, j] != 0)[:, None]
     with latest_content_hidden(net):
-        out[:, -1] = net.last_hidden(seq)
+        out[:, -1] = net.last_hidden(seq, times)
     return out
 
 
@@ -174,3 +176,26 @@ def test_a_distance_bias_is_hidden_and_removed_by_definition():
     with torch.inference_mode():
         torch.testing.assert_close(masked_last_hidden(net, seq).hidden, by_definition(net, seq), atol=2e-5, rtol=1e-4)
         torch.testing.assert_close(removed_last_hidden(net, seq), removed_by_definition(net, seq), atol=2e-5, rtol=1e-4)
+
+
+def test_time_intervals_stay_when_an_item_is_hidden_and_follow_it_out_when_it_is_removed():
+    torch.manual_seed(0)
+    net = SASRecNet(SASRecConfig(n_items=30, max_len=10, dim=16, layers=2, heads=2, time="interval")).eval()
+    with torch.no_grad():
+        net.time_emb.weight[1:].normal_(0, 1.0)  # intervals that matter
+    seq = torch.randint(1, 31, (3, 10))
+    seq[1, :3] = 0
+    times = torch.cumsum(torch.randint(0, 10**6, (3, 10)), 1) * (seq != 0)
+    with torch.inference_mode():
+        (fast, states), slow = masked_last_hidden(net, seq, times), by_definition(net, seq, times)
+        torch.testing.assert_close(states, net(seq, times=times)[0], atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(fast, slow, atol=2e-5, rtol=1e-4)  # the shortcut, with times
+        removed = removed_last_hidden(net, seq, times)
+        torch.testing.assert_close(removed, removed_by_definition(net, seq, times), atol=2e-5, rtol=1e-4)
+        kept_times = removed_by_definition(net, seq, times.roll(1, 1) * (seq != 0))
+    assert not torch.allclose(removed, kept_times, atol=1e-3)  # the timestamps are read
+
+
+def test_compacted_moves_any_values_with_their_items():
+    values, keep = torch.tensor([[0, 0, 7, 0, 9]]), torch.tensor([[False, False, True, True, False]])
+    assert compacted(values, keep).tolist() == [[0, 0, 0, 7, 0]]  # a kept zero (time 0) stays

@@ -260,3 +260,14 @@ def test_attention_entropy_penalty_is_the_weighted_mean_row_entropy():
     ]
     torch.testing.assert_close(penalty, 0.5 * torch.stack(rows).mean())
     assert make(dropout=0.0).train().training_forward(seq)[1] == 0  # off by default
+
+
+def test_interval_buckets_count_doublings_of_the_gap_and_mark_the_first_item_unknown():
+    from seqlens.nn.sasrec import INTERVAL_BUCKETS, interval_buckets
+
+    seq = torch.tensor([[0, 0, 4, 5, 6, 7, 8]])
+    times = torch.tensor([[0, 0, 100, 100, 101, 104, 10**12]])  # gaps: -, 0 s, 1 s, 3 s, about 32 years
+    assert interval_buckets(seq, times).tolist() == [[0, 0, 1, 2, 3, 4, INTERVAL_BUCKETS - 1]]
+    assert interval_buckets(seq, None).tolist() == [[0, 0, 1, 1, 1, 1, 1]]  # no timestamps: unknown
+    backwards = torch.tensor([[0, 0, 100, 50, 50, 50, 50]])  # out of order: a gap of 0
+    assert interval_buckets(seq, backwards)[0, 3] == 2

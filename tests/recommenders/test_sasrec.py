@@ -12,6 +12,7 @@ import torch
 import seqlens
 from seqlens import SASRec, evaluate, synthetic_log
 from seqlens.errors import DataError
+from seqlens.explain import explain, explain_features
 from seqlens.recommenders import NotFittedError
 from tests.recommenders.conftest import FAST, check_recommendations
 
@@ -285,3 +286,43 @@ def test_the_entropy_penalty_sharpens_or_spreads_attention():
 
     plain = entropy(0.0)
     assert entropy(5.0) < plain - 0.1 and entropy(-5.0) > plain + 0.02, plain
+
+
+def gap_rule_log() -> seqlens.InteractionLog:
+    """The item type after a history is set by the time between its last two items (short: s items, long: l items),
+    which an order-only model cannot see."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(300):
+        gaps = rng.choice([10, 100_000], 10)
+        times = np.concatenate([[0], np.cumsum(gaps)])
+        for k in range(10):
+            kind = "s" if k < 2 or gaps[k - 2] == 10 else "l"
+            rows.append((f"u{u}", f"{kind}{rng.integers(5)}", int(times[k])))
+    return seqlens.read_interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+
+
+def test_time_intervals_let_the_model_read_what_the_order_cannot(tmp_path):
+    split = seqlens.leave_one_out(gap_rule_log())
+    recall = {}
+    for time in ("none", "interval"):
+        model = seqlens.SASRec(time=time, dim=16, max_len=10, epochs=15, progress=False, seed=0)
+        model.fit(split.train, valid=split.valid)
+        recall[time] = seqlens.evaluate(model, split.test, split.test_history, exclude_seen=False).summary["recall@5"]
+    assert recall["interval"] > recall["none"] + 0.2, recall
+    model.save(tmp_path / "m")  # the stored histories keep their timestamps
+    loaded = seqlens.load(tmp_path / "m")
+    assert loaded.recommend(users=["u3", "u7"], k=5).equals(model.recommend(users=["u3", "u7"], k=5))
+    np.testing.assert_array_equal(loaded.histories_.times, model.histories_.times)
+    why = explain(loaded, "u3")
+    assert why.recommended == loaded.recommend(users=["u3"], k=1)["item_id"].iloc[0]
+    by_feature = explain_features(loaded, user="u3")  # the intervals are a feature group of their own
+    assert by_feature.groups == ["item", "time"] and by_feature.recommended == why.recommended
+    adhoc = loaded.recommend(histories={"x": ["s1", "l2"]}, k=3)  # no timestamps given: intervals unknown
+    assert len(adhoc) == 3
+
+
+def test_time_intervals_need_timestamps():
+    log = seqlens.read_interactions(pd.DataFrame({"user_id": ["a"] * 3, "item_id": ["1", "2", "3"]}), time=None)
+    with pytest.raises(DataError, match="time='interval' reads the timestamps"):
+        seqlens.SASRec(time="interval", epochs=1, progress=False).fit(log)

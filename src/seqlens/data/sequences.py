@@ -16,11 +16,13 @@ PAD = 0  # internal item index 0 is padding; real items are 1..n_items
 
 @dataclass(frozen=True)
 class Sequences:
-    """`flat[starts[i] : starts[i] + lengths[i]]` is sequence i (internal item indices, oldest first)."""
+    """`flat[starts[i] : starts[i] + lengths[i]]` is sequence i (internal item indices, oldest first); `times`, when
+    known, holds each element's timestamp (integer seconds) at the same offsets."""
 
     flat: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
+    times: np.ndarray | None = None
 
     @classmethod
     def from_lists(cls, seqs: list[np.ndarray] | list[list[int]]) -> Sequences:
@@ -36,14 +38,17 @@ class Sequences:
         return self.flat[self.starts[i] : self.starts[i] + self.lengths[i]]
 
     def subset(self, rows: np.ndarray) -> Sequences:
-        """The sequences at `rows` (indices or a boolean mask), in that order; the flat array is shared."""
-        return Sequences(self.flat, self.starts[rows], self.lengths[rows])
+        """The sequences at `rows` (indices or a boolean mask), in that order; the flat arrays are shared."""
+        return Sequences(self.flat, self.starts[rows], self.lengths[rows], self.times)
 
     def explode(self) -> tuple[np.ndarray, np.ndarray]:
         """(row of each element, element) for all sequences in row order: a vectorised walk over items."""
-        owner = np.repeat(np.arange(len(self)), self.lengths)
+        return np.repeat(np.arange(len(self)), self.lengths), self.flat[self._positions()]
+
+    def _positions(self) -> np.ndarray:
+        """Offsets into `flat` of every element, sequence by sequence (what `explode` reads)."""
         first = np.repeat(np.cumsum(self.lengths) - self.lengths, self.lengths)
-        return owner, self.flat[np.repeat(self.starts, self.lengths) + np.arange(len(owner)) - first]
+        return np.repeat(self.starts, self.lengths) + np.arange(int(self.lengths.sum())) - first
 
     def without_padding(self) -> Sequences:
         """The same sequences with PAD entries (unknown items) dropped; itself when there are none."""
@@ -52,7 +57,8 @@ class Sequences:
         if keep.all():
             return self
         lengths = np.bincount(rows[keep], minlength=len(self)).astype(np.int64)
-        return Sequences(items[keep], np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64), lengths)
+        times = None if self.times is None else self.times[self._positions()][keep]
+        return Sequences(items[keep], np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64), lengths, times)
 
     def padded(self, rows: np.ndarray, max_len: int, drop_last: int = 0) -> np.ndarray:
         """Left-padded [len(rows), T] array of the last `max_len` items of each row's sequence.
@@ -60,14 +66,21 @@ class Sequences:
         `drop_last` removes that many items from the end first (training inputs drop the final item,
         whose role is to be a target). T is the longest such row, capped at `max_len`.
         """
+        return self._padded(self.flat, rows, max_len, drop_last)
+
+    def padded_times(self, rows: np.ndarray, max_len: int, drop_last: int = 0) -> np.ndarray | None:
+        """The timestamps aligned with `padded(rows, max_len, drop_last)` (0 at padding); None when not known."""
+        return None if self.times is None else self._padded(self.times, rows, max_len, drop_last)
+
+    def _padded(self, values: np.ndarray, rows: np.ndarray, max_len: int, drop_last: int) -> np.ndarray:
         ends = self.starts[rows] + self.lengths[rows] - drop_last
         avail = np.clip(self.lengths[rows] - drop_last, 0, None)
         width = int(min(max_len, avail.max(initial=0))) or 1
-        if len(self.flat) == 0:
+        if len(values) == 0:
             return np.full((len(rows), width), PAD, dtype=np.int64)
         idx = ends[:, None] - width + np.arange(width)[None, :]
         valid = idx >= (ends - avail)[:, None]
-        return np.where(valid, self.flat[np.clip(idx, 0, max(len(self.flat) - 1, 0))], PAD)
+        return np.where(valid, values[np.clip(idx, 0, max(len(values) - 1, 0))], PAD)
 
     def training_pair(self, rows: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
         """Inputs (each sequence without its last item) and next-item targets, aligned and left-padded."""

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from seqlens.data.log import ITEM, USER, InteractionLog, group_bounds
+from seqlens.data.log import ITEM, TIME, USER, InteractionLog, group_bounds
 from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
 from seqlens.eval.metrics import KS, MISS, exclude, metrics_from_ranks, target_ranks
@@ -43,17 +43,19 @@ class EvalResult:
 
 
 def histories_for(model: Scorer, users: np.ndarray, history: InteractionLog) -> Sequences:
-    """Each user's history (internal indices, oldest first, unknown items dropped); empty if absent."""
+    """Each user's history (internal indices, oldest first, unknown items dropped, with their timestamps when the
+    log has them); empty if absent."""
     encoded = model.encode_items(history.df[ITEM].to_numpy())
     known = encoded > 0
+    times = history.df[TIME].to_numpy(dtype=np.int64)[known] if history.has_time else None
     h_users, starts, lengths = group_bounds(history.df[USER].to_numpy()[known])
     row = pd.Index(h_users).get_indexer(users)
     found = row >= 0
     safe = np.where(found, row, 0)
     if len(h_users) == 0:  # no history item is known to the model: every history is empty
-        return Sequences(encoded[known], np.zeros(len(users), np.int64), np.zeros(len(users), np.int64))
+        return Sequences(encoded[known], np.zeros(len(users), np.int64), np.zeros(len(users), np.int64), times)
     return Sequences(
-        encoded[known], np.where(found, starts[safe], 0), np.where(found, lengths[safe], 0).astype(np.int64)
+        encoded[known], np.where(found, starts[safe], 0), np.where(found, lengths[safe], 0).astype(np.int64), times
     )
 
 

@@ -94,9 +94,16 @@ def supports(net: NextItemNet, method: str) -> bool:
 
 
 def attribute(
-    net: NextItemNet, seq: Tensor, method: str, target: Tensor, latest: str = "min", masked: Masked | None = None
+    net: NextItemNet,
+    seq: Tensor,
+    method: str,
+    target: Tensor,
+    latest: str = "min",
+    masked: Masked | None = None,
+    times: Tensor | None = None,
 ) -> Attributions:
-    """Attributions of `target` [B] (internal item indices) to every column of `seq` [B, T].
+    """Attributions of `target` [B] (internal item indices) to every column of `seq` [B, T] (timestamps `times`
+    [B, T], for a network that reads them: `NextItemModel.padded_inputs` gives both).
 
     `latest` is masking's rule for the most recent item (see `LATEST_RULES`); other methods ignore it.
     `masked` is masking's pass over `seq` (`masked_states`) when the caller has made it already.
@@ -116,16 +123,16 @@ def attribute(
     if method in LARGE_TABLES:
         keep_freed_memory()
     if method == "masking":
-        return _masking(net, seq, target, latest, masked)
+        return _masking(net, seq, target, latest, masked, times)
     if method in _SIGNED_METHODS:
-        return _SIGNED_METHODS[method](net, seq, target)
+        return _SIGNED_METHODS[method](net, seq, target, times)
     sasrec = cast(SASRecNet, net)  # supports() checked: an attention network from here on
     if method == "gradrollout":
-        return _gradrollout(sasrec, seq, target)
+        return _gradrollout(sasrec, seq, target, times)
     last_attention = cast(CausalSelfAttention, sasrec.blocks[-1].attn)
     with torch.inference_mode():
         with _captured_input(last_attention) as captured:
-            hidden, weights = net(seq, return_attention=True)
+            hidden, weights = net(seq, return_attention=True, **at(times))
         score = net.score_of(hidden[:, -1], target)
         last = weights[-1].applied[:, :, -1, :]  # [B, H, T]: the last query's weights in the last layer
         if method == "attention":
@@ -151,31 +158,41 @@ def rollout(weights: list[Tensor]) -> Tensor:
     return flow
 
 
-def masked_states(net: NextItemNet, seq: Tensor) -> Masked:
+def at(times: Tensor | None) -> dict[str, Tensor]:
+    """The keyword a network that reads time takes its timestamps by (none when there are none to give)."""
+    return {} if times is None else {"times": times}
+
+
+def masked_states(net: NextItemNet, seq: Tensor, times: Tensor | None = None) -> Masked:
     """Masking's pass over `seq` [B, T], which does not depend on the item explained; its `states[:, -1]` is what
     the next item is scored from."""
     with torch.inference_mode():
-        return cast(SASRecNet, net).masked_last_hidden(seq)
+        return cast(SASRecNet, net).masked_last_hidden(seq, times)
 
 
 def _masking(
-    net: NextItemNet, seq: Tensor, target: Tensor, latest: str = "min", masked: Masked | None = None
+    net: NextItemNet,
+    seq: Tensor,
+    target: Tensor,
+    latest: str = "min",
+    masked: Masked | None = None,
+    times: Tensor | None = None,
 ) -> Attributions:
     """score(history) - score(history with item j hidden in place); for the most recent item, by `latest`:
     the smaller of the drops when its content is hidden and when it is removed ("min"), or one of them."""
     real = seq != 0
     with torch.inference_mode():
-        hidden, states = masked or masked_states(net, seq)  # [B, T, D] each
+        hidden, states = masked or masked_states(net, seq, times)  # [B, T, D] each
         full = net.score_of(states[:, -1], target)  # [B]
         drops = full[:, None] - net.score_of(hidden, target[:, None].expand_as(seq))  # [B, T]
         # without the latest item: when nothing reads absolute positions, that is the state one column earlier,
         # already computed (attention is causal); a window of one item leaves nothing, a zero state
         if seq.shape[1] == 1:
             before = torch.zeros_like(states[:, -1])
-        elif net.shift_invariant:
+        elif net.shift_invariant:  # (the intervals before the latest item do not change either)
             before = states[:, -2]
         else:
-            before = net.last_hidden(seq[:, :-1])
+            before = net.last_hidden(seq[:, :-1], None if times is None else times[:, :-1])
         removed = full - net.score_of(before, target)
         if latest == "min":
             drops[:, -1] = torch.minimum(drops[:, -1], removed)
@@ -184,7 +201,7 @@ def _masking(
     return Attributions(drops * real, target, full)
 
 
-def _occlusion(net: NextItemNet, seq: Tensor, target: Tensor) -> Attributions:
+def _occlusion(net: NextItemNet, seq: Tensor, target: Tensor, times: Tensor | None = None) -> Attributions:
     """score(full history) - score(history without item j), for every real position j.
 
     `removed_last_hidden` computes all removals (SASRec in one pass that reuses what a removal leaves
@@ -194,9 +211,10 @@ def _occlusion(net: NextItemNet, seq: Tensor, target: Tensor) -> Attributions:
     rows = max(1, PREFIX_SUMS // (seq.shape[1] ** 2 * net.item_emb.embedding_dim))
     each = target[:, None].expand_as(seq)  # the target, once per removed position
     with torch.inference_mode():
-        full = net.score_of(net.last_hidden(seq), target)
+        full = net.score_of(net.last_hidden(seq, times), target)
         without = torch.cat(
-            [net.score_of(net.removed_last_hidden(seq[lo : lo + rows]), each[lo : lo + rows])
+            [net.score_of(net.removed_last_hidden(seq[lo : lo + rows], None if times is None else times[lo : lo + rows]),
+                          each[lo : lo + rows])
              for lo in range(0, len(seq), rows)]
         )  # fmt: skip
     return Attributions((full[:, None] - without) * real, target, full)
@@ -224,28 +242,35 @@ def _embedding_leaf(net: NextItemNet, scale: Tensor | None = None):
         handle.remove()
 
 
-def _gradxinput(net: NextItemNet, seq: Tensor, target: Tensor) -> Attributions:
+def _gradxinput(net: NextItemNet, seq: Tensor, target: Tensor, times: Tensor | None = None) -> Attributions:
     """Rows are independent in eval mode, so one backward of the summed target scores gives every row's gradient."""
     with _embedding_leaf(net) as leaves:
-        score = net.score_of(net.last_hidden(seq), target)
+        score = net.score_of(net.last_hidden(seq, times), target)
         (grad,) = torch.autograd.grad(score.sum(), leaves[0])
     scores = (grad * leaves[0]).sum(-1).detach() * (seq != 0)
     return Attributions(scores, target, score.detach())
 
 
-def _intgrad(net: NextItemNet, seq: Tensor, target: Tensor, steps: int = INTGRAD_STEPS) -> Attributions:
+def _intgrad(
+    net: NextItemNet, seq: Tensor, target: Tensor, times: Tensor | None = None, steps: int = INTGRAD_STEPS
+) -> Attributions:
     """Integrated gradients: the mean gradient along embeddings scaled by alpha in (0, 1], times the embedding."""
     b, t = seq.shape
     alphas = (torch.arange(steps) + 0.5) / steps  # midpoints of the path
     scale = alphas.repeat(b)[:, None, None]  # [B * steps, 1, 1]
     with _embedding_leaf(net, scale) as leaves:
-        path = net.score_of(net.last_hidden(seq.repeat_interleave(steps, 0)), target.repeat_interleave(steps))
+        path = net.score_of(
+            net.last_hidden(
+                seq.repeat_interleave(steps, 0), None if times is None else times.repeat_interleave(steps, 0)
+            ),
+            target.repeat_interleave(steps),
+        )
         (grad,) = torch.autograd.grad(path.sum(), leaves[0])
     mean_grad = (grad / scale).view(b, steps, t, -1).mean(1)  # [B, T, D]: d score / d (alpha x) along the path
     embedding = leaves[0].view(b, steps, t, -1)[:, 0]  # the unscaled embeddings (the same at every step)
     scores = (mean_grad * embedding).sum(-1).detach() * (seq != 0)
     with torch.inference_mode():
-        full = net.score_of(net.last_hidden(seq), target)
+        full = net.score_of(net.last_hidden(seq, times), target)
     return Attributions(scores, target, full)
 
 
@@ -274,10 +299,10 @@ def _value_norms(attn: CausalSelfAttention, x: Tensor, alpha: Tensor) -> tuple[T
     return weighted.norm(dim=-1).permute(0, 2, 1), weighted.sum(2).norm(dim=-1)
 
 
-def _gradrollout(net: SASRecNet, seq: Tensor, target: Tensor) -> Attributions:
+def _gradrollout(net: SASRecNet, seq: Tensor, target: Tensor, times: Tensor | None = None) -> Attributions:
     """Chefer et al.'s relevance from the last position: flow = I, then flow += mean_h (dS/dA * A)^+ @ flow."""
     with torch.inference_mode(False), torch.enable_grad():
-        hidden, weights = net(seq, return_attention=True)
+        hidden, weights = net(seq, return_attention=True, **at(times))
         score = net.score_of(hidden[:, -1], target)
         grads = torch.autograd.grad(score.sum(), [w.applied for w in weights])
     eye = torch.eye(seq.shape[1], dtype=score.dtype)

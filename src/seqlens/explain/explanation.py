@@ -179,14 +179,14 @@ def explain_batch(
     out = []
     for lo in range(0, len(labels), batch_size):
         rows = np.arange(lo, min(lo + batch_size, len(labels)))
-        seq = torch.from_numpy(seqs.padded(rows, model.max_len))
+        seq, times = model.padded_inputs(seqs, rows)
         # masking's pass holds the state the top item is scored from: it spares recommending a second pass
-        masked = masked_states(model.net_, seq) if method == "masking" else None
+        masked = masked_states(model.net_, seq, times) if method == "masking" else None
         targets = recommended_items(
             model, seqs.subset(rows), None if wanted is None else wanted[rows], exclude_seen,
             states=None if masked is None else masked.states[:, -1],
         )  # fmt: skip
-        a = attribute(model.net_, seq, method, torch.from_numpy(targets), masked=masked)
+        a = attribute(model.net_, seq, method, torch.from_numpy(targets), masked=masked, times=times)
         for i, r in enumerate(rows):
             n = min(int(seqs.lengths[r]), model.max_len)
             label = str(labels[r])

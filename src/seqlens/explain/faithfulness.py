@@ -33,7 +33,7 @@ from seqlens.errors import DataError
 from seqlens.eval.metrics import MISS, exclude, target_ranks
 from seqlens.explain.attributions import CHUNK, METHODS, SIGNED, attribute, check_method
 from seqlens.explain.explanation import recommended_items
-from seqlens.nn.masking import keep_only
+from seqlens.nn.masking import compacted
 from seqlens.nn.next_item import NextItemNet
 
 if TYPE_CHECKING:  # annotations only: explain reads fitted models, it does not build them
@@ -113,8 +113,8 @@ def faithfulness(
     curves, agreement = [], []
     for lo in range(0, len(rows), batch_size):
         part = np.arange(lo, min(lo + batch_size, len(rows)))
-        seq = torch.from_numpy(subset.padded(part, model.max_len))
-        c, a = _batch(model.net_, seq, targets[part], rows[part], names, ks, draws, gen, exclude_seen, latest)
+        seq, times = model.padded_inputs(subset, part)
+        c, a = _batch(model.net_, seq, times, targets[part], rows[part], names, ks, draws, gen, exclude_seen, latest)
         curves.append(c)
         agreement.append(a)
     per_user = pd.concat(curves, ignore_index=True)
@@ -175,13 +175,15 @@ def summarise(per_user: pd.DataFrame, agreement: pd.DataFrame, ks: tuple[int, ..
     return frame
 
 
-def perturbed_outcomes(net: NextItemNet, seq: Tensor, target: Tensor, exclude_seen: bool) -> tuple[Tensor, Tensor]:
-    """Score [N] and pessimistic rank [N] of `target` after each sequence [N, T], in chunks."""
+def perturbed_outcomes(
+    net: NextItemNet, seq: Tensor, target: Tensor, exclude_seen: bool, times: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Score [N] and pessimistic rank [N] of `target` after each sequence [N, T] (timestamps `times`), in chunks."""
     scores, ranks = torch.empty(len(seq)), torch.empty(len(seq), dtype=torch.int64)
     with torch.inference_mode():
         for lo in range(0, len(seq), CHUNK):
             s, t = seq[lo : lo + CHUNK], target[lo : lo + CHUNK]
-            full = net.scores(net.last_hidden(s))
+            full = net.scores(net.last_hidden(s, None if times is None else times[lo : lo + CHUNK]))
             scores[lo : lo + CHUNK] = full.gather(1, t[:, None])[:, 0]
             ranks[lo : lo + CHUNK] = target_ranks(exclude(full, s) if exclude_seen else full, t)
     return scores, ranks
@@ -194,13 +196,15 @@ def top_k_mask(scores: Tensor, real: Tensor, k: int) -> Tensor:
     return (place < k) & real
 
 
-def _batch(net, seq, target, rows, methods, ks, draws, gen, exclude_seen, latest) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _batch(
+    net, seq, times, target, rows, methods, ks, draws, gen, exclude_seen, latest
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     real = seq != 0
-    orders = {m: attribute(net, seq, m, target, latest).scores for m in methods}
+    orders = {m: attribute(net, seq, m, target, latest, times=times).scores for m in methods}
     orders[RECENCY] = torch.arange(1, seq.shape[1] + 1, dtype=torch.float32).expand(seq.shape) * real
     for d in range(draws):  # random orders: uniform scores over the real positions
         orders[(RANDOM, d)] = torch.rand(seq.shape, generator=gen)
-    base, _ = perturbed_outcomes(net, seq, target, exclude_seen)
+    base, _ = perturbed_outcomes(net, seq, target, exclude_seen, times)
     masks, labels = [], []
     for name, scores in orders.items():
         for k in ks:
@@ -208,8 +212,10 @@ def _batch(net, seq, target, rows, methods, ks, draws, gen, exclude_seen, latest
             masks += [real & ~top, top]
             labels += [(name, "deletion", k), (name, "insertion", k)]
     b = len(seq)
-    perturbed = keep_only(seq.repeat(len(masks), 1), torch.cat(masks))
-    score_t, rank_t = perturbed_outcomes(net, perturbed, target.repeat(len(masks)), exclude_seen)
+    kept = torch.cat(masks) & (seq != 0).repeat(len(masks), 1)  # the deleted items' times go with them
+    perturbed = compacted(seq.repeat(len(masks), 1), kept)
+    when = None if times is None else compacted(times.repeat(len(masks), 1), kept)
+    score_t, rank_t = perturbed_outcomes(net, perturbed, target.repeat(len(masks)), exclude_seen, when)
     score, rank = score_t.view(len(masks), b).numpy(), rank_t.view(len(masks), b).numpy()
     full = base.numpy()
     curves = []

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from seqlens.errors import DataError
+from seqlens.explain.attributions import at
 from seqlens.explain.explanation import encode_targets, recommended_items
 from seqlens.explain.narrative import MIN_SHARE
 from seqlens.nn.sasrec import SASRecNet
@@ -47,17 +48,21 @@ class FeatureExplanation:
         return positive / positive.sum() if positive.sum() > 0 else positive
 
 
-def feature_attributions(net: SASRecNet, seq: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(cells [B, T, G], totals [B, G], full score [B]) of `target` [B] for left-padded `seq` [B, T]."""
+def feature_attributions(
+    net: SASRecNet, seq: Tensor, target: Tensor, times: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(cells [B, T, G], totals [B, G], full score [B]) of `target` [B] for left-padded `seq` [B, T] (timestamps
+    `times` [B, T], for a network that reads them)."""
     b, t = seq.shape
     g = len(net.groups)
     with torch.inference_mode():
-        full = net.score_of(net.last_hidden(seq), target)  # [B]
+        full = net.score_of(net.last_hidden(seq, times), target)  # [B]
         eye = torch.eye(t * g, dtype=torch.bool).view(t * g, t, g)  # one (position, group) cell left out per row
         every = torch.eye(g, dtype=torch.bool)[:, None, :].expand(g, t, g)  # one group left out everywhere per row
         hide = torch.cat([eye, every])  # [T*G + G, T, G]
         rows = len(hide)
-        hidden, _ = net(seq.repeat_interleave(rows, 0), hide=hide.repeat(b, 1, 1))
+        when = at(None if times is None else times.repeat_interleave(rows, 0))
+        hidden, _ = net(seq.repeat_interleave(rows, 0), hide=hide.repeat(b, 1, 1), **when)
         scores = net.score_of(hidden[:, -1], target.repeat_interleave(rows))  # [B * rows]
         drops = full[:, None] - scores.view(b, rows)
         cells = drops[:, : t * g].view(b, t, g) * (seq != 0)[..., None]
@@ -84,8 +89,8 @@ def explain_features(
     _, seqs = model.encoded_histories(users, histories)
     target = recommended_items(model, seqs, encode_targets(model, [item], 1), exclude_seen)
     n = min(int(seqs.lengths[0]), model.max_len)
-    seq = torch.from_numpy(seqs.padded(np.arange(1), model.max_len))
-    cells, totals, full = feature_attributions(net, seq, torch.from_numpy(target))
+    seq, times = model.padded_inputs(seqs, np.arange(1))
+    cells, totals, full = feature_attributions(net, seq, torch.from_numpy(target), times)
     window = seq[0, -n:].numpy()
     ids = [str(i) for i in model.decode_items(window)]
     codes = getattr(model, "item_codes_", None)
@@ -115,6 +120,8 @@ def _narrative(e: FeatureExplanation, titles: dict, k: int) -> str:
         group = e.groups[g]
         if group == "item":
             reasons.append(f"{item} itself ({share:.0%})")
+        elif group == "time":
+            reasons.append(f"when {item} came after the item before it ({share:.0%})")
         else:
             shown = ", ".join(e.values[j].get(group, [])[:3]) or "none"
             reasons.append(f"the {group} of {item} ({shown}) ({share:.0%})")

@@ -115,8 +115,8 @@ def _top_positions(model, histories, targets, positions, method, batch_size, lat
     out: list[list[int]] = []
     for lo in range(0, len(histories), batch_size):
         part = np.arange(lo, min(lo + batch_size, len(histories)))
-        seq = torch.from_numpy(histories.padded(part, model.max_len))
-        a = attribute(model.net_, seq, method, torch.from_numpy(targets[part]), latest)
+        seq, times = model.padded_inputs(histories, part)
+        a = attribute(model.net_, seq, method, torch.from_numpy(targets[part]), latest, times=times)
         order = torch.sort(a.scores.masked_fill(seq == 0, float("-inf")), dim=1, descending=True, stable=True).indices
         for i, r in enumerate(part):  # column in the padded batch -> position in the user's sequence
             offset = seq.shape[1] - len(positions[r])

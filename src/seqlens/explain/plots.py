@@ -15,6 +15,7 @@ import torch
 
 from seqlens.errors import DataError
 from seqlens.eval.report import pyplot
+from seqlens.explain.attributions import at
 from seqlens.explain.explanation import Explanation
 from seqlens.explain.faithfulness import RANDOM, FaithfulnessResult
 from seqlens.explain.privacy import OTHER, as_deny_list
@@ -59,9 +60,9 @@ def attention_heatmaps(
     if which not in ("applied", "raw"):
         raise DataError(f"which={which!r}; choose applied or raw")
     _, seqs = model.encoded_histories(histories={"history": list(history)})
-    seq = torch.from_numpy(seqs.padded(np.arange(1), model.max_len))
+    seq, times = model.padded_inputs(seqs, np.arange(1))
     with torch.inference_mode():
-        _, weights = model.net_(seq, return_attention=True)
+        _, weights = model.net_(seq, return_attention=True, **at(times))
     n = min(last, int(seqs.lengths[0]), model.max_len)
     deny = as_deny_list(deny)
     ids = [str(i) for i in model.decode_items(seq[0, -n:].numpy())]

@@ -24,6 +24,8 @@ SCORES = ("scaled_dot", "dot", "additive")
 REFINEMENTS = ("none", "simple", "value", "additive", "stochastic", "stochastic_additive")
 #: what SASRec's learned position embeddings count from (`sasrec.py`)
 POSITIONS = ("from_end", "from_start", "none")
+#: what SASRec reads of the interactions' timestamps (`sasrec.py`)
+TIMES = ("none", "interval")
 #: the next-item losses (`losses.py`), chosen by `TrainConfig.loss`
 LOSSES = ("ce", "sampled", "bce", "gbce", "bpr")
 
@@ -126,6 +128,13 @@ class SASRecConfig(AttentionBlocks):
         "Weight of an attention entropy penalty: the training loss adds it times the mean entropy (nats) of the "
         "attention rows that multiply the values (real queries, every layer and head). > 0 sharpens attention, "
         "< 0 spreads it; 0 = off.",
+    )
+    time: str = param(
+        "none",
+        "What the model reads of the timestamps: 'interval' adds to each position an embedding of the time since "
+        "the previous interaction in the window, in log2-second buckets (the first item, and histories given "
+        "without timestamps, get an 'unknown' one); 'none' reads only the order.",
+        choices=TIMES,
     )
     features: list[str] | None = param(
         None,

@@ -82,7 +82,9 @@ class _SASRecNet(_Net, Protocol):
     blocks: nn.ModuleList
     ln_f: nn.LayerNorm
 
-    def embed(self, seq: Tensor, blank: Tensor | None = None) -> Tensor: ...
+    def embed(
+        self, seq: Tensor, blank: Tensor | None = None, hide: Tensor | None = None, times: Tensor | None = None
+    ) -> Tensor: ...
 
 
 class _Pass(NamedTuple):
@@ -108,8 +110,9 @@ class Masked(NamedTuple):
     states: Tensor
 
 
-def masked_last_hidden(net: _Net, seq: Tensor) -> Masked:
-    """Column j of `hidden`: the last hidden state of `seq` [B, T] with position j hidden in place.
+def masked_last_hidden(net: _Net, seq: Tensor, times: Tensor | None = None) -> Masked:
+    """Column j of `hidden`: the last hidden state of `seq` [B, T] (timestamps `times`, for a network that reads
+    them) with position j hidden in place.
 
     Hiding the position the model reads from would leave nothing to read, so the last column hides only the
     latest item's content: the average item embedding stands in for its own, its position stays (removing
@@ -118,21 +121,23 @@ def masked_last_hidden(net: _Net, seq: Tensor) -> Masked:
     Columns at padding are zero.
     """
     if _shortcut_applies(net, remove=False):
-        return _reusing_prefix(cast("_SASRecNet", net), seq, remove=False)
-    out = one_pass_each(net, seq, remove=False)
+        return _reusing_prefix(cast("_SASRecNet", net), seq, remove=False, times=times)
+    out = one_pass_each(net, seq, remove=False, times=times)
     blank = torch.zeros((2, *seq.shape), dtype=torch.bool)
     blank[1, :, -1] = True  # the history, then the history with the latest item's content hidden
-    states = net(seq.repeat(2, 1), blank=blank.flatten(0, 1))[0].view(2, *seq.shape, -1)
+    both = {} if times is None else {"times": times.repeat(2, 1)}
+    states = net(seq.repeat(2, 1), blank=blank.flatten(0, 1), **both)[0].view(2, *seq.shape, -1)
     out[:, -1] = states[1, :, -1]
     return Masked(out, states[0])
 
 
-def removed_last_hidden(net: _SASRecNet, seq: Tensor) -> Tensor:
+def removed_last_hidden(net: _SASRecNet, seq: Tensor, times: Tensor | None = None) -> Tensor:
     """[B, T, D]: column j is the last hidden state of `seq` [B, T] with item j removed (the items before it
-    one column closer to the present, as if the user had never interacted with it). Zero at padding."""
+    one column closer to the present, as if the user had never interacted with it; the item after it then
+    follows the one before it in time). Zero at padding."""
     if _shortcut_applies(net, remove=True):
         return _reusing_prefix(net, seq, remove=True).hidden
-    return one_pass_each(net, seq, remove=True)
+    return one_pass_each(net, seq, remove=True, times=times)
 
 
 def keep_only(seq: Tensor, keep: Tensor) -> Tensor:
@@ -141,9 +146,14 @@ def keep_only(seq: Tensor, keep: Tensor) -> Tensor:
     This is how an item is removed from a history: the items before it move one step closer to the
     present (positions are right-aligned), exactly as if the user had never interacted with it.
     """
-    keep = keep & (seq != 0)
+    return compacted(seq, keep & (seq != 0))
+
+
+def compacted(values: Tensor, keep: Tensor) -> Tensor:
+    """[N, T] `values` where `keep` [N, T] is True, right-aligned in their order, zeros before (any values, e.g. the
+    timestamps of the items `keep_only` keeps)."""
     order = torch.argsort(keep.to(torch.int8), dim=1, stable=True)  # dropped first, kept in order after
-    return torch.where(keep.gather(1, order), seq.gather(1, order), torch.zeros_like(seq))
+    return torch.where(keep.gather(1, order), values.gather(1, order), torch.zeros_like(values))
 
 
 def _shortcut_applies(net: _Net, remove: bool) -> bool:
@@ -154,11 +164,14 @@ def _shortcut_applies(net: _Net, remove: bool) -> bool:
         return False
     # the shortcut's scores read queries and keys only: no refinement in the first and last block, no distance bias
     plain = not (cfg.refines(0) or cfg.refines(cfg.layers - 1) or cfg.relative_bias)
-    return plain and not (remove and cfg.positions == "from_start")  # from the start, later items would move
+    # removing an item moves later items (from the start) or changes the next item's time interval: inputs after
+    # it change, which the shortcut does not recompute
+    return plain and not (remove and (cfg.positions == "from_start" or cfg.time != "none"))
 
 
-def one_pass_each(net: _Net, seq: Tensor, remove: bool) -> Tensor:
-    """The definition, for any next-item network: one forward pass per (row, position), in chunks."""
+def one_pass_each(net: _Net, seq: Tensor, remove: bool, times: Tensor | None = None) -> Tensor:
+    """The definition, for any next-item network: one forward pass per (row, position), in chunks (`times`, the
+    items' timestamps, for a network that reads them, removed with their items)."""
     b, t = seq.shape
     out = torch.zeros(b, t, net.hidden_dim)
     real = seq != 0
@@ -166,13 +179,17 @@ def one_pass_each(net: _Net, seq: Tensor, remove: bool) -> Tensor:
     for lo in range(0, len(row), CHUNK):
         r, c = row[lo : lo + CHUNK], col[lo : lo + CHUNK]
         keep = torch.arange(t)[None, :] != c[:, None]  # [N, T]
-        hidden, _ = net(keep_only(seq[r], keep)) if remove else net(seq[r], keep=keep)
+        if remove:
+            kept = keep & (seq[r] != 0)
+            hidden, _ = net(compacted(seq[r], kept), **({} if times is None else {"times": compacted(times[r], kept)}))
+        else:
+            hidden, _ = net(seq[r], keep=keep, **({} if times is None else {"times": times[r]}))
         out[r, c] = hidden[:, -1]
     return out
 
 
 @torch.no_grad()  # in-place writes into pair tables; nothing here is differentiated
-def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
+def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool, times: Tensor | None = None) -> Masked:
     """The shortcut; pair rows live in flat [B * P, ...] tables so that gathers are cheap row look-ups.
 
     `known` is what the rows before j attend to or read: the unchanged sequence when hiding, the shifted one
@@ -189,10 +206,10 @@ def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
         known_keep = other != 0
         hidden[:, -1] = net.ln_f(last_out[b:, -1]) * known_keep[:, -1:]  # the last column: without the latest item
         states = hidden  # removal returns `hidden` only: no unchanged states formed
-    else:
-        xs, last_out = _unchanged_pass(net, seq)
+    else:  # hiding leaves every input but j's as it was, times included (j's time still precedes the next item)
+        xs, last_out = _unchanged_pass(net, seq, times)
         knowns, known_keep = xs, keep
-        hidden[:, -1] = _latest_content_hidden(net, seq, xs)
+        hidden[:, -1] = _latest_content_hidden(net, seq, xs, times)
         states = net.ln_f(last_out) * keep[..., None]
     if t == 1:  # no pairs
         return Masked(hidden, states)
@@ -227,11 +244,11 @@ def _reusing_prefix(net: _SASRecNet, seq: Tensor, remove: bool) -> Masked:
     return Masked(hidden, states)
 
 
-def _unchanged_pass(net: _SASRecNet, seq: Tensor) -> tuple[list[_Pass], Tensor]:
+def _unchanged_pass(net: _SASRecNet, seq: Tensor, times: Tensor | None = None) -> tuple[list[_Pass], Tensor]:
     """The network's pass over `seq` [B, T] up to its final layer norm, block by block, keeping what the shortcut
     reads of each block (`_Pass`); and the last block's output [B, T, D]."""
     keep = seq != 0
-    x = net.embed(seq) * keep[..., None]
+    x = net.embed(seq, times=times) * keep[..., None]
     passes = []
     for block in cast("list[_Block]", list(net.blocks)):
         attn = block.attn
@@ -246,7 +263,7 @@ def _unchanged_pass(net: _SASRecNet, seq: Tensor) -> tuple[list[_Pass], Tensor]:
     return passes, x
 
 
-def _latest_content_hidden(net: _SASRecNet, seq: Tensor, passes: list[_Pass]) -> Tensor:
+def _latest_content_hidden(net: _SASRecNet, seq: Tensor, passes: list[_Pass], times: Tensor | None = None) -> Tensor:
     """[B, D]: the last hidden state with the latest item's content hidden (the average item in its place).
 
     Only the last row changes, so each layer computes that row's query, key and value and its attention to
@@ -256,7 +273,7 @@ def _latest_content_hidden(net: _SASRecNet, seq: Tensor, passes: list[_Pass]) ->
     keep = seq != 0
     blank = torch.zeros_like(keep)
     blank[:, -1] = True
-    x = net.embed(seq, blank)[:, -1:] * keep[:, -1:, None]  # [B, 1, D]
+    x = net.embed(seq, blank, times=times)[:, -1:] * keep[:, -1:, None]  # [B, 1, D]
     allowed = attention_mask(keep)[:, :, -1:]  # [B, 1, 1, T]: every item (an empty history: itself)
     for block, p in zip(cast("list[_Block]", list(net.blocks)), passes, strict=True):
         attn = block.attn

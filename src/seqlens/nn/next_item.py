@@ -23,15 +23,18 @@ class NextItemNet(nn.Module):
     #: dropping the latest item gives the state one column earlier; SASRec without absolute positions)
     shift_invariant: bool = False
 
+    #: whether `forward` reads the items' timestamps (`times=` [B, T], seconds); callers pass them only then
+    reads_time: bool = False
+
     @property
     def hidden_dim(self) -> int:
         """Width of the hidden states (`forward`, `last_hidden`): the item vectors' width, that scores dot them with."""
         return self.item_emb.embedding_dim
 
-    def training_forward(self, seq: Tensor) -> tuple[Tensor, Tensor]:
-        """Hidden states [B, T, D] of `seq` [B, T] in training, and a penalty the network adds to the loss for
-        how it got them (a scalar; none by default)."""
-        hidden, _ = self(seq)
+    def training_forward(self, seq: Tensor, times: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Hidden states [B, T, D] of `seq` [B, T] (and its `times`, for a network that `reads_time`) in training,
+        and a penalty the network adds to the loss for how it got them (a scalar; none by default)."""
+        hidden, _ = self(seq) if times is None else self(seq, times=times)
         return hidden, hidden.new_zeros(())
 
     def extra_loss(self, hidden: Tensor, targets: Tensor, n_items: int) -> Tensor:
@@ -53,15 +56,15 @@ class NextItemNet(nn.Module):
         s[..., 0] = float("-inf")
         return s
 
-    def last_hidden(self, seq: Tensor) -> Tensor:
+    def last_hidden(self, seq: Tensor, times: Tensor | None = None) -> Tensor:
         """The hidden state at the last (most recent) position, which predicts the next item."""
-        hidden, _ = self(seq)
+        hidden, _ = self(seq) if times is None else self(seq, times=times)
         return hidden[:, -1]
 
-    def removed_last_hidden(self, seq: Tensor) -> Tensor:
+    def removed_last_hidden(self, seq: Tensor, times: Tensor | None = None) -> Tensor:
         """[B, T, D]: column j is the last hidden state of `seq` [B, T] without item j (zero at padding): one
         forward pass per position here; SASRec reuses what a removal leaves unchanged."""
-        return one_pass_each(self, seq, remove=True)
+        return one_pass_each(self, seq, remove=True, times=times)
 
     def score_of(self, hidden: Tensor, items: Tensor) -> Tensor:
         """Scores [...] of one item per hidden state (hidden [..., D], items [...]): `scores` at those items only."""

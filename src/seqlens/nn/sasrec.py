@@ -74,6 +74,23 @@ class ItemAttributes(nn.Module):
         return out
 
 
+#: time-interval buckets (`time="interval"`): 0 padding, 1 unknown (no earlier item in the window, or no
+#: timestamps), then one per doubling of the gap in seconds (2: the same second), the last for every longer gap
+INTERVAL_BUCKETS = 34
+
+
+def interval_buckets(seq: Tensor, times: Tensor | None) -> Tensor:
+    """[B, T] bucket of the time since the previous item of left-padded `seq` [B, T] with timestamps `times`
+    [B, T] (seconds; None: unknown everywhere)."""
+    real = seq != 0
+    if times is None:
+        return real.long()
+    gap = (times[:, 1:] - times[:, :-1]).clamp(min=0).double()
+    bucket = (2 + torch.floor(torch.log2(gap + 1)).long()).clamp(max=INTERVAL_BUCKETS - 1)
+    inner = torch.where(real[:, :-1], bucket, 1) * real[:, 1:]  # after padding: the first item, unknown
+    return torch.cat([real[:, :1].long(), inner], 1)
+
+
 class SASRecNet(NextItemNet):
     has_attention = True
 
@@ -86,6 +103,7 @@ class SASRecNet(NextItemNet):
         self._table: Tensor | None = None  # the item table kept between inference calls (`item_table`)
         self._table_key: tuple | None = None
         self.pos_emb = None if cfg.positions == "none" else nn.Embedding(cfg.max_len, cfg.dim)
+        self.time_emb = None if cfg.time == "none" else nn.Embedding(INTERVAL_BUCKETS, cfg.dim, padding_idx=0)
         self.emb_dropout = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, cfg.refinement if cfg.refines(i) else "none") for i in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.dim)
@@ -106,6 +124,7 @@ class SASRecNet(NextItemNet):
         keep: Tensor | None = None,
         blank: Tensor | None = None,
         hide: Tensor | None = None,
+        times: Tensor | None = None,
     ) -> tuple[Tensor, list[AttentionWeights] | None]:
         """seq [B, T] left-padded item indices -> hidden [B, T, D] (and per-layer [B, H, T, T] weights).
 
@@ -114,34 +133,41 @@ class SASRecNet(NextItemNet):
         `blank` [B, T] hides only the content of positions: the average item embedding stands in for theirs,
         their position stays in the sequence (how the most recent item, which the model reads its
         prediction from, is hidden). `hide` [B, T, groups] leaves out feature groups of positions (see `groups`).
+        `times` [B, T]: the items' timestamps, read with `time="interval"` (a hidden position's time still
+        gives the next item its interval).
         """
         keep = seq != 0 if keep is None else keep & (seq != 0)
-        x = self.embed(seq, blank, hide) * keep[..., None]  # [B, T, D]
+        x = self.embed(seq, blank, hide, times) * keep[..., None]  # [B, T, D]
         attentions = []
         for block in self.blocks:
             x, weights = block(x, keep, return_attention)  # [B, T, D], [B, H, T, T] when asked
             attentions.append(weights)
         return self.ln_f(x) * keep[..., None], attentions if return_attention else None  # [B, T, D]
 
-    def training_forward(self, seq: Tensor) -> tuple[Tensor, Tensor]:
+    def training_forward(self, seq: Tensor, times: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Hidden states [B, T, D] and, with `attention_entropy`, that weight times the mean entropy of the
         applied attention rows of the real queries, over every layer and head."""
         if not self.cfg.attention_entropy:
-            return super().training_forward(seq)
-        hidden, weights = self(seq, return_attention=True)
+            return super().training_forward(seq, times)
+        hidden, weights = self(seq, return_attention=True, times=times)
         a = torch.stack([w.applied for w in cast("list[AttentionWeights]", weights)])  # [L, B, H, T, T]
         entropy = -(a * a.clamp(min=1e-12).log()).sum(-1)  # [L, B, H, T]; 0 at padding queries (zero rows)
         rows = (seq != 0).sum() * a.shape[0] * a.shape[2]
         return hidden, self.cfg.attention_entropy * entropy.sum() / rows.clamp(min=1)
 
-    def embed(self, seq: Tensor, blank: Tensor | None = None, hide: Tensor | None = None) -> Tensor:
-        """Item plus position embeddings [B, T, D] of left-padded seq [B, T] (with embedding dropout);
-        where `blank` [B, T] is True, the average item's embedding stands in for the item's; where `hide`
-        [B, T, groups] is True, that feature group of the item is left out."""
+    def embed(
+        self, seq: Tensor, blank: Tensor | None = None, hide: Tensor | None = None, times: Tensor | None = None
+    ) -> Tensor:
+        """Item (plus time-interval) plus position embeddings [B, T, D] of left-padded seq [B, T] (with embedding
+        dropout); where `blank` [B, T] is True, the average item's embedding stands in for the item's; where
+        `hide` [B, T, groups] is True, that feature group of the position is left out."""
         t = seq.shape[1]
-        x = self.item_vectors(seq, hide)  # [B, T, D]
+        x = self.item_vectors(seq, None if hide is None else hide[..., : len(self.item_groups)])  # [B, T, D]
         if blank is not None:
             x = torch.where(blank[..., None], self.item_table()[1:].mean(0), x)
+        if self.time_emb is not None:  # part of what the position holds, scaled with the item as its attributes are
+            interval = self.time_emb(interval_buckets(seq, times))  # [B, T, D]
+            x = x + (interval if hide is None else interval * ~hide[..., -1:])
         x = x * math.sqrt(self.cfg.dim)
         if self.pos_emb is None:  # positions="none"
             return self.emb_dropout(x)
@@ -187,12 +213,22 @@ class SASRecNet(NextItemNet):
         return self.cfg.positions == "none"
 
     @property
-    def groups(self) -> list[str]:
+    def reads_time(self) -> bool:  # type: ignore[override]
+        return self.cfg.time != "none"
+
+    @property
+    def item_groups(self) -> list[str]:
         """The feature groups an item's vector is the sum of: its identity ("item"), then each attribute column."""
         return ["item", *(self.cfg.features or [])]
 
+    @property
+    def groups(self) -> list[str]:
+        """The feature groups a position's input is the sum of: the item's (`item_groups`), then its time interval
+        ("time", with `time="interval"`)."""
+        return [*self.item_groups, *(["time"] if self.reads_time else [])]
+
     def item_vectors(self, items: Tensor, hide: Tensor | None = None) -> Tensor:
-        """[..., D] of `items` [...]; `hide` [..., groups] leaves out the groups where True (see `groups`)."""
+        """[..., D] of `items` [...]; `hide` [..., item groups] leaves out the groups where True (`item_groups`)."""
         x = self.item_emb(items)
         if hide is not None:
             x = x * ~hide[..., :1]
@@ -200,11 +236,11 @@ class SASRecNet(NextItemNet):
             return x
         return x + self.attributes(items, None if hide is None else hide[..., 1:])
 
-    def masked_last_hidden(self, seq: Tensor) -> Masked:
+    def masked_last_hidden(self, seq: Tensor, times: Tensor | None = None) -> Masked:
         """`hidden` [B, T, D]: column j is the last hidden state with position j hidden in place, and the unchanged
         history's `states` (see `nn.masking`)."""
-        return masked_last_hidden(self, seq)
+        return masked_last_hidden(self, seq, times)
 
-    def removed_last_hidden(self, seq: Tensor) -> Tensor:
+    def removed_last_hidden(self, seq: Tensor, times: Tensor | None = None) -> Tensor:
         """[B, T, D]: column j is the last hidden state of `seq` without item j (see `nn.masking`)."""
-        return removed_last_hidden(self, seq)
+        return removed_last_hidden(self, seq, times)

@@ -181,7 +181,7 @@ class STOSANet(NextItemNet):
         apart = (target * gaussian_columns(*self.gaussians(negatives))).sum(-1)
         return self.cfg.pvn_weight * (to_target - apart).clamp(min=0).mean()
 
-    def masked_last_hidden(self, seq: Tensor) -> Masked:
+    def masked_last_hidden(self, seq: Tensor, times: Tensor | None = None) -> Masked:
         """`hidden` [B, T, 2D + 2]: column j is the last hidden state with position j hidden in place, and the unchanged
-        history's `states` (see `nn.masking`)."""
+        history's `states` (see `nn.masking`; STOSA reads no `times`)."""
         return masked_last_hidden(self, seq)

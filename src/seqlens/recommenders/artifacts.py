@@ -60,6 +60,7 @@ def save_model(model: Recommender, path: str | Path, metrics: dict | None = None
             "histories.flat": torch.from_numpy(np.ascontiguousarray(h.flat)),
             "histories.starts": torch.from_numpy(np.ascontiguousarray(h.starts)),
             "histories.lengths": torch.from_numpy(np.ascontiguousarray(h.lengths)),
+            **({} if h.times is None else {"histories.times": torch.from_numpy(np.ascontiguousarray(h.times))}),
         }
     )
     items = {"item_ids": list(map(str, model.item_ids_)), "titles": model.item_titles_}
@@ -159,13 +160,16 @@ def _restore(model: Recommender, path: Path, config: dict, tensors: dict) -> Non
     model._set_items(np.array(items["item_ids"], dtype=object), items.get("titles", {}))
     users = np.array(_read_json(path / "users.json", list), dtype=object)
     flat, starts, lengths = (tensors[f"histories.{k}"].numpy() for k in ("flat", "starts", "lengths"))
+    times = tensors["histories.times"].numpy() if "histories.times" in tensors else None  # saved when known
     if (
         flat.ndim != 1 or starts.shape != lengths.shape or starts.ndim != 1
         or (len(starts) and (starts.min() < 0 or lengths.min() < 0 or (lengths > len(flat) - starts).any()))
     ):  # fmt: skip  # checked before anything is sized by them: a flipped bit could ask for petabytes
         raise ArtifactError("stored histories: offsets or lengths outside the stored items")
+    if times is not None and times.shape != flat.shape:
+        raise ArtifactError(f"stored histories: {len(times)} timestamps for {len(flat)} items")
     # models saved before histories left out unknown items may hold them as padding
-    histories = Sequences(flat, starts, lengths).without_padding()
+    histories = Sequences(flat, starts, lengths, times).without_padding()
     if len(users) != len(histories) or len(set(users.tolist())) != len(users):
         raise ArtifactError(f"users.json lists {len(users)} users ({len(set(users.tolist()))} distinct) for "
                             f"{len(histories)} stored histories")  # fmt: skip

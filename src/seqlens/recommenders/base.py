@@ -233,8 +233,7 @@ class Recommender:
                 f"user {unknown!r} was not seen in fit ({(rows < 0).sum()} unknown); "
                 "pass their items as histories={user: [items...]}"
             )
-        h = self.histories_
-        return labels, Sequences(h.flat, h.starts[rows], h.lengths[rows])
+        return labels, self.histories_.subset(rows)
 
     def _adhoc_histories(self, histories: Mapping[str, Sequence]) -> tuple[np.ndarray, Sequences]:
         if not isinstance(histories, Mapping) or not histories:

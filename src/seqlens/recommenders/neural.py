@@ -114,10 +114,12 @@ class NextItemModel(Recommender):
                 if len(part) == 0:
                     continue
                 x, y = (torch.from_numpy(a) for a in train.training_pair(part, self.max_len))
+                when = self._times(train, part, drop_last=1)  # the inputs' timestamps, for a network that reads them
                 if device.type != "cpu":
                     x, y = (t.pin_memory().to(device, non_blocking=True) if pinned else t.to(device) for t in (x, y))
+                    when = None if when is None else when.to(device)
                 with autocast:
-                    h, penalty = self.net_.training_forward(x)
+                    h, penalty = self.net_.training_forward(x, when)
                 hidden.append(h[y > 0].float())
                 penalties.append(penalty.float())
                 targets.append(y[y > 0])
@@ -152,9 +154,20 @@ class NextItemModel(Recommender):
 
     def last_hidden_of(self, histories: Sequences, rows: np.ndarray) -> Tensor:
         """[len(rows), hidden_dim]: the state each history's next item is scored from, on the network's device."""
-        seq = torch.from_numpy(histories.padded(rows, self.max_len)).to(self.net_.item_emb.weight.device)
+        device = self.net_.item_emb.weight.device
+        seq, times = self.padded_inputs(histories, rows)
         with torch.inference_mode():
-            return self.net_.last_hidden(seq)
+            return self.net_.last_hidden(seq.to(device), None if times is None else times.to(device))
+
+    def padded_inputs(self, histories: Sequences, rows: np.ndarray) -> tuple[Tensor, Tensor | None]:
+        """What the network reads of `rows` of `histories`: their left-padded items [B, T] and, for a network that
+        reads time, their timestamps [B, T] (None otherwise, and for histories without timestamps, such as ad-hoc
+        ones: the network then takes every interval as unknown)."""
+        return torch.from_numpy(histories.padded(rows, self.max_len)), self._times(histories, rows)
+
+    def _times(self, histories: Sequences, rows: np.ndarray, drop_last: int = 0) -> Tensor | None:
+        times = histories.padded_times(rows, self.max_len, drop_last) if self.net_.reads_time else None
+        return None if times is None else torch.from_numpy(times)
 
     def _state(self) -> dict[str, Tensor]:
         return dict(self.net_.state_dict())

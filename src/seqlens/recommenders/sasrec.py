@@ -5,12 +5,14 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import torch
 
 from seqlens.data.items import ItemCodes, item_codes
 from seqlens.data.log import ITEM, InteractionLog, ItemTable
 from seqlens.errors import ArtifactError, DataError
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
+from seqlens.recommenders.base import as_log
 from seqlens.recommenders.neural import NextItemModel
 from seqlens.recommenders.registry import SCHEMAS
 
@@ -24,6 +26,7 @@ class SASRec(NextItemModel):
 
     schema = SCHEMAS["SASRec"]  # SASRecConfig and TrainConfig, declared without torch in registry.py
     features: list[str] | None  # declared on SASRecConfig (the constructor sets it)
+    time: str  # declared on SASRecConfig
     item_codes_: ItemCodes  # with `features`: the catalogue's attribute codes (saved as features.json)
 
     def _build_net(self) -> SASRecNet:
@@ -31,6 +34,12 @@ class SASRec(NextItemModel):
         if self.features is not None and codes is None:
             raise ArtifactError(f"features={self.features} but no attribute codes: features.json is missing")
         return SASRecNet(SASRecConfig(n_items=self.n_items_, **self._config(SASRecConfig)), codes)
+
+    def _setup(self, log: InteractionLog | pd.DataFrame) -> InteractionLog:
+        log = as_log(log)
+        if self.time != "none" and not log.has_time:
+            raise DataError(f"time={self.time!r} reads the timestamps, which {log.source} has none of")
+        return super()._setup(log)
 
     def _index_items(self, log: InteractionLog) -> None:
         """With `features`, the catalogue is the log's items followed by the attribute table's other items (cold:
