@@ -5,8 +5,9 @@ runs (benchmarks/results/awrsr/<dataset>/<variant>-seed<k>.json, written by `pyt
 a validation NDCG@10 per epoch and, for runs trained since the trainer records it, the mean gradient norm per
 epoch), each refined run is paired with the unrefined run of its seed: the epochs it takes to reach 90% of
 that SASRec run's best validation NDCG@10, the validation NDCG@10 at fixed epochs, the epoch of its best, and
-its gradient norm. On the planted test bed, heatmaps of the raw and the applied attention of the study's saved
-seed-0 models (runs/awrsr/synthetic) for one long-range and one second-order case.
+its gradient norm (round 2: round 1's settings re-run with the current code, which records it). On the planted
+test bed, heatmaps of the raw and the applied attention of round 2's seed-0 models (runs/awrsr/round2/synthetic)
+for one long-range and one second-order case.
 
 Usage: python -m benchmarks.awrsr_convergence     (writes docs/awrsr-convergence.md and its figures, in seconds)
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.awrsr_study import DOC, IMG, MODELS, ROOT, VARIANTS, load_results
+from benchmarks.awrsr_study import DOC, IMG, VARIANTS, load_results, models_dir
 from seqlens import atomic
 
 PAGE = DOC.with_name("awrsr-convergence.md")
@@ -62,11 +63,11 @@ def _epochs(value: int | None, cap: int) -> str:
     return f">{cap}" if value is None else str(value)
 
 
-def speed_section(dataset: str, runs: list[dict]) -> tuple[list[str], list[dict]]:
-    """The paired learning-speed table of one dataset, and its pairs (for the verdict)."""
+def speed_section(dataset: str, runs: list[dict], name: str) -> tuple[list[str], list[dict]]:
+    """The paired learning-speed table of one dataset (its figure: img/awrsr_<name>_speed.png), and its pairs."""
     base = {r["seed"]: r for r in runs if r["variant"] == "none"}
     lines = [
-        f"## {dataset}", "",
+        "",
         f"Each refined run against SASRec of the same seed. *Reach*: the first epoch whose validation NDCG@10 is "
         f"at least {REACH:.0%} of that SASRec run's best (model / SASRec, per seed). *Best*: the epoch of the best "
         f"validation NDCG@10; at the epoch cap ({runs[0]['params']['epochs']}) a run was still improving, so its "
@@ -98,7 +99,7 @@ def speed_section(dataset: str, runs: list[dict]) -> tuple[list[str], list[dict]
             + " | " + ", ".join(f"{p['best']} / {p['base_best']}" for p in found)
             + (f" | {np.mean(grads):.2f}x ({len(grads)} seeds) |" if grads else " | - |")
         )  # fmt: skip
-    return lines + ["", f"![validation NDCG@10 and gradient norm per epoch](img/awrsr_{dataset}_speed.png)", ""], pairs
+    return lines + ["", f"![validation NDCG@10 and gradient norm per epoch](img/awrsr_{name}_speed.png)", ""], pairs
 
 
 def curves_png(dataset: str, runs: list[dict]) -> bytes:
@@ -145,7 +146,7 @@ def verdict(dataset: str, pairs: list[dict]) -> str:
     return line
 
 
-def overall(pairs: list[dict]) -> str:
+def overall(pairs: list[dict], label: str) -> str:
     """All datasets together: earlier against later, ties dropped, with a two-sided sign test."""
     from scipy.stats import binomtest
 
@@ -157,14 +158,14 @@ def overall(pairs: list[dict]) -> str:
     else:
         said = "no detectable difference in learning speed"
     return (
-        f"- All datasets: {earlier} refined runs reached {REACH:.0%} of SASRec's best earlier, {later} later, "
+        f"- {label}: {earlier} refined runs reached {REACH:.0%} of SASRec's best earlier, {later} later, "
         f"{signs.count(0)} at the same epoch (two-sided sign test, ties dropped: p={p:.2f}; the variants of a seed share "
         f"its SASRec run, so the pairs are not independent and p is optimistic): {said}."
     )
 
 
 def heatmaps_png(rule: str) -> bytes | None:
-    """Raw and applied attention of the saved seed-0 models on the test bed, for the first test user (by id) whose
+    """Raw and applied attention of round 2's seed-0 models on the test bed, for the first test user (by id) whose
     last item is governed by `rule` and whose trigger(s) lie in the last `WINDOW` positions; None without models."""
     import torch
 
@@ -172,7 +173,7 @@ def heatmaps_png(rule: str) -> bytes | None:
     from seqlens.eval.protocol import targets_with_histories
     from seqlens.eval.report import figure_png, pyplot
 
-    paths = {v: MODELS / "synthetic" / f"{v}-seed0" for v in VARIANTS}
+    paths = {v: models_dir(2) / "synthetic" / f"{v}-seed0" for v in VARIANTS}
     if not all(p.exists() for p in paths.values()):
         return None
     planted = seqlens.planted_log()  # the study's test bed (awrsr_study trains on its defaults)
@@ -208,35 +209,47 @@ def heatmaps_png(rule: str) -> bytes | None:
     return figure_png(fig)
 
 
+#: the rounds of the study this page reads: the first (awrsr.md), and the second (its runs re-run with the current
+#: code, which records gradient norms; `python -m benchmarks.awrsr_study synthetic --round 2`)
+ROUNDS = {1: "Round 1 (the runs of awrsr.md)",
+          2: "Round 2 (round 1's settings re-run with the current code, which records gradient norms)"}  # fmt: skip
+
+
 def main() -> None:
-    results, _ = load_results()
     lines = [
         "# AWRSR: learning speed and where refinement looks",
         "",
         "Generated by `python -m benchmarks.awrsr_convergence` from the runs of `python -m benchmarks.awrsr_study` "
         "(see awrsr.md for their settings and accuracy). The paper claims refinement brings faster learning and "
-        "better gradient convergence; each refined run is compared with the SASRec run of the same seed.",
+        "better gradient convergence; each refined run is compared with the SASRec run of the same seed. Round 2 "
+        "re-runs round 1's settings with today's code: plain SASRec gives round 1's numbers exactly, while the refined "
+        "variants differ, because their projections W1 and W2 are now drawn at another point of the random stream "
+        "(the same N(0, 1), other initial values).",
         "",
         "## Verdict",
         "",
     ]
-    sections, verdicts, every = [], [], []
+    sections, verdicts = [], []
     IMG.mkdir(parents=True, exist_ok=True)
-    for dataset, runs in results.items():
-        section, pairs = speed_section(dataset, runs)
-        atomic.write_bytes(IMG / f"awrsr_{dataset}_speed.png", curves_png(dataset, runs))
-        sections += section
-        if pairs:
-            verdicts.append(verdict(dataset, pairs))
-            every += pairs
-    if every:
-        verdicts.append(overall(every))
+    for round_, title in ROUNDS.items():
+        results, _ = load_results(round_)
+        every = []
+        for dataset, runs in results.items():
+            name = dataset if round_ == 1 else f"round{round_}_{dataset}"
+            section, pairs = speed_section(dataset, runs, name)
+            atomic.write_bytes(IMG / f"awrsr_{name}_speed.png", curves_png(dataset, runs))
+            sections += [f"## {title}: {dataset}", *section]
+            if pairs:
+                verdicts.append(verdict(f"{dataset} (round {round_})", pairs))
+                every += pairs
+        if every:
+            verdicts.append(overall(every, f"Round {round_}, all datasets"))
     pictures = ["## Raw vs refined attention on the planted test bed", ""]
     for rule in ("long_range", "second_order"):
         png = heatmaps_png(rule)
         if png is None:
-            pictures.append(f"- {rule}: the seed-0 models are not in {(MODELS / 'synthetic').relative_to(ROOT)}; train them with "
-                            "`python -m benchmarks.awrsr_study synthetic`.")  # fmt: skip
+            pictures.append(f"- {rule}: no seed-0 models of every variant in runs/awrsr/round2/synthetic; train them "
+                            "with `python -m benchmarks.awrsr_study synthetic --seeds 1 --round 2`.")  # fmt: skip
             continue
         atomic.write_bytes(IMG / f"awrsr_heatmap_{rule}.png", png)
         pictures += [f"![{rule}: raw and applied attention per layer](img/awrsr_heatmap_{rule}.png)", ""]

@@ -12,6 +12,8 @@ Usage:
   python -m benchmarks.awrsr_study [synthetic beauty ml-1m] [--seeds 3] [--jobs 2]   # each dataset's own budget
   python -m benchmarks.awrsr_study --one DATASET VARIANT SEED                      # one run, in this process
   python -m benchmarks.awrsr_study --report-only
+  python -m benchmarks.awrsr_study synthetic --round 2     # the first round re-run with the current code (gradient
+                                                          # norms recorded), for benchmarks.awrsr_convergence
 """
 
 from __future__ import annotations
@@ -66,8 +68,20 @@ def _data(dataset: str):
     return log, None
 
 
-def run_one(dataset: str, variant: str, seed: int, epochs: int | None, patience: int | None, threads: int) -> dict:
-    """Train, evaluate and measure one model; returns (and writes) its result.
+def results_dir(round_: int = 1) -> Path:
+    """Where a round's run results go: the first round's at the top, later rounds' (the first round's settings
+    re-run with the current code and measuring more, and new variants) in their own folder."""
+    return RESULTS if round_ == 1 else RESULTS / f"round{round_}"
+
+
+def models_dir(round_: int = 1) -> Path:
+    return MODELS if round_ == 1 else MODELS / f"round{round_}"
+
+
+def run_one(
+    dataset: str, variant: str, seed: int, epochs: int | None, patience: int | None, threads: int, round_: int = 1
+) -> dict:
+    """Train, evaluate and measure one model; returns (and writes) its result (under `results_dir(round_)`).
 
     `epochs` and `patience` override the dataset's budget (its core-benchmark settings, else SASRec's
     defaults) when given."""
@@ -141,10 +155,10 @@ def run_one(dataset: str, variant: str, seed: int, epochs: int | None, patience:
     }
     if truth_last is not None:
         result["testbed"] = _testbed_summary(per_user, truth_last, trigger_mass)
-    out = RESULTS / dataset
+    out = results_dir(round_) / dataset
     out.mkdir(parents=True, exist_ok=True)
     per_user[["user_id", "rank", "history_len", *METRICS]].to_parquet(out / f"{variant}-seed{seed}.per_user.parquet")
-    model.save(MODELS / dataset / f"{variant}-seed{seed}")
+    model.save(models_dir(round_) / dataset / f"{variant}-seed{seed}")
     (out / f"{variant}-seed{seed}.json").write_text(json.dumps(result, indent=1))
     return result
 
@@ -230,12 +244,12 @@ def overhead(dataset: str, rounds: int, threads: int) -> dict:
 # ---------------------------------------------------------------------------------------------- report
 
 
-def load_results() -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
-    """Saved runs per dataset, and the runs left out because an earlier study trained them with a smaller
+def load_results(round_: int = 1) -> tuple[dict[str, list[dict]], dict[str, list[str]]]:
+    """Saved runs of a round per dataset, and the runs left out because an earlier study trained them with a smaller
     (epochs, patience) budget than the dataset's largest: every row of a table compares like with like."""
     found, left_out = {}, {}
     for dataset in DATASETS:
-        runs = [json.loads(f.read_text()) for f in sorted((RESULTS / dataset).glob("*-seed*.json"))]
+        runs = [json.loads(f.read_text()) for f in sorted((results_dir(round_) / dataset).glob("*-seed*.json"))]
         if runs:
             budget = max(map(_budget, runs))
             found[dataset] = [r for r in runs if _budget(r) == budget]
@@ -257,9 +271,9 @@ def dataset_budget(dataset: str) -> tuple[int, int]:
     return model.epochs, model.patience
 
 
-def _done(dataset: str, variant: str, seed: int, budget: tuple[int, int]) -> bool:
+def _done(dataset: str, variant: str, seed: int, budget: tuple[int, int], round_: int = 1) -> bool:
     """Whether this run is saved with this budget (a run saved with another budget is trained again)."""
-    path = RESULTS / dataset / f"{variant}-seed{seed}.json"
+    path = results_dir(round_) / dataset / f"{variant}-seed{seed}.json"
     return path.exists() and _budget(json.loads(path.read_text())) == budget
 
 
@@ -536,10 +550,18 @@ def main(argv: list[str]) -> None:
         help="train and evaluate one model in this process (what each parallel job runs)",
     )
     parser.add_argument("--overhead-of", metavar="DATASET", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--round",
+        type=int,
+        default=1,
+        dest="round_",
+        help="2: train into results/awrsr/round2 (the first round's runs re-run with the current code, which also "
+        "records gradient norms); the report covers round 1",
+    )
     args = parser.parse_args(argv)
     if args.one:
         dataset, variant, seed = args.one
-        r = run_one(dataset, variant, int(seed), args.epochs, args.patience, threads=1)
+        r = run_one(dataset, variant, int(seed), args.epochs, args.patience, threads=1, round_=args.round_)
         print(f"{dataset} {variant} seed {seed}: NDCG@10 {r['test']['ndcg@10']:.4f} R@1 {r['test']['recall@1']:.4f} "
               f"best epoch {r['best_epoch']} ({r['fit_seconds']:.0f} s)")  # fmt: skip
         return
@@ -561,9 +583,10 @@ def main(argv: list[str]) -> None:
             for s in range(args.seeds)
             for d in args.datasets
             for v in args.variants.split(",")
-            if not _done(d, v, s, budgets[d])
+            if not _done(d, v, s, budgets[d], args.round_)
         ]
         common = [f"--{k}={v}" for k, v in (("epochs", args.epochs), ("patience", args.patience)) if v is not None]
+        common.append(f"--round={args.round_}")
 
         def launch(job):
             cmd = [sys.executable, __file__, "--one", job[0], job[1], str(job[2]), *common]
@@ -573,6 +596,8 @@ def main(argv: list[str]) -> None:
         print(f"{len(jobs)} runs to do", flush=True)
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(launch, jobs))
+        if args.round_ != 1:  # later rounds are read by benchmarks.awrsr_convergence
+            return
         if not args.no_overhead:
             for d in args.datasets:
                 if d != "synthetic":

@@ -46,7 +46,10 @@ DOC = ROOT / "docs" / "features.md"
 OPTIONS = {"attention_dropout": {"attention_dropout": 0.2}, "relative_bias": {"relative_bias": True},
            "entropy": {"attention_entropy": 0.1},
            # added after seed 0's test numbers: the one option that helped, with the attributes
-           "features_attention_dropout": {"attention_dropout": 0.2}}  # fmt: skip
+           "features_attention_dropout": {"attention_dropout": 0.2},
+           # time intervals (added once models could read them), alone and on the best configuration so far
+           "time": {"time": "interval"},
+           "features_attention_dropout_time": {"attention_dropout": 0.2, "time": "interval"}}  # fmt: skip
 #: what each configuration adds to the dataset's core settings
 CONFIGS = ("id", "features", *OPTIONS)
 #: the attribute column of each dataset's table (`seqlens.load_dataset` attaches the table)
