@@ -135,6 +135,13 @@ def test_timestamps_from_the_log(model, synth_split):
     assert "ago" in e.narrative
 
 
+def test_a_known_user_is_explained_with_the_timestamps_the_model_stored(model, synth_split):
+    log = synth_split.test_history
+    window = log.df[log.df["user_id"] == "u3"]["timestamp"].tolist()[-model.max_len :]
+    assert explain(model, user="u3").timestamps == window
+    assert explain(model, history=model.history_of("u3")).timestamps is None  # an ad-hoc history has none
+
+
 def test_unknown_history_items_are_dropped_with_their_times(model, history):
     with pytest.warns(UserWarning, match="ignored 1 unknown"):
         e = explain(model, history=["nope", *history], timestamps=[0, *range(1, len(history) + 1)])

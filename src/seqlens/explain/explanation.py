@@ -1,9 +1,9 @@
 """`Explanation` and the functions that make it: `explain(model, ...)` and `explain_batch(model, ...)`.
 
 An explanation covers the window of history the model reads (the last `max_len` items, oldest first):
-one score per position, in that order, plus ids, titles and, when given, timestamps. The model does not
-store timestamps (only item sequences), so times come from the caller (`timestamps=`), e.g. from the
-interaction log; without them the narrative simply gives no ages.
+one score per position, in that order, plus ids, titles and timestamps: the caller's (`timestamps=`), else,
+for a known user, those the model stored with the history (models fitted on a log with times, since
+seqlens keeps them); without any the narrative simply gives no ages.
 """
 
 from __future__ import annotations
@@ -201,7 +201,8 @@ def explain_batch(
                     per_head=None if a.per_head is None else a.per_head[i, :, -n:].numpy(),
                     method=method,
                     k=k,
-                    times=_timestamps(model, label, given, timestamps, seqs.lengths[r], users is not None),
+                    times=_timestamps(model, label, given, timestamps, seqs.lengths[r], users is not None)
+                    or _stored_times(model, seqs, r, n),
                     now=now,
                     deny=deny,
                     verb=verb,
@@ -249,7 +250,7 @@ def recommended_items(
 
 
 def timestamps_from_log(model: NextItemModel, log: InteractionLog, users: Sequence[str]) -> dict[str, list[int]]:
-    """Times of each known user's stored history, read from the log it came from (the model keeps none).
+    """Times of each known user's stored history, read from the log it came from (for models saved before seqlens kept them with the histories).
 
     A user's stored history must be the start of their sequence in `log` (as after `leave_one_out`, whose
     train + valid the model remembers); users for whom it is not, or a log without times, get none.
@@ -290,6 +291,12 @@ def encode_targets(model, items: Sequence[str | None] | None, n: int) -> np.ndar
             raise DataError(f"item {item!r} to explain is not known to the model")
         targets[r] = index
     return targets
+
+
+def _stored_times(model: NextItemModel, seqs: Sequences, row: int | np.integer, n: int) -> list[int] | None:
+    """The last `n` timestamps the model stored with history `row` (None when it stored none)."""
+    times = seqs.padded_times(np.array([row]), model.max_len)
+    return None if times is None else [int(t) for t in times[0, -n:]]
 
 
 def _timestamps(model, label, given, timestamps, length: int, known_user: bool) -> list[int] | None:
