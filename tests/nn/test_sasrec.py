@@ -271,3 +271,7 @@ def test_interval_buckets_count_doublings_of_the_gap_and_mark_the_first_item_unk
     assert interval_buckets(seq, None).tolist() == [[0, 0, 1, 1, 1, 1, 1]]  # no timestamps: unknown
     backwards = torch.tensor([[0, 0, 100, 50, 50, 50, 50]])  # out of order: a gap of 0
     assert interval_buckets(seq, backwards)[0, 3] == 2
+    from seqlens.data.sequences import UNKNOWN_TIME
+
+    partly = torch.tensor([[0, 0, 100, UNKNOWN_TIME, 101, 102, 104]])  # one time not known: its gaps are unknown
+    assert interval_buckets(seq, partly).tolist() == [[0, 0, 1, 1, 1, 3, 3]]

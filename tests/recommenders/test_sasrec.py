@@ -326,3 +326,19 @@ def test_time_intervals_need_timestamps():
     log = seqlens.read_interactions(pd.DataFrame({"user_id": ["a"] * 3, "item_id": ["1", "2", "3"]}), time=None)
     with pytest.raises(DataError, match="time='interval' reads the timestamps"):
         seqlens.SASRec(time="interval", epochs=1, progress=False).fit(log)
+
+
+def test_ad_hoc_timestamps_are_checked_and_dropped_with_unknown_items():
+    log = gap_rule_log()
+    model = seqlens.SASRec(time="interval", dim=8, max_len=10, epochs=1, progress=False, seed=0).fit(log)
+    with pytest.raises(DataError, match="timestamps of 'x': 1 given for a history of 2 items"):
+        model.recommend(histories={"x": ["s1", "l2"]}, timestamps={"x": [5]})
+    with pytest.raises(DataError, match="known users' are stored with the model"):
+        model.recommend(users=["u1"], timestamps={"u1": [5]})
+    with pytest.raises(DataError, match="must be integer seconds"):
+        model.recommend(histories={"x": ["s1"]}, timestamps={"x": ["noon"]})
+    with pytest.raises(DataError, match="which histories does not hold"):
+        model.recommend(histories={"x": ["s1"]}, timestamps={"y": [5]})
+    with pytest.warns(UserWarning, match="ignored 1 unknown"):
+        labels, seqs = model.encoded_histories(histories={"x": ["s1", "nope", "l2"]}, timestamps={"x": [1, 2, 30]})
+    assert seqs.times.tolist() == [1, 30]

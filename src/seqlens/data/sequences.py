@@ -7,11 +7,14 @@ such as Beauty (mean length 9 of 50) wastes little compute on padding.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 PAD = 0  # internal item index 0 is padding; real items are 1..n_items
+#: the timestamp of an item whose time is not known (in `Sequences.times`, beside items with known times)
+UNKNOWN_TIME = -(2**62)
 
 
 @dataclass(frozen=True)
@@ -25,11 +28,22 @@ class Sequences:
     times: np.ndarray | None = None
 
     @classmethod
-    def from_lists(cls, seqs: list[np.ndarray] | list[list[int]]) -> Sequences:
+    def from_lists(
+        cls, seqs: list[np.ndarray] | list[list[int]], times: Sequence[Sequence[int] | np.ndarray | None] | None = None
+    ) -> Sequences:
+        """Sequences from lists of item indices and, optionally, each one's timestamps (None for a sequence whose
+        times are not known: `UNKNOWN_TIME`; no `times` at all, or none known: `times` is None)."""
         lengths = np.array([len(s) for s in seqs], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs]) if len(seqs) else np.zeros(0, np.int64)
-        return cls(flat, starts, lengths)
+        if times is None or all(t is None for t in times):
+            return cls(flat, starts, lengths)
+        parts = [
+            np.full(n, UNKNOWN_TIME) if t is None else np.asarray(t, dtype=np.int64) for t, n in zip(times, lengths)
+        ]
+        if any(len(p) != n for p, n in zip(parts, lengths)):
+            raise ValueError("each sequence's timestamps must be as many as its items")
+        return cls(flat, starts, lengths, np.concatenate(parts) if parts else np.zeros(0, np.int64))
 
     def __len__(self) -> int:
         return len(self.lengths)

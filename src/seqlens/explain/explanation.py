@@ -128,7 +128,8 @@ def explain(
     `query` is a shortcut: a string is a user id, a list of item ids a history. `k` bounds how many items
     the narrative cites (items under 5% are not cited). `timestamps` (seconds, aligned with the history
     as given, or with `model.history_of(user)`) add "3 days ago" to the narrative, measured from `now`
-    (default: the latest timestamp). `deny` hides items (see `DenyList`).
+    (default: the latest timestamp); a history's are also what a model that reads time takes in. `deny`
+    hides items (see `DenyList`).
     """
     if query is not None:
         if user is not None or history is not None:
@@ -172,7 +173,8 @@ def explain_batch(
     _check_explainable(model, method)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise DataError(f"k must be a positive integer, got {k!r}")
-    labels, seqs = model.encoded_histories(users, histories)
+    # an ad-hoc history's timestamps are also what a model that reads time takes in (a known user's are stored)
+    labels, seqs = model.encoded_histories(users, histories, None if histories is None else timestamps)
     given = None if histories is None else {str(u): [str(i) for i in h] for u, h in histories.items()}
     wanted = encode_targets(model, items, len(labels))
     deny = as_deny_list(deny)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from seqlens.data.items import ItemCodes
+from seqlens.data.sequences import UNKNOWN_TIME
 from seqlens.nn.attention import AttentionWeights, CausalSelfAttention
 from seqlens.nn.config import POSITIONS as POSITIONS  # declared in config.py (torch-free), importable here as before
 from seqlens.nn.config import SASRecConfig
@@ -81,13 +82,14 @@ INTERVAL_BUCKETS = 34
 
 def interval_buckets(seq: Tensor, times: Tensor | None) -> Tensor:
     """[B, T] bucket of the time since the previous item of left-padded `seq` [B, T] with timestamps `times`
-    [B, T] (seconds; None: unknown everywhere)."""
+    [B, T] (seconds; `UNKNOWN_TIME` where not known; None: unknown everywhere)."""
     real = seq != 0
     if times is None:
         return real.long()
     gap = (times[:, 1:] - times[:, :-1]).clamp(min=0).double()
     bucket = (2 + torch.floor(torch.log2(gap + 1)).long()).clamp(max=INTERVAL_BUCKETS - 1)
-    inner = torch.where(real[:, :-1], bucket, 1) * real[:, 1:]  # after padding: the first item, unknown
+    known = real[:, :-1] & (times[:, :-1] != UNKNOWN_TIME) & (times[:, 1:] != UNKNOWN_TIME)
+    inner = torch.where(known, bucket, 1) * real[:, 1:]  # after padding (the first item) or an unknown time: 1
     return torch.cat([real[:, :1].long(), inner], 1)
 
 

@@ -10,6 +10,7 @@ if TYPE_CHECKING:  # imported on first use (seqlens/_lazy.py): importing one mod
     from seqlens.recommenders.gru4rec import GRU4Rec
     from seqlens.recommenders.itemknn import ItemKNN
     from seqlens.recommenders.markov import MarkovChain
+    from seqlens.recommenders.neural import NextItemModel
     from seqlens.recommenders.popular import Popular
     from seqlens.recommenders.sasrec import SASRec
     from seqlens.recommenders.store import ModelStore, Version
@@ -20,6 +21,7 @@ __all__ = [
     "ItemKNN",
     "MarkovChain",
     "ModelStore",
+    "NextItemModel",
     "NotFittedError",
     "Popular",
     "Recommender",

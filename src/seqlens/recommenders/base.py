@@ -177,16 +177,19 @@ class Recommender:
         k: int = 10,
         exclude_seen: bool = True,
         batch_size: int = 512,
+        timestamps: Mapping[str, Sequence[int]] | None = None,
     ) -> pd.DataFrame:
         """Top-`k` next items for known `users` (their `fit` histories) or for ad-hoc `histories`.
 
         `histories` maps a user id (any label) to external item ids, oldest first; unknown items are
-        ignored with a warning. Returns a DataFrame `user_id, item_id, score, rank` (rank 1 = best).
+        ignored with a warning. `timestamps` maps some of those labels to their items' times (seconds,
+        aligned), which a model that reads time uses (`SASRec(time="interval")`; without them, unknown).
+        Returns a DataFrame `user_id, item_id, score, rank` (rank 1 = best).
         """
         self._check_fitted()
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise DataError(f"k must be a positive integer, got {k!r}")
-        labels, seqs = self.encoded_histories(users, histories)
+        labels, seqs = self.encoded_histories(users, histories, timestamps)
         k = min(int(k), self.n_items_)
         frames = []
         for rows, scores in scored_batches(self, seqs, exclude_seen, batch_size):
@@ -207,14 +210,20 @@ class Recommender:
         )
 
     def encoded_histories(
-        self, users: Sequence | None = None, histories: Mapping[str, Sequence] | None = None
+        self,
+        users: Sequence | None = None,
+        histories: Mapping[str, Sequence] | None = None,
+        timestamps: Mapping[str, Sequence[int]] | None = None,
     ) -> tuple[np.ndarray, Sequences]:
-        """(labels, internal-index histories) of known `users` (their `fit` histories) or of ad-hoc `histories`
-        (external item ids, oldest first; unknown items dropped with a warning): what scoring and explaining read."""
+        """(labels, internal-index histories) of known `users` (their `fit` histories, with the times stored with
+        them) or of ad-hoc `histories` (external item ids, oldest first; unknown items dropped with a warning, and
+        with them their `timestamps`, where given): what scoring and explaining read."""
         if users is not None and histories is None:
+            if timestamps is not None:
+                raise DataError("timestamps go with ad-hoc histories; known users' are stored with the model")
             return self._known_users(users)
         if histories is not None and users is None:
-            return self._adhoc_histories(histories)
+            return self._adhoc_histories(histories, timestamps or {})
         raise DataError("pass exactly one of users=[...] or histories={user: [items...]}")
 
     def _known_users(self, users: Sequence) -> tuple[np.ndarray, Sequences]:
@@ -235,10 +244,16 @@ class Recommender:
             )
         return labels, self.histories_.subset(rows)
 
-    def _adhoc_histories(self, histories: Mapping[str, Sequence]) -> tuple[np.ndarray, Sequences]:
+    def _adhoc_histories(
+        self, histories: Mapping[str, Sequence], timestamps: Mapping[str, Sequence[int]]
+    ) -> tuple[np.ndarray, Sequences]:
         if not isinstance(histories, Mapping) or not histories:
             raise DataError("histories must be a non-empty mapping {user: [item ids, oldest first]}")
+        stray = [str(u) for u in timestamps if u not in histories]
+        if stray:
+            raise DataError(f"timestamps given for {stray[0]!r}, which histories does not hold")
         labels, seqs = [], []
+        times: list[np.ndarray | None] = []
         for user, items in histories.items():
             if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
                 raise DataError(f"history of user {user!r} must be a list of item ids, got {items!r}")
@@ -255,7 +270,17 @@ class Recommender:
                 )
             labels.append(str(user))
             seqs.append(idx[idx > 0])
-        return np.array(labels, dtype=object), Sequences.from_lists(seqs)
+            given = timestamps.get(user)
+            if given is not None and len(given) != len(items):
+                raise DataError(f"timestamps of {user!r}: {len(given)} given for a history of {len(items)} items")
+            if given is None:
+                times.append(None)
+                continue
+            try:
+                times.append(np.asarray(given, dtype=np.int64)[idx > 0])
+            except (TypeError, ValueError):
+                raise DataError(f"timestamps of {user!r} must be integer seconds, got {list(given)[:5]!r}") from None
+        return np.array(labels, dtype=object), Sequences.from_lists(seqs, times)
 
 
 def as_log(data: InteractionLog | pd.DataFrame) -> InteractionLog:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from seqlens.data.sequences import Sequences
 from seqlens.errors import ArtifactError
 from seqlens.monitor import AttentionStats, applied_weights, last_query_stats
 from seqlens.monitor.windows import popularity_buckets
-from seqlens.recommenders import ModelStore, Recommender, load_model
+from seqlens.recommenders import ModelStore, NextItemModel, Recommender, load_model
 
 
 class RequestError(Exception):
@@ -45,6 +46,7 @@ class Query:
     items: np.ndarray
     unknown: list[str] = field(default_factory=list)
     source: str = "items"  # "items" (ad-hoc) or "user" (stored history)
+    times: np.ndarray | None = None  # the items' timestamps, when known
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Result:
     used: np.ndarray  # internal indices fed to the model (the most recent max_len items)
     attentions: list[Tensor] | None  # per layer [H, T] applied weights of the last query over `used`
     stats: AttentionStats | None
+    used_times: np.ndarray | None = None  # the timestamps of `used`, when known
 
 
 class Engine:
@@ -130,8 +133,9 @@ class Engine:
         return int(getattr(getattr(self.net, "cfg", None), "layers", 0)) if self.net is not None else 0
 
     # --- requests ------------------------------------------------------------------------------------
-    def resolve(self, user_id: str | None, items: list[str] | None) -> Query:
-        """The history a request names: a stored user's, or an ad-hoc list (unknown ids reported, dropped)."""
+    def resolve(self, user_id: str | None, items: list[str] | None, timestamps: list[int] | None = None) -> Query:
+        """The history a request names: a stored user's (with the times stored with it), or an ad-hoc list
+        (unknown ids reported, dropped, with their `timestamps` where given)."""
         if (user_id is None) == (items is None):
             raise RequestError(
                 422, "give exactly one of user_id (a user seen in training) or items (an ad-hoc history)"
@@ -142,7 +146,9 @@ class Engine:
                 raise RequestError(
                     404, f"user_id {user_id!r} was not seen in training; send their history as items instead"
                 )
-            return Query(user_id, np.asarray(self.model.histories_[row], dtype=np.int64), source="user")
+            h = self.model.histories_
+            times = None if h.times is None else h.times[h.starts[row] : h.starts[row] + h.lengths[row]]
+            return Query(user_id, np.asarray(h[row], dtype=np.int64), source="user", times=times)
         if not items:
             raise RequestError(422, "items is empty; give at least one item id (oldest first)")
         idx = np.fromiter((self._items.get(i, 0) for i in items), dtype=np.int64, count=len(items))
@@ -151,7 +157,8 @@ class Engine:
             raise RequestError(
                 422, f"none of the {len(items)} items is known to the model", unknown_items=unknown[:100]
             )
-        return Query("session", idx[idx > 0], unknown)
+        times = None if timestamps is None else np.asarray(timestamps, dtype=np.int64)[idx > 0]
+        return Query("session", idx[idx > 0], unknown, times=times)
 
     def recommend(self, query: Query, k: int, exclude_seen: bool, attention: bool) -> Result:
         """Top-k for one history (see `recommend_many`)."""
@@ -168,19 +175,23 @@ class Engine:
         over the items it used (per layer [H, T_row]) from the same pass.
         """
         used = [q.items[-self.max_len :] if self.max_len else q.items for q in queries]
+        used_times = [
+            None if q.times is None else q.times[-self.max_len :] if self.max_len else q.times for q in queries
+        ]
+        seqs = Sequences.from_lists(used, used_times)
         rows = np.arange(len(queries))
         weights: list[list[Tensor] | None] = [None] * len(queries)
         stats = None
         with torch.inference_mode():
             if self.net is not None and attention:
-                seq = torch.from_numpy(Sequences.from_lists(used).padded(rows, self.max_len or 1 << 30))
-                hidden, layers = self.net(seq, return_attention=True)
+                seq, times = cast(NextItemModel, self.model).padded_inputs(seqs, rows)
+                hidden, layers = self.net(seq, return_attention=True, **({} if times is None else {"times": times}))
                 scores = self.net.scores(hidden[:, -1])
                 stats = last_query_stats(layers, seq != 0)
                 last = [applied_weights(w)[:, :, -1, :] for w in layers]  # per layer [B, H, T]
                 weights = [[w[b, :, w.shape[-1] - len(u) :] for w in last] for b, u in enumerate(used)]
             else:
-                scores = self.model.score_histories(Sequences.from_lists(used), rows)
+                scores = self.model.score_histories(seqs, rows)
             for b, q in enumerate(queries):
                 if exclude_seen[b]:
                     scores[b, torch.from_numpy(q.items)] = float("-inf")
@@ -189,7 +200,7 @@ class Engine:
         results = []
         for b, k in enumerate(ks):
             keep = np.isfinite(top[b, :k])
-            results.append(Result(idx[b, :k][keep], top[b, :k][keep], used[b], weights[b], None))
+            results.append(Result(idx[b, :k][keep], top[b, :k][keep], used[b], weights[b], None, used_times[b]))
         return results, stats
 
     # --- items -----------------------------------------------------------------------------------------

@@ -99,19 +99,24 @@ def _verb() -> str:
     return DEFAULT_VERB
 
 
-def explain(engine: Engine, history: list[str], item: str, method: str) -> dict:
-    """Attributions of `item` to each position of `history` (the window the model read) and the narrative."""
-    return explain_many(engine, method, [(history, item)])[0]
+def explain(engine: Engine, history: list[str], item: str, method: str, times: np.ndarray | None = None) -> dict:
+    """Attributions of `item` to each position of `history` (the window the model read, with its timestamps when
+    known) and the narrative."""
+    return explain_many(engine, method, [(history, item, times)])[0]
 
 
-def explain_many(engine: Engine, method: str, requests: list[tuple[list[str], str]]) -> list[dict]:
-    """Explanations (JSON shaped like `schemas.Explanation`) of several (history window, item) pairs, batched."""
-    histories = {str(i): history for i, (history, _) in enumerate(requests)}
+def explain_many(engine: Engine, method: str, requests: list[tuple[list[str], str, np.ndarray | None]]) -> list[dict]:
+    """Explanations (JSON shaped like `schemas.Explanation`) of several (history window, item, its timestamps or
+    None) requests, batched; the timestamps are what the recommend pass read."""
+    histories = {str(i): history for i, (history, _, _) in enumerate(requests)}
+    times = {str(i): t.tolist() for i, (_, _, t) in enumerate(requests) if t is not None}
     try:
         from seqlens.explain import explain_batch  # `check` let only explainable models through
 
         model = cast("NextItemModel", engine.model)
-        found = explain_batch(model, histories=histories, items=[item for _, item in requests], method=method)
+        found = explain_batch(
+            model, histories=histories, items=[item for _, item, _ in requests], method=method, timestamps=times or None
+        )
     except SeqlensError as e:  # requests were checked already; a failure here is about a history itself
         raise RequestError(422, f"cannot explain: {e}") from None
     return [_response(exp) for exp in found]

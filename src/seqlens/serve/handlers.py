@@ -116,7 +116,7 @@ class Handlers:
         engine = self.state.current()  # this request finishes on this engine, whatever a reload does meanwhile
         method = explaining.check(engine, body.explain, body.method)
         items = None if body.items is None else [str(i) for i in body.items]
-        query = engine.resolve(body.user_id, items)
+        query = engine.resolve(body.user_id, items, body.timestamps)
         result = await self.recommender.submit(engine, (query, body.k, body.exclude_seen))
         ids = engine.decode(result.items)
         notes = self._notes(query, result, ids)
@@ -228,8 +228,8 @@ class Handlers:
         if fast is not None:
             return fast
         if method in explaining.INLINE:
-            return await self.explainer.submit((engine, method), (used_ids, item))
-        return await asyncio.to_thread(explaining.explain, engine, used_ids, item, method)
+            return await self.explainer.submit((engine, method), (used_ids, item, result.used_times))
+        return await asyncio.to_thread(explaining.explain, engine, used_ids, item, method, result.used_times)
 
     def _recommend_batch(self, key: Hashable, batch: list) -> list:
         engine = cast(Engine, key)  # requests are batched per engine: a reload never mixes two models

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 #: the largest ad-hoc history accepted; longer requests are refused, not truncated (truncation to the
 #: model's max_len happens after validation and is reported)
@@ -39,6 +39,9 @@ class RecommendRequest(BaseModel):
 
     user_id: Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_encodable)] | None = None
     items: Annotated[list[ItemId], Field(max_length=MAX_ITEMS)] | None = None
+    timestamps: Annotated[list[StrictInt], Field(max_length=MAX_ITEMS)] | None = Field(
+        None, description="the items' times (seconds, aligned with items): a model that reads time uses them"
+    )
     k: Annotated[StrictInt, Field(ge=1, le=MAX_K)] = 10
     exclude_seen: StrictBool = True
     explain: StrictBool = False
@@ -46,6 +49,12 @@ class RecommendRequest(BaseModel):
     attention: StrictBool = Field(
         False, description="include the last position's attention weights over the history (for a heatmap)"
     )
+
+    @model_validator(mode="after")
+    def _times_align(self) -> RecommendRequest:
+        if self.timestamps is not None and (self.items is None or len(self.timestamps) != len(self.items)):
+            raise ValueError("timestamps must come with items, one per item (a stored user's times are known)")
+        return self
 
 
 class Recommendation(BaseModel):
