@@ -382,11 +382,13 @@ def report() -> None:
         "|---|---:|---:|---:|---:|---:|---|",
         *faithfulness_rows,
         "",
-        "## Attention design options",
+        "## Attention design options and time",
         "",
-        "Each option alone on the id-only model (the core settings; `features_attention_dropout` also reads the",
-        "attributes, and was added after seed 0's numbers below were seen), paired per user with the id-only run of",
-        "the same dataset and seed; the values were fixed before any run: "
+        "Each option alone on the id-only model (the core settings), paired per user with the id-only run of the same",
+        "dataset and seed. `features_attention_dropout` also reads the attributes (added after seed 0's option",
+        "numbers below were seen); `time` reads time intervals (`time='interval'`) and",
+        "`features_attention_dropout_time` adds them to `features_attention_dropout` (both added once models could",
+        "read time). The values were fixed before each configuration's first run: "
         + "; ".join(f"`{c}`: {', '.join(f'{k}={v}' for k, v in o.items())}" for c, o in OPTIONS.items())
         + ". A default changes only where an interval says so on every seed and dataset.",
         "",
