@@ -118,7 +118,14 @@ def test_numeric_bands_at_given_edges_match_the_quantile_bands_they_came_from():
     beyond = seqlens.read_items(pd.DataFrame({"item_id": ["x", "y"], "price": [-5, 99]}), numeric=["price"],
                                 edges=quantiles.bands)  # fmt: skip
     assert beyond.frame["price"].tolist() == ["band 1 of 3", "band 3 of 3"]
-    with pytest.raises(DataError, match="must be at least two increasing numbers"):
+    with pytest.raises(DataError, match="must be at least two numbers in order"):
         seqlens.read_items(frame, numeric=["price"], edges={"price": [3, 1]})
     with pytest.raises(DataError, match="edges given for 'brand'"):
         seqlens.read_items(frame, numeric=["price"], edges={"brand": [0, 1]})
+
+
+def test_a_numeric_column_of_one_value_is_one_band():
+    table = seqlens.read_items(pd.DataFrame({"item_id": ["a", "b"], "price": [3.5, 3.5]}), numeric=["price"])
+    assert table.frame["price"].tolist() == ["band 1 of 1"] * 2 and table.bands["price"] == [3.5, 3.5]
+    again = seqlens.read_items(pd.DataFrame({"item_id": ["c"], "price": [9]}), numeric=["price"], edges=table.bands)
+    assert again.frame["price"].tolist() == ["band 1 of 1"]

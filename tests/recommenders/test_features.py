@@ -192,7 +192,7 @@ def test_an_attribute_value_training_never_saw_is_left_out_with_a_warning(featur
     assert "odd" in model.recommend(histories={"x": ["g1i0"]}, k=model.n_items_ - 1)["item_id"].tolist()
 
 
-def test_adding_items_needs_a_feature_model_and_the_training_bands(group_log, tmp_path):
+def test_adding_items_needs_a_feature_model_and_the_training_bands(group_log, feature_model):
     id_only = seqlens.SASRec(dim=8, max_len=12, epochs=1, progress=False, seed=0).fit(group_log)
     with pytest.raises(DataError, match="needs a model that reads item attributes"):
         id_only.add_items(new_items([("new", "group 1", "x")]))
@@ -204,6 +204,9 @@ def test_adding_items_needs_a_feature_model_and_the_training_bands(group_log, tm
     fresh = pd.DataFrame({"item_id": ["p1", "p2"], "price": [1.0, 500.0]})
     with pytest.raises(DataError, match=r"column 'price' was cut into bands at .* edges=model.item_codes_.bands"):
         model.add_items(seqlens.read_items(fresh, numeric=["price"]))
+    as_numbers = pd.DataFrame({"item_id": ["n1"], "group": [3.5], "tags": ["x"]})
+    with pytest.raises(DataError, match="'group' is numeric here, but the model has no band edges"):
+        feature_model.add_items(seqlens.read_items(as_numbers, numeric=["group"], multi=["tags"]))
     model.add_items(seqlens.read_items(fresh, numeric=["price"], edges=model.item_codes_.bands))
     top = len(model.item_codes_.vocabularies["price"])  # 500 lies beyond the training edges: the highest band
     assert model.item_codes_.codes["price"][model.encode_items(["p1", "p2"])].ravel().tolist() == [1, top]

@@ -342,3 +342,24 @@ def test_ad_hoc_timestamps_are_checked_and_dropped_with_unknown_items():
     with pytest.warns(UserWarning, match="ignored 1 unknown"):
         labels, seqs = model.encoded_histories(histories={"x": ["s1", "nope", "l2"]}, timestamps={"x": [1, 2, 30]})
     assert seqs.times.tolist() == [1, 30]
+
+
+def test_a_replayed_log_reaches_a_time_model_with_its_times():
+    from seqlens.monitor import answer, requests_from_log
+
+    log = gap_rule_log()
+    model = seqlens.SASRec(time="interval", dim=8, max_len=10, epochs=2, progress=False, seed=0).fit(log)
+    requests = requests_from_log(model, log, window="1d", per_window=None).where(np.arange(5))
+    answers = answer(model, requests, k=3)
+    for i in range(5):
+        history = list(model.decode_items(requests.histories[i]))
+        expected = model.recommend(histories={"x": history}, k=3, timestamps={"x": requests.history_times[i]})
+        assert list(model.decode_items(answers.recommended[i])) == expected["item_id"].tolist()
+
+
+def test_explanations_of_histories_with_and_without_times_in_one_batch_show_no_made_up_ages():
+    from seqlens.explain import explain_batch
+
+    model = seqlens.SASRec(time="interval", dim=8, max_len=10, epochs=1, progress=False, seed=0).fit(gap_rule_log())
+    found = explain_batch(model, histories={"a": ["s1", "l2"], "b": ["s3", "s4"]}, timestamps={"a": [100, 200]})
+    assert found[0].timestamps == [100, 200] and found[1].timestamps is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import seqlens
+from seqlens.explain import explain
 from seqlens.serve import create_app
 
 from .conftest import TINY, Server, contract_client
@@ -42,6 +43,12 @@ def test_a_time_model_serves_what_the_library_recommends(tmp_path, serve_log):
                     [x["score"] for x in served["recommendations"]], expected["score"], rtol=1e-4
                 )
                 assert served["explanation"]["item_id"] == expected["item_id"].iloc[0]
+                times_given = body.get("timestamps", times if "user_id" in body else None)
+                library = explain(model, history=history, item=expected["item_id"].iloc[0], method="masking",
+                                  timestamps=times_given)  # fmt: skip
+                np.testing.assert_allclose(  # the explanation read the same times as the recommendation
+                    [a["score"] for a in served["explanation"]["attributions"]], library.scores, rtol=1e-4, atol=1e-5
+                )
             r = client.post("/v1/recommend", json={"user_id": user, "timestamps": [1]})
             assert r.status_code == 422 and "timestamps must come with items" in r.text
             r = client.post("/v1/recommend", json={"items": history, "timestamps": times[:-1]})

@@ -169,7 +169,7 @@ def audit_cmd(
     histories = histories.subset(known)
     groups = {"all": np.ones(len(ids), dtype=bool)}
     if cohort is not None:
-        requests = Requests(np.zeros(len(ids), np.int64), ids.astype(str), [histories[i] for i in range(len(ids))])
+        requests = Requests.of(histories, ids)
         labels = cohort_labels(answer(model, requests, k=1), cohort, read_users(users) if users is not None else None)
         groups |= {f"{cohort}={v}": labels == v for v in sorted(set(labels))}
     report: dict = {"model": Path(model_dir).name, "data": Path(data).name, "attribute": attribute, "users": len(ids)}

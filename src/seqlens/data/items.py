@@ -139,10 +139,12 @@ def _banded(
         raise DataError(f"{name}: row {row + 1}, column {column!r}: {values.iloc[row]!r} is not a number")
     if edges is None:
         codes, cut = pd.qcut(numbers, bands, labels=False, retbins=True, duplicates="drop")
+        if len(cut) < 2:  # one distinct value: one band, from it to itself
+            return ["band 1 of 1"] * len(numbers), [float(cut[0])] * 2
         return [f"band {int(k) + 1} of {len(cut) - 1}" for k in codes], [float(e) for e in cut]
     cut = np.asarray(edges, dtype=np.float64)
-    if cut.ndim != 1 or len(cut) < 2 or (np.diff(cut) <= 0).any():
-        raise DataError(f"edges of {column!r} must be at least two increasing numbers, got {list(edges)}")
+    if cut.ndim != 1 or len(cut) < 2 or (np.diff(cut) < 0).any():
+        raise DataError(f"edges of {column!r} must be at least two numbers in order, got {list(edges)}")
     inner = np.searchsorted(cut[1:-1], numbers.to_numpy(dtype=np.float64), side="left")  # as qcut: (lo, hi]
     return [f"band {int(k) + 1} of {len(cut) - 1}" for k in inner], [float(e) for e in cut]
 
@@ -189,6 +191,11 @@ class ItemCodes:
         """These codes followed by rows for `item_ids` (new items, from `table`), coded with these vocabularies;
         and per column, the values of theirs that the vocabulary lacks (left out: the item keeps the rest)."""
         _check_columns(table, list(self.codes))
+        unsaved = [c for c in self.codes if c in table.bands and c not in self.bands]
+        if unsaved:
+            raise DataError(f"{table.source}: column {unsaved[0]!r} is numeric here, but the model has no band edges "
+                            "for it (categorical in training, or a model saved before seqlens kept edges): its bands "
+                            "would mean other values")  # fmt: skip
         for c, edges in self.bands.items():
             if table.bands.get(c) != edges:
                 raise DataError(

@@ -39,7 +39,8 @@ class Sequences:
         if times is None or all(t is None for t in times):
             return cls(flat, starts, lengths)
         parts = [
-            np.full(n, UNKNOWN_TIME) if t is None else np.asarray(t, dtype=np.int64) for t, n in zip(times, lengths)
+            np.full(n, UNKNOWN_TIME) if t is None else np.asarray(t, dtype=np.int64)
+            for t, n in zip(times, lengths, strict=True)
         ]
         if any(len(p) != n for p, n in zip(parts, lengths)):
             raise ValueError("each sequence's timestamps must be as many as its items")
@@ -50,6 +51,10 @@ class Sequences:
 
     def __getitem__(self, i: int) -> np.ndarray:
         return self.flat[self.starts[i] : self.starts[i] + self.lengths[i]]
+
+    def times_of(self, i: int) -> np.ndarray | None:
+        """Sequence i's timestamps (None when not known)."""
+        return None if self.times is None else self.times[self.starts[i] : self.starts[i] + self.lengths[i]]
 
     def subset(self, rows: np.ndarray) -> Sequences:
         """The sequences at `rows` (indices or a boolean mask), in that order; the flat arrays are shared."""

@@ -48,7 +48,7 @@ from seqlens.explain.methods import METHODS as METHODS  # declared in methods.py
 from seqlens.explain.methods import SIGNED as SIGNED
 from seqlens.explain.methods import TARGET_AGNOSTIC as TARGET_AGNOSTIC
 from seqlens.nn.attention import CausalSelfAttention
-from seqlens.nn.masking import Masked
+from seqlens.nn.masking import Masked, time_kwargs
 from seqlens.nn.next_item import NextItemNet
 from seqlens.nn.sasrec import SASRecNet
 from seqlens.train.memory import keep_freed_memory
@@ -132,7 +132,7 @@ def attribute(
     last_attention = cast(CausalSelfAttention, sasrec.blocks[-1].attn)
     with torch.inference_mode():
         with _captured_input(last_attention) as captured:
-            hidden, weights = net(seq, return_attention=True, **at(times))
+            hidden, weights = net(seq, return_attention=True, **time_kwargs(times))
         score = net.score_of(hidden[:, -1], target)
         last = weights[-1].applied[:, :, -1, :]  # [B, H, T]: the last query's weights in the last layer
         if method == "attention":
@@ -156,11 +156,6 @@ def rollout(weights: list[Tensor]) -> Tensor:
         mixed = 0.5 * a + 0.5 * eye
         flow = (mixed / mixed.sum(-1, keepdim=True)) @ flow
     return flow
-
-
-def at(times: Tensor | None) -> dict[str, Tensor]:
-    """The keyword a network that reads time takes its timestamps by (none when there are none to give)."""
-    return {} if times is None else {"times": times}
 
 
 def masked_states(net: NextItemNet, seq: Tensor, times: Tensor | None = None) -> Masked:
@@ -302,7 +297,7 @@ def _value_norms(attn: CausalSelfAttention, x: Tensor, alpha: Tensor) -> tuple[T
 def _gradrollout(net: SASRecNet, seq: Tensor, target: Tensor, times: Tensor | None = None) -> Attributions:
     """Chefer et al.'s relevance from the last position: flow = I, then flow += mean_h (dS/dA * A)^+ @ flow."""
     with torch.inference_mode(False), torch.enable_grad():
-        hidden, weights = net(seq, return_attention=True, **at(times))
+        hidden, weights = net(seq, return_attention=True, **time_kwargs(times))
         score = net.score_of(hidden[:, -1], target)
         grads = torch.autograd.grad(score.sum(), [w.applied for w in weights])
     eye = torch.eye(seq.shape[1], dtype=score.dtype)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from seqlens.data.log import ITEM, TIME, USER, InteractionLog
-from seqlens.data.sequences import Sequences
+from seqlens.data.sequences import UNKNOWN_TIME, Sequences
 from seqlens.errors import DataError
 from seqlens.eval.protocol import exclude_histories, top_k_items
 from seqlens.explain.attributions import attribute, check_method, masked_states, supports
@@ -252,7 +252,8 @@ def recommended_items(
 
 
 def timestamps_from_log(model: NextItemModel, log: InteractionLog, users: Sequence[str]) -> dict[str, list[int]]:
-    """Times of each known user's stored history, read from the log it came from (for models saved before seqlens kept them with the histories).
+    """Times of each known user's stored history, read from the log it came from (for models saved before
+    seqlens kept them with the histories).
 
     A user's stored history must be the start of their sequence in `log` (as after `leave_one_out`, whose
     train + valid the model remembers); users for whom it is not, or a log without times, get none.
@@ -296,9 +297,17 @@ def encode_targets(model, items: Sequence[str | None] | None, n: int) -> np.ndar
 
 
 def _stored_times(model: NextItemModel, seqs: Sequences, row: int | np.integer, n: int) -> list[int] | None:
-    """The last `n` timestamps the model stored with history `row` (None when it stored none)."""
+    """The last `n` timestamps of history `row` (stored with a known user's, or given with an ad-hoc one)."""
     times = seqs.padded_times(np.array([row]), model.max_len)
-    return None if times is None else [int(t) for t in times[0, -n:]]
+    return None if times is None else known_times(times[0, -n:])
+
+
+def known_times(times: np.ndarray | None) -> list[int] | None:
+    """`times` as a narrative's ages read them: None unless every one is known (a history given without times
+    beside timed ones holds `UNKNOWN_TIME`: no ages rather than wrong ones)."""
+    if times is None or (np.asarray(times) == UNKNOWN_TIME).any():
+        return None
+    return [int(t) for t in times]
 
 
 def _timestamps(model, label, given, timestamps, length: int, known_user: bool) -> list[int] | None:

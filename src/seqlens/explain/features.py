@@ -19,9 +19,9 @@ import torch
 from torch import Tensor
 
 from seqlens.errors import DataError
-from seqlens.explain.attributions import at
 from seqlens.explain.explanation import encode_targets, recommended_items
 from seqlens.explain.narrative import MIN_SHARE
+from seqlens.nn.masking import time_kwargs
 from seqlens.nn.sasrec import SASRecNet
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def feature_attributions(
         every = torch.eye(g, dtype=torch.bool)[:, None, :].expand(g, t, g)  # one group left out everywhere per row
         hide = torch.cat([eye, every])  # [T*G + G, T, G]
         rows = len(hide)
-        when = at(None if times is None else times.repeat_interleave(rows, 0))
+        when = time_kwargs(None if times is None else times.repeat_interleave(rows, 0))
         hidden, _ = net(seq.repeat_interleave(rows, 0), hide=hide.repeat(b, 1, 1), **when)
         scores = net.score_of(hidden[:, -1], target.repeat_interleave(rows))  # [B * rows]
         drops = full[:, None] - scores.view(b, rows)
@@ -76,9 +76,11 @@ def explain_features(
     item: str | None = None,
     k: int = 3,
     exclude_seen: bool = True,
+    timestamps: Sequence[int] | None = None,
 ) -> FeatureExplanation:
-    """Explain one recommendation (`item`, default the top one) of a known `user` or an ad-hoc `history` by
-    feature group and position; the narrative cites at most `k` cells (each at least 5% of the positive drops)."""
+    """Explain one recommendation (`item`, default the top one) of a known `user` or an ad-hoc `history` (with its
+    `timestamps`, for a model that reads time) by feature group and position; the narrative cites at most `k`
+    cells (each at least 5% of the positive drops)."""
     net = getattr(model, "net_", None)
     if not isinstance(net, SASRecNet):
         raise DataError(f"explanations by feature need a SASRec model, not {type(model).__name__}")
@@ -86,7 +88,7 @@ def explain_features(
         raise DataError("pass exactly one of user=... or history=[item ids, oldest first]")
     users = None if user is None else [str(user)]
     histories = None if history is None else {"history": history}
-    _, seqs = model.encoded_histories(users, histories)
+    _, seqs = model.encoded_histories(users, histories, None if timestamps is None else {"history": timestamps})
     target = recommended_items(model, seqs, encode_targets(model, [item], 1), exclude_seen)
     n = min(int(seqs.lengths[0]), model.max_len)
     seq, times = model.padded_inputs(seqs, np.arange(1))

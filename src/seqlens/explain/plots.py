@@ -15,10 +15,10 @@ import torch
 
 from seqlens.errors import DataError
 from seqlens.eval.report import pyplot
-from seqlens.explain.attributions import at
 from seqlens.explain.explanation import Explanation
 from seqlens.explain.faithfulness import RANDOM, FaithfulnessResult
 from seqlens.explain.privacy import OTHER, as_deny_list
+from seqlens.nn.masking import time_kwargs
 
 if TYPE_CHECKING:  # annotations only: explain reads fitted models, it does not build them
     from seqlens.recommenders.neural import NextItemModel
@@ -50,8 +50,10 @@ def attention_heatmaps(
     which: str = "applied",
     deny=None,
     fmt: str = "png",
+    timestamps: Sequence[int] | None = None,
 ) -> bytes:
-    """One heatmap per layer and head of the attention among the `last` most recent positions.
+    """One heatmap per layer and head of the attention among the `last` most recent positions (`timestamps`: the
+    history's, for a model that reads time).
 
     Rows are queries, columns keys (both oldest first); the bottom row is what the model read to make
     its prediction. `which` = "applied" (what multiplied V; AWRSR's refined weights) or "raw" (softmax
@@ -59,10 +61,12 @@ def attention_heatmaps(
     """
     if which not in ("applied", "raw"):
         raise DataError(f"which={which!r}; choose applied or raw")
-    _, seqs = model.encoded_histories(histories={"history": list(history)})
+    _, seqs = model.encoded_histories(
+        histories={"history": list(history)}, timestamps=None if timestamps is None else {"history": timestamps}
+    )
     seq, times = model.padded_inputs(seqs, np.arange(1))
     with torch.inference_mode():
-        _, weights = model.net_(seq, return_attention=True, **at(times))
+        _, weights = model.net_(seq, return_attention=True, **time_kwargs(times))
     n = min(last, int(seqs.lengths[0]), model.max_len)
     deny = as_deny_list(deny)
     ids = [str(i) for i in model.decode_items(seq[0, -n:].numpy())]

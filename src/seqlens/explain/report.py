@@ -106,10 +106,13 @@ def html_report(
     if users is not None:
         recs = model.recommend(users=users, k=5)
         lists = {u: model.history_of(u) for u in map(str, users)}
+        stored = {u: model.encoded_histories(users=[u])[1].times_of(0) for u in lists}  # what the model read
+        times = {u: None if t is None else t.tolist() for u, t in stored.items()}
     else:
         given = histories or {}
-        recs = model.recommend(histories=given, k=5)
+        recs = model.recommend(histories=given, k=5, timestamps=timestamps)
         lists = {str(u): list(map(str, h)) for u, h in given.items()}
+        times = {str(u): t for u, t in (timestamps or {}).items()}
     titles = model.item_titles_
     params = model.get_params()
     refinement = params.get("refinement", "none")
@@ -151,7 +154,10 @@ def html_report(
             f"<h3>Attention over the last {min(heatmap_last, len(e.items))} items, per layer and head</h3>",
             "<p class='note'>Row = the position attending, column = the item attended to; the bottom row is the "
             "position that predicts the next item. Weights on older items are not shown.</p>",
-            _img(attention_heatmaps(model, lists[user], heatmap_last, deny=deny), "attention heatmaps"),
+            _img(
+                attention_heatmaps(model, lists[user], heatmap_last, deny=deny, timestamps=times.get(user)),
+                "attention heatmaps",
+            ),
         ]
     notes = "".join(f"<li><b>{m}</b>: {METHOD_NOTES[m]}</li>" for m in methods)
     parts.append(

@@ -69,8 +69,7 @@ def audit(
     if len(histories) == 0 or (histories.lengths == 0).any():
         raise DataError("the audit needs at least one user, each with a history the model knows")
     names, pooling = value_pooling(model, table, column)
-    requests = Requests(np.zeros(len(histories), np.int64), np.arange(len(histories)).astype(str),
-                        [histories[i] for i in range(len(histories))])  # fmt: skip
+    requests = Requests.of(histories, np.arange(len(histories)))
     answers = answer(model, requests, k=k)
     n = len(histories)
     attention, held = np.zeros((n, len(names))), np.zeros((n, len(names)))

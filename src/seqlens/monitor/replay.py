@@ -24,6 +24,7 @@ from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
 from seqlens.eval.protocol import exclude_histories
 from seqlens.monitor.attention_stats import STATISTICS, applied_weights, last_query_stats
+from seqlens.nn.masking import time_kwargs
 from seqlens.recommenders import Recommender
 from seqlens.recommenders.neural import NextItemModel
 
@@ -35,11 +36,20 @@ PER_USER: int | None = None
 
 @dataclass(frozen=True)
 class Requests:
-    """Histories (internal item indices of the model, oldest first, unknown items dropped) at times (seconds)."""
+    """Histories (internal item indices of the model, oldest first, unknown items dropped) at times (seconds), and
+    the histories' own timestamps where known (what a model that reads time takes in)."""
 
     times: np.ndarray  # [N] int64
     users: np.ndarray  # [N] str
     histories: list[np.ndarray]
+    history_times: list[np.ndarray | None] | None = None
+
+    @classmethod
+    def of(cls, histories: Sequences, users: np.ndarray) -> Requests:
+        """One request per history of `histories` (with their stored times), labelled by `users`, all at time 0."""
+        n = len(histories)
+        return cls(np.zeros(n, np.int64), np.asarray(users).astype(str), [histories[i] for i in range(n)],
+                   [histories.times_of(i) for i in range(n)])  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.times)
@@ -47,7 +57,8 @@ class Requests:
     def where(self, rows: np.ndarray) -> Requests:
         """The requests at `rows` (a boolean mask or indices), in order."""
         picked = np.flatnonzero(rows) if rows.dtype == bool else rows
-        return Requests(self.times[picked], self.users[picked], [self.histories[i] for i in picked])
+        times = None if self.history_times is None else [self.history_times[i] for i in picked]
+        return Requests(self.times[picked], self.users[picked], [self.histories[i] for i in picked], times)
 
 
 def window_starts(times: np.ndarray, window: str) -> np.ndarray:
@@ -94,8 +105,9 @@ def requests_from_log(
         candidates = candidates[rank < per_window]
     candidates = np.sort(candidates)
     histories = [items[start[r] : r][items[start[r] : r] > 0] for r in candidates]
+    history_times = [times[start[r] : r][items[start[r] : r] > 0] for r in candidates]
     known = np.array([len(h) > 0 for h in histories], dtype=bool)
-    return Requests(times[candidates], users[candidates].astype(str), histories).where(known)
+    return Requests(times[candidates], users[candidates].astype(str), histories, history_times).where(known)
 
 
 @dataclass(frozen=True)
@@ -137,15 +149,15 @@ def answer(model: Recommender, requests: Requests, k: int = 10, batch_size: int 
     net, max_len = model.net_, model.max_len
     if len(requests) == 0:
         raise DataError("no requests to replay (no event has a history the model knows)")
-    seqs = Sequences.from_lists(requests.histories)
+    seqs = Sequences.from_lists(requests.histories, requests.history_times)
     columns: dict[str, list[np.ndarray]] = {}
     recommended, att_items, att_mass, att_row = [], [], [], []
     layers = 0
     with torch.inference_mode():
         for lo in range(0, len(seqs), batch_size):
             rows = np.arange(lo, min(lo + batch_size, len(seqs)))
-            seq = torch.from_numpy(seqs.padded(rows, max_len))  # [B, T]
-            hidden, weights = net(seq, return_attention=True)
+            seq, times = model.padded_inputs(seqs, rows)  # [B, T] each
+            hidden, weights = net(seq, return_attention=True, **time_kwargs(times))
             scores = exclude_histories(net.scores(hidden[:, -1]), seqs, rows)  # [B, n_items + 1]
             recommended.append(scores.topk(k, dim=1).indices.numpy())
             keep = seq != 0

@@ -125,7 +125,7 @@ def masked_last_hidden(net: _Net, seq: Tensor, times: Tensor | None = None) -> M
     out = one_pass_each(net, seq, remove=False, times=times)
     blank = torch.zeros((2, *seq.shape), dtype=torch.bool)
     blank[1, :, -1] = True  # the history, then the history with the latest item's content hidden
-    both = {} if times is None else {"times": times.repeat(2, 1)}
+    both = time_kwargs(None if times is None else times.repeat(2, 1))
     states = net(seq.repeat(2, 1), blank=blank.flatten(0, 1), **both)[0].view(2, *seq.shape, -1)
     out[:, -1] = states[1, :, -1]
     return Masked(out, states[0])
@@ -147,6 +147,12 @@ def keep_only(seq: Tensor, keep: Tensor) -> Tensor:
     present (positions are right-aligned), exactly as if the user had never interacted with it.
     """
     return compacted(seq, keep & (seq != 0))
+
+
+def time_kwargs(times: Tensor | None) -> dict[str, Tensor]:
+    """The keyword a network that reads time takes its timestamps by; none when there are none to give (networks
+    that read no time take no such keyword)."""
+    return {} if times is None else {"times": times}
 
 
 def compacted(values: Tensor, keep: Tensor) -> Tensor:
@@ -181,9 +187,11 @@ def one_pass_each(net: _Net, seq: Tensor, remove: bool, times: Tensor | None = N
         keep = torch.arange(t)[None, :] != c[:, None]  # [N, T]
         if remove:
             kept = keep & (seq[r] != 0)
-            hidden, _ = net(compacted(seq[r], kept), **({} if times is None else {"times": compacted(times[r], kept)}))
+            hidden, _ = net(
+                compacted(seq[r], kept), **time_kwargs(None if times is None else compacted(times[r], kept))
+            )
         else:
-            hidden, _ = net(seq[r], keep=keep, **({} if times is None else {"times": times[r]}))
+            hidden, _ = net(seq[r], keep=keep, **time_kwargs(None if times is None else times[r]))
         out[r, c] = hidden[:, -1]
     return out
 

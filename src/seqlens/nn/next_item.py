@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from seqlens.nn.masking import one_pass_each
+from seqlens.nn.masking import one_pass_each, time_kwargs
 
 
 class NextItemNet(nn.Module):
@@ -34,7 +34,7 @@ class NextItemNet(nn.Module):
     def training_forward(self, seq: Tensor, times: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Hidden states [B, T, D] of `seq` [B, T] (and its `times`, for a network that `reads_time`) in training,
         and a penalty the network adds to the loss for how it got them (a scalar; none by default)."""
-        hidden, _ = self(seq) if times is None else self(seq, times=times)
+        hidden, _ = self(seq, **time_kwargs(times))
         return hidden, hidden.new_zeros(())
 
     def extra_loss(self, hidden: Tensor, targets: Tensor, n_items: int) -> Tensor:
@@ -58,7 +58,7 @@ class NextItemNet(nn.Module):
 
     def last_hidden(self, seq: Tensor, times: Tensor | None = None) -> Tensor:
         """The hidden state at the last (most recent) position, which predicts the next item."""
-        hidden, _ = self(seq) if times is None else self(seq, times=times)
+        hidden, _ = self(seq, **time_kwargs(times))
         return hidden[:, -1]
 
     def removed_last_hidden(self, seq: Tensor, times: Tensor | None = None) -> Tensor:

@@ -273,14 +273,16 @@ class Recommender:
             given = timestamps.get(user)
             if given is not None and len(given) != len(items):
                 raise DataError(f"timestamps of {user!r}: {len(given)} given for a history of {len(items)} items")
-            if given is None:
-                times.append(None)
-                continue
-            try:
-                times.append(np.asarray(given, dtype=np.int64)[idx > 0])
-            except (TypeError, ValueError):
-                raise DataError(f"timestamps of {user!r} must be integer seconds, got {list(given)[:5]!r}") from None
+            times.append(None if given is None else _seconds(given, user)[idx > 0])
         return np.array(labels, dtype=object), Sequences.from_lists(seqs, times)
+
+
+def _seconds(given: Sequence[int], label: str) -> np.ndarray:
+    """A history's timestamps as int64 seconds, refusing what is not a whole number of seconds in range."""
+    values = np.asarray(given)
+    if values.ndim != 1 or values.dtype.kind not in "iu" or (len(values) and np.abs(values).max() >= 2**62):
+        raise DataError(f"timestamps of {label!r} must be integer seconds, got {list(given)[:5]!r}")
+    return values.astype(np.int64)
 
 
 def as_log(data: InteractionLog | pd.DataFrame) -> InteractionLog:

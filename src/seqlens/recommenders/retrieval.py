@@ -72,10 +72,11 @@ class ItemIndex:
         k: int = 10,
         exclude_seen: bool = True,
         batch_size: int = 512,
+        timestamps: Mapping[str, Sequence[int]] | None = None,
     ) -> pd.DataFrame:
         """`model.recommend`'s table (user_id, item_id, score, rank) from the index instead of exact scoring."""
         model = self.model
-        labels, seqs = model.encoded_histories(users, histories)
+        labels, seqs = model.encoded_histories(users, histories, timestamps)
         frames = []
         for lo in range(0, len(seqs), batch_size):
             rows = np.arange(lo, min(lo + batch_size, len(seqs)))

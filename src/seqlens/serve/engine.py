@@ -27,6 +27,7 @@ from seqlens.data.sequences import Sequences
 from seqlens.errors import ArtifactError
 from seqlens.monitor import AttentionStats, applied_weights, last_query_stats
 from seqlens.monitor.windows import popularity_buckets
+from seqlens.nn.masking import time_kwargs
 from seqlens.recommenders import ModelStore, NextItemModel, Recommender, load_model
 
 
@@ -147,8 +148,7 @@ class Engine:
                     404, f"user_id {user_id!r} was not seen in training; send their history as items instead"
                 )
             h = self.model.histories_
-            times = None if h.times is None else h.times[h.starts[row] : h.starts[row] + h.lengths[row]]
-            return Query(user_id, np.asarray(h[row], dtype=np.int64), source="user", times=times)
+            return Query(user_id, np.asarray(h[row], dtype=np.int64), source="user", times=h.times_of(row))
         if not items:
             raise RequestError(422, "items is empty; give at least one item id (oldest first)")
         idx = np.fromiter((self._items.get(i, 0) for i in items), dtype=np.int64, count=len(items))
@@ -185,7 +185,7 @@ class Engine:
         with torch.inference_mode():
             if self.net is not None and attention:
                 seq, times = cast(NextItemModel, self.model).padded_inputs(seqs, rows)
-                hidden, layers = self.net(seq, return_attention=True, **({} if times is None else {"times": times}))
+                hidden, layers = self.net(seq, return_attention=True, **time_kwargs(times))
                 scores = self.net.scores(hidden[:, -1])
                 stats = last_query_stats(layers, seq != 0)
                 last = [applied_weights(w)[:, :, -1, :] for w in layers]  # per layer [B, H, T]

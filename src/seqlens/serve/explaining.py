@@ -76,13 +76,13 @@ def from_pass(engine: Engine, result: Result) -> dict | None:
     """
     if result.attentions is None or len(result.items) == 0:
         return None
-    from seqlens.explain.explanation import build_explanation
+    from seqlens.explain.explanation import build_explanation, known_times
 
     last = result.attentions[-1]  # [heads, T]: the last layer's applied weights of the last position
     exp = build_explanation(
         cast("NextItemModel", engine.model), label="request", window=result.used, scores=last.mean(0).numpy(),
         target=int(result.items[0]), value=float(result.scores[0]), method="attention", per_head=last.numpy(),
-        deny=_no_deny(), verb=_verb(),
+        deny=_no_deny(), verb=_verb(), times=known_times(result.used_times),
     )  # fmt: skip
     return _response(exp)
 

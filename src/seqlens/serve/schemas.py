@@ -39,9 +39,9 @@ class RecommendRequest(BaseModel):
 
     user_id: Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_encodable)] | None = None
     items: Annotated[list[ItemId], Field(max_length=MAX_ITEMS)] | None = None
-    timestamps: Annotated[list[StrictInt], Field(max_length=MAX_ITEMS)] | None = Field(
-        None, description="the items' times (seconds, aligned with items): a model that reads time uses them"
-    )
+    timestamps: (
+        Annotated[list[Annotated[StrictInt, Field(gt=-(2**62), lt=2**62)]], Field(max_length=MAX_ITEMS)] | None
+    ) = Field(None, description="the items' times (seconds, aligned with items): a model that reads time uses them")
     k: Annotated[StrictInt, Field(ge=1, le=MAX_K)] = 10
     exclude_seen: StrictBool = True
     explain: StrictBool = False

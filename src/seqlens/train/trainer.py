@@ -201,7 +201,8 @@ class Trainer:
             loss, summed, n = self.step(batch[distributed.rank() :: distributed.world_size()])
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            norms.append(nn.utils.get_total_norm([p.grad for p in self.module.parameters() if p.grad is not None]))
+            grads = [torch.linalg.vector_norm(p.grad) for p in self.module.parameters() if p.grad is not None]
+            norms.append(torch.linalg.vector_norm(torch.stack(grads)) if grads else torch.zeros(()))
             opt.step()
             total, count = total + summed, count + n
             bar.update(task, advance=1)
