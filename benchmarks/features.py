@@ -119,6 +119,8 @@ def evaluate_runs(results: dict) -> dict[str, dict]:
     return out
 
 
+#: the configurations whose explanations by feature group are checked (their seed 0): attributes, time, both
+EXPLAINED = ("features", "time", "features_attention_dropout_time")
 #: test users whose feature explanations are checked, and the cells hidden at once
 FAITHFULNESS_USERS, HIDDEN_CELLS = 500, 3
 
@@ -128,6 +130,7 @@ def feature_faithfulness(model, split, seed: int = 0) -> dict:
     score drop of each, over test users with at least 3 items in the window (drawn with the seed)."""
     from seqlens.explain import feature_attributions
     from seqlens.explain.explanation import recommended_items
+    from seqlens.nn.masking import time_kwargs
 
     net = model.net_
     labels, seqs = model.encoded_histories(split.test.users.tolist(), None)
@@ -137,9 +140,9 @@ def feature_faithfulness(model, split, seed: int = 0) -> dict:
     top_drops, random_drops, group_shares = [], [], []
     for lo in range(0, len(rows), 50):
         part = rows[lo : lo + 50]
-        seq = torch.from_numpy(seqs.padded(part, model.max_len))
+        seq, times = model.padded_inputs(seqs, part)
         target = torch.from_numpy(recommended_items(model, seqs.subset(part)))
-        cells, totals, full = feature_attributions(net, seq, target)
+        cells, totals, full = feature_attributions(net, seq, target, times)
         flat = cells.reshape(len(part), -1)
         real = (seq != 0)[..., None].expand_as(cells).reshape(len(part), -1)
         chosen = {"top": flat.masked_fill(~real, float("-inf")).topk(HIDDEN_CELLS, dim=1).indices,
@@ -148,7 +151,7 @@ def feature_faithfulness(model, split, seed: int = 0) -> dict:
         for name, index in chosen.items():
             hide = torch.zeros_like(real).scatter_(1, index, True).view(cells.shape)
             with torch.inference_mode():
-                drop = full - net.score_of(net(seq, hide=hide)[0][:, -1], target)
+                drop = full - net.score_of(net(seq, hide=hide, **time_kwargs(times))[0][:, -1], target)
             (top_drops if name == "top" else random_drops).extend(drop.tolist())
         positive = totals.clamp(min=0)
         group_shares.extend((positive / positive.sum(1, keepdim=True).clamp(min=1e-12)).tolist())
@@ -320,15 +323,6 @@ def report() -> None:
             f"{(model.n_items_ - model.n_warm_) / model.n_items_:.2%} | {(top > model.n_warm_).mean():.2%} | "
             f"{(top > model.n_warm_).any(1).mean():.1%} |"
         )
-        if not found["cold"]:
-            faithful = feature_faithfulness(
-                seqlens.load(MODELS / name), split_for(found["dataset"], found["seed"], 0)[0]
-            )
-            faithfulness_rows.append(
-                f"| {found['dataset']} | {found['seed']} | {faithful['users']} | {faithful['top3_drop']:.3f} | "
-                f"{faithful['random3_drop']:.3f} | {faithful['ratio']:.1f}x | "
-                f"{', '.join(f'{g} {v:.0%}' for g, v in zip(faithful['groups'], faithful['group_share_mean']))} |"
-            )
         if found["cold"]:
             users = evaluated[name]["cold_users"]
             per = {c: pair[c].per_user.set_index("user_id").loc[sorted(users)] for c in pair}
@@ -339,6 +333,14 @@ def report() -> None:
                 f"| {found['dataset']} | {found['seed']} | {found['cold']:g} | {len(users)} | "
                 f"{per['features']['recall@20'].mean():.4f} | {pop.loc[sorted(users), 'recall@20'].mean():.4f} | "
                 f"{per['id']['recall@20'].mean():.4f} |"
+            )
+    for name, found in sorted(results.items()):  # seed 0 of each configuration with more than one feature group
+        if found["config"] in EXPLAINED and not found["cold"] and found["seed"] == 0 and name in evaluated:
+            faithful = feature_faithfulness(seqlens.load(MODELS / name), split_for(found["dataset"], 0, 0)[0])
+            faithfulness_rows.append(
+                f"| {found['dataset']} | `{found['config']}` | {found['seed']} | {faithful['users']} | "
+                f"{faithful['top3_drop']:.3f} | {faithful['random3_drop']:.3f} | {faithful['ratio']:.1f}x | "
+                f"{', '.join(f'{g} {v:.0%}' for g, v in zip(faithful['groups'], faithful['group_share_mean']))} |"
             )
     lines += [
         "",
@@ -372,14 +374,14 @@ def report() -> None:
         "",
         "## Explanations by feature",
         "",
-        "`seqlens.explain.explain_features`: the exact score drop when one feature group (the item's identity, or",
-        f"an attribute column) of one history item is left out. For {FAITHFULNESS_USERS} test users (drawn with seed 0)",
+        "`seqlens.explain.explain_features`: the exact score drop when one feature group (the item's identity, an",
+        f"attribute column, or its time interval) of one history item is left out. For {FAITHFULNESS_USERS} test users (drawn with seed 0)",
         "with at least 3 items, the recommended item's score drop when the 3 top cells are left out at once, against",
         "3 random cells of the same history (the target: at least 3x), and the mean share of each group in the",
         "positive group totals (a group left out at every position).",
         "",
-        "| data | seed | users | top-3 cells drop | random 3 cells drop | ratio | group shares |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| data | configuration | seed | users | top-3 cells drop | random 3 cells drop | ratio | group shares |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
         *faithfulness_rows,
         "",
         "## Attention design options and time",
