@@ -97,7 +97,7 @@ def speed_section(dataset: str, runs: list[dict], name: str) -> tuple[list[str],
             + f" | {signs.count(-1)} / {signs.count(0)} / {signs.count(1)} | "
             + " | ".join("-" if a is None else f"{a:+.4f}" for a in at)
             + " | " + ", ".join(f"{p['best']} / {p['base_best']}" for p in found)
-            + (f" | {np.mean(grads):.2f}x ({len(grads)} seeds) |" if grads else " | - |")
+            + (f" | {np.mean(grads):.2f}x ({len(grads)} seed{'s' * (len(grads) > 1)}) |" if grads else " | - |")
         )  # fmt: skip
     return lines + ["", f"![validation NDCG@10 and gradient norm per epoch](img/awrsr_{name}_speed.png)", ""], pairs
 
@@ -204,8 +204,8 @@ def heatmaps_png(rule: str) -> bytes | None:
                     ax.axvline(t, color="red", linewidth=0.8, alpha=0.7)
                 ax.set_title(f"{'SASRec' if v == 'none' else 'AWRSR-' + v}: layer {layer + 1} {kind}", fontsize=8)
                 ax.set_xticks([]), ax.set_yticks([])
-    fig.suptitle(f"test bed, {rule} rule, user {user}: query rows, key columns, last {WINDOW} positions; "
-                 "red: the trigger(s)", fontsize=9)  # fmt: skip
+    fig.suptitle(f"test bed, {rule} rule, user {user}: query rows, key columns, last {WINDOW} positions (each panel "
+                 "scaled to its own largest weight); red: the trigger(s)", fontsize=9)  # fmt: skip
     return figure_png(fig)
 
 
