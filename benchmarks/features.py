@@ -219,7 +219,7 @@ def _seed_lines(results: dict, evaluated: dict) -> tuple[list[str], list[str]]:
     """Each configuration against id-only over the seeds both ran (no cold share): the mean test metrics over
     seeds and the per-user difference pooled over seeds (each seed paired with the id-only run of that seed);
     and the sentence on the Beauty target."""
-    from seqlens.eval.significance import paired_difference
+    from seqlens.eval.significance import format_p, paired_difference
 
     lines = [
         "| data | configuration | seeds | NDCG@10, mean (per seed) | id-only, mean | NDCG@10 vs id, pooled (95% CI, p) "
@@ -245,7 +245,7 @@ def _seed_lines(results: dict, evaluated: dict) -> tuple[list[str], list[str]]:
             f"| {dataset} | `{config}` | {len(seeds)} | {mean:.4f} ("
             + ", ".join(f"{m.summary['ndcg@10']:.4f}" for m in mine)
             + f") | {np.mean([r.summary['ndcg@10'] for r in base]):.4f} | {d.mean:+.4f} ({d.low:+.4f} to "
-            f"{d.high:+.4f}, p={d.p_value:.3f}) | {np.mean([m.summary['recall@10'] for m in mine]):.4f} | "
+            f"{d.high:+.4f}, p {format_p(d.p_value)}) | {np.mean([m.summary['recall@10'] for m in mine]):.4f} | "
             f"{np.mean([r.summary['recall@10'] for r in base]):.4f} |"
         )
         if len(seeds) >= TARGET_SEEDS and mean > best.get(dataset, (-1.0, "", 0))[0]:
