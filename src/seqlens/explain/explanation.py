@@ -204,7 +204,7 @@ def explain_batch(
                     method=method,
                     k=k,
                     times=_timestamps(model, label, given, timestamps, seqs.lengths[r], users is not None)
-                    or _stored_times(model, seqs, r, n),
+                    or _stored_times(seqs, r, n),
                     now=now,
                     deny=deny,
                     verb=verb,
@@ -296,10 +296,10 @@ def encode_targets(model, items: Sequence[str | None] | None, n: int) -> np.ndar
     return targets
 
 
-def _stored_times(model: NextItemModel, seqs: Sequences, row: int | np.integer, n: int) -> list[int] | None:
+def _stored_times(seqs: Sequences, row: int | np.integer, n: int) -> list[int] | None:
     """The last `n` timestamps of history `row` (stored with a known user's, or given with an ad-hoc one)."""
-    times = seqs.padded_times(np.array([row]), model.max_len)
-    return None if times is None else known_times(times[0, -n:])
+    times = seqs.times_of(int(row))
+    return None if times is None else known_times(times[-n:])
 
 
 def known_times(times: np.ndarray | None) -> list[int] | None:

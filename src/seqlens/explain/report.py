@@ -106,8 +106,9 @@ def html_report(
     if users is not None:
         recs = model.recommend(users=users, k=5)
         lists = {u: model.history_of(u) for u in map(str, users)}
-        stored = {u: model.encoded_histories(users=[u])[1].times_of(0) for u in lists}  # what the model read
-        times = {u: None if t is None else t.tolist() for u, t in stored.items()}
+        _, stored = model.encoded_histories(users=list(lists))  # with the times the model read
+        found = {u: stored.times_of(i) for i, u in enumerate(lists)}
+        times = {u: None if t is None else t.tolist() for u, t in found.items()}
     else:
         given = histories or {}
         recs = model.recommend(histories=given, k=5, timestamps=timestamps)

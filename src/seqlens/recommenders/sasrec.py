@@ -53,14 +53,20 @@ class SASRec(NextItemModel):
                 f"features={self.features} needs item attributes, which {log.source} has none of: fit on "
                 "log.with_items(seqlens.read_items(...)) (command line: a --dataset with an attribute table)"
             )
-        warm = self.n_items_
-        cold = np.sort(np.setdiff1d(table.frame[ITEM].to_numpy(dtype=str), self.item_ids_.astype(str)))
-        titles, cold_ids = dict(self.item_titles_), set(cold)
-        if "title" in table.frame.columns:
-            titles.update({i: t for i, t in zip(table.frame[ITEM], table.frame["title"]) if i in cold_ids})
-        self._set_items(np.concatenate([self.item_ids_, cold.astype(object)]), titles)
-        self.n_warm_ = warm
+        self._append_items(table, self._new_in(table))
         self.item_codes_ = item_codes(table, self.item_ids_, self.features)
+
+    def _new_in(self, table: ItemTable) -> np.ndarray:
+        """The ids of `table` the catalogue lacks, sorted."""
+        return np.sort(np.setdiff1d(table.frame[ITEM].to_numpy(dtype=str), self.item_ids_.astype(str)))
+
+    def _append_items(self, table: ItemTable, new: np.ndarray) -> None:
+        """The catalogue followed by `new` items (cold: `n_warm_` stays), with their titles from `table`."""
+        titles, added, warm = dict(self.item_titles_), set(new), self.n_warm_
+        if "title" in table.frame.columns:
+            titles.update({i: t for i, t in zip(table.frame[ITEM], table.frame["title"]) if i in added})
+        self._set_items(np.concatenate([self.item_ids_, new.astype(object)]), titles)
+        self.n_warm_ = warm
 
     def add_items(self, table: ItemTable) -> SASRec:
         """Add the items of `table` this fitted feature model does not know yet, as cold items ranked by their
@@ -73,7 +79,7 @@ class SASRec(NextItemModel):
         self._check_fitted()
         if self.features is None:
             raise DataError("add_items needs a model that reads item attributes (SASRec(features=[...]))")
-        new = np.sort(np.setdiff1d(table.frame[ITEM].to_numpy(dtype=str), self.item_ids_.astype(str)))
+        new = self._new_in(table)
         codes, unknown = self.item_codes_.extended(table, new)
         if unknown:
             warnings.warn(
@@ -84,13 +90,9 @@ class SASRec(NextItemModel):
             )  # fmt: skip
         if len(new) == 0:
             return self
-        titles = dict(self.item_titles_)
-        if "title" in table.frame.columns:
-            added = set(new)
-            titles.update({i: t for i, t in zip(table.frame[ITEM], table.frame["title"]) if i in added})
-        state, warm = self.net_.state_dict(), self.n_warm_
-        self._set_items(np.concatenate([self.item_ids_, new.astype(object)]), titles)
-        self.n_warm_, self.item_codes_ = warm, codes
+        state = self.net_.state_dict()
+        self._append_items(table, new)
+        self.item_codes_ = codes
         ids = state["item_emb.weight"]  # the new items' id vectors are zero, as cold items' are after fit
         state["item_emb.weight"] = torch.cat([ids, ids.new_zeros(len(new), ids.shape[1])])
         self.net_ = self._build_net()
