@@ -47,17 +47,26 @@ def _beauty(root: Path) -> InteractionLog:
     return _with_attributes(log, root / "beauty" / "Beauty_item2attributes.json")
 
 
+def _with_users(log: InteractionLog, table: Path) -> InteractionLog:
+    """The log with the dataset's user table attached, when the copy has it (`SASRec(user_features=["gender",
+    "age", "occupation"])` on MovieLens reads it)."""
+    from seqlens.data.users import read_users
+
+    return log.with_users(read_users(table)) if table.is_file() else log
+
+
 def _ml_1m(root: Path) -> InteractionLog:
     from seqlens.data.readers import read_movielens
 
     log = read_movielens(root / "ml-1m" / "ratings_users_1-2999.dat.gz", titles=root / "ml-1m" / "movies.dat")
-    return _with_attributes(log, root / "ml-1m" / "movies.dat")
+    return _with_users(_with_attributes(log, root / "ml-1m" / "movies.dat"), root / "ml-1m" / "users.dat")
 
 
 def _ml_100k(root: Path) -> InteractionLog:
     from seqlens.data.readers import read_movielens
 
-    return _with_attributes(read_movielens(root / "ml-100k" / "u.data"), root / "ml-100k" / "u.item")
+    log = _with_attributes(read_movielens(root / "ml-100k" / "u.data"), root / "ml-100k" / "u.item")
+    return _with_users(log, root / "ml-100k" / "u.user")
 
 
 def _sequences(path: str, attributes: str) -> Callable[[Path], InteractionLog]:

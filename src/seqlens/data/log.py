@@ -1,5 +1,5 @@
 """InteractionLog: who interacted with what, when, in order; the one input type of every model. Also
-ItemTable, the item attributes a log may hold (read by items.py).
+ItemTable and UserTable, the item and user attributes a log may hold (read by items.py and users.py).
 
 Columns follow RecTools' conventions: `user_id`, `item_id`, `timestamp` (optional, integer seconds).
 External ids are kept as strings so that `1193` read from a file and `"1193"` typed by a user agree.
@@ -37,6 +37,7 @@ class InteractionLog:
     items: pd.DataFrame | None = None
     source: str = "<dataframe>"
     attributes: ItemTable | None = None  # typed item attributes (`with_items`), kept by every operation
+    user_table: UserTable | None = None  # user attributes (`with_users`), kept by every operation
 
     @classmethod
     def from_frame(
@@ -138,7 +139,7 @@ class InteractionLog:
         return group_bounds(self.df[USER].to_numpy())
 
     def _with(self, df: pd.DataFrame) -> InteractionLog:
-        return InteractionLog(df.reset_index(drop=True), self.items, self.source, self.attributes)
+        return replace(self, df=df.reset_index(drop=True))
 
     def filter_users(self, users: Iterable[str]) -> InteractionLog:
         keep = set(map(str, users))
@@ -152,7 +153,11 @@ class InteractionLog:
         both = InteractionLog.from_frame(
             pd.concat([self.df, other.df], ignore_index=True), items, self.source, context=self.context
         )
-        return replace(both, attributes=self.attributes if self.attributes is not None else other.attributes)
+        return replace(
+            both,
+            attributes=self.attributes if self.attributes is not None else other.attributes,
+            user_table=self.user_table if self.user_table is not None else other.user_table,
+        )
 
     def with_items(self, table: ItemTable) -> InteractionLog:
         """This log with item attributes (`seqlens.read_items`). The table may lack some of the log's items (they
@@ -160,6 +165,11 @@ class InteractionLog:
         titles = self.items[[ITEM, "title"]] if self.items is not None and "title" in self.items.columns else None
         items = table.frame if titles is None or "title" in table.frame.columns else titles.merge(table.frame, "outer")
         return replace(self, items=items, attributes=table)
+
+    def with_users(self, table: UserTable) -> InteractionLog:
+        """This log with user attributes (`seqlens.read_users`), which `SASRec(user_features=[...])` reads. The
+        table may lack some of the log's users (their values are unknown) and hold users the log never saw."""
+        return replace(self, user_table=table)
 
     def kcore(self, user_k: int = 5, item_k: int = 5) -> InteractionLog:
         """Iteratively drop users with fewer than `user_k` and items with fewer than `item_k` interactions."""
@@ -223,6 +233,30 @@ class ItemTable:
         """(items of `item_ids` with attributes, table items not in `item_ids`: cold items)."""
         known, ids = set(self.frame[ITEM]), set(map(str, item_ids))
         return len(ids & known), len(known - ids)
+
+
+@dataclass(frozen=True)
+class UserTable:
+    """Attributes per user (`frame`: one row per user id, values as strings); `bands` maps each numeric
+    column to its band edges."""
+
+    frame: pd.DataFrame
+    columns: tuple[str, ...]
+    bands: dict[str, list[float]] = field(default_factory=dict)
+    source: str = "<dataframe>"
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        return f"UserTable({len(self)} users, columns={list(self.columns)}, source={self.source!r})"
+
+    def values_of(self, users: Sequence[str], column: str, missing: str = "unknown") -> list[str]:
+        """The `column` value of each of `users` (`missing` for users the table does not hold)."""
+        if column not in self.columns:
+            raise DataError(f"{self.source}: no user column {column!r} (have {', '.join(self.columns)})")
+        lookup = dict(zip(self.frame[USER], self.frame[column]))
+        return [lookup.get(str(u), missing) for u in users]
 
 
 def group_bounds(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

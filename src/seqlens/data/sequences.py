@@ -20,12 +20,14 @@ UNKNOWN_TIME = -(2**62)
 @dataclass(frozen=True)
 class Sequences:
     """`flat[starts[i] : starts[i] + lengths[i]]` is sequence i (internal item indices, oldest first); `times`, when
-    known, holds each element's timestamp (integer seconds) at the same offsets."""
+    known, holds each element's timestamp (integer seconds) at the same offsets; `user_codes`, for a model that
+    reads user attributes, row i's user's attribute codes [len, columns] (see `data.UserCodes`)."""
 
     flat: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
     times: np.ndarray | None = None
+    user_codes: np.ndarray | None = None
 
     @classmethod
     def from_lists(
@@ -58,7 +60,8 @@ class Sequences:
 
     def subset(self, rows: np.ndarray) -> Sequences:
         """The sequences at `rows` (indices or a boolean mask), in that order; the flat arrays are shared."""
-        return Sequences(self.flat, self.starts[rows], self.lengths[rows], self.times)
+        codes = None if self.user_codes is None else self.user_codes[rows]
+        return Sequences(self.flat, self.starts[rows], self.lengths[rows], self.times, codes)
 
     def explode(self) -> tuple[np.ndarray, np.ndarray]:
         """(row of each element, element) for all sequences in row order: a vectorised walk over items."""
@@ -77,7 +80,8 @@ class Sequences:
             return self
         lengths = np.bincount(rows[keep], minlength=len(self)).astype(np.int64)
         times = None if self.times is None else self.times[self._positions()][keep]
-        return Sequences(items[keep], np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64), lengths, times)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return Sequences(items[keep], starts, lengths, times, self.user_codes)
 
     def padded(self, rows: np.ndarray, max_len: int, drop_last: int = 0) -> np.ndarray:
         """Left-padded [len(rows), T] array of the last `max_len` items of each row's sequence.

@@ -9,14 +9,15 @@ become strings, numeric columns bands ("band 2 of 4"), as `read_items` does for 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from seqlens.data.items import _banded, _refuse_empty, read_table
-from seqlens.data.log import USER
+from seqlens.data.log import USER, UserTable
 from seqlens.errors import DataError
 
 #: the columns of MovieLens' user files, and which of them are kept as what
@@ -27,27 +28,74 @@ MOVIELENS = {
 
 
 @dataclass(frozen=True)
-class UserTable:
-    """Attributes per user (`frame`: one row per user id, values as strings); `bands` maps each numeric
-    column to its band edges."""
+class UserCodes:
+    """A model's user attribute values as integer codes (`SASRec(user_features=[...])`), saved with it.
 
-    frame: pd.DataFrame
-    columns: tuple[str, ...]
-    bands: dict[str, list[float]] = field(default_factory=dict)
-    source: str = "<dataframe>"
+    `vocabularies[column]` lists the column's values (code k >= 1 is value k - 1; 0 is unknown); `users` maps each
+    user of the training table to its codes, one per column in `vocabularies`' order.
+    """
 
-    def __len__(self) -> int:
-        return len(self.frame)
+    vocabularies: dict[str, list[str]]
+    users: dict[str, list[int]]
 
-    def __repr__(self) -> str:
-        return f"UserTable({len(self)} users, columns={list(self.columns)}, source={self.source!r})"
+    @property
+    def columns(self) -> list[str]:
+        return list(self.vocabularies)
 
-    def values_of(self, users: Sequence[str], column: str, missing: str = "unknown") -> list[str]:
-        """The `column` value of each of `users` (`missing` for users the table does not hold)."""
-        if column not in self.columns:
-            raise DataError(f"{self.source}: no user column {column!r} (have {', '.join(self.columns)})")
-        lookup = dict(zip(self.frame[USER], self.frame[column]))
-        return [lookup.get(str(u), missing) for u in users]
+    def of(
+        self, labels: Sequence[str], given: Mapping[str, Mapping[str, str]] | None = None
+    ) -> tuple[np.ndarray, dict[str, list[str]]]:
+        """[len(labels), columns] codes: a label's `given` values (column -> value) where given, else the stored
+        user's, else unknown (0); and per column, the given values the vocabulary lacks (unknown too)."""
+        out = np.zeros((len(labels), len(self.vocabularies)), dtype=np.int64)
+        lookups = [{v: k + 1 for k, v in enumerate(vs)} for vs in self.vocabularies.values()]
+        unknown: dict[str, list[str]] = {}
+        for i, label in enumerate(labels):
+            values = (given or {}).get(label)
+            if values is None:
+                out[i] = self.users.get(label, 0)
+                continue
+            stray = sorted(set(values) - set(self.vocabularies))
+            if stray:
+                raise DataError(
+                    f"user attributes of {label!r}: no user feature {stray[0]!r} (have {', '.join(self.columns)})"
+                )
+            for j, (column, lookup) in enumerate(zip(self.vocabularies, lookups)):
+                if column in values:
+                    out[i, j] = lookup.get(str(values[column]), 0)
+                    if out[i, j] == 0:
+                        unknown.setdefault(column, []).append(str(values[column]))
+        return out, unknown
+
+    def values_of(self, user: str) -> dict[str, str]:
+        """A stored user's attribute values (column -> value; none for a user the table did not hold)."""
+        codes = self.users.get(user, [0] * len(self.vocabularies))
+        return {c: vs[k - 1] for (c, vs), k in zip(self.vocabularies.items(), codes) if k > 0}
+
+    def to_json(self) -> dict:
+        return {"vocabularies": self.vocabularies, "users": self.users}
+
+    @classmethod
+    def from_json(cls, value: object, where: str) -> UserCodes:
+        """Read `to_json`'s output back, refusing codes outside their vocabulary (a corrupt file)."""
+        if not isinstance(value, dict) or set(value) != {"vocabularies", "users"}:
+            raise DataError(f"{where}: expected an object with 'vocabularies' and 'users'")
+        vocabularies, users = value["vocabularies"], value["users"]
+        sizes = [len(v) for v in vocabularies.values()]
+        for user, codes in users.items():
+            if len(codes) != len(sizes) or any(not isinstance(c, int) or not 0 <= c <= n for c, n in zip(codes, sizes)):
+                raise DataError(f"{where}: codes of user {user!r} do not fit the vocabularies ({codes!r})")
+        return cls(vocabularies, users)
+
+
+def user_codes(table: UserTable, columns: Sequence[str]) -> UserCodes:
+    """The codes of `columns` for every user of `table`; vocabularies are the table's values, sorted."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(f"{table.source}: no user column {missing[0]!r} (have {', '.join(table.columns) or 'none'})")
+    vocabularies = {c: sorted(table.frame[c].unique().tolist()) for c in columns}
+    coded = np.stack([pd.Index(vocabularies[c]).get_indexer(table.frame[c]) + 1 for c in columns], 1)
+    return UserCodes(vocabularies, dict(zip(table.frame[USER].tolist(), coded.tolist())))
 
 
 def read_users(

@@ -21,6 +21,9 @@ from seqlens.eval.metrics import KS, MISS, exclude, metrics_from_ranks, target_r
 
 
 class Scorer(Protocol):
+    """What evaluation needs of a model. One that reads user attributes also has `user_codes_for(users)`, the codes
+    its histories are scored with (`Recommender.user_codes_for`); others need not."""
+
     n_items_: int
 
     def encode_items(self, item_ids: np.ndarray) -> np.ndarray:
@@ -44,7 +47,7 @@ class EvalResult:
 
 def histories_for(model: Scorer, users: np.ndarray, history: InteractionLog) -> Sequences:
     """Each user's history (internal indices, oldest first, unknown items dropped, with their timestamps when the
-    log has them); empty if absent."""
+    log has them, and the user attribute codes of a model that reads them); empty if absent."""
     encoded = model.encode_items(history.df[ITEM].to_numpy())
     known = encoded > 0
     times = history.df[TIME].to_numpy(dtype=np.int64)[known] if history.has_time else None
@@ -52,11 +55,12 @@ def histories_for(model: Scorer, users: np.ndarray, history: InteractionLog) -> 
     row = pd.Index(h_users).get_indexer(users)
     found = row >= 0
     safe = np.where(found, row, 0)
+    codes = getattr(model, "user_codes_for", lambda _: None)(users)  # optional (see `Scorer`)
     if len(h_users) == 0:  # no history item is known to the model: every history is empty
-        return Sequences(encoded[known], np.zeros(len(users), np.int64), np.zeros(len(users), np.int64), times)
-    return Sequences(
-        encoded[known], np.where(found, starts[safe], 0), np.where(found, lengths[safe], 0).astype(np.int64), times
-    )
+        empty = np.zeros(len(users), np.int64)
+        return Sequences(encoded[known], empty, empty, times, codes)
+    starts, lengths = np.where(found, starts[safe], 0), np.where(found, lengths[safe], 0).astype(np.int64)
+    return Sequences(encoded[known], starts, lengths, times, codes)
 
 
 def targets_with_histories(

@@ -114,7 +114,10 @@ def faithfulness(
     for lo in range(0, len(rows), batch_size):
         part = np.arange(lo, min(lo + batch_size, len(rows)))
         seq, times = model.padded_inputs(subset, part)
-        c, a = _batch(model.net_, seq, times, targets[part], rows[part], names, ks, draws, gen, exclude_seen, latest)
+        user = model.user_vectors(subset, part)
+        c, a = _batch(
+            model.net_, seq, times, user, targets[part], rows[part], names, ks, draws, gen, exclude_seen, latest
+        )
         curves.append(c)
         agreement.append(a)
     per_user = pd.concat(curves, ignore_index=True)
@@ -176,14 +179,21 @@ def summarise(per_user: pd.DataFrame, agreement: pd.DataFrame, ks: tuple[int, ..
 
 
 def perturbed_outcomes(
-    net: NextItemNet, seq: Tensor, target: Tensor, exclude_seen: bool, times: Tensor | None = None
+    net: NextItemNet,
+    seq: Tensor,
+    target: Tensor,
+    exclude_seen: bool,
+    times: Tensor | None = None,
+    user: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Score [N] and pessimistic rank [N] of `target` after each sequence [N, T] (timestamps `times`), in chunks."""
+    """Score [N] and pessimistic rank [N] of `target` after each sequence [N, T] (timestamps `times`, user vectors
+    `user` [N, D] of a model that reads user attributes), in chunks."""
     scores, ranks = torch.empty(len(seq)), torch.empty(len(seq), dtype=torch.int64)
     with torch.inference_mode():
         for lo in range(0, len(seq), CHUNK):
             s, t = seq[lo : lo + CHUNK], target[lo : lo + CHUNK]
-            full = net.scores(net.last_hidden(s, None if times is None else times[lo : lo + CHUNK]))
+            state = net.last_hidden(s, None if times is None else times[lo : lo + CHUNK])
+            full = net.scores(state if user is None else state + user[lo : lo + CHUNK])
             scores[lo : lo + CHUNK] = full.gather(1, t[:, None])[:, 0]
             ranks[lo : lo + CHUNK] = target_ranks(exclude(full, s) if exclude_seen else full, t)
     return scores, ranks
@@ -197,14 +207,14 @@ def top_k_mask(scores: Tensor, real: Tensor, k: int) -> Tensor:
 
 
 def _batch(
-    net, seq, times, target, rows, methods, ks, draws, gen, exclude_seen, latest
+    net, seq, times, user, target, rows, methods, ks, draws, gen, exclude_seen, latest
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     real = seq != 0
     orders = {m: attribute(net, seq, m, target, latest, times=times).scores for m in methods}
     orders[RECENCY] = torch.arange(1, seq.shape[1] + 1, dtype=torch.float32).expand(seq.shape) * real
     for d in range(draws):  # random orders: uniform scores over the real positions
         orders[(RANDOM, d)] = torch.rand(seq.shape, generator=gen)
-    base, _ = perturbed_outcomes(net, seq, target, exclude_seen, times)
+    base, _ = perturbed_outcomes(net, seq, target, exclude_seen, times, user)
     masks, labels = [], []
     for name, scores in orders.items():
         for k in ks:
@@ -215,7 +225,8 @@ def _batch(
     kept = torch.cat(masks) & (seq != 0).repeat(len(masks), 1)  # the deleted items' times go with them
     perturbed = compacted(seq.repeat(len(masks), 1), kept)
     when = None if times is None else compacted(times.repeat(len(masks), 1), kept)
-    score_t, rank_t = perturbed_outcomes(net, perturbed, target.repeat(len(masks)), exclude_seen, when)
+    every = None if user is None else user.repeat(len(masks), 1)
+    score_t, rank_t = perturbed_outcomes(net, perturbed, target.repeat(len(masks)), exclude_seen, when, every)
     score, rank = score_t.view(len(masks), b).numpy(), rank_t.view(len(masks), b).numpy()
     full = base.numpy()
     curves = []

@@ -13,7 +13,7 @@ broken upstream) exactly as a fault in production would.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -150,6 +150,7 @@ def answer(model: Recommender, requests: Requests, k: int = 10, batch_size: int 
     if len(requests) == 0:
         raise DataError("no requests to replay (no event has a history the model knows)")
     seqs = Sequences.from_lists(requests.histories, requests.history_times)
+    seqs = replace(seqs, user_codes=model.user_codes_for(requests.users))  # what a model reads of the users
     columns: dict[str, list[np.ndarray]] = {}
     recommended, att_items, att_mass, att_row = [], [], [], []
     layers = 0
@@ -158,7 +159,7 @@ def answer(model: Recommender, requests: Requests, k: int = 10, batch_size: int 
             rows = np.arange(lo, min(lo + batch_size, len(seqs)))
             seq, times = model.padded_inputs(seqs, rows)  # [B, T] each
             hidden, weights = net(seq, return_attention=True, **time_kwargs(times))
-            scores = exclude_histories(net.scores(hidden[:, -1]), seqs, rows)  # [B, n_items + 1]
+            scores = exclude_histories(net.scores(model.with_user(hidden[:, -1], seqs, rows)), seqs, rows)  # [B, n+1]
             recommended.append(scores.topk(k, dim=1).indices.numpy())
             keep = seq != 0
             stats = last_query_stats(weights, keep)

@@ -143,6 +143,13 @@ class SASRecConfig(AttentionBlocks):
         "averaged), on the input and the scoring side, so items of the table that training never saw (cold "
         "items) are ranked by their attributes. None = item ids only.",
     )
+    user_features: list[str] | None = param(
+        None,
+        "User attribute columns the model reads (of the table `log.with_users(seqlens.read_users(...))` attaches, "
+        "such as gender, age and occupation): the sum of their values' embeddings is added to the state every "
+        "next item is scored from, so it shifts scores the same way whatever the history. Users the table lacks, "
+        "and ad-hoc histories given no attributes, read as unknown. None = no user attributes.",
+    )
     id_dropout: float = param(
         0.2,
         "With `features`, the share of training items whose id embedding is left out of the scoring side at each "
@@ -161,6 +168,12 @@ class SASRecConfig(AttentionBlocks):
             raise ValueError("features=[] names no attribute column; leave it None for item ids only")
         if p["features"] is not None and len(set(p["features"])) < len(p["features"]):
             raise ValueError(f"features={p['features']} names a column twice")
+        if p["user_features"] is not None and (
+            not p["user_features"] or len(set(p["user_features"])) < len(p["user_features"])
+        ):
+            raise ValueError(
+                f"user_features={p['user_features']} must name distinct columns (None: no user attributes)"
+            )
         if p["rotary"] and (p["score"] == "additive" or (p["dim"] // p["heads"]) % 2):
             raise ValueError(
                 f"rotary=True needs a dot-product score and an even dim/heads (score={p['score']!r}, "

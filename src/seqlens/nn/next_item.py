@@ -50,6 +50,11 @@ class NextItemNet(nn.Module):
         """[..., D]: the vectors of `items` [...] (rows of `item_table`)."""
         return self.item_emb(items)
 
+    def user_vector(self, codes: Tensor, hide: Tensor | None = None) -> Tensor:
+        """[B, D]: what users' attribute codes [B, columns] add to the state their next item is scored from (a
+        network that reads user attributes; `hide` [B, columns] leaves out a column where True)."""
+        raise ValueError(f"{type(self).__name__} reads no user attributes")
+
     def scores(self, hidden: Tensor) -> Tensor:
         """hidden [..., D] -> scores over all items [..., n_items + 1], padding column at -inf."""
         s = hidden @ self.item_table().T

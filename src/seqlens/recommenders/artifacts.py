@@ -3,13 +3,15 @@
 Layout: `config.json` (model class, hyper-parameters, library version, artifact format, dataset
 fingerprint, config hash), `model.safetensors` (learned tensors and stored histories), `items.json`
 (external item ids and titles), `users.json`, `history.json` (training history) and, when known,
-`metrics.json`; a feature model adds `features.json` (its attribute vocabularies and each item's value codes).
+`metrics.json`; a feature model adds `features.json` (its attribute vocabularies and each item's value codes),
+and a model that reads user attributes `user_features.json` (their vocabularies and each user's value codes).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +26,7 @@ from seqlens import atomic
 from seqlens._version import ARTIFACT_FORMAT, __version__
 from seqlens.data.items import ItemCodes
 from seqlens.data.sequences import Sequences
+from seqlens.data.users import UserCodes
 from seqlens.errors import ArtifactError, DataError, SeqlensError
 from seqlens.recommenders.registry import model_class
 from seqlens.train.config import DISPLAY_ONLY
@@ -75,6 +78,9 @@ def save_model(model: Recommender, path: str | Path, metrics: dict | None = None
     codes = getattr(model, "item_codes_", None)  # a feature model's attribute codes of its catalogue
     if codes is not None:  # with the number of items training saw (the cold ones follow them)
         files["features.json"] = json.dumps({**codes.to_json(), "n_warm": int(model.n_warm_)}).encode()
+    users = getattr(model, "user_codes_", None)  # a model that reads user attributes: their codes
+    if users is not None:
+        files["user_features.json"] = json.dumps(users.to_json()).encode()
     config["sha256"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     with atomic.directory(path) as tmp:
         atomic.write_text(tmp / "config.json", json.dumps(config, indent=2))
@@ -191,4 +197,10 @@ def _restore(model: Recommender, path: Path, config: dict, tensors: dict) -> Non
             raise ArtifactError(f"{path / 'features.json'}: n_warm must count the items training saw, got {n_warm!r}")
         setattr(model, "item_codes_", codes)  # noqa: B010 (only feature models have the attribute)
         model.n_warm_ = n_warm or model.n_warm_  # files written before it was saved: every item counts as seen
+    if (path / "user_features.json").exists():
+        user_codes = UserCodes.from_json(
+            _read_json(path / "user_features.json", dict), str(path / "user_features.json")
+        )
+        setattr(model, "user_codes_", user_codes)  # noqa: B010 (only models that read user attributes have it)
+        model.histories_ = replace(model.histories_, user_codes=model.user_codes_for(model.user_ids_))
     model._load_state({k[len("state.") :]: v for k, v in tensors.items() if k.startswith("state.")})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,15 @@ class Recommender:
             raise DataError(f"user {user!r} was not seen in fit")
         return list(self.decode_items(self.histories_[row]))
 
+    def user_codes_for(
+        self, users: Sequence[str] | np.ndarray, given: Mapping[str, Mapping[str, str]] | None = None
+    ) -> np.ndarray | None:
+        """The user attribute codes [len(users), columns] a model that reads them scores `users`' histories with
+        (`given`: column -> value per label, else the stored values); None for a model that reads none."""
+        if given:
+            raise DataError(f"user_attributes given, but {type(self).__name__} reads no user attributes")
+        return None
+
     def _remember_histories(self, log: InteractionLog) -> None:
         """Store each user's history (for `recommend(users=...)`) in internal indices, without the items the
         model does not know (as evaluation reads histories): kept as padding, an unknown latest item (a
@@ -178,18 +188,21 @@ class Recommender:
         exclude_seen: bool = True,
         batch_size: int = 512,
         timestamps: Mapping[str, Sequence[int]] | None = None,
+        user_attributes: Mapping[str, Mapping[str, str]] | None = None,
     ) -> pd.DataFrame:
         """Top-`k` next items for known `users` (their `fit` histories) or for ad-hoc `histories`.
 
         `histories` maps a user id (any label) to external item ids, oldest first; unknown items are
         ignored with a warning. `timestamps` maps some of those labels to their items' times (seconds,
         aligned), which a model that reads time uses (`SASRec(time="interval")`; without them, unknown).
+        `user_attributes` maps some labels to their attributes (column -> value), which a model that reads
+        them uses (`SASRec(user_features=[...])`; a known user's are stored, others are unknown).
         Returns a DataFrame `user_id, item_id, score, rank` (rank 1 = best).
         """
         self._check_fitted()
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise DataError(f"k must be a positive integer, got {k!r}")
-        labels, seqs = self.encoded_histories(users, histories, timestamps)
+        labels, seqs = self.encoded_histories(users, histories, timestamps, user_attributes)
         k = min(int(k), self.n_items_)
         frames = []
         for rows, scores in scored_batches(self, seqs, exclude_seen, batch_size):
@@ -214,16 +227,24 @@ class Recommender:
         users: Sequence | None = None,
         histories: Mapping[str, Sequence] | None = None,
         timestamps: Mapping[str, Sequence[int]] | None = None,
+        user_attributes: Mapping[str, Mapping[str, str]] | None = None,
     ) -> tuple[np.ndarray, Sequences]:
-        """(labels, internal-index histories) of known `users` (their `fit` histories, with the times stored with
-        them) or of ad-hoc `histories` (external item ids, oldest first; unknown items dropped with a warning, and
-        with them their `timestamps`, where given): what scoring and explaining read."""
+        """(labels, internal-index histories) of known `users` (their `fit` histories, with the times and user
+        attributes stored with them) or of ad-hoc `histories` (external item ids, oldest first; unknown items
+        dropped with a warning, and with them their `timestamps`, where given; `user_attributes` per label, where
+        given): what scoring and explaining read."""
         if users is not None and histories is None:
-            if timestamps is not None:
-                raise DataError("timestamps go with ad-hoc histories; known users' are stored with the model")
+            if timestamps is not None or user_attributes is not None:
+                raise DataError(
+                    "timestamps and user_attributes go with ad-hoc histories; known users' are stored with the model"
+                )
             return self._known_users(users)
         if histories is not None and users is None:
-            return self._adhoc_histories(histories, timestamps or {})
+            stray = [str(u) for u in user_attributes or {} if u not in histories]
+            if stray:
+                raise DataError(f"user_attributes given for {stray[0]!r}, which histories does not hold")
+            labels, seqs = self._adhoc_histories(histories, timestamps or {})
+            return labels, replace(seqs, user_codes=self.user_codes_for(labels, user_attributes))
         raise DataError("pass exactly one of users=[...] or histories={user: [items...]}")
 
     def _known_users(self, users: Sequence) -> tuple[np.ndarray, Sequences]:

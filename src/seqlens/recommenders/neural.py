@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -120,6 +122,7 @@ class NextItemModel(Recommender):
                     when = None if when is None else when.to(device)
                 with autocast:
                     h, penalty = self.net_.training_forward(x, when)
+                    h = self.with_user(h, train, part)  # [b, T, D]: the states every next item is scored from
                 hidden.append(h[y > 0].float())
                 penalties.append(penalty.float())
                 targets.append(y[y > 0])
@@ -157,7 +160,39 @@ class NextItemModel(Recommender):
         device = self.net_.item_emb.weight.device
         seq, times = self.padded_inputs(histories, rows)
         with torch.inference_mode():
-            return self.net_.last_hidden(seq.to(device), None if times is None else times.to(device))
+            return self.with_user(
+                self.net_.last_hidden(seq.to(device), None if times is None else times.to(device)), histories, rows
+            )
+
+    def user_vectors(self, histories: Sequences, rows: np.ndarray) -> Tensor | None:
+        """[len(rows), D]: what the users' attributes of `rows` of `histories` add to the state their next item is
+        scored from (a model that reads user attributes); None otherwise, and for histories without user codes
+        (their users read as unknown, which adds nothing)."""
+        if histories.user_codes is None or getattr(self, "user_codes_", None) is None:
+            return None
+        codes = torch.from_numpy(histories.user_codes[rows]).to(self.net_.item_emb.weight.device)
+        return self.net_.user_vector(codes)
+
+    def with_user(self, states: Tensor, histories: Sequences, rows: np.ndarray) -> Tensor:
+        """`states` [B, D] (or [B, T, D]) of `rows` of `histories` plus their `user_vectors`: every item score of
+        a history is read from such a state."""
+        vector = self.user_vectors(histories, rows)
+        return states if vector is None else states + (vector if states.dim() == 2 else vector[:, None])
+
+    def user_codes_for(
+        self, users: Sequence[str] | np.ndarray, given: Mapping[str, Mapping[str, str]] | None = None
+    ) -> np.ndarray | None:
+        codes = getattr(self, "user_codes_", None)
+        if codes is None:
+            return super().user_codes_for(users, given)
+        out, unknown = codes.of([str(u) for u in users], given)
+        if unknown:
+            warnings.warn(
+                "user attribute values training never saw read as unknown: "
+                + "; ".join(f"{c}: {', '.join(map(repr, sorted(set(vs))[:5]))}" for c, vs in unknown.items()),
+                stacklevel=3,
+            )
+        return out
 
     def padded_inputs(self, histories: Sequences, rows: np.ndarray) -> tuple[Tensor, Tensor | None]:
         """What the network reads of `rows` of `histories`: their left-padded items [B, T] and, for a network that

@@ -10,6 +10,7 @@ import torch
 
 from seqlens.data.items import ItemCodes, item_codes
 from seqlens.data.log import ITEM, InteractionLog, ItemTable
+from seqlens.data.users import UserCodes, user_codes
 from seqlens.errors import ArtifactError, DataError
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
 from seqlens.recommenders.base import as_log
@@ -27,18 +28,31 @@ class SASRec(NextItemModel):
     schema = SCHEMAS["SASRec"]  # SASRecConfig and TrainConfig, declared without torch in registry.py
     features: list[str] | None  # declared on SASRecConfig (the constructor sets it)
     time: str  # declared on SASRecConfig
+    user_features: list[str] | None  # declared on SASRecConfig
     item_codes_: ItemCodes  # with `features`: the catalogue's attribute codes (saved as features.json)
+    user_codes_: UserCodes  # with `user_features`: the users' attribute codes (saved as user_features.json)
 
     def _build_net(self) -> SASRecNet:
-        codes = getattr(self, "item_codes_", None)
+        codes, users = getattr(self, "item_codes_", None), getattr(self, "user_codes_", None)
         if self.features is not None and codes is None:
             raise ArtifactError(f"features={self.features} but no attribute codes: features.json is missing")
-        return SASRecNet(SASRecConfig(n_items=self.n_items_, **self._config(SASRecConfig)), codes)
+        if self.user_features is not None and users is None:
+            raise ArtifactError(f"user_features={self.user_features} but no user codes: user_features.json is missing")
+        return SASRecNet(SASRecConfig(n_items=self.n_items_, **self._config(SASRecConfig)), codes, users)
 
     def _setup(self, log: InteractionLog | pd.DataFrame) -> InteractionLog:
         log = as_log(log)
         if self.time != "none" and not log.has_time:
             raise DataError(f"time={self.time!r} reads the timestamps, which {log.source} has none of")
+        if self.user_features is not None:  # before the histories are stored: they keep their users' codes
+            if log.user_table is None:
+                raise DataError(
+                    f"user_features={self.user_features} needs user attributes, which {log.source} has none of: fit "
+                    "on log.with_users(seqlens.read_users(...)) (command line: a --dataset with a user table)"
+                )
+            self.user_codes_ = user_codes(log.user_table, self.user_features)
+        else:
+            self.__dict__.pop("user_codes_", None)  # a refit without user attributes
         return super()._setup(log)
 
     def _index_items(self, log: InteractionLog) -> None:

@@ -99,24 +99,38 @@ def _verb() -> str:
     return DEFAULT_VERB
 
 
-def explain(engine: Engine, history: list[str], item: str, method: str, times: np.ndarray | None = None) -> dict:
-    """Attributions of `item` to each position of `history` (the window the model read, with its timestamps when
-    known) and the narrative."""
-    return explain_many(engine, method, [(history, item, times)])[0]
+#: what an explanation request holds: the history window, the item, the window's timestamps and the user's
+#: attributes (each None when not known)
+ExplainRequest = tuple[list[str], str, np.ndarray | None, dict[str, str] | None]
 
 
-def explain_many(engine: Engine, method: str, requests: list[tuple[list[str], str, np.ndarray | None]]) -> list[dict]:
-    """Explanations (JSON shaped like `schemas.Explanation`) of several (history window, item, its timestamps or
-    None) requests, batched; the timestamps are what the recommend pass read."""
-    histories = {str(i): history for i, (history, _, _) in enumerate(requests)}
-    times = {str(i): t.tolist() for i, (_, _, t) in enumerate(requests) if t is not None}
+def explain(
+    engine: Engine,
+    history: list[str],
+    item: str,
+    method: str,
+    times: np.ndarray | None = None,
+    attributes: dict[str, str] | None = None,
+) -> dict:
+    """Attributions of `item` to each position of `history` (the window the model read, with its timestamps and
+    the user's attributes when known) and the narrative."""
+    return explain_many(engine, method, [(history, item, times, attributes)])[0]
+
+
+def explain_many(engine: Engine, method: str, requests: list[ExplainRequest]) -> list[dict]:
+    """Explanations (JSON shaped like `schemas.Explanation`) of several `ExplainRequest`s, batched; the timestamps
+    and attributes are what the recommend pass read."""
+    histories = {str(i): r[0] for i, r in enumerate(requests)}
+    times = {str(i): r[2].tolist() for i, r in enumerate(requests) if r[2] is not None}
+    attributes = {str(i): r[3] for i, r in enumerate(requests) if r[3] is not None}
     try:
         from seqlens.explain import explain_batch  # `check` let only explainable models through
 
         model = cast("NextItemModel", engine.model)
         found = explain_batch(
-            model, histories=histories, items=[item for _, item, _ in requests], method=method, timestamps=times or None
-        )
+            model, histories=histories, items=[r[1] for r in requests], method=method, timestamps=times or None,
+            user_attributes=attributes or None,
+        )  # fmt: skip
     except SeqlensError as e:  # requests were checked already; a failure here is about a history itself
         raise RequestError(422, f"cannot explain: {e}") from None
     return [_response(exp) for exp in found]

@@ -42,6 +42,9 @@ class RecommendRequest(BaseModel):
     timestamps: (
         Annotated[list[Annotated[StrictInt, Field(gt=-(2**62), lt=2**62)]], Field(max_length=MAX_ITEMS)] | None
     ) = Field(None, description="the items' times (seconds, aligned with items): a model that reads time uses them")
+    user_attributes: Annotated[dict[Text, Text], Field(max_length=64)] | None = Field(
+        None, description="the user's attributes (column -> value), with items: a model that reads them uses them"
+    )
     k: Annotated[StrictInt, Field(ge=1, le=MAX_K)] = 10
     exclude_seen: StrictBool = True
     explain: StrictBool = False
@@ -54,6 +57,8 @@ class RecommendRequest(BaseModel):
     def _times_align(self) -> RecommendRequest:
         if self.timestamps is not None and (self.items is None or len(self.timestamps) != len(self.items)):
             raise ValueError("timestamps must come with items, one per item (a stored user's times are known)")
+        if self.user_attributes is not None and self.items is None:
+            raise ValueError("user_attributes must come with items (a stored user's attributes are known)")
         return self
 
 
