@@ -49,11 +49,17 @@ OPTIONS = {"attention_dropout": {"attention_dropout": 0.2}, "relative_bias": {"r
            "features_attention_dropout": {"attention_dropout": 0.2},
            # time intervals (added once models could read them), alone and on the best configuration so far
            "time": {"time": "interval"},
-           "features_attention_dropout_time": {"attention_dropout": 0.2, "time": "interval"}}  # fmt: skip
+           "features_attention_dropout_time": {"attention_dropout": 0.2, "time": "interval"},
+           # model size, the one lever left for Beauty's target: the best configuration at twice the width
+           "features_attention_dropout_wide": {"attention_dropout": 0.2, "dim": 128},
+           # user attributes (`USER_COLUMNS`), alone and with time intervals
+           "users": {}, "time_users": {"time": "interval"}}  # fmt: skip
 #: what each configuration adds to the dataset's core settings
 CONFIGS = ("id", "features", *OPTIONS)
 #: the attribute column of each dataset's table (`seqlens.load_dataset` attaches the table)
 COLUMNS = {"beauty": "attributes", "ml-1m": "genres"}
+#: the user attribute columns of the datasets with a user table (configurations ending in "users" read them)
+USER_COLUMNS = {"ml-1m": ["gender", "age", "occupation"]}
 
 
 def run_name(dataset: str, config: str, seed: int, cold: float) -> str:
@@ -86,6 +92,8 @@ def train(dataset: str, config: str, seed: int, cold: float) -> None:
     params = {**PARAMS[dataset], "seed": seed}
     if config.startswith("features"):
         params["features"] = [COLUMNS[dataset]]
+    if config.endswith("users"):
+        params["user_features"] = USER_COLUMNS[dataset]
     params.update(OPTIONS.get(config, {}))
     model, wall, best = fit_timed(params, split)
     history = model.history_
@@ -215,41 +223,34 @@ def _option_lines(results: dict, evaluated: dict) -> list[str]:
 TARGET, TARGET_SEEDS = 0.060, 3
 
 
-def _seed_lines(results: dict, evaluated: dict) -> tuple[list[str], list[str]]:
+#: the levers compared with the configuration they were added to (beside every configuration against id-only)
+LEVERS = {"features_attention_dropout": "features", "features_attention_dropout_wide": "features_attention_dropout",
+          "features_attention_dropout_time": "features_attention_dropout", "time_users": "time", "users": "id"}  # fmt: skip
+
+
+def _seed_lines(results: dict, evaluated: dict) -> tuple[list[str], list[str], list[str]]:
     """Each configuration against id-only over the seeds both ran (no cold share): the mean test metrics over
     seeds and the per-user difference pooled over seeds (each seed paired with the id-only run of that seed);
-    and the sentence on the Beauty target."""
-    from seqlens.eval.significance import format_p, paired_difference
-
-    lines = [
-        "| data | configuration | seeds | NDCG@10, mean (per seed) | id-only, mean | NDCG@10 vs id, pooled (95% CI, p) "
-        "| Recall@10, mean | id-only, mean |",
+    the same for each lever against the configuration it was added to (`LEVERS`); and the sentence on the
+    Beauty target."""
+    header = [
+        "| data | configuration | seeds | NDCG@10, mean (per seed) | {base}, mean | NDCG@10 vs {base}, pooled (95% CI, p) "
+        "| Recall@10, mean | {base}, mean |",
         "|---|---|---:|---|---:|---|---:|---:|",
     ]
+    lines, levers = [header[0].format(base="id-only"), header[1]], [header[0].format(base="before"), header[1]]
     best: dict[str, tuple[float, str, int]] = {}
     runs = {(f["dataset"], f["config"], f["seed"]): n for n, f in results.items() if not f["cold"] and n in evaluated}
     for dataset, config in sorted({(d, c) for d, c, _ in runs if c != "id"}):
-        seeds = sorted(s for d, c, s in runs if (d, c) == (dataset, config) and (d, "id", s) in runs)
-        if not seeds:
+        found = _pooled(runs, evaluated, dataset, config, "id")
+        if found is None:
             continue
-        mine = [evaluated[runs[(dataset, config, s)]]["result"] for s in seeds]
-        base = [evaluated[runs[(dataset, "id", s)]]["result"] for s in seeds]
-        a, b = [], []
-        for m, r in zip(mine, base):
-            merged = m.per_user.merge(r.per_user, on="user_id", suffixes=("_a", "_b"))
-            a.append(merged["ndcg@10_a"].to_numpy())
-            b.append(merged["ndcg@10_b"].to_numpy())
-        d = paired_difference(np.concatenate(a), np.concatenate(b))
-        mean = float(np.mean([m.summary["ndcg@10"] for m in mine]))
-        lines.append(
-            f"| {dataset} | `{config}` | {len(seeds)} | {mean:.4f} ("
-            + ", ".join(f"{m.summary['ndcg@10']:.4f}" for m in mine)
-            + f") | {np.mean([r.summary['ndcg@10'] for r in base]):.4f} | {d.mean:+.4f} ({d.low:+.4f} to "
-            f"{d.high:+.4f}, p {format_p(d.p_value)}) | {np.mean([m.summary['recall@10'] for m in mine]):.4f} | "
-            f"{np.mean([r.summary['recall@10'] for r in base]):.4f} |"
-        )
-        if len(seeds) >= TARGET_SEEDS and mean > best.get(dataset, (-1.0, "", 0))[0]:
-            best[dataset] = (mean, config, len(seeds))
+        lines.append(found[0])
+        if found[2] >= TARGET_SEEDS and found[1] > best.get(dataset, (-1.0, "", 0))[0]:
+            best[dataset] = (found[1], config, found[2])
+        lever = _pooled(runs, evaluated, dataset, config, LEVERS[config]) if config in LEVERS else None
+        if lever is not None:
+            levers.append(lever[0].replace(f"`{config}`", f"`{config}` vs `{LEVERS[config]}`"))
     if "beauty" in best:
         mean, config, n = best["beauty"]
         target = [f"Beauty target, test NDCG@10 >= {TARGET} on the mean of {TARGET_SEEDS} seeds: "
@@ -258,7 +259,33 @@ def _seed_lines(results: dict, evaluated: dict) -> tuple[list[str], list[str]]:
     else:
         target = [f"Beauty target, test NDCG@10 >= {TARGET} on the mean of {TARGET_SEEDS} seeds: no configuration "
                   f"has {TARGET_SEEDS} seeds yet."]  # fmt: skip
-    return lines, target
+    return lines, levers, target
+
+
+def _pooled(runs: dict, evaluated: dict, dataset: str, config: str, base: str) -> tuple[str, float, int] | None:
+    """(table row, mean test NDCG@10, seeds) of `config` against `base` over the seeds both ran (None: none)."""
+    from seqlens.eval.significance import format_p, paired_difference
+
+    seeds = sorted(s for d, c, s in runs if (d, c) == (dataset, config) and (d, base, s) in runs)
+    if not seeds:
+        return None
+    mine = [evaluated[runs[(dataset, config, s)]]["result"] for s in seeds]
+    other = [evaluated[runs[(dataset, base, s)]]["result"] for s in seeds]
+    a, b = [], []
+    for m, r in zip(mine, other):
+        merged = m.per_user.merge(r.per_user, on="user_id", suffixes=("_a", "_b"))
+        a.append(merged["ndcg@10_a"].to_numpy())
+        b.append(merged["ndcg@10_b"].to_numpy())
+    d = paired_difference(np.concatenate(a), np.concatenate(b))
+    mean = float(np.mean([m.summary["ndcg@10"] for m in mine]))
+    row = (
+        f"| {dataset} | `{config}` | {len(seeds)} | {mean:.4f} ("
+        + ", ".join(f"{m.summary['ndcg@10']:.4f}" for m in mine)
+        + f") | {np.mean([r.summary['ndcg@10'] for r in other]):.4f} | {d.mean:+.4f} ({d.low:+.4f} to "
+        f"{d.high:+.4f}, p {format_p(d.p_value)}) | {np.mean([m.summary['recall@10'] for m in mine]):.4f} | "
+        f"{np.mean([r.summary['recall@10'] for r in other]):.4f} |"
+    )
+    return row, mean, len(seeds)
 
 
 def _missing_lines(results: dict) -> list[str]:
@@ -267,6 +294,8 @@ def _missing_lines(results: dict) -> list[str]:
     lines = []
     for dataset in COLUMNS:
         for config in CONFIGS:
+            if config.endswith("users") and dataset not in USER_COLUMNS:
+                continue
             missing = [s for s in range(TARGET_SEEDS) if (dataset, config, s) not in have]
             if missing:
                 lines.append(f"`{config}` on {dataset}, seed{'s' * (len(missing) > 1)} {', '.join(map(str, missing))}")
@@ -298,7 +327,7 @@ def report() -> None:
     ]
     cold_rows, faithfulness_rows, calibration_rows = [], [], []
     option_lines = _option_lines(results, evaluated)
-    seed_lines, target_lines = _seed_lines(results, evaluated)
+    seed_lines, lever_lines, target_lines = _seed_lines(results, evaluated)
     for name, found in sorted(results.items()):
         if found["config"] != "features" or name not in evaluated:
             continue
@@ -356,6 +385,11 @@ def report() -> None:
         *seed_lines,
         "",
         *target_lines,
+        "",
+        "What each lever added: each configuration against the one it was added to (same dataset and seed), over",
+        "the seeds both ran.",
+        "",
+        *lever_lines,
         "",
         "## Cold items",
         "",
