@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import typer
@@ -313,3 +314,23 @@ def test_train_in_two_processes(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1, 2]
     assert json.loads((out / "metrics.json").read_text())["test"]["ndcg@10"] > 0
+
+
+def test_train_and_evaluate_a_context_model_from_a_table(tmp_path):
+    rng = np.random.default_rng(0)
+    devices = rng.choice(["mobile", "desktop"], 600)
+    frame = pd.DataFrame({"user_id": np.repeat(np.arange(60), 10), "item_id": [f"{d[0]}{k}" for d, k in
+                          zip(devices, rng.integers(5, size=600))], "timestamp": np.tile(np.arange(10), 60),
+                          "device": devices})  # fmt: skip
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    out = tmp_path / "model"
+    result = runner.invoke(app, ["train", "--data", str(tmp_path / "log.csv"), "--context", "device", "--epochs", "1",
+                                 "--dim", "8", "--max-len", "10", "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "context.json").read_text())["vocabularies"] == {"device": ["desktop", "mobile"]}
+    result = runner.invoke(app, ["evaluate", str(out), str(tmp_path / "log.csv")])
+    assert result.exit_code == 0, result.output
+    sequences = tmp_path / "log.txt"
+    sequences.write_text("1 2 3\n2 3 4\n")
+    result = runner.invoke(app, ["train", "--data", str(sequences), "--context", "device", "--out", str(out)])
+    assert result.exit_code != 0 and "context columns (device) are read from tables" in result.output

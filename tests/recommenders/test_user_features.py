@@ -111,13 +111,13 @@ def test_explanations_score_the_item_as_recommend_does(user_model):
     assert known.score == pytest.approx(user_model.recommend(users=["u1"], k=1)["score"][0], rel=1e-5)
     # by feature: the history's cells plus each attribute's exact part add up to the score
     by_feature = explain_features(user_model, history=["hub"], user_attributes=given)
-    assert by_feature.user_values == given and by_feature.user_scores is not None
+    assert by_feature.request == [("user", "group", "b"), ("user", "age", "young")]
     top_after_hub = user_model.recommend(histories={"v": ["hub"]}, k=1, user_attributes={"v": given})
     assert by_feature.score == pytest.approx(top_after_hub["score"][0], rel=1e-5)
-    shares = np.concatenate([by_feature.shares().ravel(), by_feature.user_shares()])
+    shares = np.concatenate([by_feature.shares().ravel(), by_feature.request_shares()])
     assert shares.sum() == pytest.approx(1.0)
     # after `hub` alone the group is what points to b's pool: it is cited
-    assert by_feature.user_scores[0] > 0 and "your group (b)" in by_feature.narrative
+    assert by_feature.request_scores[0] > 0 and "your group (b)" in by_feature.narrative
 
 
 def test_evaluation_reads_the_users_attributes(user_model, group_log):
@@ -140,7 +140,7 @@ def test_clear_errors(user_model, group_log):
         user_model.recommend(histories={"v": ["hub"]}, user_attributes={"v": {"job": "x"}})
     with pytest.raises(DataError, match="ad-hoc histories"):
         user_model.recommend(users=["u1"], user_attributes={"u1": {"group": "a"}})
-    with pytest.raises(DataError, match="histories does not hold"):
+    with pytest.raises(DataError, match="not among the users or histories"):
         user_model.recommend(histories={"v": ["hub"]}, user_attributes={"w": {"group": "a"}})
     id_only = seqlens.SASRec(dim=8, max_len=8, epochs=1, progress=False).fit(group_log)
     with pytest.raises(DataError, match="reads no user attributes"):

@@ -54,7 +54,8 @@ def load_data(cfg: Config) -> InteractionLog:
     if d.dataset is not None:
         log = load_dataset(d.dataset, d.root)
     else:
-        log = read_log(d.path, d.format, d.user, d.item, d.time, d.timestamps, d.titles)
+        context = getattr(cfg.model, "context", None) or ()  # the columns a model that reads context needs
+        log = read_log(d.path, d.format, d.user, d.item, d.time, d.timestamps, d.titles, context)
     return log.kcore(d.kcore, d.kcore) if d.kcore else log
 
 

@@ -50,7 +50,8 @@ def evaluate_cmd(
     from seqlens.recommenders import Popular, load_model
 
     model = load_model(model_dir)
-    log = read_log(data, format, timestamps=timestamps)
+    # a model that reads the request's context reads each test event's own
+    log = read_log(data, format, timestamps=timestamps, context=getattr(model, "context", None) or ())
     split = leave_one_out(log)
     results = {
         name: evaluate(m, split.test, split.test_history, exclude_seen=not keep_seen, sampled=sampled)

@@ -132,12 +132,13 @@ def read_log(
     time: str | None = TIME,
     timestamps: PathLike | None = None,
     titles: PathLike | None = None,
+    context: Sequence[str] = (),
 ) -> InteractionLog:
     """Read any supported format; `format="auto"` decides by file name.
 
     `*.dat[.gz]` and `u.data` are MovieLens, `*.txt` one sequence per line (with optional aligned
-    `timestamps`), `*.csv`/`*.tsv`/`*.parquet` tables with the given column names. The path `synthetic`
-    (or format "synthetic") is the built-in generator.
+    `timestamps`), `*.csv`/`*.tsv`/`*.parquet` tables with the given column names (and the per-event `context`
+    columns kept). The path `synthetic` (or format "synthetic") is the built-in generator.
     """
     name = Path(path).name.lower()
     if format == "auto":
@@ -149,6 +150,9 @@ def read_log(
             format = "sequences"
         else:
             format = "table"
+    if context and format not in ("table", "csv", "tsv", "parquet"):
+        raise DataError(f"{path}: context columns ({', '.join(context)}) are read from tables (CSV, TSV, Parquet), "
+                        f"not the {format} format")  # fmt: skip
     if format == "synthetic":
         return synthetic_log()
     if format == "movielens":
@@ -158,7 +162,7 @@ def read_log(
     if format in ("table", "csv", "tsv", "parquet"):
         sep = {"csv": ",", "tsv": "\t"}.get(format)
         items = read_movielens_titles(titles) if titles else None
-        return read_interactions(path, user=user, item=item, time=time, sep=sep, items=items)
+        return read_interactions(path, user=user, item=item, time=time, sep=sep, items=items, context=context)
     raise DataError(f"format {format!r} is not one of {', '.join(FORMATS)}")
 
 

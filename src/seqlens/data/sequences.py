@@ -20,14 +20,16 @@ UNKNOWN_TIME = -(2**62)
 @dataclass(frozen=True)
 class Sequences:
     """`flat[starts[i] : starts[i] + lengths[i]]` is sequence i (internal item indices, oldest first); `times`, when
-    known, holds each element's timestamp (integer seconds) at the same offsets; `user_codes`, for a model that
-    reads user attributes, row i's user's attribute codes [len, columns] (see `data.UserCodes`)."""
+    known, holds each element's timestamp (integer seconds) at the same offsets. For a model that reads them, per
+    row: `user_codes`, its user's attribute codes [len, columns], and `context_codes`, the context codes of the
+    request that asks for its next item [len, columns] (see `data.codes`)."""
 
     flat: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
     times: np.ndarray | None = None
     user_codes: np.ndarray | None = None
+    context_codes: np.ndarray | None = None
 
     @classmethod
     def from_lists(
@@ -60,8 +62,9 @@ class Sequences:
 
     def subset(self, rows: np.ndarray) -> Sequences:
         """The sequences at `rows` (indices or a boolean mask), in that order; the flat arrays are shared."""
-        codes = None if self.user_codes is None else self.user_codes[rows]
-        return Sequences(self.flat, self.starts[rows], self.lengths[rows], self.times, codes)
+        users = None if self.user_codes is None else self.user_codes[rows]
+        context = None if self.context_codes is None else self.context_codes[rows]
+        return Sequences(self.flat, self.starts[rows], self.lengths[rows], self.times, users, context)
 
     def explode(self) -> tuple[np.ndarray, np.ndarray]:
         """(row of each element, element) for all sequences in row order: a vectorised walk over items."""
@@ -81,7 +84,7 @@ class Sequences:
         lengths = np.bincount(rows[keep], minlength=len(self)).astype(np.int64)
         times = None if self.times is None else self.times[self._positions()][keep]
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        return Sequences(items[keep], starts, lengths, times, self.user_codes)
+        return Sequences(items[keep], starts, lengths, times, self.user_codes, self.context_codes)
 
     def padded(self, rows: np.ndarray, max_len: int, drop_last: int = 0) -> np.ndarray:
         """Left-padded [len(rows), T] array of the last `max_len` items of each row's sequence.
@@ -108,8 +111,14 @@ class Sequences:
     def training_pair(self, rows: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
         """Inputs (each sequence without its last item) and next-item targets, aligned and left-padded."""
         inputs = self.padded(rows, max_len, drop_last=1)
+        return inputs, self.of_targets(self.flat, rows, inputs)
+
+    def of_targets(self, values: np.ndarray, rows: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+        """`values` [len(flat), ...] (one per element) of the targets of `training_pair(rows, ...)`, whose `inputs`
+        are given: [len(rows), T, ...], 0 where the input is padding."""
         ends = self.starts[rows] + self.lengths[rows]
         width = inputs.shape[1]
         idx = ends[:, None] - width + np.arange(width)[None, :]
-        targets = np.where(inputs != PAD, self.flat[np.clip(idx, 0, len(self.flat) - 1)], PAD)
-        return inputs, targets
+        picked = values[np.clip(idx, 0, len(values) - 1)]
+        real = (inputs != PAD).reshape(*inputs.shape, *([1] * (values.ndim - 1)))
+        return np.where(real, picked, 0)

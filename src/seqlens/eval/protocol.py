@@ -6,7 +6,7 @@ and SASRec are measured by the same code on the same users.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -21,8 +21,9 @@ from seqlens.eval.metrics import KS, MISS, exclude, metrics_from_ranks, target_r
 
 
 class Scorer(Protocol):
-    """What evaluation needs of a model. One that reads user attributes also has `user_codes_for(users)`, the codes
-    its histories are scored with (`Recommender.user_codes_for`); others need not."""
+    """What evaluation needs of a model. One that reads user attributes or request context also has
+    `user_codes_for(users)` and `event_context_codes(events)`, the codes its histories are scored with (see
+    `Recommender`); others need not."""
 
     n_items_: int
 
@@ -68,7 +69,10 @@ def targets_with_histories(
 ) -> tuple[np.ndarray, Sequences, np.ndarray]:
     """(user ids, their histories, internal target indices) in the row order of `targets`: what ranking needs."""
     users = targets.df[USER].to_numpy()
-    return users, histories_for(model, users, history), model.encode_items(targets.df[ITEM].to_numpy())
+    histories = histories_for(model, users, history)
+    # a model that reads request context reads each target event's own: it is known when the request is made
+    context = getattr(model, "event_context_codes", lambda _: None)(targets.df)  # optional (see `Scorer`)
+    return users, replace(histories, context_codes=context), model.encode_items(targets.df[ITEM].to_numpy())
 
 
 def item_counts(model: Scorer, log: InteractionLog) -> np.ndarray:

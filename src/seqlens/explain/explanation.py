@@ -123,6 +123,7 @@ def explain(
     verb: str = DEFAULT_VERB,
     exclude_seen: bool = True,
     user_attributes: Mapping[str, str] | None = None,
+    context: Mapping[str, str] | None = None,
 ) -> Explanation:
     """Explain one recommendation: `item` (default: the top one) for a known `user` or an ad-hoc `history`.
 
@@ -131,7 +132,7 @@ def explain(
     as given, or with `model.history_of(user)`) add "3 days ago" to the narrative, measured from `now`
     (default: the latest timestamp); a history's are also what a model that reads time takes in. `deny`
     hides items (see `DenyList`). `user_attributes` (column -> value) go with a history, for a model that reads
-    them (a known user's are stored).
+    them (a known user's are stored); `context` (column -> value) is the request's, for a model that reads it.
     """
     if query is not None:
         if user is not None or history is not None:
@@ -149,6 +150,7 @@ def explain(
         model, users, histories, [item], method=method, k=k, deny=deny, verb=verb, exclude_seen=exclude_seen,
         now=now, timestamps=None if timestamps is None else {label: timestamps},
         user_attributes=None if user_attributes is None else {label: user_attributes},
+        context=None if context is None else {label: context},
     )[0]  # fmt: skip
 
 
@@ -167,12 +169,13 @@ def explain_batch(
     exclude_seen: bool = True,
     batch_size: int = 256,
     user_attributes: Mapping[str, Mapping[str, str]] | None = None,
+    context: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[Explanation]:
     """Explanations for many known `users` or ad-hoc `histories` at once (batched forward passes).
 
     `items` lists, per user in order, the item to explain (None = that user's top recommendation).
     `timestamps` maps a user (or history label) to its times, aligned like in `explain`; `user_attributes` maps
-    a history label to its user attributes.
+    a history label to its user attributes, and `context` a user or label to its request's context.
     """
     check_method(method)
     _check_explainable(model, method)
@@ -180,8 +183,9 @@ def explain_batch(
         raise DataError(f"k must be a positive integer, got {k!r}")
     # an ad-hoc history's timestamps are also what a model that reads time takes in (a known user's are stored)
     labels, seqs = model.encoded_histories(
-        users, histories, None if histories is None else timestamps, None if histories is None else user_attributes
-    )
+        users, histories, None if histories is None else timestamps, None if histories is None else user_attributes,
+        context,
+    )  # fmt: skip
     given = None if histories is None else {str(u): [str(i) for i in h] for u, h in histories.items()}
     wanted = encode_targets(model, items, len(labels))
     deny = as_deny_list(deny)
@@ -193,12 +197,12 @@ def explain_batch(
         masked = masked_states(model.net_, seq, times) if method == "masking" else None
         targets = recommended_items(
             model, seqs.subset(rows), None if wanted is None else wanted[rows], exclude_seen,
-            states=None if masked is None else model.with_user(masked.states[:, -1], seqs, rows),
+            states=None if masked is None else model.with_query(masked.states[:, -1], seqs, rows),
         )  # fmt: skip
         a = attribute(model.net_, seq, method, torch.from_numpy(targets), masked=masked, times=times)
-        # the item's score as `recommend` gives it: a model that reads user attributes adds their part, the same
-        # whatever the history (so no history position's attribution changes)
-        score = a.target_score + user_part(model, seqs, rows, a.target)
+        # the item's score as `recommend` gives it: a model that reads user attributes or context adds their part,
+        # the same whatever the history (so no history position's attribution changes)
+        score = a.target_score + query_part(model, seqs, rows, a.target)
         for i, r in enumerate(rows):
             n = min(int(seqs.lengths[r]), model.max_len)
             label = str(labels[r])
@@ -223,10 +227,10 @@ def explain_batch(
     return out
 
 
-def user_part(model: NextItemModel, histories: Sequences, rows: np.ndarray, items: Tensor) -> Tensor:
-    """[len(rows)]: what the users' attributes add to the score of `items` [len(rows)] (0 for a model that reads
-    none): the dot product of their user vector with the item's."""
-    vector = model.user_vectors(histories, rows)
+def query_part(model: NextItemModel, histories: Sequences, rows: np.ndarray, items: Tensor) -> Tensor:
+    """[len(rows)]: what the users' attributes and the requests' context add to the score of `items` [len(rows)]
+    (0 for a model that reads neither): the dot product of their `query_vectors` with the item's."""
+    vector = model.query_vectors(histories, rows)
     if vector is None:
         return torch.zeros(len(rows))
     with torch.inference_mode():

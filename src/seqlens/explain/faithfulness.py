@@ -114,7 +114,7 @@ def faithfulness(
     for lo in range(0, len(rows), batch_size):
         part = np.arange(lo, min(lo + batch_size, len(rows)))
         seq, times = model.padded_inputs(subset, part)
-        user = model.user_vectors(subset, part)
+        user = model.query_vectors(subset, part)
         c, a = _batch(
             model.net_, seq, times, user, targets[part], rows[part], names, ks, draws, gen, exclude_seen, latest
         )
@@ -186,8 +186,8 @@ def perturbed_outcomes(
     times: Tensor | None = None,
     user: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Score [N] and pessimistic rank [N] of `target` after each sequence [N, T] (timestamps `times`, user vectors
-    `user` [N, D] of a model that reads user attributes), in chunks."""
+    """Score [N] and pessimistic rank [N] of `target` after each sequence [N, T] (timestamps `times`; `user` [N, D]:
+    the `query_vectors` of a model that reads user attributes or context), in chunks."""
     scores, ranks = torch.empty(len(seq)), torch.empty(len(seq), dtype=torch.int64)
     with torch.inference_mode():
         for lo in range(0, len(seq), CHUNK):

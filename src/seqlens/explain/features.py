@@ -7,15 +7,16 @@ other groups), all cells of a history in one batched forward pass; a group's tot
 left out at every position. Signed, like masking: a negative cell argued against the item and is never cited.
 An id-only model has one group, so this reduces to hiding each item's identity.
 
-A model that reads user attributes (`SASRec(user_features=[...])`) adds their vector to the state the item is
-scored from: each attribute's part of the score is exactly its vector's dot product with the item's (what leaving
-it out would take away), the same whatever the history; it is shared out with the cells.
+A model that reads user attributes or request context (`SASRec(user_features=[...], context=[...])`) adds their
+vectors to the state the item is scored from: each attribute's part of the score is exactly its vector's dot
+product with the item's (what leaving it out would take away), the same whatever the history; these parts are
+shared out with the cells.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,24 +46,22 @@ class FeatureExplanation:
     scores: np.ndarray  # [T, groups]: the score drop when that group of that item is left out
     totals: np.ndarray  # [groups]: the drop when the group is left out at every position
     narrative: str
-    user_values: dict[str, str] | None = None  # the user's attribute values (a model that reads them)
-    user_scores: np.ndarray | None = None  # [user columns]: each attribute's part of the score
+    #: what the model read of the request besides the history: (group, column, value), the group "user" for a user
+    #: attribute, "context" for the request's context (a model that reads them)
+    request: list[tuple[str, str, str]] = field(default_factory=list)
+    request_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [len(request)]: each one's part
 
     def shares(self) -> np.ndarray:
-        """[T, groups]: each cell's share of the positive drops, the user attributes' included (negative: 0)."""
+        """[T, groups]: each cell's share of the positive drops, the request's parts included (negative: 0)."""
         positive = np.clip(self.scores, 0, None)
-        total = positive.sum() + self.user_positive().sum()
+        total = positive.sum() + np.clip(self.request_scores, 0, None).sum()
         return positive / total if total > 0 else positive
 
-    def user_shares(self) -> np.ndarray:
-        """[user columns]: each user attribute's share of the positive drops, as `shares` counts them."""
-        positive = self.user_positive()
+    def request_shares(self) -> np.ndarray:
+        """[len(request)]: each request part's share of the positive drops, as `shares` counts them."""
+        positive = np.clip(self.request_scores, 0, None)
         total = np.clip(self.scores, 0, None).sum() + positive.sum()
         return positive / total if total > 0 else positive
-
-    def user_positive(self) -> np.ndarray:
-        """[user columns]: the positive parts of `user_scores` (empty without them)."""
-        return np.zeros(0) if self.user_scores is None else np.clip(self.user_scores, 0, None)
 
 
 def feature_attributions(
@@ -95,10 +94,12 @@ def explain_features(
     exclude_seen: bool = True,
     timestamps: Sequence[int] | None = None,
     user_attributes: Mapping[str, str] | None = None,
+    context: Mapping[str, str] | None = None,
 ) -> FeatureExplanation:
     """Explain one recommendation (`item`, default the top one) of a known `user` or an ad-hoc `history` (with its
-    `timestamps`, for a model that reads time, and `user_attributes`, for one that reads them) by feature group
-    and position; the narrative cites at most `k` cells (each at least 5% of the positive drops)."""
+    `timestamps`, for a model that reads time, and `user_attributes`, for one that reads them), asked for in
+    `context` (a model that reads it), by feature group and position; the narrative cites at most `k` cells (each
+    at least 5% of the positive drops)."""
     net = getattr(model, "net_", None)
     if not isinstance(net, SASRecNet):
         raise DataError(f"explanations by feature need a SASRec model, not {type(model).__name__}")
@@ -109,6 +110,7 @@ def explain_features(
     _, seqs = model.encoded_histories(
         users, histories, None if timestamps is None else {"history": timestamps},
         None if user_attributes is None else {"history": user_attributes},
+        None if context is None else {str(user) if user is not None else "history": context},
     )  # fmt: skip
     target = recommended_items(model, seqs, encode_targets(model, [item], 1), exclude_seen)
     n = min(int(seqs.lengths[0]), model.max_len)
@@ -126,17 +128,20 @@ def explain_features(
     out = FeatureExplanation(
         recommended, title, float(full[0]), net.groups, ids, values, cells[0, -n:].numpy(), totals[0].numpy(), ""
     )
-    user_codes = getattr(model, "user_codes_", None)
-    if user_codes is not None and seqs.user_codes is not None:
-        columns = len(user_codes.columns)  # one row per attribute, the others left out
-        hide = ~torch.eye(columns, dtype=torch.bool)
-        with torch.inference_mode():
-            each = net.user_vector(torch.from_numpy(seqs.user_codes).repeat(columns, 1), hide)  # [columns, D]
-            parts = (each * net.item_vectors(torch.from_numpy(target))).sum(-1)  # [columns]
-        out.user_scores = parts.detach().numpy()
+    for group, vector, codes, found in (
+        ("user", net.user_vector, getattr(model, "user_codes_", None), seqs.user_codes),
+        ("context", net.context_vector, getattr(model, "context_codes_", None), seqs.context_codes),
+    ):  # what the model read of the request besides the history, one part per column
+        if codes is None or found is None:
+            continue
+        columns = len(codes.columns)
+        with torch.inference_mode():  # one row per column, the others left out
+            each = vector(torch.from_numpy(found).repeat(columns, 1), ~torch.eye(columns, dtype=torch.bool))
+            parts = (each * net.item_vectors(torch.from_numpy(target))).sum(-1).numpy()  # [columns]
         out.score += float(parts.sum())
-        coded = dict(zip(user_codes.columns, seqs.user_codes[0]))
-        out.user_values = {c: user_codes.vocabularies[c][v - 1] if v > 0 else "unknown" for c, v in coded.items()}
+        out.request += [(group, c, codes.vocabularies[c][v - 1] if v > 0 else "unknown")
+                        for c, v in zip(codes.columns, found[0])]  # fmt: skip
+        out.request_scores = np.append(out.request_scores, parts)
     out.narrative = _narrative(out, model.item_titles_, k)
     return out
 
@@ -145,16 +150,17 @@ def _narrative(e: FeatureExplanation, titles: dict, k: int) -> str:
     name = e.recommended_title or e.recommended
     shares = e.shares()
     cells = [(float(shares[j, g]), j, g) for j, g in zip(*np.nonzero(shares >= MIN_SHARE))]
-    user = e.user_shares()  # a user attribute is a cell of position -1
-    cells += [(float(user[c]), -1, c) for c in np.flatnonzero(user >= MIN_SHARE)]
+    request = e.request_shares()  # a part of the request is a cell of position -1
+    cells += [(float(request[c]), -1, c) for c in np.flatnonzero(request >= MIN_SHARE)]
     cells.sort(reverse=True)
     if not cells:
         return f"Recommended {name}; no single feature of your history raised its score by much."
     reasons = []
     for share, j, g in cells[:k]:
         if j < 0:
-            column, value = list((e.user_values or {}).items())[g]
-            reasons.append(f"your {column} ({value}) ({share:.0%})")
+            group, column, value = e.request[g]
+            whose = "your" if group == "user" else "this request's"
+            reasons.append(f"{whose} {column} ({value}) ({share:.0%})")
             continue
         item = titles.get(e.items[j]) or e.items[j]
         group = e.groups[g]
@@ -167,8 +173,9 @@ def _narrative(e: FeatureExplanation, titles: dict, k: int) -> str:
             reasons.append(f"the {group} of {item} ({shown}) ({share:.0%})")
     positive = np.clip(e.totals, 0, None)
     groups = list(e.groups)
-    if e.user_scores is not None:  # the user's attributes, as one more group
-        positive, groups = np.append(positive, e.user_positive().sum()), [*groups, "user"]
+    for group in dict.fromkeys(g for g, _, _ in e.request):  # the user's attributes, the context: one group each
+        mine = np.array([g == group for g, _, _ in e.request])
+        positive, groups = np.append(positive, np.clip(e.request_scores[mine], 0, None).sum()), [*groups, group]
     by_group = ""
     if positive.sum() > 0 and len(groups) > 1:
         parts = [f"{g} {p / positive.sum():.0%}" for g, p in zip(groups, positive)]

@@ -159,7 +159,7 @@ def answer(model: Recommender, requests: Requests, k: int = 10, batch_size: int 
             rows = np.arange(lo, min(lo + batch_size, len(seqs)))
             seq, times = model.padded_inputs(seqs, rows)  # [B, T] each
             hidden, weights = net(seq, return_attention=True, **time_kwargs(times))
-            scores = exclude_histories(net.scores(model.with_user(hidden[:, -1], seqs, rows)), seqs, rows)  # [B, n+1]
+            scores = exclude_histories(net.scores(model.with_query(hidden[:, -1], seqs, rows)), seqs, rows)  # [B, n+1]
             recommended.append(scores.topk(k, dim=1).indices.numpy())
             keep = seq != 0
             stats = last_query_stats(weights, keep)

@@ -150,6 +150,13 @@ class SASRecConfig(AttentionBlocks):
         "next item is scored from, so it shifts scores the same way whatever the history. Users the table lacks, "
         "and ad-hoc histories given no attributes, read as unknown. None = no user attributes.",
     )
+    context: list[str] | None = param(
+        None,
+        "Per-event context columns the model reads of the request (kept by `read_interactions(..., context=[...])`, "
+        "such as device or channel): the sum of their values' embeddings is added to the state the next item is "
+        "scored from, like user attributes. Training reads each predicted event's own values; `recommend(..., "
+        "context=...)` and evaluation read the request's (else unknown). None = no context.",
+    )
     id_dropout: float = param(
         0.2,
         "With `features`, the share of training items whose id embedding is left out of the scoring side at each "
@@ -168,12 +175,9 @@ class SASRecConfig(AttentionBlocks):
             raise ValueError("features=[] names no attribute column; leave it None for item ids only")
         if p["features"] is not None and len(set(p["features"])) < len(p["features"]):
             raise ValueError(f"features={p['features']} names a column twice")
-        if p["user_features"] is not None and (
-            not p["user_features"] or len(set(p["user_features"])) < len(p["user_features"])
-        ):
-            raise ValueError(
-                f"user_features={p['user_features']} must name distinct columns (None: no user attributes)"
-            )
+        for name in ("user_features", "context"):
+            if p[name] is not None and (not p[name] or len(set(p[name])) < len(p[name])):
+                raise ValueError(f"{name}={p[name]} must name distinct columns (None: none)")
         if p["rotary"] and (p["score"] == "additive" or (p["dim"] // p["heads"]) % 2):
             raise ValueError(
                 f"rotary=True needs a dot-product score and an even dim/heads (score={p['score']!r}, "

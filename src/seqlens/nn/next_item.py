@@ -51,9 +51,15 @@ class NextItemNet(nn.Module):
         return self.item_emb(items)
 
     def user_vector(self, codes: Tensor, hide: Tensor | None = None) -> Tensor:
-        """[B, D]: what users' attribute codes [B, columns] add to the state their next item is scored from (a
-        network that reads user attributes; `hide` [B, columns] leaves out a column where True)."""
+        """[..., D]: what users' attribute codes [..., columns] add to the state their next item is scored from (a
+        network that reads user attributes); it adds to every item's score its dot product with the item's vector,
+        whatever the history. `hide` [..., columns] leaves out a column where True."""
         raise ValueError(f"{type(self).__name__} reads no user attributes")
+
+    def context_vector(self, codes: Tensor, hide: Tensor | None = None) -> Tensor:
+        """[..., D]: what a request's context codes [..., columns] add to the state its next item is scored from (a
+        network that reads context), as `user_vector` does."""
+        raise ValueError(f"{type(self).__name__} reads no request context")
 
     def scores(self, hidden: Tensor) -> Tensor:
         """hidden [..., D] -> scores over all items [..., n_items + 1], padding column at -inf."""

@@ -13,9 +13,9 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from seqlens.data.codes import ContextCodes, UserCodes
 from seqlens.data.items import ItemCodes
 from seqlens.data.sequences import UNKNOWN_TIME
-from seqlens.data.users import UserCodes
 from seqlens.nn.attention import AttentionWeights, CausalSelfAttention
 from seqlens.nn.config import POSITIONS as POSITIONS  # declared in config.py (torch-free), importable here as before
 from seqlens.nn.config import SASRecConfig
@@ -76,18 +76,18 @@ class ItemAttributes(nn.Module):
         return out
 
 
-class UserAttributes(nn.Module):
-    """Embeddings of the users' attribute values (`user_features`), summed over the columns; code 0 (unknown)
-    embeds to zero."""
+class ValueEmbeddings(nn.Module):
+    """Embeddings of categorical values (a request's user attributes or context), summed over the columns; code 0
+    (unknown) embeds to zero."""
 
-    def __init__(self, codes: UserCodes, dim: int):
+    def __init__(self, codes: ContextCodes, dim: int):
         super().__init__()
         self.tables = nn.ModuleList(nn.Embedding(len(v) + 1, dim, padding_idx=0) for v in codes.vocabularies.values())
 
     def forward(self, codes: Tensor, hide: Tensor | None = None) -> Tensor:
-        """codes [B, columns] -> [B, D]; `hide` [B, columns] leaves out a column's value where True."""
-        parts = torch.stack([table(codes[:, k]) for k, table in enumerate(self.tables)], 1)  # [B, columns, D]
-        return (parts if hide is None else parts * ~hide[..., None]).sum(1)
+        """codes [..., columns] -> [..., D]; `hide` [..., columns] leaves out a column's value where True."""
+        parts = torch.stack([table(codes[..., k]) for k, table in enumerate(self.tables)], -2)  # [..., columns, D]
+        return (parts if hide is None else parts * ~hide[..., None]).sum(-2)
 
 
 #: time-interval buckets (`time="interval"`): 0 padding, 1 unknown (no earlier item in the window, or no
@@ -111,14 +111,21 @@ def interval_buckets(seq: Tensor, times: Tensor | None) -> Tensor:
 class SASRecNet(NextItemNet):
     has_attention = True
 
-    def __init__(self, cfg: SASRecConfig, attributes: ItemCodes | None = None, users: UserCodes | None = None):
+    def __init__(
+        self,
+        cfg: SASRecConfig,
+        attributes: ItemCodes | None = None,
+        users: UserCodes | None = None,
+        context: ContextCodes | None = None,
+    ):
         super().__init__()
         self.cfg = cfg
         self.item_emb = nn.Embedding(cfg.n_items + 1, cfg.dim, padding_idx=0)
-        # cfg.features names the columns; `attributes` holds their codes for this catalogue (`users`: the same for
-        # cfg.user_features)
+        # cfg.features names the columns; `attributes` holds their codes for this catalogue (`users` and `context`:
+        # the vocabularies of cfg.user_features and cfg.context)
         self.attributes = ItemAttributes(attributes, cfg.dim) if attributes is not None else None
-        self.users = UserAttributes(users, cfg.dim) if users is not None else None
+        self.users = ValueEmbeddings(users, cfg.dim) if users is not None else None
+        self.context = ValueEmbeddings(context, cfg.dim) if context is not None else None
         self._table: Tensor | None = None  # the item table kept between inference calls (`item_table`)
         self._table_key: tuple | None = None
         self.pos_emb = None if cfg.positions == "none" else nn.Embedding(cfg.max_len, cfg.dim)
@@ -256,12 +263,14 @@ class SASRecNet(NextItemNet):
         return x + self.attributes(items, None if hide is None else hide[..., 1:])
 
     def user_vector(self, codes: Tensor, hide: Tensor | None = None) -> Tensor:
-        """[B, D]: what users' attributes (codes [B, columns]) add to the state their next item is scored from; it
-        adds to every item's score its dot product with the item's vector, whatever the history (`hide` [B, columns]
-        leaves out a column where True)."""
         if self.users is None:
             return super().user_vector(codes, hide)
         return self.users(codes, hide)
+
+    def context_vector(self, codes: Tensor, hide: Tensor | None = None) -> Tensor:
+        if self.context is None:
+            return super().context_vector(codes, hide)
+        return self.context(codes, hide)
 
     def masked_last_hidden(self, seq: Tensor, times: Tensor | None = None) -> Masked:
         """`hidden` [B, T, D]: column j is the last hidden state with position j hidden in place, and the unchanged

@@ -4,7 +4,8 @@ Layout: `config.json` (model class, hyper-parameters, library version, artifact 
 fingerprint, config hash), `model.safetensors` (learned tensors and stored histories), `items.json`
 (external item ids and titles), `users.json`, `history.json` (training history) and, when known,
 `metrics.json`; a feature model adds `features.json` (its attribute vocabularies and each item's value codes),
-and a model that reads user attributes `user_features.json` (their vocabularies and each user's value codes).
+a model that reads user attributes `user_features.json` (their vocabularies and each user's value codes), and one
+that reads request context `context.json` (its vocabularies).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from safetensors.torch import save as st_save
 
 from seqlens import atomic
 from seqlens._version import ARTIFACT_FORMAT, __version__
+from seqlens.data.codes import ContextCodes, UserCodes
 from seqlens.data.items import ItemCodes
 from seqlens.data.sequences import Sequences
-from seqlens.data.users import UserCodes
 from seqlens.errors import ArtifactError, DataError, SeqlensError
 from seqlens.recommenders.registry import model_class
 from seqlens.train.config import DISPLAY_ONLY
@@ -78,9 +79,10 @@ def save_model(model: Recommender, path: str | Path, metrics: dict | None = None
     codes = getattr(model, "item_codes_", None)  # a feature model's attribute codes of its catalogue
     if codes is not None:  # with the number of items training saw (the cold ones follow them)
         files["features.json"] = json.dumps({**codes.to_json(), "n_warm": int(model.n_warm_)}).encode()
-    users = getattr(model, "user_codes_", None)  # a model that reads user attributes: their codes
-    if users is not None:
-        files["user_features.json"] = json.dumps(users.to_json()).encode()
+    for attribute, name in (("user_codes_", "user_features.json"), ("context_codes_", "context.json")):
+        found = getattr(model, attribute, None)  # a model that reads user attributes or context: their codes
+        if found is not None:
+            files[name] = json.dumps(found.to_json()).encode()
     config["sha256"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     with atomic.directory(path) as tmp:
         atomic.write_text(tmp / "config.json", json.dumps(config, indent=2))
@@ -203,4 +205,7 @@ def _restore(model: Recommender, path: Path, config: dict, tensors: dict) -> Non
         )
         setattr(model, "user_codes_", user_codes)  # noqa: B010 (only models that read user attributes have it)
         model.histories_ = replace(model.histories_, user_codes=model.user_codes_for(model.user_ids_))
+    if (path / "context.json").exists():
+        context = ContextCodes.from_json(_read_json(path / "context.json", dict), str(path / "context.json"))
+        setattr(model, "context_codes_", context)  # noqa: B010 (only models that read context have it)
     model._load_state({k[len("state.") :]: v for k, v in tensors.items() if k.startswith("state.")})

@@ -126,8 +126,20 @@ class Recommender:
     ) -> np.ndarray | None:
         """The user attribute codes [len(users), columns] a model that reads them scores `users`' histories with
         (`given`: column -> value per label, else the stored values); None for a model that reads none."""
-        if given:
+        if given and any(given.values()):
             raise DataError(f"user_attributes given, but {type(self).__name__} reads no user attributes")
+        return None
+
+    def context_codes_for(self, values: Sequence[Mapping[str, str] | None]) -> np.ndarray | None:
+        """The request context codes [len(values), columns] a model that reads context scores each request with
+        (`values`: column -> value per request, None: unknown); None for a model that reads none."""
+        if any(v is not None for v in values):
+            raise DataError(f"context given, but {type(self).__name__} reads no request context")
+        return None
+
+    def event_context_codes(self, events: pd.DataFrame) -> np.ndarray | None:
+        """The context codes [len(events), columns] of a log's events as requests (their own context values), for a
+        model that reads context (evaluation: each test event's context is its request's); None otherwise."""
         return None
 
     def _remember_histories(self, log: InteractionLog) -> None:
@@ -189,6 +201,7 @@ class Recommender:
         batch_size: int = 512,
         timestamps: Mapping[str, Sequence[int]] | None = None,
         user_attributes: Mapping[str, Mapping[str, str]] | None = None,
+        context: Mapping[str, Mapping[str, str]] | None = None,
     ) -> pd.DataFrame:
         """Top-`k` next items for known `users` (their `fit` histories) or for ad-hoc `histories`.
 
@@ -196,13 +209,15 @@ class Recommender:
         ignored with a warning. `timestamps` maps some of those labels to their items' times (seconds,
         aligned), which a model that reads time uses (`SASRec(time="interval")`; without them, unknown).
         `user_attributes` maps some labels to their attributes (column -> value), which a model that reads
-        them uses (`SASRec(user_features=[...])`; a known user's are stored, others are unknown).
+        them uses (`SASRec(user_features=[...])`; a known user's are stored, others are unknown). `context` maps
+        users (or labels) to the request's context (column -> value), which a model that reads it uses
+        (`SASRec(context=[...])`; else unknown).
         Returns a DataFrame `user_id, item_id, score, rank` (rank 1 = best).
         """
         self._check_fitted()
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
             raise DataError(f"k must be a positive integer, got {k!r}")
-        labels, seqs = self.encoded_histories(users, histories, timestamps, user_attributes)
+        labels, seqs = self.encoded_histories(users, histories, timestamps, user_attributes, context)
         k = min(int(k), self.n_items_)
         frames = []
         for rows, scores in scored_batches(self, seqs, exclude_seen, batch_size):
@@ -228,24 +243,26 @@ class Recommender:
         histories: Mapping[str, Sequence] | None = None,
         timestamps: Mapping[str, Sequence[int]] | None = None,
         user_attributes: Mapping[str, Mapping[str, str]] | None = None,
+        context: Mapping[str, Mapping[str, str]] | None = None,
     ) -> tuple[np.ndarray, Sequences]:
         """(labels, internal-index histories) of known `users` (their `fit` histories, with the times and user
         attributes stored with them) or of ad-hoc `histories` (external item ids, oldest first; unknown items
         dropped with a warning, and with them their `timestamps`, where given; `user_attributes` per label, where
-        given): what scoring and explaining read."""
+        given), with each request's `context` per label: what scoring and explaining read."""
         if users is not None and histories is None:
             if timestamps is not None or user_attributes is not None:
                 raise DataError(
                     "timestamps and user_attributes go with ad-hoc histories; known users' are stored with the model"
                 )
-            return self._known_users(users)
-        if histories is not None and users is None:
-            stray = [str(u) for u in user_attributes or {} if u not in histories]
-            if stray:
-                raise DataError(f"user_attributes given for {stray[0]!r}, which histories does not hold")
+            labels, seqs = self._known_users(users)
+        elif histories is not None and users is None:
+            _refuse_strays(user_attributes, histories, "user_attributes")
             labels, seqs = self._adhoc_histories(histories, timestamps or {})
-            return labels, replace(seqs, user_codes=self.user_codes_for(labels, user_attributes))
-        raise DataError("pass exactly one of users=[...] or histories={user: [items...]}")
+            seqs = replace(seqs, user_codes=self.user_codes_for(labels, user_attributes))
+        else:
+            raise DataError("pass exactly one of users=[...] or histories={user: [items...]}")
+        _refuse_strays(context, set(labels), "context")
+        return labels, replace(seqs, context_codes=self.context_codes_for([(context or {}).get(u) for u in labels]))
 
     def _known_users(self, users: Sequence) -> tuple[np.ndarray, Sequences]:
         """(labels, stored histories) of users seen in `fit`; a DataError names the first unknown one."""
@@ -296,6 +313,13 @@ class Recommender:
                 raise DataError(f"timestamps of {user!r}: {len(given)} given for a history of {len(items)} items")
             times.append(None if given is None else _seconds(given, user)[idx > 0])
         return np.array(labels, dtype=object), Sequences.from_lists(seqs, times)
+
+
+def _refuse_strays(given: Mapping | None, labels: Iterable, what: str) -> None:
+    """A DataError naming the first label of `given` that `labels` lacks."""
+    stray = [str(u) for u in given or {} if u not in labels]
+    if stray:
+        raise DataError(f"{what} given for {stray[0]!r}, which is not among the users or histories asked for")
 
 
 def _seconds(given: Sequence[int], label: str) -> np.ndarray:

@@ -88,6 +88,9 @@ class NextItemModel(Recommender):
         log = self._setup(log)
         train = self.histories_
         rows = np.flatnonzero(train.lengths >= 2)
+        events = self.event_context_codes(log.df)  # [len(log), columns]: each event's context, in `train.flat`'s order
+        if events is not None and len(events) != len(train.flat):
+            raise DataError(f"{log.source}: {len(train.flat)} training events hold items, {len(events)} have context")
         if len(rows) == 0:
             raise DataError(
                 f"{log.source}: every user has a single interaction; {type(self).__name__} needs sequences of 2 or more"
@@ -115,14 +118,18 @@ class NextItemModel(Recommender):
             for part in np.array_split(batch, MICRO_BATCHES):
                 if len(part) == 0:
                     continue
-                x, y = (torch.from_numpy(a) for a in train.training_pair(part, self.max_len))
+                inputs, outputs = train.training_pair(part, self.max_len)
+                x, y = torch.from_numpy(inputs), torch.from_numpy(outputs)
                 when = self._times(train, part, drop_last=1)  # the inputs' timestamps, for a network that reads them
+                # the targets' context (each position predicts the event whose context it reads), for a network that
+                # reads context
+                context = None if events is None else torch.from_numpy(train.of_targets(events, part, inputs))
                 if device.type != "cpu":
                     x, y = (t.pin_memory().to(device, non_blocking=True) if pinned else t.to(device) for t in (x, y))
                     when = None if when is None else when.to(device)
                 with autocast:
-                    h, penalty = self.net_.training_forward(x, when)
-                    h = self.with_user(h, train, part)  # [b, T, D]: the states every next item is scored from
+                    h, penalty = self.net_.training_forward(x, when)  # [b, T, D]
+                    h = h + self._training_queries(train, part, context)  # the states every target is scored from
                 hidden.append(h[y > 0].float())
                 penalties.append(penalty.float())
                 targets.append(y[y > 0])
@@ -150,6 +157,16 @@ class NextItemModel(Recommender):
             self._remember_histories(log.concat(valid))
         return self
 
+    def _training_queries(self, train: Sequences, rows: np.ndarray, context: Tensor | None) -> Tensor:
+        """[b, T, D] (or a zero that broadcasts): what the users of `rows` of the training histories and `context`
+        [b, T, columns], each target event's context codes, add to the states the targets are scored from."""
+        out = self.net_.item_emb.weight.new_zeros(())
+        if train.user_codes is not None and getattr(self, "user_codes_", None) is not None:
+            out = out + self.net_.user_vector(torch.from_numpy(train.user_codes[rows]).to(out.device))[:, None]
+        if context is not None:
+            out = out + self.net_.context_vector(context.to(out.device))
+        return out
+
     def score_histories(self, histories: Sequences, rows: np.ndarray) -> Tensor:
         """Scores on the CPU, wherever the network is (during `fit`, on the training device)."""
         with torch.inference_mode():
@@ -160,24 +177,28 @@ class NextItemModel(Recommender):
         device = self.net_.item_emb.weight.device
         seq, times = self.padded_inputs(histories, rows)
         with torch.inference_mode():
-            return self.with_user(
+            return self.with_query(
                 self.net_.last_hidden(seq.to(device), None if times is None else times.to(device)), histories, rows
             )
 
-    def user_vectors(self, histories: Sequences, rows: np.ndarray) -> Tensor | None:
-        """[len(rows), D]: what the users' attributes of `rows` of `histories` add to the state their next item is
-        scored from (a model that reads user attributes); None otherwise, and for histories without user codes
-        (their users read as unknown, which adds nothing)."""
-        if histories.user_codes is None or getattr(self, "user_codes_", None) is None:
-            return None
-        codes = torch.from_numpy(histories.user_codes[rows]).to(self.net_.item_emb.weight.device)
-        return self.net_.user_vector(codes)
+    def query_vectors(self, histories: Sequences, rows: np.ndarray) -> Tensor | None:
+        """[len(rows), D]: what is known of the requests for `rows` of `histories` besides the items (their users'
+        attributes and their context, for a model that reads them) adds this to the state their next item is
+        scored from; None when nothing is added (a model that reads neither, or histories without such codes:
+        unknown, which adds nothing)."""
+        device = self.net_.item_emb.weight.device
+        parts = []
+        if histories.user_codes is not None and getattr(self, "user_codes_", None) is not None:
+            parts.append(self.net_.user_vector(torch.from_numpy(histories.user_codes[rows]).to(device)))
+        if histories.context_codes is not None and getattr(self, "context_codes_", None) is not None:
+            parts.append(self.net_.context_vector(torch.from_numpy(histories.context_codes[rows]).to(device)))
+        return sum(parts[1:], parts[0]) if parts else None
 
-    def with_user(self, states: Tensor, histories: Sequences, rows: np.ndarray) -> Tensor:
-        """`states` [B, D] (or [B, T, D]) of `rows` of `histories` plus their `user_vectors`: every item score of
-        a history is read from such a state."""
-        vector = self.user_vectors(histories, rows)
-        return states if vector is None else states + (vector if states.dim() == 2 else vector[:, None])
+    def with_query(self, states: Tensor, histories: Sequences, rows: np.ndarray) -> Tensor:
+        """`states` [B, D] of `rows` of `histories` plus their `query_vectors`: every item score of a history is read
+        from such a state."""
+        vector = self.query_vectors(histories, rows)
+        return states if vector is None else states + vector
 
     def user_codes_for(
         self, users: Sequence[str] | np.ndarray, given: Mapping[str, Mapping[str, str]] | None = None
@@ -185,14 +206,21 @@ class NextItemModel(Recommender):
         codes = getattr(self, "user_codes_", None)
         if codes is None:
             return super().user_codes_for(users, given)
-        out, unknown = codes.of([str(u) for u in users], given)
-        if unknown:
-            warnings.warn(
-                "user attribute values training never saw read as unknown: "
-                + "; ".join(f"{c}: {', '.join(map(repr, sorted(set(vs))[:5]))}" for c, vs in unknown.items()),
-                stacklevel=3,
-            )
+        out, unknown = codes.for_users([str(u) for u in users], given)
+        _warn_unknown("user attribute", unknown)
         return out
+
+    def context_codes_for(self, values: Sequence[Mapping[str, str] | None]) -> np.ndarray | None:
+        codes = getattr(self, "context_codes_", None)
+        if codes is None:
+            return super().context_codes_for(values)
+        out, unknown = codes.of(values)
+        _warn_unknown("context", unknown)
+        return out
+
+    def event_context_codes(self, events: pd.DataFrame) -> np.ndarray | None:
+        codes = getattr(self, "context_codes_", None)
+        return None if codes is None else codes.of_frame(events)
 
     def padded_inputs(self, histories: Sequences, rows: np.ndarray) -> tuple[Tensor, Tensor | None]:
         """What the network reads of `rows` of `histories`: their left-padded items [B, T] and, for a network that
@@ -237,3 +265,13 @@ def _constructor(schema: Schema):
 
     __init__.__signature__ = schema.signature()  # type: ignore[attr-defined]
     return __init__
+
+
+def _warn_unknown(what: str, unknown: dict[str, list[str]]) -> None:
+    """A warning naming the values training never saw (read as unknown), per column."""
+    if unknown:
+        warnings.warn(
+            f"{what} values training never saw read as unknown: "
+            + "; ".join(f"{c}: {', '.join(map(repr, sorted(set(vs))[:5]))}" for c, vs in unknown.items()),
+            stacklevel=4,
+        )

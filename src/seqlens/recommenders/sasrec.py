@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from seqlens.data.codes import ContextCodes, UserCodes, context_codes, user_codes
 from seqlens.data.items import ItemCodes, item_codes
 from seqlens.data.log import ITEM, InteractionLog, ItemTable
-from seqlens.data.users import UserCodes, user_codes
 from seqlens.errors import ArtifactError, DataError
 from seqlens.nn.sasrec import SASRecConfig, SASRecNet
 from seqlens.recommenders.base import as_log
@@ -29,16 +29,19 @@ class SASRec(NextItemModel):
     features: list[str] | None  # declared on SASRecConfig (the constructor sets it)
     time: str  # declared on SASRecConfig
     user_features: list[str] | None  # declared on SASRecConfig
+    context: list[str] | None  # declared on SASRecConfig
     item_codes_: ItemCodes  # with `features`: the catalogue's attribute codes (saved as features.json)
     user_codes_: UserCodes  # with `user_features`: the users' attribute codes (saved as user_features.json)
+    context_codes_: ContextCodes  # with `context`: the context vocabularies (saved as context.json)
 
     def _build_net(self) -> SASRecNet:
         codes, users = getattr(self, "item_codes_", None), getattr(self, "user_codes_", None)
-        if self.features is not None and codes is None:
-            raise ArtifactError(f"features={self.features} but no attribute codes: features.json is missing")
-        if self.user_features is not None and users is None:
-            raise ArtifactError(f"user_features={self.user_features} but no user codes: user_features.json is missing")
-        return SASRecNet(SASRecConfig(n_items=self.n_items_, **self._config(SASRecConfig)), codes, users)
+        context = getattr(self, "context_codes_", None)
+        for param, found, file in (("features", codes, "features.json"), ("user_features", users, "user_features.json"),
+                                   ("context", context, "context.json")):  # fmt: skip
+            if getattr(self, param) is not None and found is None:
+                raise ArtifactError(f"{param}={getattr(self, param)} but no codes for it: {file} is missing")
+        return SASRecNet(SASRecConfig(n_items=self.n_items_, **self._config(SASRecConfig)), codes, users, context)
 
     def _setup(self, log: InteractionLog | pd.DataFrame) -> InteractionLog:
         log = as_log(log)
@@ -53,6 +56,10 @@ class SASRec(NextItemModel):
             self.user_codes_ = user_codes(log.user_table, self.user_features)
         else:
             self.__dict__.pop("user_codes_", None)  # a refit without user attributes
+        if self.context is not None:
+            self.context_codes_ = context_codes(log, self.context)
+        else:
+            self.__dict__.pop("context_codes_", None)
         return super()._setup(log)
 
     def _index_items(self, log: InteractionLog) -> None:

@@ -15,7 +15,6 @@ checks they equal `model.recommend` for the same history.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
@@ -25,7 +24,7 @@ import torch
 from torch import Tensor
 
 from seqlens.data.sequences import Sequences
-from seqlens.errors import ArtifactError
+from seqlens.errors import ArtifactError, DataError
 from seqlens.monitor import AttentionStats, applied_weights, last_query_stats
 from seqlens.monitor.windows import popularity_buckets
 from seqlens.nn.masking import time_kwargs
@@ -50,7 +49,9 @@ class Query:
     source: str = "items"  # "items" (ad-hoc) or "user" (stored history)
     times: np.ndarray | None = None  # the items' timestamps, when known
     attributes: dict[str, str] | None = None  # the user's attributes, for a model that reads them
-    unknown_attributes: list[str] = field(default_factory=list)  # "column='value'" of values training never saw
+    context: dict[str, str] | None = None  # the request's context, for a model that reads it
+    unknown_values: list[str] = field(default_factory=list)  # "column='value'" of attribute or context values training
+    # never saw (read as unknown)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Result:
     stats: AttentionStats | None
     used_times: np.ndarray | None = None  # the timestamps of `used`, when known
     attributes: dict[str, str] | None = None  # the user attributes the model read
+    context: dict[str, str] | None = None  # the request context the model read
 
 
 class Engine:
@@ -144,11 +146,13 @@ class Engine:
         items: list[str] | None,
         timestamps: list[int] | None = None,
         attributes: dict[str, str] | None = None,
+        context: dict[str, str] | None = None,
     ) -> Query:
         """The history a request names: a stored user's (with the times and attributes stored with it), or an
-        ad-hoc list (unknown ids reported, dropped, with their `timestamps` where given; its user `attributes`)."""
-        codes = getattr(self.model, "user_codes_", None)  # a model that reads user attributes
-        unknown_values = self._unknown_attributes(attributes)
+        ad-hoc list (unknown ids reported, dropped, with their `timestamps` where given; its user `attributes`);
+        and the request's `context`."""
+        unknown_values = self._unknown_values(attributes, "user_codes_", "user_attributes")
+        unknown_values += self._unknown_values(context, "context_codes_", "context")
         if (user_id is None) == (items is None):
             raise RequestError(
                 422, "give exactly one of user_id (a user seen in training) or items (an ad-hoc history)"
@@ -160,9 +164,10 @@ class Engine:
                     404, f"user_id {user_id!r} was not seen in training; send their history as items instead"
                 )
             h = self.model.histories_
-            stored = None if codes is None else codes.values_of(user_id)
+            codes = getattr(self.model, "user_codes_", None)  # a model that reads user attributes: the stored ones
             return Query(user_id, np.asarray(h[row], dtype=np.int64), source="user", times=h.times_of(row),
-                         attributes=stored)  # fmt: skip
+                         attributes=None if codes is None else codes.values_of(user_id), context=context,
+                         unknown_values=unknown_values)  # fmt: skip
         if not items:
             raise RequestError(422, "items is empty; give at least one item id (oldest first)")
         idx = np.fromiter((self._items.get(i, 0) for i in items), dtype=np.int64, count=len(items))
@@ -172,22 +177,23 @@ class Engine:
                 422, f"none of the {len(items)} items is known to the model", unknown_items=unknown[:100]
             )
         times = None if timestamps is None else np.asarray(timestamps, dtype=np.int64)[idx > 0]
-        return Query(
-            "session", idx[idx > 0], unknown, times=times, attributes=attributes, unknown_attributes=unknown_values,
-        )  # fmt: skip
+        return Query("session", idx[idx > 0], unknown, times=times, attributes=attributes, context=context,
+                     unknown_values=unknown_values)  # fmt: skip
 
-    def _unknown_attributes(self, attributes: dict[str, str] | None) -> list[str]:
-        """The values of a request's user `attributes` that training never saw ("column='value'": read as
-        unknown); a column the model does not read, or attributes for a model that reads none, are refused."""
-        if attributes is None:
+    def _unknown_values(self, values: dict[str, str] | None, codes: str, name: str) -> list[str]:
+        """The `values` of a request's user attributes or context (`name`; the model's vocabularies: attribute
+        `codes`) that training never saw ("column='value'": read as unknown); a column the model does not read, or
+        values for a model that reads none, are refused."""
+        if values is None:
             return []
-        codes = getattr(self.model, "user_codes_", None)
-        if codes is None:
-            raise RequestError(422, "user_attributes given, but the served model reads no user attributes")
-        stray = sorted(set(attributes) - set(codes.columns))
-        if stray:
-            raise RequestError(422, f"no user feature {stray[0]!r} (the model reads {', '.join(codes.columns)})")
-        return [f"{c}={v!r}" for c, vs in codes.of(["query"], {"query": attributes})[1].items() for v in vs]
+        found = getattr(self.model, codes, None)
+        if found is None:
+            raise RequestError(422, f"{name} given, but the served model reads none")
+        try:
+            unknown = found.of([values])[1]
+        except DataError as e:
+            raise RequestError(422, str(e)) from None
+        return [f"{c}={v!r}" for c, vs in unknown.items() for v in vs]
 
     def recommend(self, query: Query, k: int, exclude_seen: bool, attention: bool) -> Result:
         """Top-k for one history (see `recommend_many`)."""
@@ -208,19 +214,19 @@ class Engine:
             None if q.times is None else q.times[-self.max_len :] if self.max_len else q.times for q in queries
         ]
         rows = np.arange(len(queries))
-        given = {str(b): q.attributes for b, q in enumerate(queries) if q.attributes is not None}
         seqs = Sequences.from_lists(used, used_times)
-        if hasattr(self.model, "user_codes_"):  # a model that reads user attributes: each query's (else unknown)
-            with warnings.catch_warnings():  # values training never saw read as unknown (the notes say which)
-                warnings.simplefilter("ignore")
-                seqs = replace(seqs, user_codes=self.model.user_codes_for(rows.astype(str), given))
+        users, context = getattr(self.model, "user_codes_", None), getattr(self.model, "context_codes_", None)
+        if users is not None:  # a model that reads user attributes: each query's (a stored user's are resolved)
+            seqs = replace(seqs, user_codes=users.of([q.attributes for q in queries])[0])
+        if context is not None:  # a model that reads the request's context: each query's (else unknown)
+            seqs = replace(seqs, context_codes=context.of([q.context for q in queries])[0])
         weights: list[list[Tensor] | None] = [None] * len(queries)
         stats = None
         with torch.inference_mode():
             if self.net is not None and attention:
                 seq, times = cast(NextItemModel, self.model).padded_inputs(seqs, rows)
                 hidden, layers = self.net(seq, return_attention=True, **time_kwargs(times))
-                scores = self.net.scores(cast(NextItemModel, self.model).with_user(hidden[:, -1], seqs, rows))
+                scores = self.net.scores(cast(NextItemModel, self.model).with_query(hidden[:, -1], seqs, rows))
                 stats = last_query_stats(layers, seq != 0)
                 last = [applied_weights(w)[:, :, -1, :] for w in layers]  # per layer [B, H, T]
                 weights = [[w[b, :, w.shape[-1] - len(u) :] for w in last] for b, u in enumerate(used)]
@@ -236,8 +242,15 @@ class Engine:
             keep = np.isfinite(top[b, :k])
             results.append(
                 Result(
-                    idx[b, :k][keep], top[b, :k][keep], used[b], weights[b], None, used_times[b], queries[b].attributes
-                )
+                    idx[b, :k][keep],
+                    top[b, :k][keep],
+                    used[b],
+                    weights[b],
+                    None,
+                    used_times[b],
+                    queries[b].attributes,
+                    queries[b].context,
+                )  # fmt: skip
             )
         return results, stats
 

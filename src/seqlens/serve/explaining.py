@@ -99,9 +99,9 @@ def _verb() -> str:
     return DEFAULT_VERB
 
 
-#: what an explanation request holds: the history window, the item, the window's timestamps and the user's
-#: attributes (each None when not known)
-ExplainRequest = tuple[list[str], str, np.ndarray | None, dict[str, str] | None]
+#: what an explanation request holds: the history window, the item, the window's timestamps, the user's
+#: attributes and the request's context (each None when not known)
+ExplainRequest = tuple[list[str], str, np.ndarray | None, dict[str, str] | None, dict[str, str] | None]
 
 
 def explain(
@@ -111,10 +111,11 @@ def explain(
     method: str,
     times: np.ndarray | None = None,
     attributes: dict[str, str] | None = None,
+    context: dict[str, str] | None = None,
 ) -> dict:
-    """Attributions of `item` to each position of `history` (the window the model read, with its timestamps and
-    the user's attributes when known) and the narrative."""
-    return explain_many(engine, method, [(history, item, times, attributes)])[0]
+    """Attributions of `item` to each position of `history` (the window the model read, with its timestamps, the
+    user's attributes and the request's context when known) and the narrative."""
+    return explain_many(engine, method, [(history, item, times, attributes, context)])[0]
 
 
 def explain_many(engine: Engine, method: str, requests: list[ExplainRequest]) -> list[dict]:
@@ -122,14 +123,16 @@ def explain_many(engine: Engine, method: str, requests: list[ExplainRequest]) ->
     and attributes are what the recommend pass read."""
     histories = {str(i): r[0] for i, r in enumerate(requests)}
     times = {str(i): r[2].tolist() for i, r in enumerate(requests) if r[2] is not None}
-    attributes = {str(i): r[3] for i, r in enumerate(requests) if r[3] is not None}
+    # every window gets its own attributes (none: unknown), never those of a stored user its label might match
+    attributes = {str(i): r[3] or {} for i, r in enumerate(requests)} if hasattr(engine.model, "user_codes_") else {}
+    context = {str(i): r[4] for i, r in enumerate(requests) if r[4] is not None}
     try:
         from seqlens.explain import explain_batch  # `check` let only explainable models through
 
         model = cast("NextItemModel", engine.model)
         found = explain_batch(
             model, histories=histories, items=[r[1] for r in requests], method=method, timestamps=times or None,
-            user_attributes=attributes or None,
+            user_attributes=attributes or None, context=context or None,
         )  # fmt: skip
     except SeqlensError as e:  # requests were checked already; a failure here is about a history itself
         raise RequestError(422, f"cannot explain: {e}") from None

@@ -116,7 +116,7 @@ class Handlers:
         engine = self.state.current()  # this request finishes on this engine, whatever a reload does meanwhile
         method = explaining.check(engine, body.explain, body.method)
         items = None if body.items is None else [str(i) for i in body.items]
-        query = engine.resolve(body.user_id, items, body.timestamps, body.user_attributes)
+        query = engine.resolve(body.user_id, items, body.timestamps, body.user_attributes, body.context)
         result = await self.recommender.submit(engine, (query, body.k, body.exclude_seen))
         ids = engine.decode(result.items)
         notes = self._notes(query, result, ids)
@@ -212,7 +212,7 @@ class Handlers:
         if query.unknown:
             notes.append(f"ignored {len(query.unknown)} item ids unknown to the model")
             self.metrics.unknown_items.inc(len(query.unknown))
-        notes += [f"user attribute {a} is unknown to the model (read as unknown)" for a in query.unknown_attributes]
+        notes += [f"{value} is unknown to the model (read as unknown)" for value in query.unknown_values]
         if len(result.used) < len(query.items):
             notes.append(
                 f"the history has {len(query.items)} known items; the model read the most recent {len(result.used)}"
@@ -229,9 +229,11 @@ class Handlers:
         if fast is not None:
             return fast
         if method in explaining.INLINE:
-            return await self.explainer.submit((engine, method), (used_ids, item, result.used_times, result.attributes))
+            return await self.explainer.submit(
+                (engine, method), (used_ids, item, result.used_times, result.attributes, result.context)
+            )
         return await asyncio.to_thread(
-            explaining.explain, engine, used_ids, item, method, result.used_times, result.attributes
+            explaining.explain, engine, used_ids, item, method, result.used_times, result.attributes, result.context
         )
 
     def _recommend_batch(self, key: Hashable, batch: list) -> list:

@@ -45,6 +45,9 @@ class RecommendRequest(BaseModel):
     user_attributes: Annotated[dict[Text, Text], Field(max_length=64)] | None = Field(
         None, description="the user's attributes (column -> value), with items: a model that reads them uses them"
     )
+    context: Annotated[dict[Text, Text], Field(max_length=64)] | None = Field(
+        None, description="the request's context (column -> value, such as device): a model that reads it uses it"
+    )
     k: Annotated[StrictInt, Field(ge=1, le=MAX_K)] = 10
     exclude_seen: StrictBool = True
     explain: StrictBool = False

@@ -1,5 +1,6 @@
-"""A model that reads user attributes, served: a stored user's attributes and a request's `user_attributes` reach
-the model, the explanation scores the item as the recommendation does, and the service answers as the library."""
+"""Models that read user attributes or the request's context, served: a stored user's attributes, a request's
+`user_attributes` and `context` reach the model, the explanation scores the item as the recommendation does, and
+the service answers as the library."""
 
 from __future__ import annotations
 
@@ -47,5 +48,39 @@ def test_a_user_model_serves_what_the_library_recommends(tmp_path, serve_log):
             assert r.status_code == 422 and "no user feature 'job'" in r.text
             r = client.post("/v1/recommend", json={"user_id": user, "user_attributes": given})
             assert r.status_code == 422 and "must come with items" in r.text
+    finally:
+        server.stop()
+
+
+def test_a_context_model_serves_what_the_library_recommends(tmp_path, serve_log):
+    devices = np.where(np.arange(len(serve_log)) % 3 == 0, "mobile", "desktop")
+    log = seqlens.read_interactions(serve_log.df.assign(device=devices), context=["device"])
+    model = seqlens.SASRec(**{**TINY, "context": ["device"]}).fit(log)
+    model.save(tmp_path / "model")
+    user = str(model.user_ids_[0])
+    history = model.history_of(user)
+    mobile = {"device": "mobile"}
+    answers = [model.recommend(users=[user], k=5, context=c) for c in (None, {user: mobile})]
+    assert not np.allclose(answers[0]["score"], answers[1]["score"], rtol=1e-6)  # the context changes the answer
+    server = Server(create_app(tmp_path / "model"))
+    try:
+        with contract_client(server.url) as client:
+            for body, expected in (
+                ({"user_id": user}, answers[0]),
+                ({"user_id": user, "context": mobile}, answers[1]),
+                ({"items": history, "context": mobile},
+                 model.recommend(histories={"x": history}, k=5, context={"x": mobile})),
+            ):  # fmt: skip
+                r = client.post("/v1/recommend", json={**body, "k": 5, "explain": True, "method": "masking"})
+                assert r.status_code == 200, r.text
+                served = r.json()
+                assert [x["item_id"] for x in served["recommendations"]] == expected["item_id"].tolist()
+                scores = [x["score"] for x in served["recommendations"]]
+                np.testing.assert_allclose(scores, expected["score"], rtol=1e-4)
+                np.testing.assert_allclose(served["explanation"]["score"], scores[0], rtol=1e-4)
+            r = client.post("/v1/recommend", json={"user_id": user, "context": {"device": "tablet"}})
+            assert r.status_code == 200 and any("device='tablet'" in n for n in r.json()["notes"])
+            r = client.post("/v1/recommend", json={"user_id": user, "context": {"channel": "x"}})
+            assert r.status_code == 422 and "no context column 'channel'" in r.text
     finally:
         server.stop()
