@@ -427,7 +427,11 @@ def report() -> None:
         "dataset and seed. `features_attention_dropout` also reads the attributes (added after seed 0's option",
         "numbers below were seen); `time` reads time intervals (`time='interval'`) and",
         "`features_attention_dropout_time` adds them to `features_attention_dropout` (both added once models could",
-        "read time). The values were fixed before each configuration's first run: "
+        "read time); `features_attention_dropout_wide` is `features_attention_dropout` at twice the width (model",
+        "size, the lever left for Beauty's target); `users` reads MovieLens' user attributes (gender, age group,",
+        "occupation: `SASRec(user_features=[...])`, their embeddings added to the state items are scored from) and",
+        "`time_users` adds them to `time` (both added once models could read them). The values were fixed before",
+        "each configuration's first run: "
         + "; ".join(f"`{c}`: {', '.join(f'{k}={v}' for k, v in o.items())}" for c, o in OPTIONS.items())
         + ". A default changes only where an interval says so on every seed and dataset.",
         "",
@@ -437,9 +441,10 @@ def report() -> None:
         "",
         "- Time: the bucketed interval since the previous item is built (`time='interval'`); TiSASRec's relative",
         "  intervals between every pair inside the attention are not. Monitoring benchmarks' injected faults give",
-        "  their altered histories no times. Per-event context, request-time context and user features are read by",
-        "  the data layer (`read_interactions(context=...)`, `read_users`) but no model uses them yet.",
-        "- Levers for the Beauty target not tried yet: model size and `id_dropout` tuning. The best published",
+        "  their altered histories no times.",
+        "- Request context (`SASRec(context=[...])`) is built and tested on synthetic data only: none of these",
+        "  datasets has per-event context columns. The context of the history's earlier events is not read.",
+        "- Levers for the Beauty target not tried yet: `id_dropout` tuning, more layers. The best published",
         "  full-ranking number on this data we know of is 0.0611.",
         *_missing_lines(results),
         "",

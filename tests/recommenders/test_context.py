@@ -63,7 +63,8 @@ def test_evaluation_reads_each_test_events_own_context(device_log):
     model = seqlens.SASRec(context=["device"], **PARAMS).fit(split.train, valid=split.valid)
     read = seqlens.evaluate(model, split.test, split.test_history, exclude_seen=False).summary["recall@10"]
     test_without = seqlens.read_interactions(split.test.df.drop(columns=["device"]))  # the requests' context unknown
-    unknown = seqlens.evaluate(model, test_without, split.test_history, exclude_seen=False).summary["recall@10"]
+    with pytest.warns(UserWarning, match="no context column 'device'"):
+        unknown = seqlens.evaluate(model, test_without, split.test_history, exclude_seen=False).summary["recall@10"]
     id_only = seqlens.SASRec(**PARAMS).fit(split.train, valid=split.valid)
     baseline = seqlens.evaluate(id_only, split.test, split.test_history, exclude_seen=False).summary["recall@10"]
     # recall@10 over 20 items (items repeat, so seen ones are kept): about 0.5 without the device, 1 with it
@@ -112,3 +113,18 @@ def test_unknown_values_and_clear_errors(context_model, device_log):
     id_only = seqlens.SASRec(dim=8, max_len=8, epochs=1, progress=False).fit(bare)
     with pytest.raises(DataError, match="reads no request context"):
         id_only.recommend(histories={"v": ["m1"]}, context={"v": {"device": "mobile"}})
+
+
+def test_the_monitor_replay_reads_each_events_own_context(context_model, device_log):
+    from seqlens.monitor.replay import answer, requests_from_log
+
+    requests = requests_from_log(context_model, device_log, window="7d", per_window=None, per_user=None).where(
+        np.arange(12)
+    )
+    replayed = context_model.decode_items(answer(context_model, requests, k=3).recommended.ravel()).reshape(-1, 3)
+    events = device_log.df.set_index(["user_id", "timestamp"])["device"]
+    for i in range(len(requests)):
+        history = list(context_model.decode_items(requests.histories[i]))
+        device = events[(requests.users[i], len(history))]  # the event after the history is the request
+        expected = context_model.recommend(histories={"x": history}, k=3, context={"x": {"device": device}})
+        assert replayed[i].tolist() == expected["item_id"].tolist()

@@ -69,9 +69,15 @@ def test_known_users_read_their_stored_attributes(user_model, group_log):
         histories={"u1": user_model.history_of("u1")}, k=5, user_attributes={"u1": {"group": "b", "age": "young"}}
     )
     np.testing.assert_allclose(by_label["score"], adhoc["score"], rtol=1e-5)
-    # a label the model knows, given as an ad-hoc history without attributes, reads its stored ones
+    # an ad-hoc history reads only the attributes given with it, whatever its label: none is unknown
     again = user_model.recommend(histories={"u1": user_model.history_of("u1")}, k=5)
-    np.testing.assert_allclose(by_label["score"], again["score"], rtol=1e-5)
+    assert not np.allclose(by_label["score"], again["score"], rtol=1e-5)
+    # labels are strings, however they are given
+    by_int = user_model.recommend(histories={1: user_model.history_of("u1")}, k=5, user_attributes={1: {"group": "b"}})
+    by_str = user_model.recommend(
+        histories={"1": user_model.history_of("u1")}, k=5, user_attributes={"1": {"group": "b"}}
+    )
+    np.testing.assert_allclose(by_int["score"], by_str["score"], rtol=1e-6)
 
 
 def test_unknown_values_read_as_unknown_with_a_warning(user_model):

@@ -59,6 +59,16 @@ def load_data(cfg: Config) -> InteractionLog:
     return log.kcore(d.kcore, d.kcore) if d.kcore else log
 
 
+def read_for(
+    model: Recommender, data: str | Path, format: str = "auto", timestamps: str | Path | None = None
+) -> InteractionLog:
+    """The log at `data` as `model` reads it: with the context columns a model that reads request context needs
+    (each event's own is its request's)."""
+    from seqlens.data import read_log
+
+    return read_log(data, format, timestamps=timestamps, context=getattr(model, "context", None) or ())
+
+
 def split_log(log: InteractionLog, how: str) -> Split:
     from seqlens.data import leave_one_out, temporal_split
 

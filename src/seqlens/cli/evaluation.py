@@ -23,6 +23,7 @@ from seqlens.cli.common import (
     console,
     metrics_table,
     protocol_line,
+    read_for,
     split_log,
     warn,
 )
@@ -45,13 +46,13 @@ def evaluate_cmd(
     ),
 ) -> None:
     """Evaluate a saved model on the last interaction of each user in DATA, next to popularity."""
-    from seqlens.data import leave_one_out, read_log
+    from seqlens.data import leave_one_out
     from seqlens.eval import evaluate
     from seqlens.recommenders import Popular, load_model
 
     model = load_model(model_dir)
     # a model that reads the request's context reads each test event's own
-    log = read_log(data, format, timestamps=timestamps, context=getattr(model, "context", None) or ())
+    log = read_for(model, data, format, timestamps)
     split = leave_one_out(log)
     results = {
         name: evaluate(m, split.test, split.test_history, exclude_seen=not keep_seen, sampled=sampled)
@@ -186,14 +187,14 @@ def calibrate(
 
     The temperature is fitted on the validation targets (lowest NLL) and applied to the test targets.
     """
-    from seqlens.data import leave_one_out, read_log
+    from seqlens.data import leave_one_out
     from seqlens.eval.calibration import reliability, top_one_probabilities
     from seqlens.eval.protocol import targets_with_histories
     from seqlens.eval.report import reliability_png
     from seqlens.recommenders import load_model
 
     model = load_model(model_dir)
-    split = leave_one_out(read_log(data, format, timestamps=timestamps))
+    split = leave_one_out(read_for(model, data, format, timestamps))
 
     def probabilities(targets: InteractionLog, history: InteractionLog):
         _, histories, target_idx = targets_with_histories(model, targets, history)

@@ -21,6 +21,7 @@ from seqlens.cli.common import (
     TrainingData,
     console,
     fail,
+    read_for,
     warn,
 )
 from seqlens.errors import SeqlensError
@@ -73,7 +74,6 @@ def explain_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the explanations as JSON."),
 ) -> None:
     """Explain recommendations: print each narrative and write a self-contained HTML report."""
-    from seqlens.data import read_log
     from seqlens.explain import DEFAULT_VERB, explain_batch
     from seqlens.explain.explanation import timestamps_from_log
     from seqlens.explain.report import html_report
@@ -86,7 +86,7 @@ def explain_cmd(
     model = load_model(model_dir)
     if not isinstance(model, SASRec):
         raise SeqlensError(f"{type(model).__name__} models cannot be explained; explanations need SASRec")
-    log = read_log(data, format, timestamps=timestamps) if data else None
+    log = read_for(model, data, format, timestamps) if data else None
     deny_list = _deny_list(deny, deny_file, deny_attribute, log)
     users = user or None
     histories = None if users else {"query": [i.strip() for i in (items or "").split(",") if i.strip()]}
@@ -129,7 +129,7 @@ def faithfulness_cmd(
     """How faithful each attribution method is: deletion and insertion curves, AOPC, rank agreement with exact
     occlusion, and how often the top item raises the score when removed or is simply the most recent one,
     against the recency and random baselines."""
-    from seqlens.data import leave_one_out, read_log
+    from seqlens.data import leave_one_out
     from seqlens.eval.protocol import targets_with_histories
     from seqlens.eval.report import frame_markdown
     from seqlens.explain.faithfulness import faithfulness
@@ -139,7 +139,7 @@ def faithfulness_cmd(
     model = load_model(model_dir)
     if not isinstance(model, SASRec):
         raise SeqlensError(f"{type(model).__name__} models cannot be explained; explanations need SASRec")
-    split = leave_one_out(read_log(data, format, timestamps=timestamps))
+    split = leave_one_out(read_for(model, data, format, timestamps))
     _, histories, _ = targets_with_histories(model, split.test, split.test_history)
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     result = faithfulness(model, histories, chosen, n_users=users, draws=draws, seed=seed)

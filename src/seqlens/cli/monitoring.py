@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from seqlens.cli.common import Format, ModelDir, Timestamps, TrainingData, console, warn
+from seqlens.cli.common import Format, ModelDir, Timestamps, TrainingData, console, read_for, warn
 from seqlens.errors import SeqlensError
 
 #: the exit status when an alert fires, so that a pipeline step can stop on it
@@ -50,7 +50,7 @@ def monitor_cmd(
     """Replay DATA through the model window by window; write the statistics, their drift from the reference
     and the alerts to --out. With --compare, check a candidate model against MODEL_DIR on the same requests
     before promoting it. Exits with status 3 when any alert fires."""
-    from seqlens.data import read_items, read_log, read_users
+    from seqlens.data import read_items, read_users
     from seqlens.monitor import answer, detect, read_rules, requests_from_log, summarize, write_report
     from seqlens.monitor.requests import read_requests
     from seqlens.monitor.windows import cohort_labels
@@ -70,7 +70,7 @@ def monitor_cmd(
         console.print(f"read {len(answers.records)} logged requests")
     else:
         requests = requests_from_log(
-            model, read_log(str(data), format, timestamps=timestamps), window, per_window, seed, per_user
+            model, read_for(model, str(data), format, timestamps), window, per_window, seed, per_user
         )
         console.print(f"replaying {len(requests)} requests in {window} windows")
         answers = answer(model, requests)
@@ -152,7 +152,7 @@ def audit_cmd(
     import numpy as np
 
     from seqlens import atomic
-    from seqlens.data import leave_one_out, read_items, read_log, read_users
+    from seqlens.data import leave_one_out, read_items, read_users
     from seqlens.eval.protocol import targets_with_histories
     from seqlens.monitor import answer
     from seqlens.monitor.audit import audit, trade_off
@@ -161,7 +161,7 @@ def audit_cmd(
     from seqlens.recommenders import load_model
 
     model = load_model(model_dir)
-    split = leave_one_out(read_log(data, format, timestamps=timestamps))
+    split = leave_one_out(read_for(model, data, format, timestamps))
     table = read_items(items, multi=[attribute])
     ids, histories, targets = targets_with_histories(model, split.test, split.test_history)
     known = (histories.lengths > 0) & (targets > 0)

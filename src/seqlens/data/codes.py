@@ -19,8 +19,8 @@ from seqlens.errors import DataError
 
 
 @dataclass(frozen=True)
-class ContextCodes:
-    """A model's request context columns and their vocabularies (`SASRec(context=[...])`)."""
+class ValueCodes:
+    """Categorical columns and their vocabularies: what `of` codes a request's values with."""
 
     vocabularies: dict[str, list[str]]
 
@@ -28,10 +28,8 @@ class ContextCodes:
     def columns(self) -> list[str]:
         return list(self.vocabularies)
 
-    def of(
-        self, values: Sequence[Mapping[str, str] | None], fallback: np.ndarray | None = None
-    ) -> tuple[np.ndarray, dict[str, list[str]]]:
-        """[len(values), columns] codes of each row's `values` (column -> value; None: `fallback`'s row, else
+    def of(self, values: Sequence[Mapping[str, str] | None]) -> tuple[np.ndarray, dict[str, list[str]]]:
+        """[len(values), columns] codes of each row's `values` (column -> value; None or a column left out:
         unknown), and per column the values the vocabulary lacks (coded unknown). A column it does not have is
         refused."""
         out = np.zeros((len(values), len(self.vocabularies)), dtype=np.int64)
@@ -39,8 +37,6 @@ class ContextCodes:
         unknown: dict[str, list[str]] = {}
         for i, given in enumerate(values):
             if given is None:
-                if fallback is not None:
-                    out[i] = fallback[i]
                 continue
             stray = sorted(set(given) - set(self.vocabularies))
             if stray:
@@ -60,6 +56,16 @@ class ContextCodes:
             if c in frame.columns:
                 out[:, j] = pd.Index(vs).get_indexer(frame[c].astype(str)) + 1
         return out
+
+    @property
+    def kind(self) -> str:
+        """What a column is called in errors."""
+        return "column"
+
+
+@dataclass(frozen=True)
+class ContextCodes(ValueCodes):
+    """A model's request context columns and their vocabularies (`SASRec(context=[...])`)."""
 
     @property
     def kind(self) -> str:
@@ -87,7 +93,7 @@ def context_codes(log: InteractionLog, columns: Sequence[str]) -> ContextCodes:
 
 
 @dataclass(frozen=True)
-class UserCodes(ContextCodes):
+class UserCodes(ValueCodes):
     """A model's user attribute columns (`SASRec(user_features=[...])`), their vocabularies, and the codes of every
     user of the training table (`users`, one per column in `vocabularies`' order)."""
 
@@ -97,13 +103,10 @@ class UserCodes(ContextCodes):
     def kind(self) -> str:
         return "user feature"
 
-    def for_users(
-        self, labels: Sequence[str], given: Mapping[str, Mapping[str, str]] | None = None
-    ) -> tuple[np.ndarray, dict[str, list[str]]]:
-        """[len(labels), columns] codes: a label's `given` values (column -> value) where given, else the stored
-        user's, else unknown (0); and per column, the given values the vocabulary lacks (unknown too)."""
-        stored = np.array([self.users.get(label, [0] * len(self.vocabularies)) for label in labels], dtype=np.int64)
-        return self.of([(given or {}).get(label) for label in labels], stored.reshape(len(labels), -1))
+    def for_users(self, users: Sequence[str]) -> np.ndarray:
+        """[len(users), columns]: the stored codes of `users` (unknown, 0, for a user the table did not hold)."""
+        unknown = [0] * len(self.vocabularies)
+        return np.array([self.users.get(user, unknown) for user in users], dtype=np.int64).reshape(len(users), -1)
 
     def values_of(self, user: str) -> dict[str, str]:
         """A stored user's attribute values (column -> value; none for a user the table did not hold)."""

@@ -183,9 +183,8 @@ def explain_batch(
         raise DataError(f"k must be a positive integer, got {k!r}")
     # an ad-hoc history's timestamps are also what a model that reads time takes in (a known user's are stored)
     labels, seqs = model.encoded_histories(
-        users, histories, None if histories is None else timestamps, None if histories is None else user_attributes,
-        context,
-    )  # fmt: skip
+        users, histories, None if histories is None else timestamps, user_attributes, context
+    )
     given = None if histories is None else {str(u): [str(i) for i in h] for u, h in histories.items()}
     wanted = encode_targets(model, items, len(labels))
     deny = as_deny_list(deny)

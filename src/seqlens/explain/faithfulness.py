@@ -114,9 +114,9 @@ def faithfulness(
     for lo in range(0, len(rows), batch_size):
         part = np.arange(lo, min(lo + batch_size, len(rows)))
         seq, times = model.padded_inputs(subset, part)
-        user = model.query_vectors(subset, part)
+        query = model.query_vectors(subset, part)
         c, a = _batch(
-            model.net_, seq, times, user, targets[part], rows[part], names, ks, draws, gen, exclude_seen, latest
+            model.net_, seq, times, query, targets[part], rows[part], names, ks, draws, gen, exclude_seen, latest
         )
         curves.append(c)
         agreement.append(a)
@@ -184,16 +184,16 @@ def perturbed_outcomes(
     target: Tensor,
     exclude_seen: bool,
     times: Tensor | None = None,
-    user: Tensor | None = None,
+    query: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Score [N] and pessimistic rank [N] of `target` after each sequence [N, T] (timestamps `times`; `user` [N, D]:
+    """Score [N] and pessimistic rank [N] of `target` after each sequence [N, T] (timestamps `times`; `query` [N, D]:
     the `query_vectors` of a model that reads user attributes or context), in chunks."""
     scores, ranks = torch.empty(len(seq)), torch.empty(len(seq), dtype=torch.int64)
     with torch.inference_mode():
         for lo in range(0, len(seq), CHUNK):
             s, t = seq[lo : lo + CHUNK], target[lo : lo + CHUNK]
             state = net.last_hidden(s, None if times is None else times[lo : lo + CHUNK])
-            full = net.scores(state if user is None else state + user[lo : lo + CHUNK])
+            full = net.scores(state if query is None else state + query[lo : lo + CHUNK])
             scores[lo : lo + CHUNK] = full.gather(1, t[:, None])[:, 0]
             ranks[lo : lo + CHUNK] = target_ranks(exclude(full, s) if exclude_seen else full, t)
     return scores, ranks
@@ -207,14 +207,14 @@ def top_k_mask(scores: Tensor, real: Tensor, k: int) -> Tensor:
 
 
 def _batch(
-    net, seq, times, user, target, rows, methods, ks, draws, gen, exclude_seen, latest
+    net, seq, times, query, target, rows, methods, ks, draws, gen, exclude_seen, latest
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     real = seq != 0
     orders = {m: attribute(net, seq, m, target, latest, times=times).scores for m in methods}
     orders[RECENCY] = torch.arange(1, seq.shape[1] + 1, dtype=torch.float32).expand(seq.shape) * real
     for d in range(draws):  # random orders: uniform scores over the real positions
         orders[(RANDOM, d)] = torch.rand(seq.shape, generator=gen)
-    base, _ = perturbed_outcomes(net, seq, target, exclude_seen, times, user)
+    base, _ = perturbed_outcomes(net, seq, target, exclude_seen, times, query)
     masks, labels = [], []
     for name, scores in orders.items():
         for k in ks:
@@ -225,7 +225,7 @@ def _batch(
     kept = torch.cat(masks) & (seq != 0).repeat(len(masks), 1)  # the deleted items' times go with them
     perturbed = compacted(seq.repeat(len(masks), 1), kept)
     when = None if times is None else compacted(times.repeat(len(masks), 1), kept)
-    every = None if user is None else user.repeat(len(masks), 1)
+    every = None if query is None else query.repeat(len(masks), 1)
     score_t, rank_t = perturbed_outcomes(net, perturbed, target.repeat(len(masks)), exclude_seen, when, every)
     score, rank = score_t.view(len(masks), b).numpy(), rank_t.view(len(masks), b).numpy()
     full = base.numpy()

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from seqlens.data.sequences import Sequences
 from seqlens.errors import DataError
 from seqlens.explain.explanation import encode_targets, recommended_items
 from seqlens.explain.narrative import MIN_SHARE
@@ -53,22 +54,24 @@ class FeatureExplanation:
 
     def shares(self) -> np.ndarray:
         """[T, groups]: each cell's share of the positive drops, the request's parts included (negative: 0)."""
-        positive = np.clip(self.scores, 0, None)
-        total = positive.sum() + np.clip(self.request_scores, 0, None).sum()
-        return positive / total if total > 0 else positive
+        return self._share_of(self.scores)
 
     def request_shares(self) -> np.ndarray:
         """[len(request)]: each request part's share of the positive drops, as `shares` counts them."""
-        positive = np.clip(self.request_scores, 0, None)
-        total = np.clip(self.scores, 0, None).sum() + positive.sum()
+        return self._share_of(self.request_scores)
+
+    def _share_of(self, scores: np.ndarray) -> np.ndarray:
+        total = np.clip(self.scores, 0, None).sum() + np.clip(self.request_scores, 0, None).sum()
+        positive = np.clip(scores, 0, None)
         return positive / total if total > 0 else positive
 
 
 def feature_attributions(
     net: SASRecNet, seq: Tensor, target: Tensor, times: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(cells [B, T, G], totals [B, G], full score [B]) of `target` [B] for left-padded `seq` [B, T] (timestamps
-    `times` [B, T], for a network that reads them)."""
+    """(cells [B, T, G], totals [B, G], the history's part of the score [B]) of `target` [B] for left-padded `seq`
+    [B, T] (timestamps `times` [B, T], for a network that reads them). A model that reads user attributes or
+    context adds their part to the score (`explain_features`)."""
     b, t = seq.shape
     g = len(net.groups)
     with torch.inference_mode():
@@ -125,25 +128,33 @@ def explain_features(
     ]
     recommended = str(model.decode_items(target)[0])
     title = model.item_titles_.get(recommended)
-    out = FeatureExplanation(
-        recommended, title, float(full[0]), net.groups, ids, values, cells[0, -n:].numpy(), totals[0].numpy(), ""
-    )
-    for group, vector, codes, found in (
-        ("user", net.user_vector, getattr(model, "user_codes_", None), seqs.user_codes),
-        ("context", net.context_vector, getattr(model, "context_codes_", None), seqs.context_codes),
-    ):  # what the model read of the request besides the history, one part per column
-        if codes is None or found is None:
-            continue
-        columns = len(codes.columns)
-        with torch.inference_mode():  # one row per column, the others left out
-            each = vector(torch.from_numpy(found).repeat(columns, 1), ~torch.eye(columns, dtype=torch.bool))
-            parts = (each * net.item_vectors(torch.from_numpy(target))).sum(-1).numpy()  # [columns]
-        out.score += float(parts.sum())
-        out.request += [(group, c, codes.vocabularies[c][v - 1] if v > 0 else "unknown")
-                        for c, v in zip(codes.columns, found[0])]  # fmt: skip
-        out.request_scores = np.append(out.request_scores, parts)
+    request, parts = _request_parts(model, net, seqs, torch.from_numpy(target))
+    out = FeatureExplanation(recommended, title, float(full[0]) + float(parts.sum()), net.groups, ids, values,
+                             cells[0, -n:].numpy(), totals[0].numpy(), "", request, parts)  # fmt: skip
     out.narrative = _narrative(out, model.item_titles_, k)
     return out
+
+
+def _request_parts(
+    model: NextItemModel, net: SASRecNet, seqs: Sequences, target: Tensor
+) -> tuple[list[tuple[str, str, str]], np.ndarray]:
+    """What the model read of the one request in `seqs` besides its history, (group, column, value) per column,
+    and each column's exact part of `target`'s score: its vector's dot product with the item's."""
+    request, parts = [], []
+    for group, vector, coded, found in (
+        ("user", net.user_vector, getattr(model, "user_codes_", None), seqs.user_codes),
+        ("context", net.context_vector, getattr(model, "context_codes_", None), seqs.context_codes),
+    ):
+        if coded is None or found is None:
+            continue
+        columns = len(coded.columns)
+        with torch.inference_mode():  # one row per column, the others left out
+            each = vector(torch.from_numpy(found).repeat(columns, 1), ~torch.eye(columns, dtype=torch.bool))
+            parts.append((each * net.item_vectors(target)).sum(-1).numpy())  # [columns]
+        request += [
+            (group, c, coded.vocabularies[c][v - 1] if v > 0 else "unknown") for c, v in zip(coded.columns, found[0])
+        ]
+    return request, np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _narrative(e: FeatureExplanation, titles: dict, k: int) -> str:

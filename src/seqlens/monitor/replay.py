@@ -37,19 +37,23 @@ PER_USER: int | None = None
 @dataclass(frozen=True)
 class Requests:
     """Histories (internal item indices of the model, oldest first, unknown items dropped) at times (seconds), and
-    the histories' own timestamps where known (what a model that reads time takes in)."""
+    what a model may read besides the items: the histories' own timestamps where known, and each request's user
+    attribute and context codes (a model that reads them; None: unknown)."""
 
     times: np.ndarray  # [N] int64
     users: np.ndarray  # [N] str
     histories: list[np.ndarray]
     history_times: list[np.ndarray | None] | None = None
+    user_codes: np.ndarray | None = None  # [N, columns]
+    context_codes: np.ndarray | None = None  # [N, columns]
 
     @classmethod
     def of(cls, histories: Sequences, users: np.ndarray) -> Requests:
-        """One request per history of `histories` (with their stored times), labelled by `users`, all at time 0."""
+        """One request per history of `histories` (with their stored times and codes), labelled by `users`, all at
+        time 0."""
         n = len(histories)
         return cls(np.zeros(n, np.int64), np.asarray(users).astype(str), [histories[i] for i in range(n)],
-                   [histories.times_of(i) for i in range(n)])  # fmt: skip
+                   [histories.times_of(i) for i in range(n)], histories.user_codes, histories.context_codes)  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.times)
@@ -58,7 +62,11 @@ class Requests:
         """The requests at `rows` (a boolean mask or indices), in order."""
         picked = np.flatnonzero(rows) if rows.dtype == bool else rows
         times = None if self.history_times is None else [self.history_times[i] for i in picked]
-        return Requests(self.times[picked], self.users[picked], [self.histories[i] for i in picked], times)
+        users = None if self.user_codes is None else self.user_codes[picked]
+        context = None if self.context_codes is None else self.context_codes[picked]
+        return Requests(
+            self.times[picked], self.users[picked], [self.histories[i] for i in picked], times, users, context
+        )
 
 
 def window_starts(times: np.ndarray, window: str) -> np.ndarray:
@@ -107,7 +115,12 @@ def requests_from_log(
     histories = [items[start[r] : r][items[start[r] : r] > 0] for r in candidates]
     history_times = [times[start[r] : r][items[start[r] : r] > 0] for r in candidates]
     known = np.array([len(h) > 0 for h in histories], dtype=bool)
-    return Requests(times[candidates], users[candidates].astype(str), histories, history_times).where(known)
+    # what a model may read besides the items: the users' stored attributes, each event's own context
+    user_codes = model.user_codes_for(users[candidates].astype(str))
+    context_codes = model.event_context_codes(df.iloc[candidates])
+    return Requests(
+        times[candidates], users[candidates].astype(str), histories, history_times, user_codes, context_codes
+    ).where(known)
 
 
 @dataclass(frozen=True)
@@ -150,7 +163,7 @@ def answer(model: Recommender, requests: Requests, k: int = 10, batch_size: int 
     if len(requests) == 0:
         raise DataError("no requests to replay (no event has a history the model knows)")
     seqs = Sequences.from_lists(requests.histories, requests.history_times)
-    seqs = replace(seqs, user_codes=model.user_codes_for(requests.users))  # what a model reads of the users
+    seqs = replace(seqs, user_codes=requests.user_codes, context_codes=requests.context_codes)
     columns: dict[str, list[np.ndarray]] = {}
     recommended, att_items, att_mass, att_row = [], [], [], []
     layers = 0

@@ -13,7 +13,7 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from seqlens.data.codes import ContextCodes, UserCodes
+from seqlens.data.codes import ContextCodes, UserCodes, ValueCodes
 from seqlens.data.items import ItemCodes
 from seqlens.data.sequences import UNKNOWN_TIME
 from seqlens.nn.attention import AttentionWeights, CausalSelfAttention
@@ -80,7 +80,7 @@ class ValueEmbeddings(nn.Module):
     """Embeddings of categorical values (a request's user attributes or context), summed over the columns; code 0
     (unknown) embeds to zero."""
 
-    def __init__(self, codes: ContextCodes, dim: int):
+    def __init__(self, codes: ValueCodes, dim: int):
         super().__init__()
         self.tables = nn.ModuleList(nn.Embedding(len(v) + 1, dim, padding_idx=0) for v in codes.vocabularies.values())
 

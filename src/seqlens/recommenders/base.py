@@ -121,12 +121,15 @@ class Recommender:
             raise DataError(f"user {user!r} was not seen in fit")
         return list(self.decode_items(self.histories_[row]))
 
-    def user_codes_for(
-        self, users: Sequence[str] | np.ndarray, given: Mapping[str, Mapping[str, str]] | None = None
-    ) -> np.ndarray | None:
-        """The user attribute codes [len(users), columns] a model that reads them scores `users`' histories with
-        (`given`: column -> value per label, else the stored values); None for a model that reads none."""
-        if given and any(given.values()):
+    def user_codes_for(self, users: Sequence[str] | np.ndarray) -> np.ndarray | None:
+        """The stored user attribute codes [len(users), columns] a model that reads them scores known `users`'
+        histories with (unknown for users the table did not hold); None for a model that reads none."""
+        return None
+
+    def attribute_codes_for(self, values: Sequence[Mapping[str, str] | None]) -> np.ndarray | None:
+        """The user attribute codes [len(values), columns] of ad-hoc histories, from their given `values` (column ->
+        value per history, None: unknown); None for a model that reads none."""
+        if any(v is not None for v in values):
             raise DataError(f"user_attributes given, but {type(self).__name__} reads no user attributes")
         return None
 
@@ -256,13 +259,13 @@ class Recommender:
                 )
             labels, seqs = self._known_users(users)
         elif histories is not None and users is None:
-            _refuse_strays(user_attributes, histories, "user_attributes")
             labels, seqs = self._adhoc_histories(histories, timestamps or {})
-            seqs = replace(seqs, user_codes=self.user_codes_for(labels, user_attributes))
+            given = _by_label(user_attributes, labels, "user_attributes")
+            seqs = replace(seqs, user_codes=self.attribute_codes_for([given.get(u) for u in labels]))
         else:
             raise DataError("pass exactly one of users=[...] or histories={user: [items...]}")
-        _refuse_strays(context, set(labels), "context")
-        return labels, replace(seqs, context_codes=self.context_codes_for([(context or {}).get(u) for u in labels]))
+        asked = _by_label(context, labels, "context")
+        return labels, replace(seqs, context_codes=self.context_codes_for([asked.get(u) for u in labels]))
 
     def _known_users(self, users: Sequence) -> tuple[np.ndarray, Sequences]:
         """(labels, stored histories) of users seen in `fit`; a DataError names the first unknown one."""
@@ -315,11 +318,13 @@ class Recommender:
         return np.array(labels, dtype=object), Sequences.from_lists(seqs, times)
 
 
-def _refuse_strays(given: Mapping | None, labels: Iterable, what: str) -> None:
-    """A DataError naming the first label of `given` that `labels` lacks."""
-    stray = [str(u) for u in given or {} if u not in labels]
+def _by_label(given: Mapping | None, labels: np.ndarray, what: str) -> dict[str, Mapping[str, str]]:
+    """`given` keyed by string labels (as `labels` are), refusing a label that `labels` lacks."""
+    out = {str(label): values for label, values in (given or {}).items()}
+    stray = sorted(set(out) - set(labels.tolist()))
     if stray:
         raise DataError(f"{what} given for {stray[0]!r}, which is not among the users or histories asked for")
+    return out
 
 
 def _seconds(given: Sequence[int], label: str) -> np.ndarray:

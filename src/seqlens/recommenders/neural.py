@@ -200,13 +200,15 @@ class NextItemModel(Recommender):
         vector = self.query_vectors(histories, rows)
         return states if vector is None else states + vector
 
-    def user_codes_for(
-        self, users: Sequence[str] | np.ndarray, given: Mapping[str, Mapping[str, str]] | None = None
-    ) -> np.ndarray | None:
+    def user_codes_for(self, users: Sequence[str] | np.ndarray) -> np.ndarray | None:
+        codes = getattr(self, "user_codes_", None)
+        return None if codes is None else codes.for_users([str(u) for u in users])
+
+    def attribute_codes_for(self, values: Sequence[Mapping[str, str] | None]) -> np.ndarray | None:
         codes = getattr(self, "user_codes_", None)
         if codes is None:
-            return super().user_codes_for(users, given)
-        out, unknown = codes.for_users([str(u) for u in users], given)
+            return super().attribute_codes_for(values)
+        out, unknown = codes.of(values)
         _warn_unknown("user attribute", unknown)
         return out
 
@@ -220,7 +222,16 @@ class NextItemModel(Recommender):
 
     def event_context_codes(self, events: pd.DataFrame) -> np.ndarray | None:
         codes = getattr(self, "context_codes_", None)
-        return None if codes is None else codes.of_frame(events)
+        if codes is None:
+            return None
+        missing = [c for c in codes.columns if c not in events.columns]
+        if missing:
+            warnings.warn(
+                f"the events have no context column {missing[0]!r}: the model reads their context as unknown (read "
+                f"the log with context=[{', '.join(map(repr, codes.columns))}])",
+                stacklevel=2,
+            )
+        return codes.of_frame(events)
 
     def padded_inputs(self, histories: Sequences, rows: np.ndarray) -> tuple[Tensor, Tensor | None]:
         """What the network reads of `rows` of `histories`: their left-padded items [B, T] and, for a network that
@@ -273,5 +284,5 @@ def _warn_unknown(what: str, unknown: dict[str, list[str]]) -> None:
         warnings.warn(
             f"{what} values training never saw read as unknown: "
             + "; ".join(f"{c}: {', '.join(map(repr, sorted(set(vs))[:5]))}" for c, vs in unknown.items()),
-            stacklevel=4,
+            stacklevel=5,  # the caller of recommend
         )

@@ -151,12 +151,12 @@ class Engine:
         """The history a request names: a stored user's (with the times and attributes stored with it), or an
         ad-hoc list (unknown ids reported, dropped, with their `timestamps` where given; its user `attributes`);
         and the request's `context`."""
-        unknown_values = self._unknown_values(attributes, "user_codes_", "user_attributes")
-        unknown_values += self._unknown_values(context, "context_codes_", "context")
         if (user_id is None) == (items is None):
             raise RequestError(
                 422, "give exactly one of user_id (a user seen in training) or items (an ad-hoc history)"
             )
+        unknown_values = self._unknown_values(attributes, "user_codes_", "user_attributes")
+        unknown_values += self._unknown_values(context, "context_codes_", "context")
         if user_id is not None:
             row = self._users.get(user_id, -1)
             if row < 0:
@@ -180,13 +180,13 @@ class Engine:
         return Query("session", idx[idx > 0], unknown, times=times, attributes=attributes, context=context,
                      unknown_values=unknown_values)  # fmt: skip
 
-    def _unknown_values(self, values: dict[str, str] | None, codes: str, name: str) -> list[str]:
-        """The `values` of a request's user attributes or context (`name`; the model's vocabularies: attribute
-        `codes`) that training never saw ("column='value'": read as unknown); a column the model does not read, or
-        values for a model that reads none, are refused."""
+    def _unknown_values(self, values: dict[str, str] | None, attribute: str, name: str) -> list[str]:
+        """The `values` of a request's user attributes or context (`name`; the model's vocabularies are its
+        `attribute`) that training never saw ("column='value'": read as unknown); a column the model does not read,
+        or values for a model that reads none, are refused."""
         if values is None:
             return []
-        found = getattr(self.model, codes, None)
+        found = getattr(self.model, attribute, None)
         if found is None:
             raise RequestError(422, f"{name} given, but the served model reads none")
         try:

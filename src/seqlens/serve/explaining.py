@@ -123,8 +123,7 @@ def explain_many(engine: Engine, method: str, requests: list[ExplainRequest]) ->
     and attributes are what the recommend pass read."""
     histories = {str(i): r[0] for i, r in enumerate(requests)}
     times = {str(i): r[2].tolist() for i, r in enumerate(requests) if r[2] is not None}
-    # every window gets its own attributes (none: unknown), never those of a stored user its label might match
-    attributes = {str(i): r[3] or {} for i, r in enumerate(requests)} if hasattr(engine.model, "user_codes_") else {}
+    attributes = {str(i): r[3] for i, r in enumerate(requests) if r[3] is not None}
     context = {str(i): r[4] for i, r in enumerate(requests) if r[4] is not None}
     try:
         from seqlens.explain import explain_batch  # `check` let only explainable models through
