@@ -199,3 +199,21 @@ def test_time_intervals_stay_when_an_item_is_hidden_and_follow_it_out_when_it_is
 def test_compacted_moves_any_values_with_their_items():
     values, keep = torch.tensor([[0, 0, 7, 0, 9]]), torch.tensor([[False, False, True, True, False]])
     assert compacted(values, keep).tolist() == [[0, 0, 0, 7, 0]]  # a kept zero (time 0) stays
+
+
+def test_a_time_bias_is_hidden_and_removed_by_definition():
+    """Scores that read the time between items take the one-pass-per-position path: still exact, and a removed
+    item's time goes with it."""
+    torch.manual_seed(0)
+    net = SASRecNet(SASRecConfig(n_items=30, max_len=10, dim=16, layers=2, heads=2, time_bias=True)).eval()
+    with torch.no_grad():
+        for block in net.blocks:
+            block.attn.time_bias.normal_(0, 2.0)
+    seq = torch.randint(1, 31, (3, 10))
+    seq[1, :3] = 0
+    times = torch.cumsum(torch.randint(0, 10**6, (3, 10)), 1) * (seq != 0)
+    with torch.inference_mode():
+        masked = masked_last_hidden(net, seq, times).hidden
+        torch.testing.assert_close(masked[:, :-1], by_definition(net, seq, times)[:, :-1], atol=2e-5, rtol=1e-4)
+        removed = removed_last_hidden(net, seq, times)
+        torch.testing.assert_close(removed, removed_by_definition(net, seq, times), atol=2e-5, rtol=1e-4)

@@ -275,3 +275,31 @@ def test_interval_buckets_count_doublings_of_the_gap_and_mark_the_first_item_unk
 
     partly = torch.tensor([[0, 0, 100, UNKNOWN_TIME, 101, 102, 104]])  # one time not known: its gaps are unknown
     assert interval_buckets(seq, partly).tolist() == [[0, 0, 1, 1, 1, 3, 3]]
+
+
+def test_pair_buckets_count_doublings_of_the_time_between_two_items():
+    from seqlens.data.sequences import UNKNOWN_TIME
+    from seqlens.nn.sasrec import pair_buckets
+
+    seq = torch.tensor([[0, 4, 5, 6]])
+    times = torch.tensor([[0, 100, 101, UNKNOWN_TIME]])
+    gaps = pair_buckets(seq, times)[0]
+    assert gaps[0].tolist() == [0, 0, 0, 0]  # padding
+    assert gaps[1, 1] == 2 and gaps[2, 1] == gaps[1, 2] == 3  # the same second; 1 s apart either way
+    assert gaps[3, 1] == gaps[1, 3] == 1 and gaps[3, 3] == 1  # a time not known: unknown
+    assert pair_buckets(seq, None)[0, 1:, 1:].eq(1).all()  # no timestamps: every gap unknown
+
+
+def test_time_bias_shifts_attention_by_the_time_between_items():
+    """A bias that favours items of the same second puts the last query's weight on them, wherever they sit."""
+    net = make(time_bias=True, layers=1, heads=2)
+    assert net.reads_time
+    seq = batch([6], 6)
+    times = torch.tensor([[0, 10**6, 10**6, 2 * 10**6, 3 * 10**6, 10**6]])  # the last item shares its second with 2
+    _, before = net(seq, return_attention=True, times=times)
+    with torch.no_grad():
+        net.blocks[0].attn.time_bias[:, 2] = 20.0  # bucket 2: the same second
+    _, after = net(seq, return_attention=True, times=times)
+    same = after[0].applied[0, :, -1, [1, 2, 5]].sum(-1)
+    assert same.min() > 0.99 and before[0].applied[0, :, -1, [1, 2, 5]].sum(-1).max() < 0.99
+    assert torch.equal(net(seq)[0], net(seq, times=None)[0])  # without times: every gap unknown, still a model

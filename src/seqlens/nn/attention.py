@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqlens.nn.config import INTERVAL_BUCKETS, SASRecConfig
 from seqlens.nn.config import REFINEMENTS as REFINEMENTS  # declared in config.py (torch-free), importable here
 from seqlens.nn.config import SCORES as SCORES
-from seqlens.nn.config import SASRecConfig
 from seqlens.nn.dropout import Dropout
 
 ROTARY_BASE = 10_000.0  # the wavelengths span 2 pi .. 2 pi * base positions, as in RoFormer
@@ -182,17 +182,21 @@ class CausalSelfAttention(WeightRefinement):
         self.attn_dropout = Dropout(self.dropout)
         # relative_bias: one learned score per head and distance i - j (0 .. max_len - 1), zero at the start
         self.distance_bias = nn.Parameter(torch.zeros(heads, cfg.max_len)) if cfg.relative_bias else None
+        # time_bias: one learned score per head and bucket of the time between query and key item, zero at the start
+        self.time_bias = nn.Parameter(torch.zeros(heads, INTERVAL_BUCKETS)) if cfg.time_bias else None
         if cfg.score == "additive":  # Bahdanau: e_ij = v . tanh(q_i + k_j), per head
             self.v = nn.Parameter(torch.randn(heads, self.head_dim) / math.sqrt(self.head_dim))
 
     def forward(
-        self, x: Tensor, keep: Tensor, return_attention: bool = False
+        self, x: Tensor, keep: Tensor, return_attention: bool = False, gaps: Tensor | None = None
     ) -> tuple[Tensor, AttentionWeights | None]:
-        """x [B, T, D], keep [B, T] (False at padding) -> (output [B, T, D], weights or None)."""
+        """x [B, T, D], keep [B, T] (False at padding) -> (output [B, T, D], weights or None); `gaps` [B, T, T]: the
+        time-gap bucket of each query and key item (with `time_bias`)."""
         b, t, d = x.shape
         q, k, v = self.project(x)  # [B, H, T, dh] each
         allowed = attention_mask(keep)  # [B, 1, T, T]
-        fused = not return_attention and not (self.training and self.dropout > 0) and self.distance_bias is None
+        biased = self.distance_bias is not None or self.time_bias is not None
+        fused = not return_attention and not (self.training and self.dropout > 0) and not biased
         if self.refinement == "none" and self.score == "scaled_dot" and fused:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
             out, weights = out * keep[:, None, :, None], None  # padding queries: zeros, as in the explicit path
@@ -201,6 +205,8 @@ class CausalSelfAttention(WeightRefinement):
             if self.distance_bias is not None:  # by distance i - j (0 above the diagonal, which the mask hides)
                 i = torch.arange(t, device=x.device)
                 logits = logits + self.distance_bias[:, (i[:, None] - i).clamp(min=0)]  # + [H, T, T]
+            if self.time_bias is not None and gaps is not None:  # by the time between query and key item
+                logits = logits + self.time_bias[:, gaps].transpose(0, 1)  # + [B, H, T, T]
             raw = masked_softmax(logits, allowed, keep)  # [B, H, T, T]
             applied = self.refine(raw, v, allowed, keep)
             out = self.attn_dropout(applied) @ v  # [B, H, T, dh]

@@ -26,6 +26,9 @@ REFINEMENTS = ("none", "simple", "value", "additive", "stochastic", "stochastic_
 POSITIONS = ("from_end", "from_start", "none")
 #: what SASRec reads of the interactions' timestamps (`sasrec.py`)
 TIMES = ("none", "interval")
+#: time-gap buckets (`time="interval"`, `time_bias`): 0 padding, 1 unknown (no earlier item in the window, or no
+#: timestamps), then one per doubling of the gap in seconds (2: the same second), the last for every longer gap
+INTERVAL_BUCKETS = 34
 #: the next-item losses (`losses.py`), chosen by `TrainConfig.loss`
 LOSSES = ("ce", "sampled", "bce", "gbce", "bpr")
 
@@ -135,6 +138,13 @@ class SASRecConfig(AttentionBlocks):
         "the previous interaction in the window, in log2-second buckets (the first item, and histories given "
         "without timestamps, get an 'unknown' one); 'none' reads only the order.",
         choices=TIMES,
+    )
+    time_bias: bool = param(
+        False,
+        "Add a learned attention score per head and log2-second bucket of the time between each query item and key "
+        "item (TiSASRec's relative time intervals, as one score per head and bucket, starting at zero): attention "
+        "can prefer items of the same session or day over older ones, whatever their positions. Reads the "
+        "timestamps, as time='interval' does (histories given without them: every gap unknown).",
     )
     features: list[str] | None = param(
         None,

@@ -17,6 +17,7 @@ from seqlens.data.codes import ContextCodes, UserCodes, ValueCodes
 from seqlens.data.items import ItemCodes
 from seqlens.data.sequences import UNKNOWN_TIME
 from seqlens.nn.attention import AttentionWeights, CausalSelfAttention
+from seqlens.nn.config import INTERVAL_BUCKETS as INTERVAL_BUCKETS  # declared in config.py, importable here
 from seqlens.nn.config import POSITIONS as POSITIONS  # declared in config.py (torch-free), importable here as before
 from seqlens.nn.config import SASRecConfig
 from seqlens.nn.dropout import Dropout
@@ -37,9 +38,9 @@ class Block(nn.Module):
         self.dropout = Dropout(cfg.dropout)
 
     def forward(
-        self, x: Tensor, keep: Tensor, return_attention: bool = False
+        self, x: Tensor, keep: Tensor, return_attention: bool = False, gaps: Tensor | None = None
     ) -> tuple[Tensor, AttentionWeights | None]:
-        a, weights = self.attn(self.ln1(x), keep, return_attention)  # [B, T, D]
+        a, weights = self.attn(self.ln1(x), keep, return_attention, gaps)  # [B, T, D]
         return self.after_attention(x, a) * keep[..., None], weights
 
     def after_attention(self, x: Tensor, a: Tensor) -> Tensor:
@@ -90,22 +91,32 @@ class ValueEmbeddings(nn.Module):
         return (parts if hide is None else parts * ~hide[..., None]).sum(-2)
 
 
-#: time-interval buckets (`time="interval"`): 0 padding, 1 unknown (no earlier item in the window, or no
-#: timestamps), then one per doubling of the gap in seconds (2: the same second), the last for every longer gap
-INTERVAL_BUCKETS = 34
-
-
 def interval_buckets(seq: Tensor, times: Tensor | None) -> Tensor:
-    """[B, T] bucket of the time since the previous item of left-padded `seq` [B, T] with timestamps `times`
-    [B, T] (seconds; `UNKNOWN_TIME` where not known; None: unknown everywhere)."""
+    """[B, T] bucket (`INTERVAL_BUCKETS`) of the time since the previous item of left-padded `seq` [B, T] with
+    timestamps `times` [B, T] (seconds; `UNKNOWN_TIME` where not known; None: unknown everywhere)."""
     real = seq != 0
     if times is None:
         return real.long()
-    gap = (times[:, 1:] - times[:, :-1]).clamp(min=0).double()
-    bucket = (2 + torch.floor(torch.log2(gap + 1)).long()).clamp(max=INTERVAL_BUCKETS - 1)
-    known = real[:, :-1] & (times[:, :-1] != UNKNOWN_TIME) & (times[:, 1:] != UNKNOWN_TIME)
-    inner = torch.where(known, bucket, 1) * real[:, 1:]  # after padding (the first item) or an unknown time: 1
-    return torch.cat([real[:, :1].long(), inner], 1)
+    before, after = times[:, :-1], times[:, 1:]
+    known = real[:, :-1] & (before != UNKNOWN_TIME) & (after != UNKNOWN_TIME)  # after padding (the first item): 1
+    return torch.cat([real[:, :1].long(), gap_buckets(after - before, known, real[:, 1:])], 1)
+
+
+def pair_buckets(seq: Tensor, times: Tensor | None) -> Tensor:
+    """[B, T, T] bucket of the time between query item i and key item j (`time_bias`; 0 where either is padding)."""
+    real = seq != 0
+    both = real[:, :, None] & real[:, None, :]
+    if times is None:
+        return both.long()
+    a, b = times[:, :, None], times[:, None, :]
+    return gap_buckets((a - b).abs(), (a != UNKNOWN_TIME) & (b != UNKNOWN_TIME), both)
+
+
+def gap_buckets(gap: Tensor, known: Tensor, real: Tensor) -> Tensor:
+    """Buckets of time gaps `gap` (seconds): one per doubling from 2 (the same second; a negative gap, out of order,
+    counts as 0 s) where `known`, else 1 (unknown), and 0 where not `real` (padding)."""
+    bucket = (2 + torch.floor(torch.log2(gap.clamp(min=0).double() + 1)).long()).clamp(max=INTERVAL_BUCKETS - 1)
+    return torch.where(known, bucket, 1) * real
 
 
 class SASRecNet(NextItemNet):
@@ -164,9 +175,10 @@ class SASRecNet(NextItemNet):
         """
         keep = seq != 0 if keep is None else keep & (seq != 0)
         x = self.embed(seq, blank, hide, times) * keep[..., None]  # [B, T, D]
+        gaps = pair_buckets(seq, times) if self.cfg.time_bias else None  # [B, T, T]
         attentions = []
         for block in self.blocks:
-            x, weights = block(x, keep, return_attention)  # [B, T, D], [B, H, T, T] when asked
+            x, weights = block(x, keep, return_attention, gaps)  # [B, T, D], [B, H, T, T] when asked
             attentions.append(weights)
         return self.ln_f(x) * keep[..., None], attentions if return_attention else None  # [B, T, D]
 
@@ -240,7 +252,7 @@ class SASRecNet(NextItemNet):
 
     @property
     def reads_time(self) -> bool:  # type: ignore[override]
-        return self.cfg.time != "none"
+        return self.cfg.time != "none" or self.cfg.time_bias
 
     @property
     def item_groups(self) -> list[str]:

@@ -28,6 +28,7 @@ class SASRec(NextItemModel):
     schema = SCHEMAS["SASRec"]  # SASRecConfig and TrainConfig, declared without torch in registry.py
     features: list[str] | None  # declared on SASRecConfig (the constructor sets it)
     time: str  # declared on SASRecConfig
+    time_bias: bool  # declared on SASRecConfig
     user_features: list[str] | None  # declared on SASRecConfig
     context: list[str] | None  # declared on SASRecConfig
     item_codes_: ItemCodes  # with `features`: the catalogue's attribute codes (saved as features.json)
@@ -45,8 +46,9 @@ class SASRec(NextItemModel):
 
     def _setup(self, log: InteractionLog | pd.DataFrame) -> InteractionLog:
         log = as_log(log)
-        if self.time != "none" and not log.has_time:
-            raise DataError(f"time={self.time!r} reads the timestamps, which {log.source} has none of")
+        if (self.time != "none" or self.time_bias) and not log.has_time:
+            reads = f"time={self.time!r}" if self.time != "none" else "time_bias=True"
+            raise DataError(f"{reads} reads the timestamps, which {log.source} has none of")
         if self.user_features is not None:  # before the histories are stored: they keep their users' codes
             if log.user_table is None:
                 raise DataError(
