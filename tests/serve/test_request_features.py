@@ -13,6 +13,19 @@ from seqlens.serve import create_app
 from .conftest import TINY, Server, contract_client
 
 
+def served_as_library(client, body: dict, expected: pd.DataFrame) -> None:
+    """The service answers `body` with `expected` (the library's answer), and explains its top item with the score
+    it recommends it with."""
+    r = client.post("/v1/recommend", json={**body, "k": 5, "explain": True, "method": "masking"})
+    assert r.status_code == 200, r.text
+    served = r.json()
+    assert [x["item_id"] for x in served["recommendations"]] == expected["item_id"].tolist()
+    scores = [x["score"] for x in served["recommendations"]]
+    np.testing.assert_allclose(scores, expected["score"], rtol=1e-4)
+    assert served["explanation"]["item_id"] == expected["item_id"].iloc[0]
+    np.testing.assert_allclose(served["explanation"]["score"], scores[0], rtol=1e-4)
+
+
 def test_a_user_model_serves_what_the_library_recommends(tmp_path, serve_log):
     users = serve_log.df["user_id"].unique()
     table = pd.DataFrame({"user_id": users, "segment": [f"s{i % 3}" for i in range(len(users))]})
@@ -34,14 +47,7 @@ def test_a_user_model_serves_what_the_library_recommends(tmp_path, serve_log):
                  model.recommend(histories={"x": history}, k=5, user_attributes={"x": given})),
                 ({"items": history}, model.recommend(histories={"x": history}, k=5)),  # attributes unknown
             ):  # fmt: skip
-                r = client.post("/v1/recommend", json={**body, "k": 5, "explain": True, "method": "masking"})
-                assert r.status_code == 200, r.text
-                served = r.json()
-                assert [x["item_id"] for x in served["recommendations"]] == expected["item_id"].tolist()
-                scores = [x["score"] for x in served["recommendations"]]
-                np.testing.assert_allclose(scores, expected["score"], rtol=1e-4)
-                assert served["explanation"]["item_id"] == expected["item_id"].iloc[0]
-                np.testing.assert_allclose(served["explanation"]["score"], scores[0], rtol=1e-4)
+                served_as_library(client, body, expected)
             r = client.post("/v1/recommend", json={"items": history, "user_attributes": {"segment": "s9"}})
             assert r.status_code == 200 and any("segment='s9'" in n for n in r.json()["notes"])
             r = client.post("/v1/recommend", json={"items": history, "user_attributes": {"job": "x"}})
@@ -71,13 +77,7 @@ def test_a_context_model_serves_what_the_library_recommends(tmp_path, serve_log)
                 ({"items": history, "context": mobile},
                  model.recommend(histories={"x": history}, k=5, context={"x": mobile})),
             ):  # fmt: skip
-                r = client.post("/v1/recommend", json={**body, "k": 5, "explain": True, "method": "masking"})
-                assert r.status_code == 200, r.text
-                served = r.json()
-                assert [x["item_id"] for x in served["recommendations"]] == expected["item_id"].tolist()
-                scores = [x["score"] for x in served["recommendations"]]
-                np.testing.assert_allclose(scores, expected["score"], rtol=1e-4)
-                np.testing.assert_allclose(served["explanation"]["score"], scores[0], rtol=1e-4)
+                served_as_library(client, body, expected)
             r = client.post("/v1/recommend", json={"user_id": user, "context": {"device": "tablet"}})
             assert r.status_code == 200 and any("device='tablet'" in n for n in r.json()["notes"])
             r = client.post("/v1/recommend", json={"user_id": user, "context": {"channel": "x"}})

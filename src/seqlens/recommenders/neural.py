@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from seqlens.data.codes import ValueCodes
 from seqlens.data.log import InteractionLog
 from seqlens.data.sequences import Sequences
 from seqlens.errors import ArtifactError, DataError
@@ -205,19 +206,25 @@ class NextItemModel(Recommender):
         return None if codes is None else codes.for_users([str(u) for u in users])
 
     def attribute_codes_for(self, values: Sequence[Mapping[str, str] | None]) -> np.ndarray | None:
-        codes = getattr(self, "user_codes_", None)
-        if codes is None:
+        if not hasattr(self, "user_codes_"):
             return super().attribute_codes_for(values)
-        out, unknown = codes.of(values)
-        _warn_unknown("user attribute", unknown)
-        return out
+        return self._coded(self.user_codes_, values, "user attribute")
 
     def context_codes_for(self, values: Sequence[Mapping[str, str] | None]) -> np.ndarray | None:
-        codes = getattr(self, "context_codes_", None)
-        if codes is None:
+        if not hasattr(self, "context_codes_"):
             return super().context_codes_for(values)
+        return self._coded(self.context_codes_, values, "context")
+
+    @staticmethod
+    def _coded(codes: ValueCodes, values: Sequence[Mapping[str, str] | None], what: str) -> np.ndarray:
+        """`codes.of(values)`, with a warning naming the values training never saw (read as unknown)."""
         out, unknown = codes.of(values)
-        _warn_unknown("context", unknown)
+        if unknown:
+            warnings.warn(
+                f"{what} values training never saw read as unknown: "
+                + "; ".join(f"{c}: {', '.join(map(repr, sorted(set(vs))[:5]))}" for c, vs in unknown.items()),
+                stacklevel=5,  # the caller of recommend
+            )
         return out
 
     def event_context_codes(self, events: pd.DataFrame) -> np.ndarray | None:
@@ -276,13 +283,3 @@ def _constructor(schema: Schema):
 
     __init__.__signature__ = schema.signature()  # type: ignore[attr-defined]
     return __init__
-
-
-def _warn_unknown(what: str, unknown: dict[str, list[str]]) -> None:
-    """A warning naming the values training never saw (read as unknown), per column."""
-    if unknown:
-        warnings.warn(
-            f"{what} values training never saw read as unknown: "
-            + "; ".join(f"{c}: {', '.join(map(repr, sorted(set(vs))[:5]))}" for c, vs in unknown.items()),
-            stacklevel=5,  # the caller of recommend
-        )
