@@ -52,6 +52,8 @@ OPTIONS = {"attention_dropout": {"attention_dropout": 0.2}, "relative_bias": {"r
            "features_attention_dropout_time": {"attention_dropout": 0.2, "time": "interval"},
            # model size, the one lever left for Beauty's target: the best configuration at twice the width
            "features_attention_dropout_wide": {"attention_dropout": 0.2, "dim": 128},
+           # after the wide model's test numbers (no gain): depth instead of width
+           "features_attention_dropout_deep": {"attention_dropout": 0.2, "layers": 3},
            # user attributes (`USER_COLUMNS`), alone and with time intervals
            "users": {}, "time_users": {"time": "interval"},
            # TiSASRec-style: a learned attention score per bucket of the time between two items, beside the intervals
@@ -227,6 +229,7 @@ TARGET, TARGET_SEEDS = 0.060, 3
 
 #: the levers compared with the configuration they were added to (beside every configuration against id-only)
 LEVERS = {"features_attention_dropout": "features", "features_attention_dropout_wide": "features_attention_dropout",
+          "features_attention_dropout_deep": "features_attention_dropout",
           "features_attention_dropout_time": "features_attention_dropout", "time_users": "time", "users": "id", "time_pairs": "time"}  # fmt: skip
 
 
@@ -430,7 +433,8 @@ def report() -> None:
         "numbers below were seen); `time` reads time intervals (`time='interval'`) and",
         "`features_attention_dropout_time` adds them to `features_attention_dropout` (both added once models could",
         "read time); `features_attention_dropout_wide` is `features_attention_dropout` at twice the width (model",
-        "size, the lever left for Beauty's target); `users` reads MovieLens' user attributes (gender, age group,",
+        "size, the lever left for Beauty's target) and `features_attention_dropout_deep` the same with 3 blocks",
+        "instead of 2 (added after the wide model's numbers); `users` reads MovieLens' user attributes (gender, age group,",
         "occupation: `SASRec(user_features=[...])`, their embeddings added to the state items are scored from) and",
         "`time_users` adds them to `time` (both added once models could read them); `time_pairs` adds to `time` a",
         "learned attention score per head and log2 bucket of the time between each query and key item (TiSASRec's",
