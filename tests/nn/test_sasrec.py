@@ -302,4 +302,13 @@ def test_time_bias_shifts_attention_by_the_time_between_items():
     _, after = net(seq, return_attention=True, times=times)
     same = after[0].applied[0, :, -1, [1, 2, 5]].sum(-1)
     assert same.min() > 0.99 and before[0].applied[0, :, -1, [1, 2, 5]].sum(-1).max() < 0.99
-    assert torch.equal(net(seq)[0], net(seq, times=None)[0])  # without times: every gap unknown, still a model
+    from seqlens.data.sequences import UNKNOWN_TIME
+
+    unknown = torch.full_like(times, UNKNOWN_TIME)  # without times every gap is unknown, as with unknown times
+    torch.testing.assert_close(net(seq)[0], net(seq, times=unknown)[0])
+    assert not torch.allclose(net(seq)[0], net(seq, times=times)[0])
+    # leaving out a position's time makes its gaps unknown: its time group has an effect of its own
+    hide = torch.zeros(1, 6, len(net.groups), dtype=torch.bool)
+    hide[0, 2, -1] = True
+    assert net.groups[-1] == "time"
+    assert not torch.allclose(net(seq, times=times, hide=hide)[0], net(seq, times=times)[0])

@@ -178,7 +178,7 @@ def _narrative(e: FeatureExplanation, titles: dict, k: int) -> str:
         if group == "item":
             reasons.append(f"{item} itself ({share:.0%})")
         elif group == "time":
-            reasons.append(f"when {item} came after the item before it ({share:.0%})")
+            reasons.append(f"when {item} happened ({share:.0%})")
         else:
             shown = ", ".join(e.values[j].get(group, [])[:3]) or "none"
             reasons.append(f"the {group} of {item} ({shown}) ({share:.0%})")

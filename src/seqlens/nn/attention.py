@@ -205,7 +205,9 @@ class CausalSelfAttention(WeightRefinement):
             if self.distance_bias is not None:  # by distance i - j (0 above the diagonal, which the mask hides)
                 i = torch.arange(t, device=x.device)
                 logits = logits + self.distance_bias[:, (i[:, None] - i).clamp(min=0)]  # + [H, T, T]
-            if self.time_bias is not None and gaps is not None:  # by the time between query and key item
+            if self.time_bias is not None:  # by the time between query and key item
+                if gaps is None:
+                    raise ValueError("time_bias reads the time gaps between items: pass `gaps` (SASRecNet does)")
                 logits = logits + self.time_bias[:, gaps].transpose(0, 1)  # + [B, H, T, T]
             raw = masked_softmax(logits, allowed, keep)  # [B, H, T, T]
             applied = self.refine(raw, v, allowed, keep)

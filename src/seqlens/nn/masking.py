@@ -171,8 +171,8 @@ def _shortcut_applies(net: _Net, remove: bool) -> bool:
     # the shortcut's scores read queries and keys only: no refinement in the first and last block, no distance or
     # time bias
     plain = not (cfg.refines(0) or cfg.refines(cfg.layers - 1) or cfg.relative_bias or cfg.time_bias)
-    # removing an item moves later items (from the start) or changes the next item's time interval: inputs after
-    # it change, which the shortcut does not recompute
+    # removing an item moves later items (from the start) or changes the next item's time interval (a time
+    # model): inputs after it change, which the shortcut does not recompute
     return plain and not (remove and (cfg.positions == "from_start" or cfg.time != "none"))
 
 

@@ -103,7 +103,8 @@ def interval_buckets(seq: Tensor, times: Tensor | None) -> Tensor:
 
 
 def pair_buckets(seq: Tensor, times: Tensor | None) -> Tensor:
-    """[B, T, T] bucket of the time between query item i and key item j (`time_bias`; 0 where either is padding)."""
+    """[B, T, T] bucket of the time between query item i and key item j (`time_bias`; 0 where either is padding),
+    symmetric: out of order or not, the bucket of the absolute gap."""
     real = seq != 0
     both = real[:, :, None] & real[:, None, :]
     if times is None:
@@ -170,12 +171,13 @@ class SASRecNet(NextItemNet):
         `blank` [B, T] hides only the content of positions: the average item embedding stands in for theirs,
         their position stays in the sequence (how the most recent item, which the model reads its
         prediction from, is hidden). `hide` [B, T, groups] leaves out feature groups of positions (see `groups`).
-        `times` [B, T]: the items' timestamps, read with `time="interval"` (a hidden position's time still
-        gives the next item its interval).
+        `times` [B, T]: the items' timestamps, read with `time="interval"` and `time_bias` (a hidden position's
+        time still gives the next item its interval). Leaving out a position's "time" group (`hide`) makes its
+        interval and every time gap to or from it unknown.
         """
         keep = seq != 0 if keep is None else keep & (seq != 0)
         x = self.embed(seq, blank, hide, times) * keep[..., None]  # [B, T, D]
-        gaps = pair_buckets(seq, times) if self.cfg.time_bias else None  # [B, T, T]
+        gaps = self.time_gaps(seq, times, hide) if self.cfg.time_bias else None  # [B, T, T]
         attentions = []
         for block in self.blocks:
             x, weights = block(x, keep, return_attention, gaps)  # [B, T, D], [B, H, T, T] when asked
@@ -261,9 +263,18 @@ class SASRecNet(NextItemNet):
 
     @property
     def groups(self) -> list[str]:
-        """The feature groups a position's input is the sum of: the item's (`item_groups`), then its time interval
-        ("time", with `time="interval"`)."""
+        """The feature groups a position's input is the sum of: the item's (`item_groups`), then its time ("time",
+        with `time="interval"` or `time_bias`: its interval and its time gaps to the other items)."""
         return [*self.item_groups, *(["time"] if self.reads_time else [])]
+
+    def time_gaps(self, seq: Tensor, times: Tensor | None, hide: Tensor | None = None) -> Tensor:
+        """[B, T, T] time-gap buckets the attention's `time_bias` reads (`pair_buckets`); a pair with a position whose
+        "time" group `hide` leaves out is unknown (1)."""
+        gaps = pair_buckets(seq, times)
+        if hide is None:
+            return gaps
+        hidden = hide[..., -1]  # [B, T]: the positions whose time is left out
+        return torch.where((hidden[:, :, None] | hidden[:, None, :]) & (gaps > 0), 1, gaps)
 
     def item_vectors(self, items: Tensor, hide: Tensor | None = None) -> Tensor:
         """[..., D] of `items` [...]; `hide` [..., item groups] leaves out the groups where True (`item_groups`)."""

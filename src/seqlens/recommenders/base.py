@@ -210,7 +210,8 @@ class Recommender:
 
         `histories` maps a user id (any label) to external item ids, oldest first; unknown items are
         ignored with a warning. `timestamps` maps some of those labels to their items' times (seconds,
-        aligned), which a model that reads time uses (`SASRec(time="interval")`; without them, unknown).
+        aligned), which a model that reads time uses (`SASRec(time="interval")` or `time_bias=True`; without
+        them, unknown).
         `user_attributes` maps some labels to their attributes (column -> value), which a model that reads
         them uses (`SASRec(user_features=[...])`; a known user's are stored, others are unknown). `context` maps
         users (or labels) to the request's context (column -> value), which a model that reads it uses
