@@ -330,6 +330,14 @@ def test_train_and_evaluate_a_context_model_from_a_table(tmp_path):
     assert json.loads((out / "context.json").read_text())["vocabularies"] == {"device": ["desktop", "mobile"]}
     result = runner.invoke(app, ["evaluate", str(out), str(tmp_path / "log.csv")])
     assert result.exit_code == 0, result.output
+    answers = {}
+    for asked in ("device=mobile", "device=desktop"):
+        result = runner.invoke(app, ["recommend", str(out), "--user", "0", "--context", asked, "--json"])
+        assert result.exit_code == 0, result.output
+        answers[asked] = [r["score"] for r in json.loads(result.stdout)]
+    assert answers["device=mobile"] != answers["device=desktop"]  # the request's context reaches the model
+    result = runner.invoke(app, ["recommend", str(out), "--user", "0", "--context", "mobile"])
+    assert result.exit_code == 2 and "column=value" in result.output
     sequences = tmp_path / "log.txt"
     sequences.write_text("1 2 3\n2 3 4\n")
     result = runner.invoke(app, ["train", "--data", str(sequences), "--context", "device", "--out", str(out)])

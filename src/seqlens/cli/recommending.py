@@ -37,6 +37,12 @@ def recommend(
     out: Path | None = typer.Option(
         None, help="Write the recommendations here (.parquet or .csv) instead of printing."
     ),
+    context: str | None = typer.Option(
+        None, help="The request's context, for a model that reads it: comma-separated column=value (device=mobile)."
+    ),
+    attributes: str | None = typer.Option(
+        None, help="The user's attributes with --items, for a model that reads them: column=value (gender=F,age=25)."
+    ),
 ) -> None:
     """Top-k next items for a known user, an ad-hoc list of items, or many users at once (--users, --out)."""
     from seqlens.recommenders import load_model
@@ -47,6 +53,11 @@ def recommend(
         fail("--users writes a file: give --out recs.parquet (or .csv)")
     if out is not None and out.suffix not in (".parquet", ".csv"):
         fail(f"--out {out}: use a .parquet or .csv file name")
+    if attributes is not None and items is None:
+        fail("--attributes go with --items (a known user's are stored with the model)")
+    if context is not None and users is not None:
+        fail("--context is one request's: give it with --user or --items")
+    asked, given = key_values("--context", context), key_values("--attributes", attributes)
     model = load_model(model_dir)
     if users is not None and out is not None:
         _write_in_chunks(model, _user_list(model, users), k, not keep_seen, out)
@@ -54,10 +65,16 @@ def recommend(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if user is not None:
-            recs = model.recommend(users=[user], k=k, exclude_seen=not keep_seen)
+            recs = model.recommend(
+                users=[user], k=k, exclude_seen=not keep_seen, context=None if asked is None else {user: asked}
+            )
         else:
             history = [i.strip() for i in (items or "").split(",") if i.strip()]
-            recs = model.recommend(histories={"query": history}, k=k, exclude_seen=not keep_seen)
+            recs = model.recommend(
+                histories={"query": history}, k=k, exclude_seen=not keep_seen,
+                user_attributes=None if given is None else {"query": given},
+                context=None if asked is None else {"query": asked},
+            )  # fmt: skip
     for w in caught:
         warn(str(w.message))
     recs["title"] = [model.item_titles_.get(i, "") for i in recs["item_id"]]
@@ -75,6 +92,17 @@ def recommend(
     for row in recs.itertuples():
         table.add_row(str(row.rank), row.item_id, row.title, f"{row.score:.4f}")
     console.print(table)
+
+
+def key_values(option: str, text: str | None) -> dict[str, str] | None:
+    """`column=value,column=value` as a dict (None for None); a pair without `=` fails naming the option."""
+    if text is None:
+        return None
+    pairs = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in pairs if "=" not in p or not p.split("=", 1)[0].strip()]
+    if bad or not pairs:
+        fail(f"{option} {text!r}: give comma-separated column=value pairs (device=mobile)")
+    return {k.strip(): v.strip() for k, v in (p.split("=", 1) for p in pairs)}
 
 
 def _user_list(model: Recommender, users: str) -> list[str]:
