@@ -164,13 +164,19 @@ def test_the_shortcut_holds_for_a_network_reading_item_attributes():
     torch.testing.assert_close(fast[:, :-1], slow[:, :-1], atol=2e-5, rtol=1e-4)
 
 
-def test_a_distance_bias_is_hidden_and_removed_by_definition():
-    """Scores that read distances (not only queries and keys) take the one-pass-per-position path: still exact."""
+def with_random_bias(bias: str, **cfg) -> SASRecNet:
+    """A network whose attention `bias` (a parameter of every block's attention) is set away from its zero start."""
     torch.manual_seed(0)
-    net = SASRecNet(SASRecConfig(n_items=30, max_len=12, dim=16, layers=2, heads=2, relative_bias=True)).eval()
+    net = SASRecNet(SASRecConfig(n_items=30, dim=16, layers=2, heads=2, **cfg)).eval()
     with torch.no_grad():
         for block in net.blocks:
-            block.attn.distance_bias.normal_(0, 2.0)
+            getattr(block.attn, bias).normal_(0, 2.0)
+    return net
+
+
+def test_a_distance_bias_is_hidden_and_removed_by_definition():
+    """Scores that read distances (not only queries and keys) take the one-pass-per-position path: still exact."""
+    net = with_random_bias("distance_bias", max_len=12, relative_bias=True)
     seq = torch.randint(1, 31, (3, 12))
     seq[1, :5] = 0
     with torch.inference_mode():
@@ -204,11 +210,7 @@ def test_compacted_moves_any_values_with_their_items():
 def test_a_time_bias_is_hidden_and_removed_by_definition():
     """Scores that read the time between items take the one-pass-per-position path: still exact, and a removed
     item's time goes with it."""
-    torch.manual_seed(0)
-    net = SASRecNet(SASRecConfig(n_items=30, max_len=10, dim=16, layers=2, heads=2, time_bias=True)).eval()
-    with torch.no_grad():
-        for block in net.blocks:
-            block.attn.time_bias.normal_(0, 2.0)
+    net = with_random_bias("time_bias", max_len=10, time_bias=True)
     seq = torch.randint(1, 31, (3, 10))
     seq[1, :3] = 0
     times = torch.cumsum(torch.randint(0, 10**6, (3, 10)), 1) * (seq != 0)
