@@ -128,3 +128,14 @@ def test_the_monitor_replay_reads_each_events_own_context(context_model, device_
         device = events[(requests.users[i], len(history))]  # the event after the history is the request
         expected = context_model.recommend(histories={"x": history}, k=3, context={"x": {"device": device}})
         assert replayed[i].tolist() == expected["item_id"].tolist()
+
+
+def test_the_approximate_index_reads_the_request_context(context_model):
+    pytest.importorskip("faiss", reason="the approximate index needs faiss-cpu (pip install 'seqlens[ann]')")
+    from seqlens.recommenders.retrieval import ItemIndex
+
+    asked = {"u1": {"device": "desktop"}, "u2": {"device": "mobile"}}
+    index = ItemIndex(context_model, nlist=2, nprobe=2)  # every cluster visited: exact
+    found = index.recommend(users=["u1", "u2"], k=5, context=asked)
+    expected = context_model.recommend(users=["u1", "u2"], k=5, context=asked)
+    assert found["item_id"].tolist() == expected["item_id"].tolist()

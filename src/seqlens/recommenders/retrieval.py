@@ -73,10 +73,13 @@ class ItemIndex:
         exclude_seen: bool = True,
         batch_size: int = 512,
         timestamps: Mapping[str, Sequence[int]] | None = None,
+        user_attributes: Mapping[str, Mapping[str, str]] | None = None,
+        context: Mapping[str, Mapping[str, str]] | None = None,
     ) -> pd.DataFrame:
-        """`model.recommend`'s table (user_id, item_id, score, rank) from the index instead of exact scoring."""
+        """`model.recommend`'s table (user_id, item_id, score, rank) from the index instead of exact scoring (the
+        arguments are `model.recommend`'s)."""
         model = self.model
-        labels, seqs = model.encoded_histories(users, histories, timestamps)
+        labels, seqs = model.encoded_histories(users, histories, timestamps, user_attributes, context)
         frames = []
         for lo in range(0, len(seqs), batch_size):
             rows = np.arange(lo, min(lo + batch_size, len(seqs)))
