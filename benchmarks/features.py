@@ -452,7 +452,7 @@ def report() -> None:
         "  their altered histories no times.",
         "- Request context (`SASRec(context=[...])`) is built and tested on synthetic data only: none of these",
         "  datasets has per-event context columns. The context of the history's earlier events is not read.",
-        "- Levers for the Beauty target not tried yet: `id_dropout` tuning, more layers. The best published",
+        "- Levers for the Beauty target not tried yet: `id_dropout` tuning, more heads. The best published",
         "  full-ranking number on this data we know of is 0.0611.",
         *_missing_lines(results),
         "",
