@@ -194,14 +194,15 @@ def explain_batch(
         seq, times = model.padded_inputs(seqs, rows)
         # masking's pass holds the state the top item is scored from: it spares recommending a second pass
         masked = masked_states(model.net_, seq, times) if method == "masking" else None
+        # what user attributes and context add to the state items are scored from (a model that reads them): the
+        # same whatever the history, so no history position's attribution changes, but the item's score does
+        query = model.query_vectors(seqs, rows)  # [B, D] or None
+        states = None if masked is None else masked.states[:, -1] if query is None else masked.states[:, -1] + query
         targets = recommended_items(
-            model, seqs.subset(rows), None if wanted is None else wanted[rows], exclude_seen,
-            states=None if masked is None else model.with_query(masked.states[:, -1], seqs, rows),
-        )  # fmt: skip
+            model, seqs.subset(rows), None if wanted is None else wanted[rows], exclude_seen, states=states
+        )
         a = attribute(model.net_, seq, method, torch.from_numpy(targets), masked=masked, times=times)
-        # the item's score as `recommend` gives it: a model that reads user attributes or context adds their part,
-        # the same whatever the history (so no history position's attribution changes)
-        score = a.target_score + query_part(model, seqs, rows, a.target)
+        score = a.target_score if query is None else a.target_score + query_part(model, query, a.target)
         for i, r in enumerate(rows):
             n = min(int(seqs.lengths[r]), model.max_len)
             label = str(labels[r])
@@ -226,14 +227,11 @@ def explain_batch(
     return out
 
 
-def query_part(model: NextItemModel, histories: Sequences, rows: np.ndarray, items: Tensor) -> Tensor:
-    """[len(rows)]: what the users' attributes and the requests' context add to the score of `items` [len(rows)]
-    (0 for a model that reads neither): the dot product of their `query_vectors` with the item's."""
-    vector = model.query_vectors(histories, rows)
-    if vector is None:
-        return torch.zeros(len(rows))
+def query_part(model: NextItemModel, query: Tensor, items: Tensor) -> Tensor:
+    """[B]: what the users' attributes and the requests' context (their `query_vectors`, [B, D]) add to the score of
+    `items` [B]: the dot product of the two."""
     with torch.inference_mode():
-        return (vector * model.net_.item_vectors(items)).sum(-1)
+        return (query * model.net_.item_vectors(items)).sum(-1)
 
 
 #: a top item read from a caller's state must lead the runner-up by this much (relative to its score): far above

@@ -162,8 +162,9 @@ class NextItemModel(Recommender):
         """[b, T, D] (or a zero that broadcasts): what the users of `rows` of the training histories and `context`
         [b, T, columns], each target event's context codes, add to the states the targets are scored from."""
         out = self.net_.item_emb.weight.new_zeros(())
-        if train.user_codes is not None and getattr(self, "user_codes_", None) is not None:
-            out = out + self.net_.user_vector(torch.from_numpy(train.user_codes[rows]).to(out.device))[:, None]
+        users = self.query_vectors(train, rows)  # [b, D]: the users' attributes (training histories hold no context)
+        if users is not None:
+            out = out + users[:, None]
         if context is not None:
             out = out + self.net_.context_vector(context.to(out.device))
         return out
