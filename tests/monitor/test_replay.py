@@ -1,10 +1,12 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from seqlens.data.log import ITEM, USER
 from seqlens.errors import DataError
 from seqlens.monitor import answer, requests_from_log, window_starts
+from seqlens.monitor.replay import ORDER, reversed_items
 
 
 def test_every_event_after_a_users_first_is_a_request_holding_the_history_before_it(fitted, synth_log):
@@ -79,3 +81,21 @@ def test_cohorts_by_history_length_and_by_a_user_attribute(fitted, synth_log):
     assert set(by_plan) <= {"paid", "free", "unknown"} and (by_plan[answers.records["user_id"] == "u0"] == "paid").all()
     with pytest.raises(DataError, match="give the user table"):
         cohort_labels(answers, "plan")
+
+
+def test_reversed_items_reverses_the_real_items_and_keeps_them_right_aligned():
+    seq = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5], [0, 0, 0, 0, 7]])
+    assert reversed_items(seq).tolist() == [[0, 0, 5, 4, 3], [5, 4, 3, 2, 1], [0, 0, 0, 0, 7]]
+
+
+def test_order_sensitivity_is_the_share_of_the_list_that_reading_the_history_backwards_changes(fitted, synth_log):
+    requests = requests_from_log(fitted, synth_log, "3d", per_window=5)
+    records = answer(fitted, requests, k=5).records
+    short = [r for r in range(len(requests)) if 1 <= len(requests.histories[r]) <= fitted.max_len][:12]
+    for row in short:
+        history = list(fitted.decode_items(requests.histories[row]))
+        lists = [set(fitted.recommend(histories={"u": items}, k=5)[ITEM]) for items in (history, history[::-1])]
+        assert records.loc[row, ORDER] == pytest.approx(1 - len(lists[0] & lists[1]) / 5)
+    one = [r for r in range(len(requests)) if len(requests.histories[r]) == 1]
+    assert one and (records.loc[one, ORDER] == 0).all()  # one item read backwards is the same history
+    assert records.loc[short, ORDER].max() > 0

@@ -2,7 +2,8 @@
 
 Every event of a log is a request: the user's history just before it, at the event's time. Replaying a log
 through a model (`answer`) gives, per request, the attention statistics of the last query in every layer
-(`last_query_stats`), the items it recommended, and the last layer's attention mass per history item: what
+(`last_query_stats`), the items it recommended, how many of them change when the history is read backwards
+(`order_sensitivity`), and the last layer's attention mass per history item: what
 `windows.summarize` aggregates per time window and `drift` compares with a reference.
 
 Requests are built apart from answering them (`requests_from_log`, then `answer`) so that a test or a
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 
 from seqlens.data.log import ITEM, TIME, USER, InteractionLog
 from seqlens.data.sequences import Sequences
@@ -125,8 +127,8 @@ def requests_from_log(
 
 @dataclass(frozen=True)
 class Answers:
-    """What the model did with each request: `records` (one row per request: time, user, history length and
-    the per-layer statistics), `recommended` [N, k] internal indices, the last layer's attention mass per
+    """What the model did with each request: `records` (one row per request: time, user, history length, the
+    per-layer statistics and, in a replay, `order_sensitivity`), `recommended` [N, k] internal indices, the last layer's attention mass per
     history item as a flat list (`attended_items`, `attended_mass`, request `attended_row`), each
     request's `latest` item (0 when not known), and `shares`: per-request distributions computed when the
     request was served (the service's request log records the attention per popularity bucket instead of
@@ -152,10 +154,21 @@ class Answers:
         )  # fmt: skip
 
 
+#: a per-request statistic of the replay besides the attention's: the share of the top k that changes when the
+#: history's items are read in reverse order (`order_sensitivity`)
+ORDER = "order_sensitivity"
+
+
 def answer(model: Recommender, requests: Requests, k: int = 10, batch_size: int = 256) -> Answers:
     """Run `model` on every request (its most recent `max_len` items), recording what `Answers` holds.
 
     Recommendations exclude the history, as `recommend` does. Needs an attention network (SASRec).
+
+    `order_sensitivity`: the share of the k recommendations that change when the items the model reads are
+    given in reverse order (their times, user and context left as they were). A model that reads the order
+    (the latest item first of all) changes most of its list; one that has lost the order (trained on shuffled
+    sequences, a broken pipeline) changes little, while its attention can look as it did. It costs a second
+    pass per request, so only a replay records it, not the service.
     """
     if not (isinstance(model, NextItemModel) and model.net_.has_attention):
         raise DataError(f"{type(model).__name__} has no attention to monitor (use an attention model such as SASRec)")
@@ -173,7 +186,14 @@ def answer(model: Recommender, requests: Requests, k: int = 10, batch_size: int 
             seq, times = model.padded_inputs(seqs, rows)  # [B, T] each
             hidden, weights = net(seq, return_attention=True, **time_kwargs(times))
             scores = exclude_histories(net.scores(model.with_query(hidden[:, -1], seqs, rows)), seqs, rows)  # [B, n+1]
-            recommended.append(scores.topk(k, dim=1).indices.numpy())
+            top = scores.topk(k, dim=1).indices
+            recommended.append(top.numpy())
+            flipped = net(reversed_items(seq), **time_kwargs(times))[0][:, -1]
+            flipped_top = exclude_histories(net.scores(model.with_query(flipped, seqs, rows)), seqs, rows).topk(
+                k, dim=1
+            )
+            kept = (top[:, :, None] == flipped_top.indices[:, None, :]).any(2).sum(1)  # [B]
+            columns.setdefault(ORDER, []).append(1.0 - kept.numpy() / top.shape[1])
             keep = seq != 0
             stats = last_query_stats(weights, keep)
             layers = stats.layers
@@ -198,3 +218,12 @@ def answer(model: Recommender, requests: Requests, k: int = 10, batch_size: int 
         records, np.concatenate(recommended), np.concatenate(att_items), np.concatenate(att_mass),
         np.concatenate(att_row), layers, np.array([h[-1] for h in requests.histories], dtype=np.int64),
     )  # fmt: skip
+
+
+def reversed_items(seq: Tensor) -> Tensor:
+    """Left-padded histories [B, T] with their items in reverse order (still right-aligned: the oldest item last)."""
+    t = seq.shape[1]
+    n = (seq != 0).sum(1, keepdim=True)  # [B, 1]
+    columns = torch.arange(t)[None, :]
+    source = (2 * t - 1 - n - columns).clamp(0, t - 1)  # column c of the real part reads column 2T-1-n-c
+    return torch.where(columns >= t - n, seq.gather(1, source), torch.zeros_like(seq))

@@ -14,6 +14,7 @@ import pandas as pd
 from seqlens import atomic
 from seqlens.eval.report import figure_png, pyplot
 from seqlens.monitor.drift import Drift
+from seqlens.monitor.replay import ORDER
 from seqlens.monitor.windows import Windows
 
 
@@ -54,7 +55,7 @@ def dashboard_png(windows: Windows, drift: Drift) -> bytes:
     last = max((int(c.split("@")[1]) for c in windows.scalars.columns if "@" in c), default=0)
     shown = [
         c
-        for c in (f"normalized_entropy@{last}", f"last_mass@{last}", f"top1_mass@{last}", "length")
+        for c in (f"normalized_entropy@{last}", f"last_mass@{last}", f"top1_mass@{last}", ORDER, "length")
         if c in windows.scalars
     ]
     fig, axes = plt.subplots(1 + len(shown), 1, figsize=(11, 2.2 * (1 + len(shown))), sharex=True)

@@ -4,7 +4,8 @@ Two kinds, both one row per window (indexed by the window's start, seconds):
 - `scalars`: means of the per-request attention statistics per layer (entropy, normalised entropy, top-1
   mass, mass on the latest item, age of the attended items), the mean history length, how concentrated the
   last layer's attention is over the catalogue (`attention_hhi`: Herfindahl index of the attention mass per
-  item; 1 / HHI is the effective number of attended items), and catalogue `coverage` of the recommendations;
+  item; 1 / HHI is the effective number of attended items), catalogue `coverage` of the recommendations and,
+  in a replay, `order_sensitivity` (`replay.answer`);
 - `distributions`: shares that sum to one per window: the last layer's normalised entropy and latest-item
   mass in ten bins of [0, 1]; per popularity bucket (items in five buckets of equal interaction mass, head
   first) the attention mass, the recommendation exposure and the requests' latest items; and the same three
