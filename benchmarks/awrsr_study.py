@@ -250,29 +250,33 @@ def overhead(dataset: str, rounds: int, threads: int, backbone: str = "ce") -> d
     import seqlens
 
     torch.set_num_threads(threads)
-    log, _ = _data(dataset)
-    train = seqlens.leave_one_out(log).train
-    train = train.filter_users(train.users[: OVERHEAD_USERS[dataset]])
-    times = {v: [] for v in VARIANTS}
+    train = overhead_users(dataset)
+    params = study_params(dataset, backbone)
+    times = interleaved_epochs(lambda v: seqlens.SASRec(**{**params, "refinement": v, "epochs": 1}, progress=False),
+                               VARIANTS, train, rounds)  # fmt: skip
+    return {"dataset": dataset, "backbone": backbone, "max_len": params["max_len"], "users": train.n_users,
+            "threads": threads, "rounds": rounds, **times}  # fmt: skip
+
+
+def overhead_users(dataset: str):
+    """The training users an overhead epoch is timed over (the first `OVERHEAD_USERS` of the training split)."""
+    import seqlens
+
+    train = seqlens.leave_one_out(_data(dataset)[0]).train
+    return train.filter_users(train.users[: OVERHEAD_USERS[dataset]])
+
+
+def interleaved_epochs(model_of, variants: tuple[str, ...], train, rounds: int) -> dict:
+    """Seconds of one training epoch of `model_of(variant)` on `train`, `rounds` times per variant, the variants
+    taking turns in a rotated order; their medians, and each median over the first variant's (the ratio)."""
+    times: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(rounds):
-        for variant in VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]:
-            model = seqlens.SASRec(
-                **{**study_params(dataset, backbone), "refinement": variant, "epochs": 1}, progress=False
-            )
+        for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
+            model = model_of(variant)
             model.fit(train)
             times[variant].append(model.history_[0]["train_seconds"])
     medians = {v: statistics.median(t) for v, t in times.items()}
-    return {
-        "dataset": dataset,
-        "backbone": backbone,
-        "max_len": study_params(dataset, backbone)["max_len"],
-        "users": train.n_users,
-        "threads": threads,
-        "rounds": rounds,
-        "seconds": times,
-        "median": medians,
-        "ratio": {v: medians[v] / medians["none"] for v in VARIANTS},
-    }
+    return {"seconds": times, "median": medians, "ratio": {v: medians[v] / medians[variants[0]] for v in variants}}
 
 
 # ---------------------------------------------------------------------------------------------- report

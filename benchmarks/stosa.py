@@ -1,6 +1,7 @@
 """STOSA on Beauty under our protocol, alone and with each AWRSR refinement; writes docs/stosa.md.
 
     python -m benchmarks.stosa train --refinement none --seed 0     # one run (about 30 minutes on one thread)
+    python -m benchmarks.stosa overhead                            # epoch time per refinement, one process
     python -m benchmarks.stosa report                              # docs/stosa.md from the runs made
 
 Each run trains `seqlens.STOSA` with its defaults (STOSA's Beauty configuration) on the leave-one-out split, with
@@ -18,8 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.awrsr_study import paired_runs, paired_seeds
+from benchmarks.awrsr_study import interleaved_epochs, overhead_users, paired_runs, paired_seeds
 from benchmarks.core import load
+from seqlens.nn.config import REFINEMENTS
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -71,6 +73,24 @@ def run_one(dataset: str, refinement: str, seed: int, epochs: int, threads: int)
     model.save(MODELS / dataset / f"{refinement}-seed{seed}")
     print(json.dumps({k: result[k] for k in ("refinement", "seed", "epochs_run", "best_epoch")} | {
         "ndcg@10": result["test"]["ndcg@10"]}), flush=True)  # fmt: skip
+    return result
+
+
+def overhead(dataset: str, rounds: int, threads: int) -> dict:
+    """Seconds of one training epoch per refinement on STOSA, interleaved in one process (the clean comparison:
+    the training runs were not side by side)."""
+    import torch
+
+    import seqlens
+
+    torch.set_num_threads(threads)
+    train = overhead_users(dataset)
+    times = interleaved_epochs(
+        lambda r: seqlens.STOSA(refinement=r, epochs=1, progress=False), REFINEMENTS, train, rounds
+    )
+    result = {"dataset": dataset, "users": train.n_users, "threads": threads, "rounds": rounds, **times}
+    (RESULTS / f"overhead_{dataset}.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result["ratio"]), flush=True)
     return result
 
 
@@ -161,12 +181,12 @@ def report(dataset: str = "beauty") -> None:
                       "its seed; 95% bootstrap interval, sign-flip p):", "",
                       "| model | metric | seeds | difference | 95% CI | p |", "|---|---|---:|---:|---|---:|",
                       *compared, ""]  # fmt: skip
-        lines += _overhead_lines(runs)
+        lines += _overhead_lines(runs, dataset)
     DOC.write_text("\n".join(lines))
     print(f"wrote {DOC}")
 
 
-def _overhead_lines(runs: dict[str, list[dict]]) -> list[str]:
+def _overhead_lines(runs: dict[str, list[dict]], dataset: str) -> list[str]:
     base = {(r["seed"], r["threads"]): r["seconds_per_epoch_median"] for r in runs.get("none", [])}
     ratios = []
     for refinement, group in runs.items():
@@ -177,26 +197,39 @@ def _overhead_lines(runs: dict[str, list[dict]]) -> list[str]:
         ]
         if refinement != "none" and matched:  # only against a plain run of the same seed and thread count
             ratios.append(f"{refinement}: {statistics.mean(matched):.2f}x")
-    if not ratios:
-        return []
-    return [
-        "Seconds per training epoch relative to plain STOSA of the same seed and thread count (medians over each run's epochs; the "
-        "runs were not side by side, so this machine's load differs between them): " + ", ".join(ratios) + ".",
-        "",
-    ]
+    lines = []
+    measured = RESULTS / f"overhead_{dataset}.json"
+    if measured.exists():  # the clean comparison: one process, refinements taking turns
+        o = json.loads(measured.read_text())
+        lines += [f"Epoch-time overhead measured in one process (`python -m benchmarks.stosa overhead`), refinements "
+                  f"taking turns in rotated order, {o['rounds']} epochs each over {o['users']} training users, "
+                  f"{o['threads']} thread(s), median seconds: "
+                  + ", ".join(f"{'STOSA' if r == 'none' else r} {o['median'][r]:.1f} s ({o['ratio'][r]:.2f}x)"
+                              for r in o["ratio"]) + ".", ""]  # fmt: skip
+    if ratios:
+        lines += [
+            "Seconds per training epoch of the runs above relative to plain STOSA of the same seed and thread count "
+            "(medians over each run's epochs; the runs were not side by side, so this machine's load differs "
+            "between them): " + ", ".join(ratios) + ".",
+            "",
+        ]
+    return lines
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["train", "report"])
+    parser.add_argument("stage", choices=["train", "overhead", "report"])
     parser.add_argument("--dataset", default="beauty")
     parser.add_argument("--refinement", default="none")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=200, help="cap on epochs (early stopping usually ends sooner)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=6, help="overhead: epochs timed per refinement")
     args = parser.parse_args(argv)
     if args.stage == "train":
         run_one(args.dataset, args.refinement, args.seed, args.epochs, args.threads)
+    elif args.stage == "overhead":
+        overhead(args.dataset, args.rounds, args.threads)
     else:
         report(args.dataset)
 
