@@ -128,11 +128,11 @@ def requests_from_log(
 @dataclass(frozen=True)
 class Answers:
     """What the model did with each request: `records` (one row per request: time, user, history length, the
-    per-layer statistics and, in a replay, `order_sensitivity`), `recommended` [N, k] internal indices, the last layer's attention mass per
-    history item as a flat list (`attended_items`, `attended_mass`, request `attended_row`), each
-    request's `latest` item (0 when not known), and `shares`: per-request distributions computed when the
-    request was served (the service's request log records the attention per popularity bucket instead of
-    the history's items)."""
+    per-layer statistics and, in a replay, `order_sensitivity`), `recommended` [N, k] internal indices, the
+    last layer's attention mass per history item as a flat list (`attended_items`, `attended_mass`, request
+    `attended_row`), each request's `latest` item (0 when not known), and `shares`: per-request distributions
+    computed when the request was served (the service's request log records the attention per popularity
+    bucket instead of the history's items)."""
 
     records: pd.DataFrame
     recommended: np.ndarray
